@@ -1,0 +1,49 @@
+# Every target sets up from nothing: a fresh clone on a fresh machine needs only python3.11 and a C compiler.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+WHEELS ?= $(HOME)/.cache/samantha/wheels
+LLAMA_VERSION := 0.3.36
+LLAMA_WHEEL_GLOB := $(WHEELS)/llama_cpp_python-$(LLAMA_VERSION)-*.whl
+# Portable CPU build: a native build died with SIGILL on these CPUs at the first token.
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
+	-DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF
+STAMP := $(VENV)/.installed
+
+.PHONY: all setup demo test bench lint clean llama-wheel system-deps
+
+all: test
+
+setup: $(STAMP)
+
+# The llama.cpp wheel is built once (~8 min on 2 cores) and cached outside the tree.
+llama-wheel:
+	@if ls $(LLAMA_WHEEL_GLOB) >/dev/null 2>&1; then echo "llama-cpp-python $(LLAMA_VERSION): cached wheel"; else \
+	  mkdir -p $(WHEELS) && echo "building llama-cpp-python $(LLAMA_VERSION) (portable CPU flags, ~8 min)" && \
+	  CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PYTHON) -m pip wheel --no-deps -w $(WHEELS) llama-cpp-python==$(LLAMA_VERSION); fi
+
+$(STAMP): pyproject.toml requirements.lock
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(MAKE) --no-print-directory llama-wheel
+	$(BIN)/pip install -q -r requirements.lock
+	$(BIN)/pip install -q --no-deps --find-links $(WHEELS) llama-cpp-python==$(LLAMA_VERSION)
+	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
+	touch $@
+
+demo: $(STAMP)
+	$(BIN)/samantha demo
+
+test: $(STAMP)
+	$(BIN)/ruff check samantha tests benchmarks
+	$(BIN)/pytest -q
+
+bench: $(STAMP)
+	$(BIN)/samantha telemetry bench --json
+
+lint: $(STAMP)
+	$(BIN)/ruff check samantha tests benchmarks
+
+clean:
+	rm -rf $(VENV) .samantha .pytest_cache

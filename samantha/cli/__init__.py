@@ -1,0 +1,45 @@
+"""The `samantha` command. Thin: parse, call the modules, print (rich or --json).
+
+Each command group lives in its own module under samantha/cli/ and is registered here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from samantha import __version__
+from samantha.cli.common import ConfigOption, get_config
+
+app = typer.Typer(no_args_is_help=True, add_completion=False,
+                  help="Samantha: an agentic SRE for disconnected edge AI appliances.")
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    typer.echo(__version__)
+
+
+@app.command()
+def demo(config: Path | None = ConfigOption,
+         fast: bool = typer.Option(False, "--fast", help="shorter acts, for tests")) -> None:
+    """Run the main job on the embedded twin and tell the story live."""
+    from samantha.demo import run_demo
+
+    raise typer.Exit(run_demo(get_config(config), fast=fast))
+
+
+def _register() -> None:
+    from samantha.cli import config_cmd, telemetry
+
+    app.add_typer(config_cmd.app, name="config")
+    app.add_typer(telemetry.app, name="telemetry")
+
+
+_register()
+
+
+def main() -> None:
+    app()
