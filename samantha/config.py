@@ -66,12 +66,26 @@ class ScrapeConfig(Section):
     targets: list[ScrapeTarget] = Field(default_factory=list)
 
 
+class ProxyConfig(Section):
+    """The fault proxy (Toxiproxy v2 API). With `upstream_url`, Samantha drives that server instead."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8474, ge=0, le=65535, description="Toxiproxy's default control port")
+    upstream_url: str | None = Field(None, description="a real toxiproxy-server, e.g. http://127.0.0.1:8474")
+    default_ttl_s: float = Field(300, gt=0, description="ttl Samantha's own client puts on toxics it adds")
+
+    @property
+    def url(self) -> str:
+        return self.upstream_url or f"http://{self.host}:{self.port}"
+
+
 class SamanthaConfig(Section):
     data_dir: str = Field(".samantha", description="state directory; the daemon owns everything inside")
     store: StoreConfig = StoreConfig()
     api: ApiConfig = ApiConfig()
     host_collector: HostCollectorConfig = HostCollectorConfig()
     scrape: ScrapeConfig = ScrapeConfig()
+    proxy: ProxyConfig = ProxyConfig()
 
     @field_validator("data_dir")
     @classmethod

@@ -32,10 +32,11 @@ def demo(config: Path | None = ConfigOption,
 
 
 def _register() -> None:
-    from samantha.cli import config_cmd, telemetry
+    from samantha.cli import config_cmd, proxy, telemetry
 
     app.add_typer(config_cmd.app, name="config")
     app.add_typer(telemetry.app, name="telemetry")
+    app.add_typer(proxy.app, name="proxy")
 
 
 _register()
