@@ -32,10 +32,12 @@ def demo(config: Path | None = ConfigOption,
 
 
 def _register() -> None:
-    from samantha.cli import config_cmd, telemetry
+    from samantha.cli import bundle, config_cmd, telemetry
 
     app.add_typer(config_cmd.app, name="config")
     app.add_typer(telemetry.app, name="telemetry")
+    app.add_typer(bundle.app, name="bundle")
+    app.add_typer(bundle.keys_app, name="keys")
 
 
 _register()
