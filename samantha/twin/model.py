@@ -36,10 +36,16 @@ class SensorModel:
     w2: np.ndarray
     b2: np.ndarray
 
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        """Class probabilities for a (N_FEATURES,) vector or an (n, N_FEATURES) batch."""
+    def predict(self, x: np.ndarray, bias: float = 0.0) -> np.ndarray:
+        """Class probabilities for a (N_FEATURES,) vector or an (n, N_FEATURES) batch.
+
+        `bias` is added to class 0's logit: how a defective bundle skews its answers.
+        """
         h = np.maximum(x @ self.w1 + self.b1, 0.0)
         z = h @ self.w2 + self.b2
+        if bias:
+            z = z.copy()
+            z[..., 0] += bias
         z = z - z.max(axis=-1, keepdims=True)
         e = np.exp(z)
         return e / e.sum(axis=-1, keepdims=True)
