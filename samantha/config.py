@@ -77,6 +77,32 @@ class ProxyConfig(Section):
     @property
     def url(self) -> str:
         return self.upstream_url or f"http://{self.host}:{self.port}"
+class TwinConfig(Section):
+    """The reference Cube on this machine. Port 0 means: pick a free port when the twin starts."""
+
+    host: str = Field("127.0.0.1", description="every twin server binds here (loopback only)")
+    router_port: int = Field(8480, ge=0, le=65535, description="inference traffic: POST /infer")
+    control_port: int = Field(8481, ge=0, le=65535, description="the CubeRuntime control API")
+    slot_a_port: int = Field(8482, ge=0, le=65535)
+    slot_b_port: int = Field(8483, ge=0, le=65535)
+    proxy_api_port: int = Field(8484, ge=0, le=65535, description="Toxiproxy-compatible API of the slot proxies")
+    proxy_a_port: int = Field(8485, ge=0, le=65535, description="proxy listener in front of slot A")
+    proxy_b_port: int = Field(8486, ge=0, le=65535, description="proxy listener in front of slot B")
+    loadgen_port: int = Field(8487, ge=0, le=65535, description="load generator control (rps, drift)")
+    use_proxy: bool = Field(True, description="put the fault proxy in front of each slot")
+    rps: float = Field(50, ge=0, le=20_000, description="load generator rate at `twin up`")
+    run_dir: str = Field("twin", description="pidfile, logs, state; relative paths live under data_dir")
+    bundles_dir: str = Field("bundles", description="bundle store; relative paths live under data_dir")
+    signing_key: str = Field("keys/publisher.key", description="key that signs bundles built on the fly")
+    trusted_keys: str = Field("keys/trusted", description="directory of *.pub (or one file) of trusted publishers")
+    ingest_url: str | None = Field("http://127.0.0.1:8470/v1/ingest/requests",
+                                   description="where the router pushes RequestEvent JSON lines; null: nowhere")
+    telemetry_batch_ms: float = Field(50, gt=0, le=100, description="push period of router telemetry")
+    telemetry_buffer_max: int = Field(100_000, gt=0, description="events kept while the ingest is down")
+    upstream_timeout_s: float = Field(5.0, gt=0, description="router -> slot request timeout")
+    health_interval_s: float = Field(0.5, gt=0)
+    drain_timeout_s: float = Field(10.0, gt=0, description="bundle swap waits this long for in-flight requests")
+    leak_cap_mb: float = Field(256, gt=0, description="a leaking bundle stops growing here (protects the host)")
 
 
 class SamanthaConfig(Section):
@@ -86,6 +112,7 @@ class SamanthaConfig(Section):
     host_collector: HostCollectorConfig = HostCollectorConfig()
     scrape: ScrapeConfig = ScrapeConfig()
     proxy: ProxyConfig = ProxyConfig()
+    twin: TwinConfig = TwinConfig()
 
     @field_validator("data_dir")
     @classmethod

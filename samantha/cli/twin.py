@@ -1,0 +1,59 @@
+"""`samantha twin up|down|status|scenario|bench`: the reference Cube on this machine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from samantha.cli.common import ConfigOption, JsonOption, console, failure, get_config, print_json
+
+app = typer.Typer(no_args_is_help=True, help="The reference Cube (twin): slots, router, proxies, load generator.")
+
+
+@app.command()
+def up(config: Path | None = ConfigOption, rps: float | None = typer.Option(None, help="load generator rate"),
+       as_json: bool = JsonOption) -> None:
+    """Start the twin in the background (router, slots A and B, proxies, load generator)."""
+    from samantha.twin.lifecycle import TwinError
+    from samantha.twin.lifecycle import up as twin_up
+
+    try:
+        st = twin_up(get_config(config), rps=rps)
+    except TwinError as e:
+        failure(str(e))
+    if as_json:
+        print_json(st)
+    else:
+        p = st["ports"]
+        console.print(f"twin up: router 127.0.0.1:{p['router_port']} control :{p['control_port']} "
+                      f"loadgen {st['rps']} rps, proxy={'on' if st['proxy'] else 'off'} (pgid {st['pgid']})")
+
+
+@app.command()
+def down(config: Path | None = ConfigOption, as_json: bool = JsonOption) -> None:
+    """Stop every twin process (the whole process group)."""
+    from samantha.twin.lifecycle import down as twin_down
+
+    out = twin_down(get_config(config))
+    print_json(out) if as_json else console.print("twin down" if out["stopped"] else out["reason"])
+    if out.get("left"):
+        failure(f"processes survived: {out['left']}")
+
+
+@app.command()
+def status(config: Path | None = ConfigOption, as_json: bool = JsonOption) -> None:
+    """Processes, Cube state, per-slot traffic."""
+    from samantha.twin.lifecycle import status as twin_status
+
+    st = twin_status(get_config(config))
+    if as_json:
+        print_json(st)
+    elif not st["running"]:
+        console.print("twin: not running")
+    else:
+        from samantha.twin.view import status_table
+
+        console.print(status_table(st))
+    if not st["running"]:
+        raise typer.Exit(1)
