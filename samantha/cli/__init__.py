@@ -6,7 +6,6 @@ Each command group lives in its own module under samantha/cli/ and is registered
 from __future__ import annotations
 
 import importlib
-
 from pathlib import Path
 
 import typer
