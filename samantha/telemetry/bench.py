@@ -6,7 +6,8 @@ Phases (each on a fresh DuckDB file in a temporary directory):
    other phases);
 2. ingest: callers hand in SampleBatch(es) of 1,000 samples for `ingest_s` seconds through
    the public API; throughput counts only rows committed and visible to a query;
-3. DuckDB bulk ceiling: one large Arrow insert straight into DuckDB, same machine, same run;
+3. DuckDB bulk ceiling: one large Arrow insert straight into DuckDB, same machine, same run
+   (median of three inserts);
 4. window query: per-slot p99 latency + error ratio over the last 60 s on a requests table
    of 10M rows (bulk-inserted), timed through `queries.request_window_by`.
 """
@@ -122,13 +123,17 @@ def bulk_ceiling(root: Path, cfg: StoreConfig, rows: int) -> dict[str, Any]:
         con.execute(f"SET memory_limit='{int(cfg.memory_limit_mb)}MB'")
         create_schema(con)
         con.register("bulk", tbl)
-        t0 = time.perf_counter()
-        con.execute("INSERT INTO samples SELECT * FROM bulk")
-        elapsed = time.perf_counter() - t0
-        assert con.execute("SELECT count(*) FROM samples").fetchone()[0] == rows
+        rates = []
+        for _ in range(3):  # the median of three: one insert on a shared machine is a noisy ceiling
+            con.execute("DELETE FROM samples")
+            con.execute("CHECKPOINT")
+            t0 = time.perf_counter()
+            con.execute("INSERT INTO samples SELECT * FROM bulk")
+            rates.append(rows / (time.perf_counter() - t0))
+            assert con.execute("SELECT count(*) FROM samples").fetchone()[0] == rows
     finally:
         con.close()
-    return {"rows": rows, "seconds": round(elapsed, 3), "samples_per_s": round(rows / elapsed)}
+    return {"rows": rows, "runs_samples_per_s": [round(r) for r in rates], "samples_per_s": round(float(np.median(rates)))}
 
 
 def window_query(root: Path, cfg: StoreConfig, rows: int, runs: int) -> dict[str, Any]:
