@@ -66,6 +66,19 @@ class ScrapeConfig(Section):
     targets: list[ScrapeTarget] = Field(default_factory=list)
 
 
+class ProxyConfig(Section):
+    """The fault proxy (Toxiproxy v2 API). With `upstream_url`, Samantha drives that server instead."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8474, ge=0, le=65535, description="Toxiproxy's default control port")
+    upstream_url: str | None = Field(None, description="a real toxiproxy-server, e.g. http://127.0.0.1:8474")
+    default_ttl_s: float = Field(300, gt=0, description="ttl Samantha's own client puts on toxics it adds")
+
+    @property
+    def url(self) -> str:
+        return self.upstream_url or f"http://{self.host}:{self.port}"
+
+
 class TwinConfig(Section):
     """The reference Cube on this machine. Port 0 means: pick a free port when the twin starts."""
 
@@ -100,6 +113,7 @@ class SamanthaConfig(Section):
     api: ApiConfig = ApiConfig()
     host_collector: HostCollectorConfig = HostCollectorConfig()
     scrape: ScrapeConfig = ScrapeConfig()
+    proxy: ProxyConfig = ProxyConfig()
     twin: TwinConfig = TwinConfig()
 
     @field_validator("data_dir")

@@ -32,10 +32,11 @@ def demo(config: Path | None = ConfigOption,
 
 
 def _register() -> None:
-    from samantha.cli import bundle, config_cmd, telemetry, twin
+    from samantha.cli import bundle, config_cmd, proxy, telemetry, twin
 
     app.add_typer(config_cmd.app, name="config")
     app.add_typer(telemetry.app, name="telemetry")
+    app.add_typer(proxy.app, name="proxy")
     app.add_typer(bundle.app, name="bundle")
     app.add_typer(bundle.keys_app, name="keys")
     app.add_typer(twin.app, name="twin")
