@@ -90,3 +90,13 @@ def scenario_run(file: Path, config: Path | None = ConfigOption, as_json: bool =
         print_json(out)
     else:
         console.print_json(data=out)
+
+
+@app.command()
+def bench(as_json: bool = JsonOption, step_s: float = typer.Option(3.0, help="seconds per rate step"),
+          flips: int = typer.Option(10, help="flips to time under 200 rps")) -> None:
+    """Router max rps (p99 < 50 ms, proxies in path) and flip time under load; one JSON object."""
+    from samantha.twin.bench import run_bench
+
+    out = run_bench(step_s=step_s, flips=flips)
+    print_json(out) if as_json else console.print_json(data=out)
