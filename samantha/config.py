@@ -77,6 +77,8 @@ class ProxyConfig(Section):
     @property
     def url(self) -> str:
         return self.upstream_url or f"http://{self.host}:{self.port}"
+
+
 class TwinConfig(Section):
     """The reference Cube on this machine. Port 0 means: pick a free port when the twin starts."""
 
