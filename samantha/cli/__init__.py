@@ -32,10 +32,12 @@ def demo(config: Path | None = ConfigOption,
 
 
 def _register() -> None:
-    from samantha.cli import config_cmd, telemetry
+    from samantha.cli import bench, config_cmd, playbook, telemetry
 
     app.add_typer(config_cmd.app, name="config")
     app.add_typer(telemetry.app, name="telemetry")
+    app.add_typer(playbook.app, name="playbook")
+    app.add_typer(bench.app, name="bench")
 
 
 _register()

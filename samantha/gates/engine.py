@@ -65,11 +65,12 @@ class GateEngine:
         self.reader = reader
         self.clock = clock
         self.last_fetch_ms = 0.0
+        self._seq_caches: dict = {}  # per sequential gate: per-bin evidence of earlier passes
 
     def evaluate(self, gates: Sequence[GateBase], now: float | None = None, *,
                  rollout_start: float | None = None, canary_bundle: str | None = None) -> list[Verdict]:
         ctx = EvalContext(now=self.clock.time() if now is None else float(now),
-                          rollout_start=rollout_start, canary_bundle=canary_bundle)
+                          rollout_start=rollout_start, canary_bundle=canary_bundle, caches=self._seq_caches)
         return self.evaluate_ctx(gates, ctx)
 
     def evaluate_ctx(self, gates: Sequence[GateBase], ctx: EvalContext) -> list[Verdict]:

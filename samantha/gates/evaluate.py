@@ -29,18 +29,31 @@ class EvalContext:
     now: float
     rollout_start: float | None = None
     canary_bundle: str | None = None
+    caches: dict[str, seq.LLRCache] | None = None  # per sequential gate, kept by the engine between passes
+
+    def cache_for(self, g: SequentialGate, start: float) -> seq.LLRCache | None:
+        if self.caches is None:
+            return None
+        c = self.caches.setdefault(g.name, seq.LLRCache())
+        owner = (g.model_dump_json(), start, self.canary_bundle)
+        if c.owner != owner:  # another gate definition or another rollout: start over
+            c.owner, c.key, c.counts, c.llr = owner, (), None, None
+        return c
 
 
-def select(rf: RequestFrame | None, start: float, end: float, *, standby: bool | None, include_shadow: bool,
-           bundle: str | None = None) -> Rows:
+def select(rf: RequestFrame | None, start: float, end: float, *, standby: bool | None,
+           include_shadow: bool = False, channel: str | None = None, bundle: str | None = None) -> Rows:
     if rf is None:
         e = np.empty(0)
         return Rows(e, e.astype(bool), e, e)
-    return rf.rows(standby, include_shadow, bool(bundle) and bool(standby)).span(start, end)
+    channel = channel or ("all" if include_shadow else "live")
+    return rf.rows(standby, channel, bool(bundle) and bool(standby)).span(start, end)
 
 
-def canary(rf: RequestFrame | None, start: float, end: float, ctx: EvalContext, include_shadow: bool) -> Rows:
-    return select(rf, start, end, standby=True, include_shadow=include_shadow, bundle=ctx.canary_bundle)
+def canary(rf: RequestFrame | None, start: float, end: float, ctx: EvalContext, include_shadow: bool = True,
+           channel: str | None = None) -> Rows:
+    return select(rf, start, end, standby=True, include_shadow=include_shadow, channel=channel,
+                  bundle=ctx.canary_bundle)
 
 
 def incumbent(rf: RequestFrame | None, start: float, end: float) -> Rows:
@@ -168,11 +181,11 @@ def sequential(g: SequentialGate, rf: RequestFrame | None, ctx: EvalContext) -> 
     extra: dict[str, float | str] = {}
     if g.method == "cusum":
         return _cusum(g, rf, ctx, start, nbins)
-    c = canary(rf, start, now, ctx, g.include_shadow)
+    c = canary(rf, start, now, ctx, channel=g.channel)
     if g.signal == "divergence":
         has = ~np.isnan(c.divergence)
         n, x = seq.bin_counts(c.ts[has], start, g.bin, nbins, c.divergence[has] > g.tolerance)
-        res = seq.one_sample_msprt(n, x, g.max_rate, g.alpha)
+        res = seq.one_sample_msprt(n, x, g.max_rate, g.alpha, cache=ctx.cache_for(g, start))
         samples = {"compared": int(has.sum())}
         ncan = int(has.sum())
         extra = {"max_rate": g.max_rate, "tolerance": g.tolerance}
@@ -186,10 +199,12 @@ def sequential(g: SequentialGate, rf: RequestFrame | None, ctx: EvalContext) -> 
                 return Verdict.make(g, "inconclusive", "too few incumbent latencies for a threshold", now,
                                     (start, now), {"canary": c.n, "incumbent": i.n})
             ce, ie = c.latency_ms > thr[0], i.latency_ms > thr[0]
-            extra = {"latency_threshold_ms": thr[0], "threshold_from": thr[1], "quantile": g.quantile}
+            extra = {"latency_threshold_ms": thr[0], "threshold_from": thr[1], "quantile": g.quantile,
+                     "null_odds": g.null_odds, "channel": g.channel}
         n_c, x_c = seq.bin_counts(c.ts, start, g.bin, nbins, ce)
         n_i, x_i = seq.bin_counts(i.ts, start, g.bin, nbins, ie)
-        res = seq.two_sample_msprt(n_c, x_c, n_i, x_i, g.alpha)
+        res = seq.two_sample_msprt(n_c, x_c, n_i, x_i, g.alpha, null_odds=g.null_odds,
+                                   cache=ctx.cache_for(g, start))
         samples = {"canary": c.n, "incumbent": i.n}
         ncan = c.n
     values = {**res.as_values(), **extra, "alpha": g.alpha, "since": start}
@@ -207,8 +222,8 @@ def sequential(g: SequentialGate, rf: RequestFrame | None, ctx: EvalContext) -> 
 
 def _cusum(g: SequentialGate, rf: RequestFrame | None, ctx: EvalContext, start: float, nbins: int) -> Verdict:
     now, standby = ctx.now, g.slot == "standby"
-    rows = select(rf, start, now, standby=standby, include_shadow=g.include_shadow)
-    base = select(rf, start - g.baseline, start, standby=standby, include_shadow=g.include_shadow)
+    rows = select(rf, start, now, standby=standby, channel=g.channel)
+    base = select(rf, start - g.baseline, start, standby=standby, channel=g.channel)
     samples = {g.slot: rows.n, "baseline": base.n}
     if g.signal == "errors":
         ev, p0 = ~rows.ok, (np.sum(~base.ok) + 0.5) / (base.n + 1)

@@ -78,17 +78,19 @@ class RequestFrame:
                    _np(t, "latency_ms", np.float64)[order], div[order],
                    _np(t, "in_bundle").astype(bool)[order] if bundle is not None else None)
 
-    _groups: dict[tuple[bool | None, bool, bool], Rows] = field(default_factory=dict, repr=False)
+    _groups: dict[tuple[bool | None, str, bool], Rows] = field(default_factory=dict, repr=False)
 
-    def rows(self, standby: bool | None, include_shadow: bool, bundle_only: bool = False) -> Rows:
-        """One slot's rows (or all), masked once per pass and shared by every gate."""
-        key = (standby, include_shadow, bundle_only)
+    def rows(self, standby: bool | None, channel: str, bundle_only: bool = False) -> Rows:
+        """One slot's rows (or all) of a channel (all | live | shadow), masked once per pass, shared by gates."""
+        key = (standby, channel, bundle_only)
         if key not in self._groups:
             mask = np.ones(self.ts.size, dtype=bool)
             if standby is not None:
                 mask &= self.standby == standby
-            if not include_shadow:
+            if channel == "live":
                 mask &= ~self.shadow
+            elif channel == "shadow":
+                mask &= self.shadow
             if bundle_only and self.in_bundle is not None:
                 mask &= self.in_bundle
             self._groups[key] = Rows(self.ts[mask], self.ok[mask], self.latency_ms[mask], self.divergence[mask])
