@@ -426,7 +426,8 @@ class BacktestReport(BaseModel):
     sim_seconds: float
     wall_seconds: float
     speedup: float
-    firings: list[Firing]
+    firings: list[Firing] = Field(description="every action set that would have fired, with its evidence")
+    suppressed: dict[str, int] = Field(description="per playbook: firings held back by cooldown / anti-flap")
     rollouts: list[dict[str, Any]]
 
 
@@ -481,5 +482,8 @@ def backtest(playbooks: Sequence[Playbook], reader: TelemetryReader, *, start: f
     wall = time.perf_counter() - t0
     return BacktestReport(recording=name, start=start, end=end, step_s=step_s, evaluations=n,
                           sim_seconds=end - start, wall_seconds=wall,
-                          speedup=(end - start) / wall if wall > 0 else 0.0, firings=firings,
+                          speedup=(end - start) / wall if wall > 0 else 0.0,
+                          firings=[f for f in firings if f.suppressed is None],
+                          suppressed={p: sum(1 for f in firings if f.suppressed and f.playbook == p)
+                                      for p in sorted({f.playbook for f in firings if f.suppressed})},
                           rollouts=[{"start": t, "bundle": b} for t, b in rollouts])

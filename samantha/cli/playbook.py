@@ -91,9 +91,10 @@ def test_cmd(files: list[Path] = typer.Argument(..., help="playbook YAML files")
                   f"{report.wall_seconds:.2f} s ({report.speedup:.0f}x real time)")
     for f in report.firings:
         acts = ", ".join(a.action for a in f.actions)
-        held = f" [yellow](suppressed: {f.suppressed})[/yellow]" if f.suppressed else ""
-        console.print(f"+{f.ts - t0:7.1f}s  {f.playbook} v{f.version}: {acts}{held}")
+        console.print(f"+{f.ts - t0:7.1f}s  {f.playbook} v{f.version} ({f.trigger}): {acts}", highlight=False)
         for v in f.evidence:
             console.print(f"           {v.gate}: {v.reason}", highlight=False, markup=False)
+    for name, n in report.suppressed.items():
+        console.print(f"{name}: {n} more firing(s) held back by cooldown / anti-flap")
     if not report.firings:
         console.print("no action would have fired")

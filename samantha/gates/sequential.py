@@ -81,6 +81,8 @@ class LLRCache:
     key: tuple = ()  # what was computed (test form and its parameters)
     counts: np.ndarray | None = None
     llr: np.ndarray | None = None
+    events: tuple = ()  # how events were defined (e.g. the latency threshold) when `counts` were taken
+    stable_bins: int = 0  # bins whose rows can no longer change (older than the refetch margin)
 
 
 def _with_cache(counts: np.ndarray, k: int, compute: Callable[[np.ndarray], np.ndarray],

@@ -80,6 +80,26 @@ class RequestFrame:
 
     _groups: dict[tuple[bool | None, str, bool], Rows] = field(default_factory=dict, repr=False)
 
+    def extended(self, newer: RequestFrame, keep_from: float, cut: float) -> RequestFrame:
+        """Rows of self in (keep_from, cut] followed by `newer` (whose rows are all > cut)."""
+        a = int(np.searchsorted(self.ts, keep_from, "right"))
+        b = int(np.searchsorted(self.ts, cut, "right"))
+
+        def cat(x: np.ndarray | None, y: np.ndarray | None) -> np.ndarray | None:
+            return None if x is None or y is None else np.concatenate([x[a:b], y])
+
+        out = RequestFrame(keep_from, newer.end, cat(self.ts, newer.ts), cat(self.standby, newer.standby),
+                           cat(self.shadow, newer.shadow), cat(self.ok, newer.ok),
+                           cat(self.latency_ms, newer.latency_ms), cat(self.divergence, newer.divergence),
+                           cat(self.in_bundle, newer.in_bundle))  # type: ignore[arg-type]
+        for key, old in self._groups.items():  # groups grow by the new rows only
+            old = old.span(keep_from, cut)
+            new = newer.rows(*key)
+            out._groups[key] = Rows(np.concatenate([old.ts, new.ts]), np.concatenate([old.ok, new.ok]),
+                                    np.concatenate([old.latency_ms, new.latency_ms]),
+                                    np.concatenate([old.divergence, new.divergence]))
+        return out
+
     def rows(self, standby: bool | None, channel: str, bundle_only: bool = False) -> Rows:
         """One slot's rows (or all) of a channel (all | live | shadow), masked once per pass, shared by gates."""
         key = (standby, channel, bundle_only)
