@@ -63,12 +63,25 @@ class ScrapeConfig(Section):
     targets: list[ScrapeTarget] = Field(default_factory=list)
 
 
+class PolicyConfig(Section):
+    """Numbers the safety kernel enforces; the rules themselves are code in samantha/policy.py."""
+
+    rate_window_s: float = Field(3600, gt=0, description="window for every per-hour limit")
+    flip_max_per_hour: int = Field(3, ge=0, description="flips allowed in any rate window, from any requester")
+    quarantine_max_per_hour: int = Field(6, ge=0, description="quarantines allowed in any rate window")
+    playbook_cooldown_s: float = Field(60, ge=0, description="default gap before a playbook repeats an action "
+                                       "on the same target; a playbook's own cooldown overrides it")
+    playbook_max_actions_per_hour: int = Field(10, ge=0, description="default anti-flap cap on a playbook's "
+                                               "non-alert actions; a playbook's own limit overrides it")
+
+
 class SamanthaConfig(Section):
     data_dir: str = Field(".samantha", description="state directory; the daemon owns everything inside")
     store: StoreConfig = StoreConfig()
     api: ApiConfig = ApiConfig()
     host_collector: HostCollectorConfig = HostCollectorConfig()
     scrape: ScrapeConfig = ScrapeConfig()
+    policy: PolicyConfig = PolicyConfig()
 
     @field_validator("data_dir")
     @classmethod
