@@ -77,6 +77,8 @@ class PolicyConfig(Section):
 
 class SamanthaConfig(Section):
     data_dir: str = Field(".samantha", description="state directory; the daemon owns everything inside")
+    cube_key: str = Field("keys/cube.key", description="the Cube's ed25519 identity key (audit, approvals, "
+                          "uplink); the public half is <cube_key>.pub")
     store: StoreConfig = StoreConfig()
     api: ApiConfig = ApiConfig()
     host_collector: HostCollectorConfig = HostCollectorConfig()
@@ -98,6 +100,10 @@ class SamanthaConfig(Section):
     @property
     def store_path(self) -> Path:
         return self.resolve(self.store.path)
+
+    @property
+    def cube_key_path(self) -> Path:
+        return self.resolve(self.cube_key)
 
 
 def load_config(path: str | Path | None = None) -> SamanthaConfig:

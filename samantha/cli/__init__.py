@@ -32,8 +32,9 @@ def demo(config: Path | None = ConfigOption,
 
 
 def _register() -> None:
-    from samantha.cli import config_cmd, telemetry
+    from samantha.cli import audit, config_cmd, telemetry
 
+    app.add_typer(audit.app, name="audit")
     app.add_typer(config_cmd.app, name="config")
     app.add_typer(telemetry.app, name="telemetry")
 
