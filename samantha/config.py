@@ -75,6 +75,23 @@ class PolicyConfig(Section):
                                                "non-alert actions; a playbook's own limit overrides it")
 
 
+class AlertsConfig(Section):
+    receivers: list[str] = Field(default_factory=list, description="Alertmanager-compatible webhook URLs")
+    timeout_s: float = Field(2.0, gt=0, le=60, description="per delivery attempt")
+    backoff_initial_s: float = Field(1.0, gt=0, description="first retry delay after a failed delivery")
+    backoff_max_s: float = Field(300.0, gt=0, description="retry delay cap; retries never stop")
+    max_sends_per_tick: int = Field(50, gt=0, description="delivery attempts per tick, over all receivers")
+    sender: str = Field("samantha", min_length=1, description="the webhook 'receiver' field and the cube label")
+
+    @field_validator("receivers")
+    @classmethod
+    def _urls(cls, v: list[str]) -> list[str]:
+        for url in v:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"receiver {url!r} must be an http:// or https:// URL")
+        return v
+
+
 class SamanthaConfig(Section):
     data_dir: str = Field(".samantha", description="state directory; the daemon owns everything inside")
     cube_key: str = Field("keys/cube.key", description="the Cube's ed25519 identity key (audit, approvals, "
@@ -84,6 +101,7 @@ class SamanthaConfig(Section):
     host_collector: HostCollectorConfig = HostCollectorConfig()
     scrape: ScrapeConfig = ScrapeConfig()
     policy: PolicyConfig = PolicyConfig()
+    alerts: AlertsConfig = AlertsConfig()
 
     @field_validator("data_dir")
     @classmethod
