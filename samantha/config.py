@@ -105,16 +105,47 @@ class TwinConfig(Section):
     health_interval_s: float = Field(0.5, gt=0)
     drain_timeout_s: float = Field(10.0, gt=0, description="bundle swap waits this long for in-flight requests")
     leak_cap_mb: float = Field(256, gt=0, description="a leaking bundle stops growing here (protects the host)")
+class PolicyConfig(Section):
+    """Numbers the safety kernel enforces; the rules themselves are code in samantha/policy.py."""
+
+    rate_window_s: float = Field(3600, gt=0, description="window for every per-hour limit")
+    flip_max_per_hour: int = Field(3, ge=0, description="flips allowed in any rate window, from any requester")
+    quarantine_max_per_hour: int = Field(6, ge=0, description="quarantines allowed in any rate window")
+    playbook_cooldown_s: float = Field(60, ge=0, description="default gap before a playbook repeats an action "
+                                       "on the same target; a playbook's own cooldown overrides it")
+    playbook_max_actions_per_hour: int = Field(10, ge=0, description="default anti-flap cap on a playbook's "
+                                               "non-alert actions; a playbook's own limit overrides it")
+
+
+class AlertsConfig(Section):
+    receivers: list[str] = Field(default_factory=list, description="Alertmanager-compatible webhook URLs")
+    timeout_s: float = Field(2.0, gt=0, le=60, description="per delivery attempt")
+    backoff_initial_s: float = Field(1.0, gt=0, description="first retry delay after a failed delivery")
+    backoff_max_s: float = Field(300.0, gt=0, description="retry delay cap; retries never stop")
+    max_sends_per_tick: int = Field(50, gt=0, description="delivery attempts per tick, over all receivers")
+    sender: str = Field("samantha", min_length=1, description="the webhook 'receiver' field and the cube label")
+
+    @field_validator("receivers")
+    @classmethod
+    def _urls(cls, v: list[str]) -> list[str]:
+        for url in v:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"receiver {url!r} must be an http:// or https:// URL")
+        return v
 
 
 class SamanthaConfig(Section):
     data_dir: str = Field(".samantha", description="state directory; the daemon owns everything inside")
+    cube_key: str = Field("keys/cube.key", description="the Cube's ed25519 identity key (audit, approvals, "
+                          "uplink); the public half is <cube_key>.pub")
     store: StoreConfig = StoreConfig()
     api: ApiConfig = ApiConfig()
     host_collector: HostCollectorConfig = HostCollectorConfig()
     scrape: ScrapeConfig = ScrapeConfig()
     proxy: ProxyConfig = ProxyConfig()
     twin: TwinConfig = TwinConfig()
+    policy: PolicyConfig = PolicyConfig()
+    alerts: AlertsConfig = AlertsConfig()
 
     @field_validator("data_dir")
     @classmethod
@@ -131,6 +162,10 @@ class SamanthaConfig(Section):
     @property
     def store_path(self) -> Path:
         return self.resolve(self.store.path)
+
+    @property
+    def cube_key_path(self) -> Path:
+        return self.resolve(self.cube_key)
 
 
 def load_config(path: str | Path | None = None) -> SamanthaConfig:
