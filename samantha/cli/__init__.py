@@ -32,9 +32,10 @@ def demo(config: Path | None = ConfigOption,
 
 
 def _register() -> None:
-    from samantha.cli import config_cmd, telemetry
+    from samantha.cli import config_cmd, llm, telemetry
 
     app.add_typer(config_cmd.app, name="config")
+    app.add_typer(llm.app, name="llm")
     app.add_typer(telemetry.app, name="telemetry")
 
 

@@ -149,8 +149,9 @@ class LlmEngine:
                     env: dict[str, str] | None = None) -> LlmEngine:
         """The engine for a config; the default sink appends JSONL at `llm.calls_log` under data_dir."""
         llm = config.llm
-        if llm.model_path:
-            llm = llm.model_copy(update={"model_path": str(config.resolve(llm.model_path))})
+        for key in ("model_path", "prompts_dir"):
+            if getattr(llm, key):
+                llm = llm.model_copy(update={key: str(config.resolve(getattr(llm, key)))})
         if sink is None:
             sink = JsonlSink(config.resolve(llm.calls_log))
         return cls(llm, data_dir=Path(config.data_dir), sink=sink, clock=clock, env=env)

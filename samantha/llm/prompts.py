@@ -68,8 +68,8 @@ class RenderedPrompt(BaseModel):
         return len(self.system) + len(self.user)
 
 
-def list_templates(directory: Path | None = None) -> list[PromptTemplate]:
-    directory = directory or shipped_prompts_dir()
+def list_templates(directory: str | Path | None = None) -> list[PromptTemplate]:
+    directory = Path(directory) if directory else shipped_prompts_dir()
     out = []
     for path in sorted(directory.glob("*.j2")):
         m = _NAME.match(path.name)
@@ -78,7 +78,7 @@ def list_templates(directory: Path | None = None) -> list[PromptTemplate]:
     return out
 
 
-def load_template(task: str, version: int | None = None, directory: Path | None = None) -> PromptTemplate:
+def load_template(task: str, version: int | None = None, directory: str | Path | None = None) -> PromptTemplate:
     """The template for `task`: the given version, else the highest one."""
     found = [t for t in list_templates(directory) if t.task == task]
     if version is not None:

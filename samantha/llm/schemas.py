@@ -21,7 +21,29 @@ DEFAULT_ACTIONS: tuple[str, ...] = ("abort_rollout", "flip", "quarantine", "aler
                                     "hold_rollout", "none")
 NO_ACTION = "none"
 CONFIDENCE_LEVELS: dict[str, float] = {"low": 0.3, "medium": 0.6, "high": 0.9}
-SUMMARY_MAX_CHARS = 160
+SUMMARY_MAX_CHARS = 120
+# Plain text only: every character is at least one token, so a bounded length bounds the
+# completion (a free JSON string could spend the budget on \u escapes and be cut mid-way),
+# and the summary can go on a console or a web page without escaping surprises.
+PLAIN_CHARS = "A-Za-z0-9 ,.;:%()/+'_-"
+
+
+def plain_pattern(lo: int, hi: int) -> str:
+    return rf"^[{PLAIN_CHARS}]{{{lo},{hi}}}$"
+
+
+def plain_text(lo: int, hi: int) -> dict[str, Any]:
+    return {"type": "string", "pattern": plain_pattern(lo, hi)}
+
+
+SUMMARY_PATTERN = plain_pattern(8, SUMMARY_MAX_CHARS)
+# Worst case of a triage answer: the summary one token per character, plus keys and enums.
+TRIAGE_MAX_TOKENS = SUMMARY_MAX_CHARS + 96
+# Incident summary field caps and its worst-case token budget.
+SUMMARY_FIELDS = {"headline": (8, 80), "what_happened": (8, 240), "what_was_done": (4, 120)}
+SUMMARY_MAX_TOKENS = sum(hi for _, hi in SUMMARY_FIELDS.values()) + 64
+HYPOTHESIS_MAX_CHARS = 120
+RANKING_REASON_MAX_CHARS = 120
 
 
 def _enum(values: Sequence[str], what: str) -> list[str]:
@@ -46,17 +68,13 @@ def triage_schema(actions: Sequence[str] = DEFAULT_ACTIONS,
         "cause": {"enum": _enum(causes, "causes")},
         "confidence": {"enum": list(CONFIDENCE_LEVELS)},
         "suggested_action": {"enum": acts},
-        "summary": {"type": "string", "minLength": 8, "maxLength": SUMMARY_MAX_CHARS},
+        "summary": {"type": "string", "pattern": SUMMARY_PATTERN},
     })
 
 
-def summary_schema(max_chars: int = 400) -> dict[str, Any]:
+def summary_schema() -> dict[str, Any]:
     """An incident summary for the operator: headline, what happened, what was done."""
-    return _obj({
-        "headline": {"type": "string", "minLength": 8, "maxLength": 100},
-        "what_happened": {"type": "string", "minLength": 8, "maxLength": max_chars},
-        "what_was_done": {"type": "string", "minLength": 4, "maxLength": max_chars // 2},
-    })
+    return _obj({name: plain_text(lo, hi) for name, (lo, hi) in SUMMARY_FIELDS.items()})
 
 
 def chaos_proposal_schema(faults: Sequence[str], targets: Sequence[str], max_proposals: int = 3) -> dict[str, Any]:
@@ -67,7 +85,7 @@ def chaos_proposal_schema(faults: Sequence[str], targets: Sequence[str], max_pro
         "fault": {"enum": _enum(faults, "faults")},
         "target": {"enum": _enum(targets, "targets")},
         "intensity": {"enum": ["low", "medium", "high"]},
-        "hypothesis": {"type": "string", "minLength": 8, "maxLength": 140},
+        "hypothesis": plain_text(8, HYPOTHESIS_MAX_CHARS),
     })
     return _obj({"proposals": {"type": "array", "items": item, "minItems": 1, "maxItems": max_proposals}})
 
@@ -77,5 +95,5 @@ def chaos_ranking_schema(candidate_ids: Sequence[str]) -> dict[str, Any]:
     ids = _enum(candidate_ids, "candidate_ids")
     return _obj({
         "ranking": {"type": "array", "items": {"enum": ids}, "minItems": 1, "maxItems": len(ids)},
-        "reason": {"type": "string", "minLength": 8, "maxLength": 160},
+        "reason": plain_text(8, RANKING_REASON_MAX_CHARS),
     })

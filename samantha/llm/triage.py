@@ -26,6 +26,8 @@ from samantha.llm.schemas import (
     DEFAULT_ACTIONS,
     NO_ACTION,
     SUMMARY_MAX_CHARS,
+    SUMMARY_PATTERN,
+    TRIAGE_MAX_TOKENS,
     triage_schema,
 )
 from samantha.llm.triage_input import TriageInput
@@ -44,7 +46,7 @@ class TriageAnswer(BaseModel):
     cause: ProbableCause
     confidence: Literal["low", "medium", "high"]
     suggested_action: str = Field(min_length=1, max_length=64)
-    summary: str = Field(min_length=1, max_length=SUMMARY_MAX_CHARS)
+    summary: str = Field(pattern=SUMMARY_PATTERN)
 
 
 class TriageResult(BaseModel):
@@ -88,7 +90,7 @@ def triage_request(incident: TriageInput, allowed_actions: Sequence[str] = DEFAU
     causes = schema["properties"]["cause"]["enum"]
     prompt = render(template, data=incident.prompt_data(),
                     params={"causes": causes, "actions": actions, "summary_max": SUMMARY_MAX_CHARS})
-    return LlmRequest(task=TASK, prompt=prompt, schema=schema, output=TriageAnswer)
+    return LlmRequest(task=TASK, prompt=prompt, schema=schema, output=TriageAnswer, max_tokens=TRIAGE_MAX_TOKENS)
 
 
 def triage(incident: TriageInput, engine: LlmEngine | None, *,
