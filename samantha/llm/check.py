@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field
 from samantha.domain import ProbableCause, Record
 from samantha.llm.engine import LlmEngine
 from samantha.llm.schemas import DEFAULT_ACTIONS
-from samantha.llm.triage import TriageResult, triage
+from samantha.llm.triage import TriageResult, triage, warm_prompt
 from samantha.llm.triage_input import TriageInput
 from samantha.validated_yaml import load_model_file
 
@@ -60,6 +60,7 @@ class CheckReport(BaseModel):
     n_threads: int
     load_s: float | None
     worker_start_s: float | None
+    warm_s: float | None
     fixtures: int
     triage_p50_s: float | None
     triage_p95_s: float | None
@@ -81,7 +82,7 @@ class CheckReport(BaseModel):
 def run_check(engine: LlmEngine, fixtures: list[TriageFixture],
               progress: Callable[[TriageFixture, TriageResult], None] | None = None) -> CheckReport:
     t_start = time.monotonic()
-    status = engine.start()
+    status = engine.start(warm=warm_prompt(engine))  # as the daemon does at boot
     results: list[tuple[TriageFixture, TriageResult, float]] = []
     for fx in fixtures:
         t0 = time.monotonic()
@@ -106,7 +107,7 @@ def run_check(engine: LlmEngine, fixtures: list[TriageFixture],
     return CheckReport(
         model=status.model, model_sha256=status.model_sha256, model_source=status.model_source,
         chat_format=status.chat_format, n_threads=engine.config.n_threads, load_s=status.load_s,
-        worker_start_s=status.worker_start_s, fixtures=len(results),
+        worker_start_s=status.worker_start_s, warm_s=status.warm_s, fixtures=len(results),
         triage_p50_s=pct(lat, 50), triage_p95_s=pct(lat, 95),
         tokens_per_s=round(tokens / infer, 1) if infer > 0 else None,
         prompt_tokens_mean=round(float(np.mean([rec.prompt_tokens for rec in ok_recs if rec.prompt_tokens])), 1)

@@ -75,6 +75,7 @@ class EngineStatus(BaseModel):
     worker_pid: int | None = None
     worker_start_s: float | None = None
     load_s: float | None = None
+    warm_s: float | None = None
     error: str | None = None
 
 
@@ -161,13 +162,32 @@ class LlmEngine:
     def status(self) -> EngineStatus:
         return self._status.model_copy()
 
-    def start(self) -> EngineStatus:
-        """Resolve, hash and load the model now (otherwise the first call does). Never raises."""
+    def start(self, warm: RenderedPrompt | None = None) -> EngineStatus:
+        """Resolve, hash and load the model now (otherwise the first call does). Never raises.
+
+        `warm`: a prompt to evaluate once, so the first real call that shares its prefix (the
+        task's system text) does not pay for it.
+        """
         if not self.config.enabled:
             return self.status()
         with self._lock:
-            self._ensure_worker(force=True)
+            if self._ensure_worker(force=True) and warm is not None:
+                self._warm(warm)
         return self.status()
+
+    def _warm(self, prompt: RenderedPrompt) -> None:
+        assert self._worker is not None
+        self._seq += 1
+        t0 = self.clock.monotonic()
+        try:
+            self._worker.send({"id": self._seq, "warm": True, "system": prompt.system, "user": prompt.user})
+            while (reply := self._worker.replies.get(timeout=self.config.load_timeout_s)) is not None:
+                if reply.get("id") == self._seq:
+                    break
+        except (OSError, queue.Empty):
+            self._stop_worker()  # a worker that cannot even warm up is restarted by the next call
+            return
+        self._status = self._status.model_copy(update={"warm_s": round(self.clock.monotonic() - t0, 4)})
 
     def close(self) -> None:
         with self._lock:

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from samantha.domain import ProbableCause
 from samantha.llm.engine import LlmEngine, LlmRequest
-from samantha.llm.prompts import PromptError, load_template, render
+from samantha.llm.prompts import PromptError, RenderedPrompt, load_template, render
 from samantha.llm.records import LlmCallRecord, Outcome
 from samantha.llm.schemas import (
     CONFIDENCE_LEVELS,
@@ -91,6 +91,14 @@ def triage_request(incident: TriageInput, allowed_actions: Sequence[str] = DEFAU
     prompt = render(template, data=incident.prompt_data(),
                     params={"causes": causes, "actions": actions, "summary_max": SUMMARY_MAX_CHARS})
     return LlmRequest(task=TASK, prompt=prompt, schema=schema, output=TriageAnswer, max_tokens=TRIAGE_MAX_TOKENS)
+
+
+def warm_prompt(engine: LlmEngine) -> RenderedPrompt | None:
+    """The triage prompt of an empty incident: warming with it caches the system text."""
+    try:
+        return triage_request(TriageInput(incident_id="warm"), prompts_dir=engine.config.prompts_dir).prompt
+    except PromptError:
+        return None
 
 
 def triage(incident: TriageInput, engine: LlmEngine | None, *,

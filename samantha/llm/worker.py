@@ -71,6 +71,14 @@ def main(argv: list[str]) -> int:
         if not line.strip():
             continue
         req = json.loads(line)
+        if req.get("warm"):  # evaluate a prompt so later calls sharing its prefix skip that work
+            t = time.monotonic()
+            try:
+                llm.create_chat_completion(messages=_messages(req, llm.chat_format), max_tokens=1, temperature=0)
+                send({"type": "result", "id": req["id"], "text": "", "infer_s": time.monotonic() - t})
+            except Exception as e:
+                send({"type": "error", "id": req["id"], "error": f"{type(e).__name__}: {e}"})
+            continue
         try:
             # Convert the schema ourselves first: response_format silently falls back to
             # unconstrained JSON when conversion fails, and we want that to fail loudly.
