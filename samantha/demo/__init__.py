@@ -25,6 +25,7 @@ ACTS: list[str] = [
     "samantha.demo.proxy_act",
     "samantha.demo.twin_act",
     "samantha.demo.kernel_act",
+    "samantha.demo.llm_act",
 ]
 
 
