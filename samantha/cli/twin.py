@@ -13,13 +13,14 @@ app = typer.Typer(no_args_is_help=True, help="The reference Cube (twin): slots, 
 
 @app.command()
 def up(config: Path | None = ConfigOption, rps: float | None = typer.Option(None, help="load generator rate"),
+       fresh: bool = typer.Option(False, "--fresh", help="forget the previous run's slots, weights and quarantine"),
        as_json: bool = JsonOption) -> None:
     """Start the twin in the background (router, slots A and B, proxies, load generator)."""
     from samantha.twin.lifecycle import TwinError
     from samantha.twin.lifecycle import up as twin_up
 
     try:
-        st = twin_up(get_config(config), rps=rps)
+        st = twin_up(get_config(config), rps=rps, fresh=fresh)
     except TwinError as e:
         failure(str(e))
     if as_json:
