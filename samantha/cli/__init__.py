@@ -5,6 +5,7 @@ Each command group lives in its own module under samantha/cli/ and is registered
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 import typer
@@ -31,12 +32,24 @@ def demo(config: Path | None = ConfigOption,
     raise typer.Exit(run_demo(get_config(config), fast=fast))
 
 
-def _register() -> None:
-    from samantha.cli import audit, config_cmd, telemetry
+# (module under samantha.cli, Typer attribute, command name): one line per group.
+_GROUPS = [
+    ("config_cmd", "app", "config"),
+    ("telemetry", "app", "telemetry"),
+    ("proxy", "app", "proxy"),
+    ("bundle", "app", "bundle"),
+    ("bundle", "keys_app", "keys"),
+    ("twin", "app", "twin"),
+    ("playbook", "app", "playbook"),
+    ("bench", "app", "bench"),
+    ("audit", "app", "audit"),
+    ("llm", "app", "llm"),
+]
 
-    app.add_typer(audit.app, name="audit")
-    app.add_typer(config_cmd.app, name="config")
-    app.add_typer(telemetry.app, name="telemetry")
+
+def _register() -> None:
+    for module, attr, name in _GROUPS:
+        app.add_typer(getattr(importlib.import_module(f"samantha.cli.{module}"), attr), name=name)
 
 
 _register()

@@ -1,0 +1,116 @@
+"""`samantha bundle build|sign|verify` and `samantha keys new`."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import typer
+from pydantic import ValidationError
+
+from samantha.cli.common import ConfigOption, JsonOption, console, failure, get_config, print_json
+from samantha.signing import KeyPair, SignatureError
+from samantha.twin.bundle import (
+    BundleError,
+    build_bundle,
+    load_trusted_keys,
+    sign_bundle,
+    trust_key,
+    verify_bundle,
+)
+from samantha.twin.fault_profile import FaultProfile
+from samantha.validated_yaml import DocumentError, load_model, load_model_file
+
+app = typer.Typer(no_args_is_help=True, help="Signed model bundles for the Cube's slots.")
+keys_app = typer.Typer(no_args_is_help=True, help="ed25519 signing keys for bundles.")
+
+
+def _profile(profile: str | None, profile_file: Path | None) -> FaultProfile | None:
+    from samantha.cli.common import bad_input
+
+    try:
+        if profile_file is not None:
+            return load_model_file(FaultProfile, profile_file)
+        if profile is not None:
+            return load_model(FaultProfile, profile, "--profile")
+    except DocumentError as e:
+        bad_input(f"bad fault profile:\n{e}")
+    return None
+
+
+def _key(path: Path) -> KeyPair:
+    try:
+        return KeyPair.load(path)
+    except SignatureError as e:
+        failure(str(e))
+
+
+@app.command()
+def build(directory: Path = typer.Argument(..., help="bundle directory to create"),
+          name: str = typer.Option("sensor-mlp", help="bundle name"),
+          version: str = typer.Option(..., help="bundle version"),
+          seed: int = typer.Option(0, help="training seed (different seeds: slightly different models)"),
+          profile: str | None = typer.Option(None, help='fault profile as YAML/JSON, e.g. "{error_rate: 0.2}"'),
+          profile_file: Path | None = typer.Option(None, help="fault profile YAML file"),
+          ttl_days: float = typer.Option(30.0, min=0.0001, help="expiry, days from now"),
+          key: Path | None = typer.Option(None, help="sign with this private key"),
+          as_json: bool = JsonOption) -> None:
+    """Train the model and write a bundle directory (signed when --key is given)."""
+    fp = _profile(profile, profile_file)
+    try:
+        m = build_bundle(directory, name=name, version=version, seed=seed, profile=fp,
+                         ttl=timedelta(days=ttl_days), key=_key(key) if key else None)
+    except ValidationError as e:
+        from samantha.cli.common import bad_input
+
+        bad_input(str(e.errors()[0]["msg"]))
+    out = {"path": str(directory), "bundle_id": m.bundle_id, "label": m.label, "signed": m.signature is not None,
+           "expires_at": m.expires_at.isoformat()}
+    print_json(out) if as_json else console.print(f"built {m.label} id={m.bundle_id[:16]} signed={out['signed']}")
+
+
+@app.command()
+def sign(directory: Path, key: Path = typer.Option(..., help="private key file"), as_json: bool = JsonOption) -> None:
+    """Sign (or re-sign) a bundle's manifest."""
+    try:
+        m = sign_bundle(directory, _key(key))
+    except BundleError as e:
+        failure(str(e))
+    out = {"path": str(directory), "bundle_id": m.bundle_id, "key_id": m.signature["key_id"] if m.signature else None}
+    print_json(out) if as_json else console.print(f"signed {m.label} with key {out['key_id']}")
+
+
+@app.command()
+def verify(directory: Path, trusted: Path | None = typer.Option(None, help="trusted keys dir/file (default: config)"),
+           config: Path | None = ConfigOption, as_json: bool = JsonOption) -> None:
+    """Check a bundle as a Cube would before loading it; exit 1 with the reason when it is refused."""
+    cfg = get_config(config)
+    keys = load_trusted_keys(trusted or cfg.resolve(cfg.twin.trusted_keys))
+    try:
+        vb = verify_bundle(directory, keys)
+    except BundleError as e:
+        if as_json:
+            print_json({"ok": False, "kind": e.kind, "reason": str(e)})
+        failure(str(e))
+    out = {"ok": True, "bundle_id": vb.bundle_id, "label": vb.manifest.label, "key_id": vb.key_id,
+           "expires_at": vb.manifest.expires_at.isoformat(),
+           "fault_profile": vb.manifest.fault_profile.model_dump() if vb.manifest.fault_profile else None}
+    print_json(out) if as_json else console.print(f"ok {vb.manifest.label} id={vb.bundle_id[:16]} key={vb.key_id}")
+
+
+@keys_app.command("new")
+def keys_new(path: Path = typer.Argument(..., help="private key file to create (public key at PATH.pub)"),
+             trust: bool = typer.Option(True, help="also add the public key to the configured trusted keys"),
+             force: bool = typer.Option(False, help="overwrite an existing key"),
+             config: Path | None = ConfigOption, as_json: bool = JsonOption) -> None:
+    """Create an ed25519 signing key."""
+    if path.exists() and not force:
+        failure(f"{path} exists (use --force to overwrite)")
+    kp = KeyPair.generate()
+    kp.save(path)
+    out = {"key_id": kp.public.key_id, "private": str(path), "public": f"{path}.pub", "trusted": None}
+    if trust:
+        cfg = get_config(config)
+        out["trusted"] = str(trust_key(kp, cfg.resolve(cfg.twin.trusted_keys)))
+    print_json(out) if as_json else console.print(json.dumps(out))

@@ -1,0 +1,1 @@
+"""The CubeRuntime protocol Samantha acts through, and its HTTP client."""

@@ -1,0 +1,130 @@
+"""The CubeRuntime protocol: what Samantha needs from a Cube's model runtime.
+
+The twin implements it over HTTP (samantha/twin/control.py); a real Cube's runtime
+implements the same calls. Every mutating call takes a request id, is idempotent
+(a repeated id returns the recorded result and is not applied again) and returns
+the new state. See docs/cube-runtime.md.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from samantha.domain import SlotRole
+
+SlotName = Literal["A", "B"]
+REQUEST_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
+BUNDLE_ID_PATTERN = r"^[0-9a-f]{64}$"
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SlotState(Model):
+    name: SlotName
+    role: SlotRole
+    bundle_id: str | None = None
+    bundle_name: str | None = None
+    bundle_version: str | None = None
+    loaded: bool = False
+    verified: bool = False
+    healthy: bool = False
+    health_detail: str | None = None
+    fault_knobs: list[str] = Field(default_factory=list, description="non-clean fault-profile knobs (twin only)")
+
+
+class QuarantineEntry(Model):
+    bundle_id: str = Field(pattern=BUNDLE_ID_PATTERN)
+    reason: str = ""
+    at: float = Field(description="wall time, epoch seconds")
+
+
+class Weights(Model):
+    active: float = Field(ge=0, le=100)
+    standby: float = Field(ge=0, le=100)
+
+
+class CubeState(Model):
+    slots: list[SlotState]
+    active: SlotName
+    weights: Weights
+    shadow: bool
+    quarantine: list[QuarantineEntry]
+    safe_mode: bool
+    generation: int = Field(description="increments on every applied mutation")
+    ts: float
+
+    def slot(self, role: SlotRole) -> SlotState:
+        return next(s for s in self.slots if s.role == role)
+
+    def is_quarantined(self, bundle_id: str | None) -> bool:
+        return bundle_id is not None and any(q.bundle_id == bundle_id for q in self.quarantine)
+
+
+class Mutation(Model):
+    request_id: str = Field(pattern=REQUEST_ID_PATTERN)
+
+
+class LoadRequest(Mutation):
+    bundle: str = Field(min_length=1, max_length=4096, description="bundle directory on the Cube")
+
+
+class WeightsRequest(Mutation):
+    standby: float = Field(ge=0, le=100, description="percent of traffic to the standby slot")
+
+
+class FlipRequest(Mutation):
+    pass
+
+
+class ShadowRequest(Mutation):
+    enabled: bool
+
+
+class QuarantineRequest(Mutation):
+    bundle_id: str = Field(pattern=BUNDLE_ID_PATTERN)
+    reason: str = Field("", max_length=1000)
+
+
+class ReleaseRequest(Mutation):
+    bundle_id: str = Field(pattern=BUNDLE_ID_PATTERN)
+
+
+class SafeModeRequest(Mutation):
+    enabled: bool
+
+
+class MutationResult(Model):
+    request_id: str
+    applied: bool = Field(description="false when the request id was seen before (the recorded result is returned)")
+    state: CubeState
+
+
+class CubeError(Exception):
+    """The Cube refused a call. `status` is the HTTP status, `code` machine-readable, `reason` for humans."""
+
+    def __init__(self, status: int, code: str, reason: str, field: str | None = None):
+        self.status, self.code, self.reason, self.field = status, code, reason, field
+        super().__init__(f"{status} {code}: {reason}" + (f" (field {field})" if field else ""))
+
+
+@runtime_checkable
+class CubeRuntime(Protocol):
+    def state(self) -> CubeState: ...
+
+    def load(self, bundle: str, *, request_id: str) -> MutationResult: ...
+
+    def set_weights(self, standby: float, *, request_id: str) -> MutationResult: ...
+
+    def flip(self, *, request_id: str) -> MutationResult: ...
+
+    def set_shadow(self, enabled: bool, *, request_id: str) -> MutationResult: ...
+
+    def quarantine(self, bundle_id: str, *, reason: str, request_id: str) -> MutationResult: ...
+
+    def release(self, bundle_id: str, *, request_id: str) -> MutationResult: ...
+
+    def safe_mode(self, enabled: bool, *, request_id: str) -> MutationResult: ...

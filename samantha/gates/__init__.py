@@ -1,0 +1,1 @@
+"""Verification gates: specs, statistics, evaluation over the telemetry store, rollout judge."""

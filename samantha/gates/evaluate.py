@@ -1,0 +1,338 @@
+"""One function per gate kind: gate + window data -> Verdict. Pure; the engine does the I/O."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from samantha.gates import sequential as seq
+from samantha.gates import statistics as st
+from samantha.gates.spec import (
+    CompareGate,
+    DriftGate,
+    JudgeGate,
+    SequentialGate,
+    StalenessGate,
+    ThresholdGate,
+    min_samples,
+)
+from samantha.gates.verdict import Verdict
+from samantha.gates.windows import MetricFrame, RequestFrame, Rows
+
+
+@dataclass(frozen=True)
+class EvalContext:
+    """When and on what a pass runs. `rollout_start` anchors sequential tests (one alpha per rollout)."""
+
+    now: float
+    rollout_start: float | None = None
+    canary_bundle: str | None = None
+    caches: dict[str, seq.LLRCache] | None = None  # per sequential gate, kept by the engine between passes
+
+    def cache_for(self, g: SequentialGate, start: float) -> seq.LLRCache | None:
+        if self.caches is None:
+            return None
+        c = self.caches.setdefault(g.name, seq.LLRCache())
+        owner = (g.model_dump_json(), start, self.canary_bundle)
+        if c.owner != owner:  # another gate definition or another rollout: start over
+            c.owner, c.key, c.counts, c.llr = owner, (), None, None
+        return c
+
+
+def select(rf: RequestFrame | None, start: float, end: float, *, standby: bool | None,
+           include_shadow: bool = False, channel: str | None = None, bundle: str | None = None) -> Rows:
+    if rf is None:
+        e = np.empty(0)
+        return Rows(e, e.astype(bool), e, e)
+    channel = channel or ("all" if include_shadow else "live")
+    return rf.rows(standby, channel, bool(bundle) and bool(standby)).span(start, end)
+
+
+def canary(rf: RequestFrame | None, start: float, end: float, ctx: EvalContext, include_shadow: bool = True,
+           channel: str | None = None) -> Rows:
+    return select(rf, start, end, standby=True, include_shadow=include_shadow, channel=channel,
+                  bundle=ctx.canary_bundle)
+
+
+def incumbent(rf: RequestFrame | None, start: float, end: float) -> Rows:
+    return select(rf, start, end, standby=False, include_shadow=False)
+
+
+def _request_values(rows: Rows, metric: str) -> np.ndarray:
+    if metric == "latency_ms":
+        return rows.latency_ms
+    if metric == "error_rate":
+        return (~rows.ok).astype(np.float64)
+    if metric == "divergence":
+        return rows.divergence[~np.isnan(rows.divergence)]
+    return rows.ts  # rps: counted
+
+
+def threshold(g: ThresholdGate, rf: RequestFrame | None, mf: MetricFrame, ctx: EvalContext) -> Verdict:
+    now, start = ctx.now, ctx.now - g.window
+    if g.needs_requests():
+        standby = None if g.slot is None else g.slot == "standby"
+        rows = select(rf, start, now, standby=standby, include_shadow=g.include_shadow)
+        values = _request_values(rows, g.metric)
+        how = "rate" if g.metric == "rps" else ("mean" if g.metric == "error_rate" else g.aggregate)
+        n = values.size
+    else:
+        ids = mf.matching(g.metric, g.labels)
+        if not ids:
+            return Verdict.make(g, "inconclusive", f"metric {g.metric} has no series", now, (start, now), {"n": 0})
+        _, values = mf.window(ids, start, now)
+        how, n = g.aggregate, values.size
+    need = min_samples(g)
+    if n < need:
+        return Verdict.make(g, "inconclusive", f"{n} samples < {need}", now, (start, now), {"n": n},
+                            min_samples=need)
+    observed = st.aggregate(values, how, g.window)
+    ok = st.compare(g.op, observed, g.value)
+    reason = f"{g.metric} {how} = {observed:.6g} {'' if ok else 'not '}{g.op} {g.value:g}"
+    return Verdict.make(g, "pass" if ok else "fail", reason, now, (start, now), {"n": n},
+                        observed=observed, bound=g.value, aggregate=how)
+
+
+def compare(g: CompareGate, rf: RequestFrame | None, ctx: EvalContext) -> Verdict:
+    now, start = ctx.now, ctx.now - g.window
+    c, i = canary(rf, start, now, ctx, g.include_shadow), incumbent(rf, start, now)
+    need = min_samples(g)
+    samples = {"canary": c.n, "incumbent": i.n}
+    if min(c.n, i.n) < need:
+        return Verdict.make(g, "inconclusive", f"samples {c.n}/{i.n} < {need}", now, (start, now), samples)
+    how = "mean" if g.metric == "error_rate" else g.aggregate
+    cv = st.aggregate(_request_values(c, g.metric), how, g.window)
+    iv = st.aggregate(_request_values(i, g.metric), how, g.window)
+    diff = cv - iv
+    ratio = cv / iv if iv > 0 else (math.nan if cv == 0 else math.inf)
+    bad = []
+    if g.max_increase is not None and diff > g.max_increase:
+        bad.append(f"increase {diff:.6g} > {g.max_increase:g}")
+    if g.max_ratio is not None and iv > 0 and ratio > g.max_ratio:
+        bad.append(f"ratio {ratio:.4g} > {g.max_ratio:g}")
+    reason = "; ".join(bad) or f"{g.metric} {how} canary {cv:.6g} vs incumbent {iv:.6g} within bounds"
+    return Verdict.make(g, "fail" if bad else "pass", reason, now, (start, now), samples,
+                        canary=cv, incumbent=iv, increase=diff, ratio=ratio)
+
+
+def judge(g: JudgeGate, rf: RequestFrame | None, ctx: EvalContext) -> Verdict:
+    now, start = ctx.now, ctx.now - g.window
+    c = canary(rf, start, now, ctx, g.include_shadow)
+    need = min_samples(g)
+    if g.test == "divergence":
+        d = c.divergence[~np.isnan(c.divergence)]
+        if d.size < need:
+            return Verdict.make(g, "inconclusive", f"{d.size} compared outputs < {need}", now, (start, now),
+                                {"compared": d.size})
+        k = int(np.sum(d > g.tolerance))
+        p, rate, upper = st.rate_above(k, d.size, g.max_rate)
+        bad = p < g.alpha
+        reason = (f"diverging share {rate:.4%} (95% upper {upper:.4%}) vs allowed {g.max_rate:.4%}, "
+                  f"p={p:.3g} {'<' if bad else '>='} alpha {g.alpha:g}")
+        return Verdict.make(g, "fail" if bad else "pass", reason, now, (start, now), {"compared": d.size},
+                            diverged=k, rate=rate, upper95=upper, p_value=p, alpha=g.alpha,
+                            mean_divergence=float(np.mean(d)))
+    i = incumbent(rf, start, now)
+    samples = {"canary": c.n, "incumbent": i.n}
+    if min(c.n, i.n) < need:
+        return Verdict.make(g, "inconclusive", f"samples {c.n}/{i.n} < {need}", now, (start, now), samples)
+    if g.test == "latency":
+        r = st.latency_mwu(c.latency_ms, i.latency_ms, shift_below=g.alpha)
+        shift = r.hl_shift_ms
+        relevant = bool(shift > max(g.min_shift_ms, g.min_shift_ratio * r.incumbent_median))
+        bad = r.p_value < g.alpha and relevant
+        reason = (f"Mann-Whitney p={r.p_value:.3g}, Hodges-Lehmann shift {shift:+.3g} ms "  # nan when p >= alpha
+                  f"(medians {r.canary_median:.4g}/{r.incumbent_median:.4g} ms)")
+        return Verdict.make(g, "fail" if bad else "pass", reason, now, (start, now), samples,
+                            p_value=r.p_value, u=r.u_statistic, hl_shift_ms=shift, canary_median=r.canary_median,
+                            incumbent_median=r.incumbent_median, alpha=g.alpha)
+    ce, ie = int(np.sum(~c.ok)), int(np.sum(~i.ok))
+    r = st.errors_fisher(ce, c.n, ie, i.n)
+    diff = r.canary_rate - r.incumbent_rate
+    bad = r.p_value < g.alpha and diff > g.min_increase
+    reason = (f"error rate {r.canary_rate:.3%} vs {r.incumbent_rate:.3%} (+{diff * 100:.2f} pp), "
+              f"Fisher p={r.p_value:.3g}")
+    return Verdict.make(g, "fail" if bad else "pass", reason, now, (start, now), samples,
+                        canary_errors=ce, incumbent_errors=ie, canary_rate=r.canary_rate,
+                        incumbent_rate=r.incumbent_rate, increase=diff, p_value=r.p_value, alpha=g.alpha)
+
+
+# Bins older than this are final: later passes reuse their counts instead of re-binning every row.
+STABLE_AFTER_S = 5.0
+
+
+def _counts(cache: seq.LLRCache | None, events: tuple, start: float, bin_s: float, nbins: int, stable_t: float,
+            groups: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """(2 * len(groups), nbins) requests and events per bin; bins a previous pass saw as stable are reused."""
+    reuse = 0
+    old = None
+    if cache is not None and cache.events == events and cache.counts is not None:
+        reuse = min(cache.stable_bins, nbins, cache.counts.shape[1])
+        old = cache.counts
+    from_t = start + reuse * bin_s
+    rows = []
+    for ts, ev in groups:
+        a = int(np.searchsorted(ts, from_t - 1e-6, "left")) if reuse else 0
+        n, x = seq.bin_counts(ts[a:], start, bin_s, nbins, ev[a:])
+        rows += [n, x]
+    counts = np.vstack(rows)
+    if reuse and old is not None:
+        # a row exactly on the boundary belongs to bin `reuse`, which is recounted in full
+        counts[:, :reuse] = old[:, :reuse]
+    if cache is not None:
+        cache.events = events
+        cache.stable_bins = max(0, int((stable_t - start) // bin_s))
+    return counts
+
+
+def sequential_start(g: SequentialGate, ctx: EvalContext) -> float:
+    if ctx.rollout_start is not None and ctx.rollout_start <= ctx.now:
+        return ctx.rollout_start
+    return ctx.now - g.window
+
+
+def _latency_threshold(g: SequentialGate, base: Rows, fallback: Rows) -> tuple[float, str] | None:
+    need = max(50, math.ceil(5 / (1 - g.quantile)))
+    for rows, label in ((base, "baseline"), (fallback, "concurrent")):
+        if rows.n >= need:
+            return float(np.quantile(rows.latency_ms, g.quantile)), label
+    return None
+
+
+def sequential(g: SequentialGate, rf: RequestFrame | None, ctx: EvalContext) -> Verdict:
+    now = ctx.now
+    start = sequential_start(g, ctx)
+    nbins = max(1, math.ceil((now - start) / g.bin))
+    need = min_samples(g)
+    extra: dict[str, float | str] = {}
+    if g.method == "cusum":
+        return _cusum(g, rf, ctx, start, nbins)
+    c = canary(rf, start, now, ctx, channel=g.channel)
+    cache = ctx.cache_for(g, start)
+    stable_t = now - STABLE_AFTER_S
+    if g.signal == "divergence":
+        has = ~np.isnan(c.divergence)
+        samples = {"compared": int(has.sum())}
+        ncan = int(has.sum())
+        counts = _counts(cache, ("div", g.tolerance), start, g.bin, nbins, stable_t,
+                         [(c.ts[has], c.divergence[has] > g.tolerance)])
+        res = seq.one_sample_msprt(counts[0], counts[1], g.max_rate, g.alpha, cache=cache)
+        extra = {"max_rate": g.max_rate, "tolerance": g.tolerance}
+    else:
+        i = incumbent(rf, start, now)
+        if g.signal == "errors":
+            ce, ie, ev_key = ~c.ok, ~i.ok, ("errors",)
+        else:
+            thr = _latency_threshold(g, incumbent(rf, start - g.baseline, start), i)
+            if thr is None:
+                return Verdict.make(g, "inconclusive", "too few incumbent latencies for a threshold", now,
+                                    (start, now), {"canary": c.n, "incumbent": i.n})
+            ce, ie, ev_key = c.latency_ms > thr[0], i.latency_ms > thr[0], ("latency", thr[0])
+            extra = {"latency_threshold_ms": thr[0], "threshold_from": thr[1], "quantile": g.quantile,
+                     "null_odds": g.null_odds, "channel": g.channel}
+        counts = _counts(cache, ev_key, start, g.bin, nbins, stable_t, [(c.ts, ce), (i.ts, ie)])
+        res = seq.two_sample_msprt(counts[0], counts[1], counts[2], counts[3], g.alpha, null_odds=g.null_odds,
+                                   cache=cache)
+        samples = {"canary": c.n, "incumbent": i.n}
+        ncan = c.n
+    values = {**res.as_values(), **extra, "alpha": g.alpha, "since": start}
+    if res.crossed:
+        at = start + (res.cross_bin + 1) * g.bin  # type: ignore[operator]
+        return Verdict.make(g, "fail", f"{g.signal}: mixture LR crossed 1/alpha (log {res.log_m_max:.2f} >= "
+                            f"{res.threshold:.2f}) at +{at - start:.1f}s", now, (start, now), samples,
+                            crossed_at=min(at, now), **values)
+    if ncan < need:
+        return Verdict.make(g, "inconclusive", f"{ncan} canary samples < {need}, no alarm", now, (start, now),
+                            samples, **values)
+    return Verdict.make(g, "pass", f"{g.signal}: no evidence of regression (log LR {res.log_m:.2f} < "
+                        f"{res.threshold:.2f})", now, (start, now), samples, **values)
+
+
+def _cusum(g: SequentialGate, rf: RequestFrame | None, ctx: EvalContext, start: float, nbins: int) -> Verdict:
+    now, standby = ctx.now, g.slot == "standby"
+    rows = select(rf, start, now, standby=standby, channel=g.channel)
+    base = select(rf, start - g.baseline, start, standby=standby, channel=g.channel)
+    samples = {g.slot: rows.n, "baseline": base.n}
+    if g.signal == "errors":
+        ev, p0 = ~rows.ok, (np.sum(~base.ok) + 0.5) / (base.n + 1)
+        extra = {"baseline_rate": float(p0)}
+    elif g.signal == "latency":
+        if base.n < max(50, math.ceil(5 / (1 - g.quantile))):
+            return Verdict.make(g, "inconclusive", f"baseline has {base.n} rows, too few for a threshold", now,
+                                (start, now), samples)
+        thr = float(np.quantile(base.latency_ms, g.quantile))
+        ev, p0 = rows.latency_ms > thr, 1 - g.quantile
+        extra = {"latency_threshold_ms": thr}
+    else:
+        has = ~np.isnan(rows.divergence)
+        rows = rows.where(has)
+        ev, p0 = rows.divergence > g.tolerance, g.max_rate
+        extra = {"max_rate": g.max_rate}
+    if base.n < min_samples(g) and g.signal == "errors":
+        return Verdict.make(g, "inconclusive", f"baseline has {base.n} rows < {min_samples(g)}", now,
+                            (start, now), samples)
+    n, x = seq.bin_counts(rows.ts, start, g.bin, nbins, ev)
+    res = seq.cusum(n, x, float(p0), g.ratio, g.alpha)
+    values = {**res.as_values(), **extra, "ratio": g.ratio}
+    if res.crossed:
+        return Verdict.make(g, "fail", f"CUSUM {res.log_m_max:.2f} >= {res.threshold:.2f}", now, (start, now),
+                            samples, **values)
+    if rows.n < min_samples(g):
+        return Verdict.make(g, "inconclusive", f"{rows.n} samples < {min_samples(g)}", now, (start, now),
+                            samples, **values)
+    return Verdict.make(g, "pass", f"CUSUM {res.log_m:.2f} < {res.threshold:.2f}", now, (start, now), samples,
+                        **values)
+
+
+def drift(g: DriftGate, rf: RequestFrame | None, mf: MetricFrame, ctx: EvalContext) -> Verdict:
+    now = ctx.now
+    cur_w = (now - g.window, now)
+    base_w = (now - g.offset - g.baseline_len, now - g.offset)
+    if g.needs_requests():
+        standby = None if g.slot is None else g.slot == "standby"
+        cur = _request_values(select(rf, *cur_w, standby=standby, include_shadow=False), g.metric)
+        base = _request_values(select(rf, *base_w, standby=standby, include_shadow=False), g.metric)
+    else:
+        ids = mf.matching(g.metric, g.labels)
+        if not ids:
+            return Verdict.make(g, "inconclusive", f"metric {g.metric} has no series", now, cur_w, {"current": 0})
+        cur, base = mf.window(ids, *cur_w)[1], mf.window(ids, *base_w)[1]
+    samples = {"current": cur.size, "baseline": base.size}
+    need = min_samples(g)
+    if min(cur.size, base.size) < need:
+        return Verdict.make(g, "inconclusive", f"samples {cur.size}/{base.size} < {need}", now, cur_w, samples,
+                            baseline_window=list(base_w))
+    r = st.drift(cur, base, g.method, g.threshold, g.large_sample, g.bins)
+    cmp = "p-value" if r.method == "ks" else "score"
+    shown = r.p_value if r.method == "ks" else r.statistic
+    reason = f"{r.method} {cmp} {shown:.4g} ({'drift' if r.drifted else 'no drift'} at {r.threshold:g})"
+    return Verdict.make(g, "fail" if r.drifted else "pass", reason, now, cur_w, samples, method=r.method,
+                        statistic=r.statistic, p_value=r.p_value, threshold=r.threshold,
+                        baseline_window=list(base_w))
+
+
+def staleness(g: StalenessGate, mf: MetricFrame, ctx: EvalContext) -> Verdict:
+    now, w = ctx.now, (ctx.now - g.window, ctx.now)
+    last = mf.last(mf.matching(g.metric_name, g.labels))
+    if last is None:
+        return Verdict.make(g, "inconclusive", f"no value of {g.metric_name} known", now, w, {"n": 0},
+                            metric=g.metric_name)
+    seen_at, v = last
+    if g.signal in ("last_sync", "policy_age"):
+        age = now - v
+        bad = age > g.max_age  # type: ignore[operator]
+        reason = f"{g.signal}: age {age:.0f}s {'>' if bad else '<='} {g.max_age:.0f}s"
+        vals = {"age_s": age, "max_age_s": g.max_age}
+    elif g.signal == "bundle_expiry":
+        left = v - now
+        bad = left < g.min_remaining  # type: ignore[operator]
+        reason = f"bundle expires in {left:.0f}s ({'<' if bad else '>='} {g.min_remaining:.0f}s)"
+        vals = {"remaining_s": left, "min_remaining_s": g.min_remaining}
+    else:
+        bad = v > g.max_divergence  # type: ignore[operator]
+        reason = f"fleet divergence {v:.4g} {'>' if bad else '<='} {g.max_divergence:g}"
+        vals = {"divergence": v, "max_divergence": g.max_divergence}
+    return Verdict.make(g, "fail" if bad else "pass", reason, now, w, {"n": 1}, metric=g.metric_name,
+                        value=v, seen_at=seen_at, **vals)

@@ -1,0 +1,139 @@
+"""Where gates come from: built in, declared by a playbook, or learned from a chaos experiment.
+
+Every registered gate carries provenance. A learned gate must name the experiment,
+the hash of its journal and a version, so a finding can be traced and revoked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+
+from samantha.gates.spec import (
+    REQUEST_METRICS,
+    STALENESS_METRICS,
+    Gate,
+    GateBase,
+    JudgeGate,
+    SequentialGate,
+    StalenessGate,
+    ThresholdGate,
+)
+
+GATE_ADAPTER: TypeAdapter[Gate] = TypeAdapter(Gate)
+
+# Host collector metric names (samantha/telemetry/host.py) and twin metrics gates may reference.
+HOST_METRICS = (
+    "host_memory_used_ratio", "host_disk_used_ratio", "host_cpu_temp_celsius", "host_cpu_used_ratio",
+)
+TWIN_METRICS = ("input_feature_mean",)
+# The twin's shadow path measures mirrored requests slower than the live path (they compete with the
+# live call for the same cores). A/A on the twin (same model both slots, recorded 2026-11-27): the odds
+# of exceeding the active's median were 1.6-2.0x, its p99 1.0-1.2x. The margins sit above that.
+SHADOW_ODDS_P50 = 2.5
+SHADOW_ODDS_P99 = 1.5
+KNOWN_METRICS = frozenset((*REQUEST_METRICS, *STALENESS_METRICS.values(), *HOST_METRICS, *TWIN_METRICS))
+
+
+class Provenance(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    source: Literal["builtin", "playbook", "learned"]
+    playbook: str | None = Field(None, description="playbook file/name that declared it")
+    experiment_id: str | None = Field(None, description="learned: the chaos experiment that produced it")
+    journal_sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$", description="learned: its journal's hash")
+    version: int | None = Field(None, ge=1, description="learned: bumps when the finding is refined")
+    created_at: float | None = None
+
+    @model_validator(mode="after")
+    def _learned_is_traceable(self) -> Provenance:
+        if self.source == "learned" and (self.experiment_id is None or self.journal_sha256 is None
+                                         or self.version is None):
+            raise ValueError("a learned gate needs experiment_id, journal_sha256 and version")
+        return self
+
+
+class RegisteredGate(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    gate: Gate
+    provenance: Provenance
+
+
+class DuplicateGate(ValueError):
+    pass
+
+
+def builtin_gates() -> list[GateBase]:
+    """The defaults the rollout policy and the shipped playbooks refer to by name."""
+    return [
+        SequentialGate(name="canary-errors", signal="errors",
+                       description="canary fails more often than the incumbent (mSPRT)"),
+        SequentialGate(name="canary-latency", signal="latency", quantile=0.5, channel="live",
+                       description="live canary requests slower than the incumbent's median more often (mSPRT)"),
+        SequentialGate(name="canary-latency-shadow", signal="latency", quantile=0.5, channel="shadow",
+                       null_odds=SHADOW_ODDS_P50,
+                       description="shadow-scored requests slower than the incumbent's median, beyond the shadow "
+                                   "path's own overhead"),
+        SequentialGate(name="canary-latency-tail", signal="latency", quantile=0.99, channel="live",
+                       description="live canary requests slower than the incumbent's p99 more often (mSPRT)"),
+        SequentialGate(name="canary-latency-tail-shadow", signal="latency", quantile=0.99, channel="shadow",
+                       null_odds=SHADOW_ODDS_P99,
+                       description="shadow-scored requests slower than the incumbent's p99, beyond the shadow "
+                                   "path's own overhead"),
+        SequentialGate(name="canary-divergence", signal="divergence", tolerance=0.01, max_rate=0.002,
+                       description="canary outputs differ from the incumbent's (shadow-scored)"),
+        JudgeGate(name="canary-latency-mwu", test="latency", window=60),
+        JudgeGate(name="canary-errors-fisher", test="errors", window=60),
+        JudgeGate(name="canary-divergence-bound", test="divergence", window=60, tolerance=0.01, max_rate=0.01),
+        ThresholdGate(name="latency-slo-p99", metric="latency_ms", aggregate="p99", op="<=", value=250,
+                      slot="active", window=60, description="active slot p99 latency SLO"),
+        ThresholdGate(name="active-error-rate", metric="error_rate", op="<=", value=0.05, slot="active", window=60),
+        SequentialGate(name="active-errors-cusum", signal="errors", method="cusum", slot="active", ratio=3.0,
+                       alpha=1e-6, window=600, baseline=600, min_samples=500,
+                       description="active slot error rate rising against its own last 10 minutes"),
+        StalenessGate(name="bundle-expiry", signal="bundle_expiry", min_remaining=3600),
+        StalenessGate(name="policy-age", signal="policy_age", max_age=30 * 86400),
+        StalenessGate(name="last-sync", signal="last_sync", max_age=7 * 86400),
+        ThresholdGate(name="host-memory", metric="host_memory_used_ratio", aggregate="mean", op="<=", value=0.9,
+                      window=30),
+        ThresholdGate(name="host-disk", metric="host_disk_used_ratio", aggregate="last", op="<=", value=0.95,
+                      window=120),
+        ThresholdGate(name="host-thermal", metric="host_cpu_temp_celsius", aggregate="mean", op="<=", value=85,
+                      window=30),
+    ]
+
+
+class GateRegistry:
+    def __init__(self, gates: Iterable[RegisteredGate] = ()) -> None:
+        self._gates: dict[str, RegisteredGate] = {}
+        for g in gates:
+            self.add(g.gate, g.provenance)
+
+    @classmethod
+    def with_builtins(cls) -> GateRegistry:
+        reg = cls()
+        for g in builtin_gates():
+            reg.add(g, Provenance(source="builtin"))
+        return reg
+
+    def add(self, gate: GateBase, provenance: Provenance, *, replace: bool = False) -> None:
+        if gate.name in self._gates and not replace:
+            raise DuplicateGate(f"gate {gate.name!r} already registered ({self._gates[gate.name].provenance.source})")
+        self._gates[gate.name] = RegisteredGate(gate=gate, provenance=provenance)
+
+    def get(self, name: str) -> GateBase:
+        return self._gates[name].gate
+
+    def entry(self, name: str) -> RegisteredGate:
+        return self._gates[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._gates
+
+    def names(self) -> list[str]:
+        return sorted(self._gates)
+
+    def entries(self) -> list[RegisteredGate]:
+        return [self._gates[n] for n in self.names()]

@@ -1,0 +1,153 @@
+"""Progressive-rollout policy (data) and the step judge the rollout controller calls.
+
+One alpha for the whole rollout: the policy's `alpha` is split evenly over the
+sequential gates of all its steps, and every sequential test is anchored at the
+rollout start (the shadow phase included), so checking after every bin, at every
+step, never spends more than `alpha` in total.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from samantha.gates.actions import AbortRollout, Action, Alert, Quarantine
+from samantha.gates.engine import GateEngine
+from samantha.gates.evaluate import EvalContext, canary
+from samantha.gates.registry import GATE_ADAPTER, GateRegistry
+from samantha.gates.spec import Duration, Gate, GateBase, SequentialGate
+from samantha.gates.verdict import Status, Verdict
+from samantha.gates.windows import RequestFrame
+
+GateRef = str | Gate
+DEFAULT_GATES: tuple[str, ...] = ("canary-errors", "canary-latency", "canary-latency-shadow", "canary-latency-tail",
+                                  "canary-latency-tail-shadow", "canary-divergence")
+
+
+class _M(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RolloutStep(_M):
+    weight: float = Field(gt=0, le=100, description="percent of live traffic on the standby slot")
+    gates: list[GateRef] = Field(default_factory=list, description="extra gates for this step")
+    min_samples: int = Field(200, ge=1, description="canary requests seen during the step before it may pass")
+    min_duration: Duration = Field(30.0, ge=0)
+
+
+class ShadowPhase(_M):
+    """Mirror 100% of traffic to the standby and score it before any user sees it."""
+
+    enabled: bool = True
+    min_samples: int = Field(2000, ge=1)
+    min_duration: Duration = Field(20.0, ge=0)
+
+
+def _default_steps() -> list[RolloutStep]:
+    return [RolloutStep(weight=w) for w in (1, 5, 25, 50, 100)]
+
+
+class RolloutPolicy(_M):
+    name: str = "default"
+    version: int = Field(1, ge=1)
+    alpha: float = Field(0.001, gt=0, lt=0.5, description="false-abort budget for the whole rollout")
+    gates: list[GateRef] = Field(default_factory=lambda: list(DEFAULT_GATES), description="judged at every step")
+    shadow: ShadowPhase = ShadowPhase()
+    steps: list[RolloutStep] = Field(default_factory=_default_steps)
+    soak: Duration = Field(300.0, ge=0, description="time at 100% before the rollout completes")
+    on_failure: list[Action] = Field(default_factory=lambda: [AbortRollout(), Quarantine(),
+                                                              Alert(severity="critical")])
+
+    @field_validator("steps")
+    @classmethod
+    def _increasing(cls, steps: list[RolloutStep]) -> list[RolloutStep]:
+        if not steps:
+            raise ValueError("at least one step")
+        ws = [s.weight for s in steps]
+        if ws != sorted(set(ws)):
+            raise ValueError(f"step weights must strictly increase, got {ws}")
+        if ws[-1] != 100:
+            raise ValueError("the last step must be 100")
+        return steps
+
+    def resolve(self, refs: Sequence[GateRef], registry: GateRegistry) -> list[GateBase]:
+        out = []
+        for r in refs:
+            if isinstance(r, str):
+                if r not in registry:
+                    raise KeyError(f"unknown gate {r!r}")
+                out.append(registry.get(r))
+            else:
+                out.append(GATE_ADAPTER.validate_python(r) if isinstance(r, dict) else r)
+        return out
+
+    def step_gates(self, step: int | Literal["shadow"], registry: GateRegistry) -> list[GateBase]:
+        """Gates judged at `step` (index into steps, or "shadow"), with the rollout's alpha split over
+        every sequential gate the policy can ever run."""
+        every = self.resolve(self.gates, registry)
+        all_seq = {g.name for g in every if isinstance(g, SequentialGate)}
+        for s in self.steps:
+            all_seq |= {g.name for g in self.resolve(s.gates, registry) if isinstance(g, SequentialGate)}
+        share = self.alpha / max(1, len(all_seq))
+        gates = every + ([] if step == "shadow" else self.resolve(self.steps[step].gates, registry))
+        return [g.model_copy(update={"alpha": share}) if isinstance(g, SequentialGate) else g for g in gates]
+
+
+class StepVerdict(_M):
+    step: int | Literal["shadow"]
+    weight: float
+    status: Status
+    reason: str
+    ts: float
+    canary_samples: int
+    min_samples: int
+    elapsed_s: float
+    min_duration_s: float
+    verdicts: list[Verdict]
+    actions: list[Action] = Field(default_factory=list, description="policy.on_failure when status is fail")
+
+
+def judge_step(engine: GateEngine, policy: RolloutPolicy, step: int | Literal["shadow"], now: float, *,
+               rollout_start: float, step_start: float, registry: GateRegistry | None = None,
+               canary_bundle: str | None = None) -> StepVerdict:
+    """Pass: every gate passes, enough canary samples in this step, and enough time (soak at 100%).
+    Fail: any gate fails (the rollout's on_failure actions are attached). Otherwise inconclusive."""
+    registry = registry or GateRegistry.with_builtins()
+    gates = policy.step_gates(step, registry)
+    verdicts = engine.evaluate(gates, now, rollout_start=rollout_start, canary_bundle=canary_bundle)
+    if step == "shadow":
+        weight, need, min_dur = 0.0, policy.shadow.min_samples, policy.shadow.min_duration
+    else:
+        s = policy.steps[step]
+        weight, need = s.weight, s.min_samples
+        min_dur = max(s.min_duration, policy.soak) if s.weight == 100 else s.min_duration
+    rf = RequestFrame.fetch(engine.reader, step_start, now, canary_bundle)
+    seen = canary(rf, step_start, now, EvalContext(now, rollout_start, canary_bundle), True).n
+    elapsed = now - step_start
+    failed = [v for v in verdicts if v.status == "fail"]
+    # Any gate may fail the step; only the gates fed by this rollout's main evidence must pass:
+    # with shadow scoring the live-canary gates are advisory (a 1% canary sees few requests),
+    # without it the shadow-channel gates have nothing to judge.
+    shadowing = policy.shadow.enabled
+    blocking = {g.name for g in gates
+                if not (isinstance(g, SequentialGate) and ((g.channel == "live" and shadowing)
+                                                           or (g.channel == "shadow" and not shadowing)))}
+    pending = [v for v in verdicts if v.status == "inconclusive" and v.gate in blocking]
+    if failed:
+        status: Status = "fail"
+        reason = "; ".join(f"{v.gate}: {v.reason}" for v in failed)
+    elif pending or seen < need or elapsed < min_dur:
+        status = "inconclusive"
+        why = [f"{v.gate}: {v.reason}" for v in pending]
+        if seen < need:
+            why.append(f"{seen} canary samples < {need}")
+        if elapsed < min_dur:
+            why.append(f"{elapsed:.1f}s < {min_dur:.0f}s in step")
+        reason = "; ".join(why)
+    else:
+        status, reason = "pass", f"{len(verdicts)} gates pass, {seen} samples, {elapsed:.0f}s"
+    return StepVerdict(step=step, weight=weight, status=status, reason=reason, ts=now, canary_samples=seen,
+                       min_samples=need, elapsed_s=elapsed, min_duration_s=min_dur, verdicts=verdicts,
+                       actions=list(policy.on_failure) if status == "fail" else [])

@@ -1,0 +1,259 @@
+"""Gate specifications: a pydantic discriminated union on `kind`.
+
+A gate states what "healthy" means over a window of telemetry. It never acts;
+playbooks and the rollout judge turn verdicts into actions.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, model_validator
+
+from samantha.domain import SlotRole
+
+_DUR = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+
+
+def parse_duration(v: object) -> float:
+    """Seconds from 250ms / 30s / 5m / 1h / 2d or a bare number of seconds."""
+    if isinstance(v, bool):
+        raise ValueError("a duration is a number of seconds or a string like 30s, 5m, 1h")
+    if isinstance(v, int | float):
+        return float(v)
+    if isinstance(v, str) and (m := _DUR.match(v)):
+        return float(m.group(1)) * _UNIT[m.group(2)]
+    raise ValueError(f"not a duration: {v!r} (use a number of seconds or 250ms, 30s, 5m, 1h, 2d)")
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration), PlainSerializer(float, when_used="json"),
+                     Field(json_schema_extra={"anyOf": [{"type": "number"},
+                                                        {"type": "string", "pattern": _DUR.pattern}]})]
+
+# Per-request metrics come from the `requests` table; any other metric name is a series in `samples`.
+REQUEST_METRICS = ("latency_ms", "error_rate", "divergence", "rps")
+Aggregate = Literal["mean", "min", "max", "last", "sum", "count", "rate",
+                    "p50", "p90", "p95", "p99", "p999"]
+NAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,79}$"
+
+
+def quantile_of(aggregate: str) -> float | None:
+    return {"p50": 0.5, "p90": 0.9, "p95": 0.95, "p99": 0.99, "p999": 0.999}.get(aggregate)
+
+
+class GateBase(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=NAME_PATTERN, description="unique gate name")
+    description: str = ""
+    window: Duration = Field(60.0, gt=0, description="data window ending at evaluation time")
+    min_samples: int | None = Field(None, ge=1, description="fewer samples => inconclusive (never pass)")
+
+    def needs_requests(self) -> bool:
+        return False
+
+    def metrics(self) -> tuple[str, ...]:
+        """Samples-table metric names this gate reads."""
+        return ()
+
+
+class ThresholdGate(GateBase):
+    """An aggregate of one metric over the window compared to a fixed value."""
+
+    kind: Literal["threshold"] = "threshold"
+    metric: str = Field(pattern=r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
+    aggregate: Aggregate = "mean"
+    op: Literal["<", "<=", ">", ">="] = "<="
+    value: float
+    slot: SlotRole | None = Field(None, description="request metrics only: restrict to one slot")
+    include_shadow: bool = Field(False, description="request metrics only: count shadow-scored rows")
+    labels: dict[str, str] = Field(default_factory=dict, description="samples metrics only: label filter")
+
+    def needs_requests(self) -> bool:
+        return self.metric in REQUEST_METRICS
+
+    def metrics(self) -> tuple[str, ...]:
+        return () if self.needs_requests() else (self.metric,)
+
+    def default_min_samples(self) -> int:
+        if not self.needs_requests():
+            return 1
+        q = quantile_of(self.aggregate)
+        return max(50, round(1.0 / (1.0 - q))) if q else 50
+
+
+class CompareGate(GateBase):
+    """Canary (standby) against incumbent (active): a point comparison, Flagger-style."""
+
+    kind: Literal["compare"] = "compare"
+    metric: Literal["error_rate", "latency_ms"]
+    aggregate: Aggregate = "mean"
+    max_increase: float | None = Field(None, ge=0, description="canary - incumbent, in metric units")
+    max_ratio: float | None = Field(None, gt=0, description="canary / incumbent")
+    include_shadow: bool = True
+
+    @model_validator(mode="after")
+    def _one_bound(self) -> CompareGate:
+        if self.max_increase is None and self.max_ratio is None:
+            raise ValueError("set max_increase and/or max_ratio")
+        return self
+
+    def needs_requests(self) -> bool:
+        return True
+
+    def default_min_samples(self) -> int:
+        return 100
+
+
+class JudgeGate(GateBase):
+    """Two-sample statistical judge over a fixed window (scipy).
+
+    latency: Mann-Whitney U (canary stochastically greater) with a Hodges-Lehmann shift;
+    errors: Fisher's exact test on the 2x2 table (one-sided);
+    divergence: exact binomial test that the share of diverging outputs exceeds max_rate.
+    A failure needs statistical significance AND a practically relevant effect.
+    """
+
+    kind: Literal["judge"] = "judge"
+    test: Literal["latency", "errors", "divergence"]
+    alpha: float = Field(0.01, gt=0, lt=0.5)
+    min_shift_ms: float = Field(0.0, ge=0, description="latency: smallest Hodges-Lehmann shift that matters")
+    min_shift_ratio: float = Field(0.05, ge=0, description="latency: same, relative to the incumbent median")
+    min_increase: float = Field(0.005, ge=0, description="errors: smallest error-rate increase that matters")
+    tolerance: float = Field(0.0, ge=0, description="divergence: outputs differing by more than this diverge")
+    max_rate: float = Field(0.01, ge=0, lt=1, description="divergence: allowed share of diverging outputs")
+    include_shadow: bool = True
+
+    def needs_requests(self) -> bool:
+        return True
+
+    def default_min_samples(self) -> int:
+        return 50
+
+
+class SequentialGate(GateBase):
+    """A continuously checkable test: one false-alarm budget for the whole rollout.
+
+    msprt: a mixture likelihood-ratio martingale (always valid; P(ever alarm | no
+    regression) <= alpha however often it is checked). errors/latency compare the
+    canary with the incumbent conditionally on each time bin's totals (Fisher's
+    noncentral hypergeometric), so a load burst hitting both slots is not evidence.
+    cusum: Page's CUSUM against a baseline rate, for long-running change detection
+    (threshold log(1/alpha), average run length ~ 1/alpha bins; no single-budget guarantee).
+    """
+
+    kind: Literal["sequential"] = "sequential"
+    signal: Literal["errors", "latency", "divergence"]
+    method: Literal["msprt", "cusum"] = "msprt"
+    alpha: float = Field(0.00025, gt=0, lt=0.5, description="this gate's share of the rollout's alpha")
+    quantile: float = Field(0.95, gt=0, lt=1, description="latency: exceedance of the incumbent's quantile")
+    tolerance: float = Field(0.0, ge=0, description="divergence: outputs differing by more than this diverge")
+    max_rate: float = Field(0.002, gt=0, lt=1, description="divergence: allowed share of diverging outputs")
+    bin: Duration = Field(0.2, gt=0, description="time-bin width for the conditional test")
+    baseline: Duration = Field(120.0, gt=0, description="latency: incumbent window before the test, for the threshold")
+    channel: Literal["all", "live", "shadow"] = Field(
+        "all", description="canary rows judged: live traffic, shadow-scored mirrors, or both")
+    null_odds: float = Field(1.0, ge=1.0, description=(
+        "tolerated event-odds ratio before it counts as a regression; a shadow path measures its own "
+        "latency overhead (twin A/A: ~2x odds above the median, ~1.4x above p95)"))
+    slot: SlotRole = Field("standby", description="cusum: the slot watched")
+    ratio: float = Field(2.0, gt=1, description="cusum: the rate multiplier it is tuned to detect")
+    window: Duration = Field(3600.0, gt=0, description="lookback when no rollout start is known")
+
+    def needs_requests(self) -> bool:
+        return True
+
+    def default_min_samples(self) -> int:
+        return 200
+
+
+class DriftGate(GateBase):
+    """Distribution drift of a metric against a baseline window (Evidently-like defaults)."""
+
+    kind: Literal["drift"] = "drift"
+    metric: str = Field(pattern=r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
+    labels: dict[str, str] = Field(default_factory=dict)
+    slot: SlotRole | None = None
+    method: Literal["auto", "ks", "wasserstein", "psi"] = "auto"
+    threshold: float | None = Field(None, gt=0, description="ks: p-value below; wasserstein (normed)/psi: above")
+    baseline_offset: Duration | None = Field(None, gt=0, description="baseline ends this long before now (default: window)")
+    baseline_window: Duration | None = Field(None, gt=0, description="baseline length (default: window)")
+    large_sample: int = Field(1000, ge=1, description="auto: KS up to this many samples, Wasserstein above")
+    bins: int = Field(10, ge=2, le=100, description="psi: quantile bins of the baseline")
+
+    @model_validator(mode="after")
+    def _baseline_before_window(self) -> DriftGate:
+        if self.baseline_offset is not None and self.baseline_offset < self.window:
+            raise ValueError("baseline_offset must be >= window, or the baseline overlaps the window tested")
+        return self
+
+    @property
+    def offset(self) -> float:
+        return self.baseline_offset if self.baseline_offset is not None else self.window
+
+    @property
+    def baseline_len(self) -> float:
+        return self.baseline_window if self.baseline_window is not None else self.window
+
+    def needs_requests(self) -> bool:
+        return self.metric in REQUEST_METRICS
+
+    def metrics(self) -> tuple[str, ...]:
+        return () if self.needs_requests() else (self.metric,)
+
+    def default_min_samples(self) -> int:
+        return 30
+
+
+STALENESS_METRICS = {
+    "last_sync": "samantha_last_sync_timestamp_seconds",
+    "policy_age": "samantha_policy_issued_timestamp_seconds",
+    "bundle_expiry": "cube_bundle_expires_timestamp_seconds",
+    "fleet_divergence": "cube_fleet_divergence",
+}
+
+
+class StalenessGate(GateBase):
+    """Freshness of what the Cube runs on: last sync, policy age, bundle expiry, fleet divergence.
+
+    Reads the latest value of a gauge: a timestamp (epoch s) for the first three,
+    a divergence score for the last. No value known => inconclusive.
+    """
+
+    kind: Literal["staleness"] = "staleness"
+    signal: Literal["last_sync", "policy_age", "bundle_expiry", "fleet_divergence"]
+    metric: str | None = Field(None, pattern=r"^[a-zA-Z_:][a-zA-Z0-9_:]*$", description="default by signal")
+    labels: dict[str, str] = Field(default_factory=dict)
+    max_age: Duration | None = Field(None, gt=0, description="last_sync, policy_age")
+    min_remaining: Duration | None = Field(None, ge=0, description="bundle_expiry: time left before expiry")
+    max_divergence: float | None = Field(None, ge=0, description="fleet_divergence")
+    window: Duration = Field(30 * 86400.0, gt=0, description="how far back to look for the latest value")
+
+    @model_validator(mode="after")
+    def _bound_for_signal(self) -> StalenessGate:
+        need = {"last_sync": "max_age", "policy_age": "max_age", "bundle_expiry": "min_remaining",
+                "fleet_divergence": "max_divergence"}[self.signal]
+        if getattr(self, need) is None:
+            raise ValueError(f"signal {self.signal} needs {need}")
+        return self
+
+    @property
+    def metric_name(self) -> str:
+        return self.metric or STALENESS_METRICS[self.signal]
+
+    def metrics(self) -> tuple[str, ...]:
+        return (self.metric_name,)
+
+    def default_min_samples(self) -> int:
+        return 1
+
+
+Gate = Annotated[ThresholdGate | CompareGate | JudgeGate | SequentialGate | DriftGate | StalenessGate,
+                 Field(discriminator="kind")]
+GATE_KINDS = ("threshold", "compare", "judge", "sequential", "drift", "staleness")
+
+
+def min_samples(gate: GateBase) -> int:
+    return gate.min_samples if gate.min_samples is not None else gate.default_min_samples()  # type: ignore[attr-defined]

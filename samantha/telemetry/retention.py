@@ -1,0 +1,184 @@
+"""Retention: a ring buffer under a disk budget, with 1-minute rollups before raw rows go.
+
+Each run:
+1. raw `samples` / `requests` older than `raw_horizon_s` (bucket-aligned) roll up into
+   `samples_1m` / `requests_1m` (count, sum, min, max, p50/p95/p99; requests per slot, bundle
+   and shadow) and the raw rows are deleted, in one transaction;
+2. while the live data exceeds `disk_budget_mb`, the oldest slice goes, in this order: raw
+   rows (rolled up first, never dropped un-aggregated), then old events, then the oldest
+   rollups, then any registered ring member. DuckDB reuses freed blocks after a checkpoint,
+   so the file settles at about the budget instead of growing.
+
+The hook for "never drop before upload": `protect(table, keep_sql)` registers a predicate;
+rows matching it are excluded from every delete of that table. The outbox work registers e.g.
+`protect("incidents", "uploaded_at IS NULL")` and `register(RingMember("incidents"))` so
+uploaded incidents may age out under budget pressure but pending ones never do.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from samantha.telemetry.store import TelemetryStore
+
+MAX_PASSES = 12
+TARGET_FILL = 0.8  # when over budget, drop down to this fraction of it
+
+
+@dataclass(frozen=True)
+class RingMember:
+    """A table that gives up its oldest rows (by `ts_column`) under budget pressure."""
+
+    table: str
+    ts_column: str = "ts"
+
+
+_SAMPLES_ROLLUP = """
+INSERT INTO samples_1m
+SELECT floor(ts / $b) * $b AS bucket, series_id, count(*), sum(value), min(value), max(value),
+       quantile_cont(value, 0.5), quantile_cont(value, 0.95), quantile_cont(value, 0.99)
+FROM samples WHERE ts < $cutoff{keep} GROUP BY ALL
+"""
+
+_REQUESTS_ROLLUP = """
+INSERT INTO requests_1m
+SELECT floor(ts / $b) * $b AS bucket, slot, bundle, shadow,
+       count(*), count(*) FILTER (WHERE NOT ok),
+       sum(latency_ms), min(latency_ms), max(latency_ms),
+       quantile_cont(latency_ms, 0.5), quantile_cont(latency_ms, 0.95), quantile_cont(latency_ms, 0.99),
+       count(divergence), sum(divergence), max(divergence)
+FROM requests WHERE ts < $cutoff{keep} GROUP BY ALL
+"""
+
+_ROLLUPS = {"samples": _SAMPLES_ROLLUP, "requests": _REQUESTS_ROLLUP}
+
+
+class Retention:
+    def __init__(self, store: TelemetryStore) -> None:
+        self.store = store
+        self.cfg = store.cfg
+        self._protected: dict[str, list[str]] = {}
+        self._members: list[RingMember] = []
+        self._lock = threading.Lock()
+        self.runs = 0
+        self.rolled_rows = 0
+        self.dropped_rows: dict[str, int] = {}
+        self.last_used_bytes = 0
+        self.last_run_ms = 0.0
+
+    # ---- hooks for tables that must survive until uploaded ----
+
+    def protect(self, table: str, keep_sql: str) -> None:
+        """Rows of `table` matching `keep_sql` are never deleted by retention."""
+        with self._lock:
+            self._protected.setdefault(table, []).append(keep_sql)
+
+    def register(self, member: RingMember) -> None:
+        with self._lock:
+            self._members.append(member)
+
+    def _keep(self, table: str) -> str:
+        with self._lock:
+            preds = self._protected.get(table, [])
+        return "".join(f" AND NOT coalesce(({p}), false)" for p in preds)
+
+    # ---- measurement ----
+
+    def used_bytes(self) -> int:
+        row = self.store.read_arrow(
+            "SELECT used_blocks, block_size FROM pragma_database_size() WHERE database_name = current_database()")
+        used = int(row["used_blocks"][0].as_py()) * int(row["block_size"][0].as_py()) if row.num_rows else 0
+        wal = str(self.store.path) + ".wal"
+        return used + (os.path.getsize(wal) if os.path.exists(wal) else 0)
+
+    @property
+    def budget_bytes(self) -> int:
+        return int(self.cfg.disk_budget_mb * 1024 * 1024)
+
+    # ---- the run ----
+
+    def run(self, now: float | None = None) -> dict[str, Any]:
+        t0 = time.perf_counter()
+        now = self.store.clock.time() if now is None else now
+        b = self.cfg.rollup_bucket_s
+        self.store.flush()
+        horizon_cut = math.floor((now - self.cfg.raw_horizon_s) / b) * b
+        rolled = sum(self._roll_and_drop(t, horizon_cut) for t in _ROLLUPS)
+        self._checkpoint()
+        used = self.used_bytes()
+        passes = 0
+        while used > self.budget_bytes and passes < MAX_PASSES:
+            passes += 1
+            frac = min(1.0, max(0.1, 1.0 - TARGET_FILL * self.budget_bytes / used))
+            if not self._shrink(frac):
+                break  # nothing left that may go: protected rows only
+            self._checkpoint()
+            used = self.used_bytes()
+        self.runs += 1
+        self.rolled_rows += rolled
+        self.last_used_bytes = used
+        self.last_run_ms = (time.perf_counter() - t0) * 1000
+        return {"rolled_rows": rolled, "passes": passes, "used_bytes": used, "budget_bytes": self.budget_bytes}
+
+    def _shrink(self, frac: float) -> bool:
+        """Drop the oldest `frac` of the first tier that still has rows to give."""
+        b = self.cfg.rollup_bucket_s
+        for table in _ROLLUPS:
+            cut = self._quantile_ts(table, "ts", frac)
+            if cut is not None:
+                self._roll_and_drop(table, math.ceil(cut / b) * b if cut % b else cut + b)
+                return True
+        tiers = [("events", "ts"), ("samples_1m", "bucket"), ("requests_1m", "bucket")]
+        tiers += [(m.table, m.ts_column) for m in self._members]
+        for table, col in tiers:
+            cut = self._quantile_ts(table, col, frac)
+            if cut is not None:
+                self._delete(table, f"{col} <= $cutoff", cut)
+                return True
+        return False
+
+    def _quantile_ts(self, table: str, col: str, frac: float) -> float | None:
+        keep = self._keep(table).replace(" AND ", " WHERE ", 1)
+        t = self.store.read_arrow(f"SELECT quantile_disc({col}, {frac:.6f}) FROM {table}{keep}")
+        v = t.column(0)[0].as_py() if t.num_rows else None
+        return None if v is None else float(v)
+
+    def _roll_and_drop(self, table: str, cutoff: float) -> int:
+        keep = self._keep(table)
+        params = {"b": float(self.cfg.rollup_bucket_s), "cutoff": float(cutoff)}
+        with self.store._write_lock:
+            con = self.store._con
+            n = con.execute(f"SELECT count(*) FROM {table} WHERE ts < $cutoff{keep}", {"cutoff": cutoff}).fetchone()[0]
+            if not n:
+                return 0
+            con.execute("BEGIN TRANSACTION")
+            try:
+                con.execute(_ROLLUPS[table].format(keep=keep), params)
+                con.execute(f"DELETE FROM {table} WHERE ts < $cutoff{keep}", {"cutoff": cutoff})
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        self.dropped_rows[table] = self.dropped_rows.get(table, 0) + n
+        return n
+
+    def _delete(self, table: str, where: str, cutoff: float) -> None:
+        keep = self._keep(table)
+        with self.store._write_lock:
+            n = self.store._con.execute(f"DELETE FROM {table} WHERE {where}{keep}", {"cutoff": cutoff}).fetchone()[0]
+        self.dropped_rows[table] = self.dropped_rows.get(table, 0) + int(n)
+
+    def _checkpoint(self) -> None:
+        with self.store._write_lock:
+            self.store._con.execute("CHECKPOINT")
+
+    def stats(self) -> dict[str, Any]:
+        return {"runs": self.runs, "rolled_rows": self.rolled_rows, "dropped_rows": dict(self.dropped_rows),
+                "used_bytes": self.last_used_bytes, "budget_bytes": self.budget_bytes,
+                "last_run_ms": round(self.last_run_ms, 2)}

@@ -1,0 +1,176 @@
+"""The twin's router: splits inference traffic between the active and standby slots.
+
+Each request reads one immutable `RouteTable`; a flip or a weight change replaces
+the table with a single assignment, so no request ever sees a half-swapped state.
+In shadow mode each request served by the active slot is mirrored to the standby
+and the two outputs are compared (total variation distance); the shadow answer is
+never returned. Every inference becomes a RequestEvent for the telemetry pusher.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import orjson
+
+from samantha.domain import SlotRole
+from samantha.twin.http import Request, Response, Upstream, UpstreamError, error_response, json_response
+from samantha.twin.telemetry_push import TelemetryPusher
+
+
+@dataclass(frozen=True)
+class Link:
+    name: str
+    upstream: Upstream
+    bundle_id: str | None
+
+
+@dataclass(frozen=True)
+class RouteTable:
+    active: Link
+    standby: Link | None  # None: not routable (empty, quarantined, safe mode)
+    standby_weight: float  # percent
+    shadow: bool
+
+
+@dataclass
+class Outcome:
+    status: int
+    body: bytes
+    latency_ms: float
+    probs: list[float] | None  # None unless a finite answer
+    bundle: str | None
+    reason: str | None = None
+
+
+def divergence(p: list[float], q: list[float] | None) -> float:
+    """Total variation distance between two class distributions, in [0, 1]; 1 when q is missing."""
+    if q is None or len(p) != len(q):
+        return 1.0
+    return min(1.0, 0.5 * sum(abs(a - b) for a, b in zip(p, q, strict=True)))
+
+
+class SlotStats:
+    """Live per-role counters for status views: totals and the latest latencies."""
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.errors = 0
+        self.latencies: deque[float] = deque(maxlen=2000)
+        self.recent: deque[tuple[float, bool]] = deque(maxlen=20000)  # (monotonic, ok) for rates
+
+    def add(self, latency_ms: float, ok: bool) -> None:
+        self.requests += 1
+        self.errors += not ok
+        self.latencies.append(latency_ms)
+        self.recent.append((time.monotonic(), ok))
+
+    def snapshot(self, window_s: float = 2.0) -> dict[str, Any]:
+        now = time.monotonic()
+        recent = [ok for t, ok in self.recent if now - t <= window_s]
+        lat = np.asarray(self.latencies) if self.latencies else None
+        return {"requests": self.requests, "errors": self.errors,
+                "rps": round(len(recent) / window_s, 1),
+                "error_rate": round(1 - sum(recent) / len(recent), 4) if recent else 0.0,
+                "p50_ms": round(float(np.percentile(lat, 50)), 2) if lat is not None else None,
+                "p99_ms": round(float(np.percentile(lat, 99)), 2) if lat is not None else None}
+
+
+class Router:
+    def __init__(self, route: RouteTable, pusher: TelemetryPusher, *, timeout_s: float = 5.0):
+        self.route = route
+        self.pusher = pusher
+        self.timeout_s = timeout_s
+        self.stats: dict[str, SlotStats] = {"active": SlotStats(), "standby": SlotStats(), "shadow": SlotStats()}
+        self.noise_fraction = 0.0
+        self.noise_sigma = 0.0
+        self._tasks: set[asyncio.Task] = set()
+
+    async def handle(self, req: Request) -> Response:
+        if req.path == "/infer":
+            if req.method != "POST":
+                return error_response(405, "method_not_allowed", "POST /infer")
+            return await self.infer(req.body)
+        if req.path == "/health":
+            return json_response({"ok": True})
+        return error_response(404, "not_found", f"no route {req.path}")
+
+    def _noisy(self, body: bytes) -> bytes:
+        try:
+            doc = orjson.loads(body)
+            x = np.asarray(doc["x"], dtype=np.float64)
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            return body  # the slot answers bad input with a 4xx; noise has nothing to act on
+        doc["x"] = (x + np.random.normal(0.0, self.noise_sigma, x.shape)).tolist()
+        return orjson.dumps(doc)
+
+    async def call(self, link: Link, body: bytes) -> Outcome:
+        t0 = time.perf_counter()
+        try:
+            status, data = await link.upstream.request("POST", "/infer", body, timeout=self.timeout_s)
+        except UpstreamError as e:
+            return Outcome(502, b"", (time.perf_counter() - t0) * 1000, None, link.bundle_id, str(e))
+        latency = (time.perf_counter() - t0) * 1000
+        if status != 200:
+            return Outcome(status, data, latency, None, link.bundle_id, f"slot answered {status}")
+        try:
+            doc = orjson.loads(data)
+            probs = doc["probs"]
+            bundle = doc.get("bundle") or link.bundle_id
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            return Outcome(502, data, latency, None, link.bundle_id, "slot answer is not valid JSON")
+        if not all(isinstance(v, float | int) and math.isfinite(v) for v in probs):
+            return Outcome(502, data, latency, None, bundle, "model produced a non-finite output")
+        return Outcome(200, data, latency, probs, bundle)
+
+    def _record(self, role: SlotRole, out: Outcome, *, shadow: bool = False, div: float | None = None) -> None:
+        ok = out.probs is not None
+        (self.stats["shadow"] if shadow else self.stats[role]).add(out.latency_ms, ok)
+        if out.bundle is None:
+            return
+        self.pusher.add({"ts": time.time(), "slot": role, "bundle": out.bundle, "latency_ms": round(out.latency_ms, 3),
+                         "ok": ok, "divergence": div, "shadow": shadow})
+
+    async def infer(self, body: bytes) -> Response:
+        rt = self.route
+        if self.noise_fraction and random.random() < self.noise_fraction:
+            body = self._noisy(body)
+        to_standby = rt.standby is not None and rt.standby_weight > 0 and random.random() * 100 < rt.standby_weight
+        link = rt.standby if to_standby and rt.standby is not None else rt.active
+        role: SlotRole = "standby" if to_standby else "active"
+        mirror = None
+        if rt.shadow and not to_standby and rt.standby is not None:
+            mirror = asyncio.get_running_loop().create_task(self.call(rt.standby, body))
+            self._tasks.add(mirror)
+        out = await self.call(link, body)
+        if 400 <= out.status < 500:  # the caller's mistake, not the model's: pass it on, record nothing
+            if mirror is not None:
+                mirror.add_done_callback(self._tasks.discard)
+            return Response(out.status, out.body)
+        self._record(role, out)
+        if mirror is not None:
+            mirror.add_done_callback(lambda t, p=out.probs: self._shadow_done(t, p))
+        headers = {"x-cube-slot": link.name, "x-cube-role": role}
+        if out.probs is not None:
+            return Response(200, out.body, headers=headers)
+        return json_response({"error": {"code": "inference_failed", "reason": out.reason, "slot": link.name}}, 502) \
+            if out.status == 502 else Response(out.status, out.body, headers=headers)
+
+    def _shadow_done(self, task: asyncio.Task, active_probs: list[float] | None) -> None:
+        self._tasks.discard(task)
+        if task.cancelled():
+            return
+        out: Outcome = task.result()
+        div = None
+        if active_probs is not None:  # only a good incumbent answer is a reference
+            div = divergence(active_probs, out.probs)
+        if 400 <= out.status < 500:
+            return
+        self._record("standby", out, shadow=True, div=div)
