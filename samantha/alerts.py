@@ -70,7 +70,10 @@ _COLS = ("id", "key", "name", "severity", "status", "summary", "labels", "annota
 
 
 class AlertManager:
-    """Alert records and their outbox, in DuckDB tables through a connection the daemon owns."""
+    """Alert records and their outbox, in DuckDB tables through a connection the daemon owns.
+
+    Give it its own connection or `conn.cursor()`: it runs its own transactions. Thread-safe.
+    """
 
     def __init__(self, conn: Any, config: AlertsConfig, clock: Clock, http: httpx.Client | None = None) -> None:
         self.conn, self.config, self.clock = conn, config, clock

@@ -60,7 +60,10 @@ class AuditStore(Protocol):
 
 
 class DuckDBAuditStore:
-    """Tables `audit` and `audit_head` in the daemon's DuckDB file."""
+    """Tables `audit` and `audit_head` in the daemon's DuckDB file.
+
+    Give it its own connection or `conn.cursor()`: it runs its own transactions.
+    """
 
     def __init__(self, conn: Any, create: bool = True) -> None:
         self.conn = conn

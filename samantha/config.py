@@ -111,10 +111,11 @@ class PolicyConfig(Section):
     rate_window_s: float = Field(3600, gt=0, description="window for every per-hour limit")
     flip_max_per_hour: int = Field(3, ge=0, description="flips allowed in any rate window, from any requester")
     quarantine_max_per_hour: int = Field(6, ge=0, description="quarantines allowed in any rate window")
-    playbook_cooldown_s: float = Field(60, ge=0, description="default gap before a playbook repeats an action "
-                                       "on the same target; a playbook's own cooldown overrides it")
+    playbook_cooldown_s: float = Field(60, ge=0, description="default gap between two firings of a playbook "
+                                       "that act; a playbook's limits.cooldown overrides it")
     playbook_max_actions_per_hour: int = Field(10, ge=0, description="default anti-flap cap on a playbook's "
-                                               "non-alert actions; a playbook's own limit overrides it")
+                                               "acting firings per window; its limits.max_actions_per_hour "
+                                               "overrides it")
 
 
 class AlertsConfig(Section):

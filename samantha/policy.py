@@ -60,8 +60,11 @@ class ProposedAction(_Model):
     target_slot: SlotRole | None = None
     target_bundle: str | None = Field(None, min_length=1, max_length=200)
     severity: Severity | None = Field(None, description="alerts only")
-    cooldown_s: float | None = Field(None, ge=0, description="the playbook's own cooldown, when it states one")
-    max_actions_per_hour: int | None = Field(None, ge=0, description="the playbook's own anti-flap cap")
+    firing: str | None = Field(None, max_length=200, description="id shared by the actions of one playbook "
+                               "firing; None: the action is a firing of its own")
+    cooldown_s: float | None = Field(None, ge=0, description="the playbook's limits.cooldown")
+    max_actions_per_hour: int | None = Field(None, ge=0, description="the playbook's limits.max_actions_per_hour "
+                                             "(counted in firings, as playbooks define it)")
 
     @model_validator(mode="after")
     def _shape(self) -> ProposedAction:
@@ -88,6 +91,7 @@ class ActionRecord(_Model):
     kind: ActionKind
     requested_by: Requester
     playbook: str | None = None
+    firing: str | None = None
     target: str = "-"
 
     @field_validator("ts")
@@ -100,7 +104,7 @@ class ActionRecord(_Model):
     @classmethod
     def of(cls, action: ProposedAction, ts: float) -> ActionRecord:
         return cls(ts=ts, kind=action.kind, requested_by=action.requested_by, playbook=action.playbook,
-                   target=action.target)
+                   firing=action.firing, target=action.target)
 
 
 class SlotState(_Model):
@@ -319,35 +323,48 @@ def _quarantine_rate_limit(c: Ctx) -> str | None:
     return None
 
 
-def _same_playbook(c: Ctx, r: ActionRecord) -> bool:
-    return r.requested_by == "playbook" and r.playbook == c.action.playbook and r.kind != "alert"
+def _earlier_firings(c: Ctx) -> list[tuple[str, float]]:
+    """(firing key, ts) of this playbook's applied non-alert actions from firings other than this one."""
+    a = c.action
+    return [(r.firing or f"#{i}", r.ts) for i, r in enumerate(c.history)
+            if r.requested_by == "playbook" and r.playbook == a.playbook and r.kind != "alert"
+            and (a.firing is None or r.firing != a.firing)]
 
 
 @rule("playbook-cooldown")
 def _playbook_cooldown(c: Ctx) -> str | None:
-    """A playbook does not repeat the same action on the same target within its cooldown
-    (its own, else policy.playbook_cooldown_s)."""
+    """A playbook does not fire again within its cooldown (limits.cooldown, else
+    policy.playbook_cooldown_s); the actions of one firing go through together."""
     a = c.action
     if a.requested_by != "playbook" or a.kind == "alert":
         return None
     cooldown = c.config.playbook_cooldown_s if a.cooldown_s is None else a.cooldown_s
-    recent = _times(c, lambda r: _same_playbook(c, r) and r.kind == a.kind and r.target == a.target)
-    if cooldown > 0 and count_in_window(recent, c.now, cooldown):
-        return f"playbook {a.playbook!r} did {a.kind} on {a.target!r} less than {cooldown:g} s ago"
+    if cooldown > 0 and count_in_window([ts for _, ts in _earlier_firings(c)], c.now, cooldown):
+        return f"playbook {a.playbook!r} acted less than {cooldown:g} s ago"
     return None
 
 
-@rule("playbook-max-actions-per-hour")
-def _playbook_max_actions(c: Ctx) -> str | None:
-    """Anti-flap: a playbook takes at most N non-alert actions in any rate window (its own N, else
-    policy.playbook_max_actions_per_hour)."""
+@rule("playbook-max-firings-per-hour")
+def _playbook_max_firings(c: Ctx) -> str | None:
+    """Anti-flap: a playbook acts in at most N firings in any rate window (limits.max_actions_per_hour,
+    else policy.playbook_max_actions_per_hour). Firings of alerts only do not count."""
     a = c.action
     if a.requested_by != "playbook" or a.kind == "alert":
         return None
     cap = c.config.playbook_max_actions_per_hour if a.max_actions_per_hour is None else a.max_actions_per_hour
-    if not allows(_times(c, lambda r: _same_playbook(c, r)), c.now, c.config.rate_window_s, cap):
-        return f"playbook {a.playbook!r} already took {cap} actions in the last {c.config.rate_window_s:g} s"
+    lo = c.now - c.config.rate_window_s
+    firings = {key for key, ts in _earlier_firings(c) if ts > lo}
+    if len(firings) >= cap:
+        return f"playbook {a.playbook!r} already acted in {cap} firings in the last {c.config.rate_window_s:g} s"
     return None
+
+
+def scope_for_playbook(slot: SlotRole | None, rollout_step: bool = False) -> Scope:
+    """A playbook's `when.scope` as a kernel scope: standby or a rollout step is the canary, active is
+    the active slot, and no slot is the host."""
+    if slot == "standby" or (slot is None and rollout_step):
+        return "canary"
+    return "active" if slot == "active" else "host"
 
 
 def decide(action: ProposedAction, state: CubeSnapshot, history: Sequence[ActionRecord], now: float,

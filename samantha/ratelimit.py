@@ -8,6 +8,7 @@ client). Both use the same half-open window (now - window_s, now], so "at most
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict, deque
 from collections.abc import Iterable
 
@@ -35,7 +36,7 @@ def retry_after(timestamps: Iterable[float], now: float, window_s: float, limit:
 
 
 class SlidingWindowLimiter:
-    """At most `limit` hits per key in any `window_s` seconds, on the clock's monotonic time.
+    """At most `limit` hits per key in any `window_s` seconds, on the clock's monotonic time. Thread-safe.
 
     Memory is bounded: at most `max_keys` keys are tracked; past that the least
     recently used key is forgotten (its client starts afresh, which errs toward
@@ -48,6 +49,7 @@ class SlidingWindowLimiter:
         self.limit, self.window_s, self.max_keys = limit, window_s, max_keys
         self._clock = clock
         self._hits: OrderedDict[str, deque[float]] = OrderedDict()
+        self._lock = threading.Lock()
 
     def _window(self, key: str, now: float) -> deque[float]:
         q = self._hits.get(key)
@@ -62,22 +64,26 @@ class SlidingWindowLimiter:
 
     def check(self, key: str) -> bool:
         """Would a hit be allowed now? Records nothing."""
-        now = self._clock.monotonic()
-        return len(self._window(key, now)) < self.limit
+        with self._lock:
+            now = self._clock.monotonic()
+            return len(self._window(key, now)) < self.limit
 
     def hit(self, key: str) -> bool:
         """Record a hit if allowed; return whether it was."""
-        now = self._clock.monotonic()
-        q = self._window(key, now)
-        if len(q) >= self.limit:
-            return False
-        q.append(now)
-        return True
+        with self._lock:
+            now = self._clock.monotonic()
+            q = self._window(key, now)
+            if len(q) >= self.limit:
+                return False
+            q.append(now)
+            return True
 
     def retry_after(self, key: str) -> float:
-        now = self._clock.monotonic()
-        return retry_after(self._window(key, now), now, self.window_s, self.limit)
+        with self._lock:
+            now = self._clock.monotonic()
+            return retry_after(self._window(key, now), now, self.window_s, self.limit)
 
     def reset(self, key: str) -> None:
         """Forget a key (e.g. after a successful login)."""
-        self._hits.pop(key, None)
+        with self._lock:
+            self._hits.pop(key, None)

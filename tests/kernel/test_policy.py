@@ -14,6 +14,7 @@ from samantha.policy import (
     SlotState,
     decide,
     rule_catalog,
+    scope_for_playbook,
 )
 
 NOW = 1_800_000_000.0
@@ -181,29 +182,68 @@ def test_quarantine_rate_limit():
     assert decide(a, snap(), h[:1], NOW, cfg).allowed
 
 
-def test_playbook_cooldown_is_per_playbook_kind_and_target():
-    h = flips(30, kind="quarantine", by="playbook", playbook="pb", target="v2")
-    a = act("quarantine")
-    assert refused_by(decide(a, snap(), h, NOW)) == {"playbook-cooldown"}  # default 60 s
-    assert decide(a.model_copy(update={"cooldown_s": 20.0}), snap(), h, NOW).allowed  # the playbook's own
+def test_playbook_cooldown_holds_back_a_new_firing_but_not_the_rest_of_this_one():
+    h = [ActionRecord(ts=NOW - 30, kind="abort_rollout", requested_by="playbook", playbook="pb", firing="f1",
+                      target="v2")]
+    # the same firing's next action goes through
+    assert decide(act("quarantine", firing="f1"), snap(), h, NOW).allowed
+    # a new firing within the default 60 s cooldown does not, whatever its target
+    for a in [act("quarantine", firing="f2"), act("quarantine", target_bundle="v3"), act("abort_rollout")]:
+        d = decide(a, snap(), h, NOW)
+        assert refused_by(d) == {"playbook-cooldown"}, a
+    new = act("quarantine", firing="f2")
+    assert decide(new.model_copy(update={"cooldown_s": 20.0}), snap(), h, NOW).allowed  # the playbook's own
+    assert decide(new, snap(), h, NOW, PolicyConfig(playbook_cooldown_s=10)).allowed
     assert decide(act("quarantine", playbook="other"), snap(), h, NOW).allowed
-    assert decide(act("abort_rollout", target_bundle="v2"), snap(), h, NOW).allowed
-    assert decide(a, snap(), h, NOW, PolicyConfig(playbook_cooldown_s=10)).allowed
-    # a newer bundle from the same bad playbook is a new target
-    assert decide(act("quarantine", target_bundle="v3"), snap(), h, NOW).allowed
+    # an earlier alert does not start a cooldown
+    alert_only = [h[0].model_copy(update={"kind": "alert"})]
+    assert decide(new, snap(), alert_only, NOW).allowed
 
 
-def test_playbook_max_actions_per_hour_ignores_alerts_and_other_requesters():
-    h = (flips(100, 200, kind="hold_rollout", by="playbook", playbook="pb", target="v2")
-         + flips(5, 6, 7, kind="alert", by="playbook", playbook="pb")
-         + flips(8, kind="hold_rollout", by="operator"))
-    a = act("abort_rollout", max_actions_per_hour=2)
-    assert refused_by(decide(a, snap(), h, NOW)) == {"playbook-max-actions-per-hour"}
+def test_playbook_max_firings_per_hour_counts_firings_not_actions():
+    def rec(age, kind, firing, by="playbook"):
+        return ActionRecord(ts=NOW - age, kind=kind, requested_by=by, playbook="pb" if by == "playbook" else None,
+                            firing=firing, target="v2")
+    h = [rec(300, "abort_rollout", "f1"), rec(300, "quarantine", "f1"),  # one firing, two actions
+         rec(200, "hold_rollout", "f2"),
+         rec(100, "alert", "f3"), rec(90, "alert", None),  # alert-only firings do not count
+         rec(80, "hold_rollout", None, by="operator")]
+    a = act("abort_rollout", firing="f4", max_actions_per_hour=2)
+    assert refused_by(decide(a, snap(), h, NOW)) == {"playbook-max-firings-per-hour"}
     assert decide(a.model_copy(update={"max_actions_per_hour": 3}), snap(), h, NOW).allowed
+    # the rest of an already counted firing still goes through at the cap
+    assert decide(act("quarantine", firing="f2", max_actions_per_hour=2), snap(), h, NOW).allowed
+    # actions without a firing id are firings of their own
+    loose = [rec(300, "abort_rollout", None), rec(300, "quarantine", None)]
+    assert refused_by(decide(act("hold_rollout", max_actions_per_hour=2), snap(), loose, NOW)) \
+        == {"playbook-max-firings-per-hour"}
     assert refused_by(decide(act("abort_rollout"), snap(), h, NOW, PolicyConfig(playbook_max_actions_per_hour=2))) \
-        == {"playbook-max-actions-per-hour"}
-    # alerts stay allowed past the cap, and past the cooldown
+        == {"playbook-max-firings-per-hour"}
+    # alerts stay allowed past the cap
     assert decide(act("alert", max_actions_per_hour=0), snap(), h, NOW).allowed
+
+
+def test_playbook_scopes_map_to_kernel_scopes():
+    assert scope_for_playbook("standby") == "canary"
+    assert scope_for_playbook(None, rollout_step=True) == "canary"
+    assert scope_for_playbook("active") == "active"
+    assert scope_for_playbook(None) == "host"
+
+
+def test_every_shipped_playbook_action_is_allowed_in_its_scope():
+    """The kernel's allow-list and the shipped playbooks agree (the lint checks the playbooks' own rules)."""
+    from pathlib import Path
+
+    from samantha.playbooks import load_playbook
+
+    files = sorted(Path(__file__).resolve().parents[2].joinpath("playbooks").glob("*.yaml"))
+    assert files
+    for f in files:
+        pb = load_playbook(f)
+        scope = scope_for_playbook(pb.when.scope.slot, pb.when.scope.rollout_step is not None)
+        extra = pb.limits.on_inconclusive_for.then if pb.limits.on_inconclusive_for else []
+        for a in [*pb.then, *extra]:
+            assert a.action in SCOPE_ALLOWS[scope], (f.name, scope, a.action)
 
 
 def test_all_violations_are_reported_with_reasons():
