@@ -253,14 +253,13 @@ class RolloutController:
         where = "shadow scoring" if v.step == "shadow" else f"step {int(v.step) + 1} ({v.weight:g}%)"
         reason = f"regression at {where}: {v.reason}"
         self._snap_back(reason, v)
-        rec.phase, rec.reason, rec.ended_at = "aborted", reason, self.clock.time()
-        self._save()
+        rec.ended_at = self.clock.time()
         for action in v.actions or self.policy.on_failure:
             if isinstance(action, Quarantine):
                 self._quarantine(reason, v)
             elif isinstance(action, Alert):
                 self._alert(action.severity, f"rollout of {rec.bundle_label} aborted: {reason}", v)
-        self._save()
+        self._end("aborted", reason)
 
     def _snap_back(self, reason: str, v: StepVerdict | None) -> None:
         """Weights to 0 and shadow off at once; recorded after (see the module doc)."""
@@ -291,7 +290,7 @@ class RolloutController:
             self.actions.finish(aid, "done" if ok else "failed", detail)
             self._note(kind, rec.bundle_id, reason, "done" if ok else "failed", detail, v, rid,
                        (time.perf_counter() - t0) * 1000)
-        rec.step_start = None
+        rec.step_start, rec.snapped = None, True
         self._save()
 
     def _quarantine(self, reason: str, v: StepVerdict) -> None:

@@ -72,6 +72,7 @@ class RolloutRecord(_M):
     rev: int = Field(0, description="persisted revision")
     pending: Pending | None = None
     shadow_on: bool = False
+    snapped: bool = Field(False, description="weights were sent back to the active slot")
     prior_active_bundle: str | None = None
     last_known_good: str | None = None
     quarantined: bool = False
@@ -85,7 +86,7 @@ class RolloutRecord(_M):
 
     @property
     def weight(self) -> float:
-        if self.phase in ("step", "soak", "flipping") and self.step is not None:
+        if self.phase in ("step", "soak", "flipping") and self.step is not None and not self.snapped:
             return self.steps[self.step]
         return 0.0
 
