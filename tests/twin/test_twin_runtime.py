@@ -32,6 +32,7 @@ def _wait(pred, timeout: float = 10.0, what: str = "condition") -> None:
 
 
 def test_flip_and_swap_under_load_lose_no_request(twin: Twin) -> None:
+    assert twin.st["proxy"]  # both slots sit behind the fault proxy
     twin.bundle("slow", latency_ms=20)  # requests are in flight at every flip and swap
     twin.cube.load("slow", request_id="load-slow")
     twin.wait_healthy()
