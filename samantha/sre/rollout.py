@@ -289,7 +289,7 @@ class RolloutController:
                                       evidence=_evidence(v) | {"args": args})
             self.actions.finish(aid, "done" if ok else "failed", detail)
             self._note(kind, rec.bundle_id, reason, "done" if ok else "failed", detail, v, rid,
-                       (time.perf_counter() - t0) * 1000)
+                       (time.perf_counter() - t0) * 1000, corrective=True)
         rec.step_start, rec.snapped = None, True
         self._save()
 
@@ -304,7 +304,7 @@ class RolloutController:
     def _alert(self, severity: str, summary: str, v: StepVerdict | None) -> None:
         rec = self._rec
         assert rec is not None
-        self._note("alert", rec.bundle_id, summary, "done", severity, v)
+        self._note("alert", rec.bundle_id, summary, "done", severity, v, corrective=True)
         if self.alert is not None:
             self.alert(severity, summary, _evidence(v))
 
@@ -473,12 +473,15 @@ class RolloutController:
     # ------------------------------------------------------------------ records
 
     def _note(self, kind: DecisionKind, target: str, reason: str, result: Literal["done", "failed", "refused", "noted"],
-              detail: str, evidence: StepVerdict | None, rid: str | None = None, ms: float | None = None) -> None:
+              detail: str, evidence: StepVerdict | None, rid: str | None = None, ms: float | None = None, *,
+              corrective: bool | None = None) -> None:
         rec = self._rec
         assert rec is not None
+        if corrective is None:
+            corrective = kind == "quarantine"
         rec.decisions.append(Decision(ts=self.clock.time(), kind=kind, target=target, reason=reason,
                                       request_id=rid, result=result, detail=detail, duration_ms=ms,
-                                      evidence=evidence))
+                                      corrective=corrective, evidence=evidence))
         del rec.decisions[:-MAX_DECISIONS]
 
     def _save(self) -> None:

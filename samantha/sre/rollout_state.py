@@ -36,6 +36,8 @@ class Decision(_M):
     result: Literal["done", "failed", "refused", "noted"] = "done"
     detail: str = ""
     duration_ms: float | None = None
+    corrective: bool = Field(False, description="taken against a regression (snap back, quarantine, alert), "
+                             "not rollout progress: in a fault-free window it is a false action")
     evidence: StepVerdict | None = None
 
 
