@@ -1,0 +1,1 @@
+"""Steady-state SRE: the agent graph, its nodes, and the progressive-rollout controller."""
