@@ -77,6 +77,8 @@ class ProxyConfig(Section):
     @property
     def url(self) -> str:
         return self.upstream_url or f"http://{self.host}:{self.port}"
+
+
 class TwinConfig(Section):
     """The reference Cube on this machine. Port 0 means: pick a free port when the twin starts."""
 
@@ -105,6 +107,18 @@ class TwinConfig(Section):
     leak_cap_mb: float = Field(256, gt=0, description="a leaking bundle stops growing here (protects the host)")
 
 
+class PolicyConfig(Section):
+    """Numbers the safety kernel enforces; the rules themselves are code in samantha/policy.py."""
+
+    rate_window_s: float = Field(3600, gt=0, description="window for every per-hour limit")
+    flip_max_per_hour: int = Field(3, ge=0, description="flips allowed in any rate window, from any requester")
+    quarantine_max_per_hour: int = Field(6, ge=0, description="quarantines allowed in any rate window")
+    playbook_cooldown_s: float = Field(60, ge=0, description="default gap before a playbook repeats an action "
+                                       "on the same target; a playbook's own cooldown overrides it")
+    playbook_max_actions_per_hour: int = Field(10, ge=0, description="default anti-flap cap on a playbook's "
+                                               "non-alert actions; a playbook's own limit overrides it")
+
+
 class SamanthaConfig(Section):
     data_dir: str = Field(".samantha", description="state directory; the daemon owns everything inside")
     store: StoreConfig = StoreConfig()
@@ -113,6 +127,7 @@ class SamanthaConfig(Section):
     scrape: ScrapeConfig = ScrapeConfig()
     proxy: ProxyConfig = ProxyConfig()
     twin: TwinConfig = TwinConfig()
+    policy: PolicyConfig = PolicyConfig()
 
     @field_validator("data_dir")
     @classmethod

@@ -9,6 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 SlotRole = Literal["active", "standby"]
 Severity = Literal["info", "warning", "critical"]
+# The closed set of actions a playbook may name (issue 4), and every action the safety kernel judges.
+PlaybookActionKind = Literal["abort_rollout", "flip", "quarantine", "alert", "safe_mode", "hold_rollout"]
+ActionKind = Literal[PlaybookActionKind, "advance_rollout", "chaos"]
 
 
 class Record(BaseModel):
