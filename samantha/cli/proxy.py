@@ -56,3 +56,20 @@ def list_proxies(config: Path | None = ConfigOption, url: str | None = UrlOption
         toxics = ", ".join(f"{t.name}({t.type} {t.stream} {t.toxicity:g})" for t in p.toxics) or "-"
         table.add_row(p.name, p.listen, p.upstream, "yes" if p.enabled else "no", toxics)
     console.print(table)
+
+
+@app.command()
+def bench(json: bool = JsonOption,
+          rps: float = typer.Option(200.0, help="requests per second per target"),
+          seconds: float = typer.Option(10.0, help="length of the interleaved direct/proxied phase"),
+          toxic_seconds: float = typer.Option(5.0, help="length of the latency-toxic phase")) -> None:
+    """Measure proxy overhead (p50, vs direct in the same run) and latency-toxic accuracy."""
+    from samantha.proxy.bench import run_bench
+
+    if json:
+        print_json(run_bench(rps=rps, seconds=seconds, toxic_seconds=toxic_seconds))
+        return
+    with console.status("benchmarking the proxy (echo upstream + proxy process + open-loop load)"):
+        result = run_bench(rps=rps, seconds=seconds, toxic_seconds=toxic_seconds)
+    for k, v in result.items():
+        console.print(f"{k}: {v}")

@@ -6,7 +6,8 @@ Phases (each on a fresh DuckDB file in a temporary directory):
    other phases);
 2. ingest: callers hand in SampleBatch(es) of 1,000 samples for `ingest_s` seconds through
    the public API; throughput counts only rows committed and visible to a query;
-3. DuckDB bulk ceiling: one large Arrow insert straight into DuckDB, same machine, same run;
+3. DuckDB bulk ceiling: one large Arrow insert straight into DuckDB, same machine, same run
+   (median of three inserts);
 4. window query: per-slot p99 latency + error ratio over the last 60 s on a requests table
    of 10M rows (bulk-inserted), timed through `queries.request_window_by`.
 """
@@ -122,13 +123,17 @@ def bulk_ceiling(root: Path, cfg: StoreConfig, rows: int) -> dict[str, Any]:
         con.execute(f"SET memory_limit='{int(cfg.memory_limit_mb)}MB'")
         create_schema(con)
         con.register("bulk", tbl)
-        t0 = time.perf_counter()
-        con.execute("INSERT INTO samples SELECT * FROM bulk")
-        elapsed = time.perf_counter() - t0
-        assert con.execute("SELECT count(*) FROM samples").fetchone()[0] == rows
+        rates = []
+        for _ in range(3):  # the median of three: one insert on a shared machine is a noisy ceiling
+            con.execute("DELETE FROM samples")
+            con.execute("CHECKPOINT")
+            t0 = time.perf_counter()
+            con.execute("INSERT INTO samples SELECT * FROM bulk")
+            rates.append(rows / (time.perf_counter() - t0))
+            assert con.execute("SELECT count(*) FROM samples").fetchone()[0] == rows
     finally:
         con.close()
-    return {"rows": rows, "seconds": round(elapsed, 3), "samples_per_s": round(rows / elapsed)}
+    return {"rows": rows, "runs_samples_per_s": [round(r) for r in rates], "samples_per_s": round(float(np.median(rates)))}
 
 
 def window_query(root: Path, cfg: StoreConfig, rows: int, runs: int) -> dict[str, Any]:
@@ -163,7 +168,8 @@ def window_query(root: Path, cfg: StoreConfig, rows: int, runs: int) -> dict[str
         result = {}
         for _ in range(runs):
             t0 = time.perf_counter()
-            result = queries.request_window_by(store, 60.0, by=("slot",), now=now, clock=REAL_CLOCK)
+            result = queries.request_window_by(store, 60.0, by=("slot",), now=now, clock=REAL_CLOCK,
+                                               quantiles=(0.99,))
             times.append((time.perf_counter() - t0) * 1000)
     active = result.get(("active",))
     return {"rows": int(n), "runs": runs, "p50_ms": round(float(np.percentile(times, 50)), 2),
@@ -197,6 +203,7 @@ def run_bench(quick: bool = False, progress: Callable[[str], None] | None = None
         "ingest_samples_per_s": ing["samples_per_s"],
         "duckdb_bulk_samples_per_s": bulk["samples_per_s"],
         "ingest_ratio": round(ratio, 3),
+        "ingest_visibility_lag_p99_ms": (ing["visibility_lag_ms"] or {}).get("p99"),
         "window_query_p95_ms": wq["p95_ms"],
         "cardinality_attack": {k: attack[k] for k in ("series_after", "budget", "rss_mb_before", "rss_mb_after")},
         "rss_mb": round(_peak_rss_mb(), 1),
@@ -204,6 +211,7 @@ def run_bench(quick: bool = False, progress: Callable[[str], None] | None = None
             "ingest_samples_per_s>=1e6": ing["samples_per_s"] >= 1_000_000,
             "ingest_ratio>=0.5": ratio >= 0.5,
             "window_query_p95_ms<=20": wq["p95_ms"] <= 20,
+            "visible_within_250ms_at_full_ingest": ((ing["visibility_lag_ms"] or {}).get("p99") or 1e9) <= 250,
             "series_after<=budget+1": attack["series_after"] <= attack["budget"] + 1,
             "rss_after<=1.5x_before": attack["rss_mb_after"] <= 1.5 * attack["rss_mb_before"],
         },

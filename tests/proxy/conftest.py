@@ -50,7 +50,7 @@ def upstream() -> Iterator[str]:
     """A real HTTP server on loopback; yields 'host:port'."""
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     srv.daemon_threads = True
-    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     t.start()
     try:
         yield f"127.0.0.1:{srv.server_address[1]}"

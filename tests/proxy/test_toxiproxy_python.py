@@ -47,3 +47,18 @@ def test_create_list_latency_and_cleanup(toxi, upstream):
     assert toxi.destroy(proxy) is True
     with pytest.raises(NotFound):
         proxy.destroy()
+
+
+def test_large_transfers_arrive_intact_with_backpressure(toxi, upstream):
+    proxy = toxi.create(upstream=upstream, name="bulk")
+    url = f"http://127.0.0.1:{proxy.listen.rsplit(':', 1)[1]}"
+    s = requests.Session()
+    assert len(s.get(url + "/bytes/8000000", timeout=20).content) == 8_000_000  # fast path
+    proxy.add_toxic(type="latency", attributes={"latency": 5})
+    payload = bytes(range(256)) * 20_000  # 5 MB each way through the queued path
+    assert s.post(url + "/echo", data=payload, timeout=20).content == payload
+    proxy.disable()
+    with pytest.raises(requests.ConnectionError):
+        requests.get(url + "/", timeout=3)
+    proxy.enable()
+    assert requests.get(url + "/", timeout=3).text == "hello"
