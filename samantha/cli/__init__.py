@@ -40,6 +40,8 @@ _GROUPS = [
     ("bundle", "app", "bundle"),
     ("bundle", "keys_app", "keys"),
     ("twin", "app", "twin"),
+    ("playbook", "app", "playbook"),
+    ("bench", "app", "bench"),
 ]
 
 

@@ -65,17 +65,36 @@ class GateEngine:
         self.reader = reader
         self.clock = clock
         self.last_fetch_ms = 0.0
+        self._seq_caches: dict = {}  # per sequential gate: per-bin evidence of earlier passes
+        self._frame: RequestFrame | None = None  # rows of the last pass, extended forward by the next
+        self._frame_bundle: str | None = None
+
+    # Rows this close to the newest row already read are read again: the router pushes in
+    # batches and the store commits in groups, so the newest seconds may still be filling in.
+    REFETCH_S = 5.0
+
+    def _requests(self, start: float, now: float, bundle: str | None) -> RequestFrame:
+        f = self._frame
+        if (f is not None and bundle == self._frame_bundle and f.start <= start
+                and f.end - self.REFETCH_S <= now and f.end <= now):
+            cut = f.end - self.REFETCH_S
+            newer = RequestFrame.fetch(self.reader, cut, now, bundle)
+            frame = f.extended(newer, start, cut)
+        else:
+            frame = RequestFrame.fetch(self.reader, start, now, bundle)
+        self._frame, self._frame_bundle = frame, bundle
+        return frame
 
     def evaluate(self, gates: Sequence[GateBase], now: float | None = None, *,
                  rollout_start: float | None = None, canary_bundle: str | None = None) -> list[Verdict]:
         ctx = EvalContext(now=self.clock.time() if now is None else float(now),
-                          rollout_start=rollout_start, canary_bundle=canary_bundle)
+                          rollout_start=rollout_start, canary_bundle=canary_bundle, caches=self._seq_caches)
         return self.evaluate_ctx(gates, ctx)
 
     def evaluate_ctx(self, gates: Sequence[GateBase], ctx: EvalContext) -> list[Verdict]:
         p = plan(gates, ctx)
         t0 = time.perf_counter()
-        rf = RequestFrame.fetch(self.reader, p.request_start, ctx.now, ctx.canary_bundle) if p.request_start is not None else None
+        rf = self._requests(p.request_start, ctx.now, ctx.canary_bundle) if p.request_start is not None else None
         mf = MetricFrame.fetch(self.reader, p.windowed, p.latest, ctx.now)
         self.last_fetch_ms = (time.perf_counter() - t0) * 1000
         return [evaluate_one(g, rf, mf, ctx) for g in gates]

@@ -29,18 +29,31 @@ class EvalContext:
     now: float
     rollout_start: float | None = None
     canary_bundle: str | None = None
+    caches: dict[str, seq.LLRCache] | None = None  # per sequential gate, kept by the engine between passes
+
+    def cache_for(self, g: SequentialGate, start: float) -> seq.LLRCache | None:
+        if self.caches is None:
+            return None
+        c = self.caches.setdefault(g.name, seq.LLRCache())
+        owner = (g.model_dump_json(), start, self.canary_bundle)
+        if c.owner != owner:  # another gate definition or another rollout: start over
+            c.owner, c.key, c.counts, c.llr = owner, (), None, None
+        return c
 
 
-def select(rf: RequestFrame | None, start: float, end: float, *, standby: bool | None, include_shadow: bool,
-           bundle: str | None = None) -> Rows:
+def select(rf: RequestFrame | None, start: float, end: float, *, standby: bool | None,
+           include_shadow: bool = False, channel: str | None = None, bundle: str | None = None) -> Rows:
     if rf is None:
         e = np.empty(0)
         return Rows(e, e.astype(bool), e, e)
-    return rf.rows(standby, include_shadow, bool(bundle) and bool(standby)).span(start, end)
+    channel = channel or ("all" if include_shadow else "live")
+    return rf.rows(standby, channel, bool(bundle) and bool(standby)).span(start, end)
 
 
-def canary(rf: RequestFrame | None, start: float, end: float, ctx: EvalContext, include_shadow: bool) -> Rows:
-    return select(rf, start, end, standby=True, include_shadow=include_shadow, bundle=ctx.canary_bundle)
+def canary(rf: RequestFrame | None, start: float, end: float, ctx: EvalContext, include_shadow: bool = True,
+           channel: str | None = None) -> Rows:
+    return select(rf, start, end, standby=True, include_shadow=include_shadow, channel=channel,
+                  bundle=ctx.canary_bundle)
 
 
 def incumbent(rf: RequestFrame | None, start: float, end: float) -> Rows:
@@ -146,6 +159,34 @@ def judge(g: JudgeGate, rf: RequestFrame | None, ctx: EvalContext) -> Verdict:
                         incumbent_rate=r.incumbent_rate, increase=diff, p_value=r.p_value, alpha=g.alpha)
 
 
+# Bins older than this are final: later passes reuse their counts instead of re-binning every row.
+STABLE_AFTER_S = 5.0
+
+
+def _counts(cache: seq.LLRCache | None, events: tuple, start: float, bin_s: float, nbins: int, stable_t: float,
+            groups: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """(2 * len(groups), nbins) requests and events per bin; bins a previous pass saw as stable are reused."""
+    reuse = 0
+    old = None
+    if cache is not None and cache.events == events and cache.counts is not None:
+        reuse = min(cache.stable_bins, nbins, cache.counts.shape[1])
+        old = cache.counts
+    from_t = start + reuse * bin_s
+    rows = []
+    for ts, ev in groups:
+        a = int(np.searchsorted(ts, from_t - 1e-6, "left")) if reuse else 0
+        n, x = seq.bin_counts(ts[a:], start, bin_s, nbins, ev[a:])
+        rows += [n, x]
+    counts = np.vstack(rows)
+    if reuse and old is not None:
+        # a row exactly on the boundary belongs to bin `reuse`, which is recounted in full
+        counts[:, :reuse] = old[:, :reuse]
+    if cache is not None:
+        cache.events = events
+        cache.stable_bins = max(0, int((stable_t - start) // bin_s))
+    return counts
+
+
 def sequential_start(g: SequentialGate, ctx: EvalContext) -> float:
     if ctx.rollout_start is not None and ctx.rollout_start <= ctx.now:
         return ctx.rollout_start
@@ -168,28 +209,32 @@ def sequential(g: SequentialGate, rf: RequestFrame | None, ctx: EvalContext) -> 
     extra: dict[str, float | str] = {}
     if g.method == "cusum":
         return _cusum(g, rf, ctx, start, nbins)
-    c = canary(rf, start, now, ctx, g.include_shadow)
+    c = canary(rf, start, now, ctx, channel=g.channel)
+    cache = ctx.cache_for(g, start)
+    stable_t = now - STABLE_AFTER_S
     if g.signal == "divergence":
         has = ~np.isnan(c.divergence)
-        n, x = seq.bin_counts(c.ts[has], start, g.bin, nbins, c.divergence[has] > g.tolerance)
-        res = seq.one_sample_msprt(n, x, g.max_rate, g.alpha)
         samples = {"compared": int(has.sum())}
         ncan = int(has.sum())
+        counts = _counts(cache, ("div", g.tolerance), start, g.bin, nbins, stable_t,
+                         [(c.ts[has], c.divergence[has] > g.tolerance)])
+        res = seq.one_sample_msprt(counts[0], counts[1], g.max_rate, g.alpha, cache=cache)
         extra = {"max_rate": g.max_rate, "tolerance": g.tolerance}
     else:
         i = incumbent(rf, start, now)
         if g.signal == "errors":
-            ce, ie = ~c.ok, ~i.ok
+            ce, ie, ev_key = ~c.ok, ~i.ok, ("errors",)
         else:
             thr = _latency_threshold(g, incumbent(rf, start - g.baseline, start), i)
             if thr is None:
                 return Verdict.make(g, "inconclusive", "too few incumbent latencies for a threshold", now,
                                     (start, now), {"canary": c.n, "incumbent": i.n})
-            ce, ie = c.latency_ms > thr[0], i.latency_ms > thr[0]
-            extra = {"latency_threshold_ms": thr[0], "threshold_from": thr[1], "quantile": g.quantile}
-        n_c, x_c = seq.bin_counts(c.ts, start, g.bin, nbins, ce)
-        n_i, x_i = seq.bin_counts(i.ts, start, g.bin, nbins, ie)
-        res = seq.two_sample_msprt(n_c, x_c, n_i, x_i, g.alpha)
+            ce, ie, ev_key = c.latency_ms > thr[0], i.latency_ms > thr[0], ("latency", thr[0])
+            extra = {"latency_threshold_ms": thr[0], "threshold_from": thr[1], "quantile": g.quantile,
+                     "null_odds": g.null_odds, "channel": g.channel}
+        counts = _counts(cache, ev_key, start, g.bin, nbins, stable_t, [(c.ts, ce), (i.ts, ie)])
+        res = seq.two_sample_msprt(counts[0], counts[1], counts[2], counts[3], g.alpha, null_odds=g.null_odds,
+                                   cache=cache)
         samples = {"canary": c.n, "incumbent": i.n}
         ncan = c.n
     values = {**res.as_values(), **extra, "alpha": g.alpha, "since": start}
@@ -207,8 +252,8 @@ def sequential(g: SequentialGate, rf: RequestFrame | None, ctx: EvalContext) -> 
 
 def _cusum(g: SequentialGate, rf: RequestFrame | None, ctx: EvalContext, start: float, nbins: int) -> Verdict:
     now, standby = ctx.now, g.slot == "standby"
-    rows = select(rf, start, now, standby=standby, include_shadow=g.include_shadow)
-    base = select(rf, start - g.baseline, start, standby=standby, include_shadow=g.include_shadow)
+    rows = select(rf, start, now, standby=standby, channel=g.channel)
+    base = select(rf, start - g.baseline, start, standby=standby, channel=g.channel)
     samples = {g.slot: rows.n, "baseline": base.n}
     if g.signal == "errors":
         ev, p0 = ~rows.ok, (np.sum(~base.ok) + 0.5) / (base.n + 1)

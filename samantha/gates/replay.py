@@ -25,30 +25,34 @@ class Recording:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
+        self._con = duckdb.connect(":memory:")  # views over the recording; nothing is ever written to it
+        found: list[str] = []
         if self.path.is_dir():
-            self._con = duckdb.connect(":memory:")
-            found = []
             for t in TABLES:
-                files = sorted(self.path.glob(f"{t}.parquet")) or sorted((self.path / t).glob("*.parquet")) \
-                    or sorted(self.path.glob(f"{t}-*.parquet")) or sorted(self.path.glob(f"{t}_*.parquet"))
+                files = sorted(self.path.glob(f"{t}.parquet")) or sorted((self.path / t).glob("*.parquet"))
                 if files:
-                    lst = ", ".join(f"'{f.as_posix()}'" for f in files)
+                    lst = ", ".join("'" + f.as_posix().replace("'", "''") + "'" for f in files)
                     self._con.execute(f"CREATE VIEW {t} AS SELECT * FROM read_parquet([{lst}])")
                     found.append(t)
-            if "requests" not in found and "samples" not in found:
-                raise RecordingError(f"{self.path}: no requests/samples Parquet files found")
-            self.tables = tuple(found)
         elif self.path.is_file():
+            quoted = self.path.as_posix().replace("'", "''")
             try:
-                self._con = duckdb.connect(str(self.path), read_only=True)
+                self._con.execute(f"ATTACH '{quoted}' AS rec (READ_ONLY)")
             except duckdb.Error as e:
+                self._con.close()
                 raise RecordingError(f"{self.path}: not a readable DuckDB file: {e}") from None
-            names = {r[0] for r in self._con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
-            self.tables = tuple(t for t in TABLES if t in names)
-            if "requests" not in self.tables and "samples" not in self.tables:
-                raise RecordingError(f"{self.path}: has neither a requests nor a samples table")
+            names = {r[0] for r in self._con.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_catalog = 'rec'").fetchall()}
+            for t in TABLES:
+                if t in names:
+                    self._con.execute(f"CREATE VIEW {t} AS SELECT * FROM rec.{t}")
+                    found.append(t)
         else:
             raise RecordingError(f"{self.path}: no such file or directory")
+        self.tables = tuple(found)
+        if "requests" not in found and "samples" not in found:
+            self._con.close()
+            raise RecordingError(f"{self.path}: holds neither a requests nor a samples table")
         self._empty_views()
 
     def _empty_views(self) -> None:
@@ -61,7 +65,7 @@ class Recording:
         for t, cols in ddl.items():
             if t not in self.tables:
                 names = ", ".join(f"NULL::{c.split()[1]} AS {c.split()[0]}" for c in cols.split(", "))
-                self._con.execute(f"CREATE TEMP VIEW {t} AS SELECT {names} WHERE false")
+                self._con.execute(f"CREATE VIEW {t} AS SELECT {names} WHERE false")
 
     def read_arrow(self, sql: str, params: list[Any] | None = None) -> pa.Table:
         with self._lock:

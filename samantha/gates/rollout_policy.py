@@ -22,7 +22,8 @@ from samantha.gates.verdict import Status, Verdict
 from samantha.gates.windows import RequestFrame
 
 GateRef = str | Gate
-DEFAULT_GATES: tuple[str, ...] = ("canary-errors", "canary-latency", "canary-latency-tail", "canary-divergence")
+DEFAULT_GATES: tuple[str, ...] = ("canary-errors", "canary-latency", "canary-latency-shadow", "canary-latency-tail",
+                                  "canary-latency-tail-shadow", "canary-divergence")
 
 
 class _M(BaseModel):
@@ -126,7 +127,14 @@ def judge_step(engine: GateEngine, policy: RolloutPolicy, step: int | Literal["s
     seen = canary(rf, step_start, now, EvalContext(now, rollout_start, canary_bundle), True).n
     elapsed = now - step_start
     failed = [v for v in verdicts if v.status == "fail"]
-    pending = [v for v in verdicts if v.status == "inconclusive"]
+    # Any gate may fail the step; only the gates fed by this rollout's main evidence must pass:
+    # with shadow scoring the live-canary gates are advisory (a 1% canary sees few requests),
+    # without it the shadow-channel gates have nothing to judge.
+    shadowing = policy.shadow.enabled
+    blocking = {g.name for g in gates
+                if not (isinstance(g, SequentialGate) and ((g.channel == "live" and shadowing)
+                                                           or (g.channel == "shadow" and not shadowing)))}
+    pending = [v for v in verdicts if v.status == "inconclusive" and v.gate in blocking]
     if failed:
         status: Status = "fail"
         reason = "; ".join(f"{v.gate}: {v.reason}" for v in failed)

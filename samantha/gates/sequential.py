@@ -21,6 +21,7 @@ bound holds. It costs one vectorised scipy call instead of a per-element loop.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -71,28 +72,87 @@ def _mixture(llr: np.ndarray, alpha: float, samples: tuple[int, int], events: tu
                             int(hits[0]) if hits.size else None, b, events, samples)
 
 
+@dataclass
+class LLRCache:
+    """Per-bin log likelihood ratios of earlier evaluations: a bin whose counts did not change since the
+    last check is not recomputed, so checking every 0.2 s over a long rollout costs only the new bins."""
+
+    owner: tuple = ()  # who uses it (the engine's gate + rollout identity)
+    key: tuple = ()  # what was computed (test form and its parameters)
+    counts: np.ndarray | None = None
+    llr: np.ndarray | None = None
+    events: tuple = ()  # how events were defined (e.g. the latency threshold) when `counts` were taken
+    stable_bins: int = 0  # bins whose rows can no longer change (older than the refetch margin)
+
+
+def _with_cache(counts: np.ndarray, k: int, compute: Callable[[np.ndarray], np.ndarray],
+                cache: LLRCache | None, key: tuple) -> np.ndarray:
+    b = counts.shape[1]
+    llr = np.zeros((k, b))
+    todo = np.arange(b)
+    if cache is not None and cache.key == key and cache.counts is not None and cache.llr is not None:
+        m = min(b, cache.counts.shape[1])
+        same = np.all(cache.counts[:, :m] == counts[:, :m], axis=0)
+        llr[:, :m][:, same] = cache.llr[:, :m][:, same]
+        todo = np.concatenate([np.flatnonzero(~same), np.arange(m, b)])
+    if todo.size:
+        llr[:, todo] = compute(todo)
+    if cache is not None:
+        cache.key, cache.counts, cache.llr = key, counts.copy(), llr
+    return llr
+
+
 def two_sample_msprt(n_c: np.ndarray, x_c: np.ndarray, n_i: np.ndarray, x_i: np.ndarray, alpha: float,
-                     odds: tuple[float, ...] = ODDS_GRID) -> SequentialResult:
-    """H0: in every bin the canary's event odds equal the incumbent's; H1: odds ratio > 1 (mixed over `odds`)."""
-    n_c, x_c, n_i, x_i = (np.asarray(a, dtype=np.int64) for a in (n_c, x_c, n_i, x_i))
-    total, events = n_c + n_i, x_c + x_i
-    informative = (n_c > 0) & (n_i > 0) & (events > 0)
-    llr = np.zeros((len(odds), n_c.size))
-    if informative.any():
-        big_n, x = events[informative], x_c[informative]
-        r = n_c[informative] / total[informative]  # the canary's share of events under H0
-        theta = np.asarray(odds, dtype=np.float64)[:, None]
-        r1 = r * theta / (r * theta + 1.0 - r)
-        llr[:, informative] = stats.binom.logpmf(x, big_n, r1) - stats.binom.logpmf(x, big_n, r)[None, :]
-    return _mixture(llr, alpha, (int(n_c.sum()), int(n_i.sum())), (int(x_c.sum()), int(x_i.sum())))
+                     odds: tuple[float, ...] = ODDS_GRID, null_odds: float = 1.0,
+                     cache: LLRCache | None = None) -> SequentialResult:
+    """H0: in every bin the canary's event odds are at most `null_odds` times the incumbent's;
+    H1: odds ratio null_odds * theta, mixed over theta in `odds`.
+
+    null_odds = 1 uses the binomial form (see module docstring); a margin (> 1) uses the exact
+    conditional law, Fisher's noncentral hypergeometric, whose likelihood ratio is monotone in
+    the odds ratio, so any true ratio <= null_odds keeps the mixture a supermartingale.
+    """
+    counts = np.vstack([np.asarray(a, dtype=np.int64) for a in (n_c, x_c, n_i, x_i)])
+
+    def compute(idx: np.ndarray) -> np.ndarray:
+        n_c, x_c, n_i, x_i = counts[:, idx]
+        total, events = n_c + n_i, x_c + x_i
+        informative = (n_c > 0) & (n_i > 0) & (events > 0)
+        llr = np.zeros((len(odds), idx.size))
+        if not informative.any():
+            return llr
+        if null_odds != 1.0:
+            informative &= events < total  # every row had the event: the split carries no information
+            m, n, big_n, x = total[informative], n_c[informative], events[informative], x_c[informative]
+            theta = null_odds * np.asarray(odds, dtype=np.float64)[:, None]
+            null = stats.nchypergeom_fisher.logpmf(x, m, n, big_n, null_odds)
+            alt = stats.nchypergeom_fisher.logpmf(x[None, :], m[None, :], n[None, :], big_n[None, :], theta)
+            llr[:, informative] = alt - null[None, :]
+        else:
+            big_n, x = events[informative], x_c[informative]
+            r = n_c[informative] / total[informative]  # the canary's share of events under H0
+            theta = np.asarray(odds, dtype=np.float64)[:, None]
+            r1 = r * theta / (r * theta + 1.0 - r)
+            llr[:, informative] = stats.binom.logpmf(x, big_n, r1) - stats.binom.logpmf(x, big_n, r)[None, :]
+        return llr
+
+    llr = _with_cache(counts, len(odds), compute, cache, ("two", odds, null_odds))
+    return _mixture(llr, alpha, (int(counts[0].sum()), int(counts[2].sum())),
+                    (int(counts[1].sum()), int(counts[3].sum())))
 
 
 def one_sample_msprt(n: np.ndarray, x: np.ndarray, p0: float, alpha: float,
-                     multipliers: tuple[float, ...] = RATE_GRID) -> SequentialResult:
+                     multipliers: tuple[float, ...] = RATE_GRID, cache: LLRCache | None = None) -> SequentialResult:
     """H0: event rate <= p0 (a bound, e.g. allowed divergence); H1: rate = p0 * r, mixed over r."""
     n, x = np.asarray(n, dtype=np.int64), np.asarray(x, dtype=np.int64)
+    counts = np.vstack([n, x])
     p1 = np.minimum(np.asarray(multipliers, dtype=np.float64) * p0, 0.999)[:, None]
-    llr = stats.binom.logpmf(x[None, :], n[None, :], p1) - stats.binom.logpmf(x, n, p0)[None, :]
+
+    def compute(idx: np.ndarray) -> np.ndarray:
+        nn, xx = counts[:, idx]
+        return stats.binom.logpmf(xx[None, :], nn[None, :], p1) - stats.binom.logpmf(xx, nn, p0)[None, :]
+
+    llr = _with_cache(counts, len(multipliers), compute, cache, ("one", multipliers, p0))
     return _mixture(llr, alpha, (int(n.sum()), 0), (int(x.sum()), 0))
 
 

@@ -153,9 +153,13 @@ class SequentialGate(GateBase):
     max_rate: float = Field(0.002, gt=0, lt=1, description="divergence: allowed share of diverging outputs")
     bin: Duration = Field(0.2, gt=0, description="time-bin width for the conditional test")
     baseline: Duration = Field(120.0, gt=0, description="latency: incumbent window before the test, for the threshold")
+    channel: Literal["all", "live", "shadow"] = Field(
+        "all", description="canary rows judged: live traffic, shadow-scored mirrors, or both")
+    null_odds: float = Field(1.0, ge=1.0, description=(
+        "tolerated event-odds ratio before it counts as a regression; a shadow path measures its own "
+        "latency overhead (twin A/A: ~2x odds above the median, ~1.4x above p95)"))
     slot: SlotRole = Field("standby", description="cusum: the slot watched")
     ratio: float = Field(2.0, gt=1, description="cusum: the rate multiplier it is tuned to detect")
-    include_shadow: bool = True
     window: Duration = Field(3600.0, gt=0, description="lookback when no rollout start is known")
 
     def needs_requests(self) -> bool:

@@ -78,17 +78,39 @@ class RequestFrame:
                    _np(t, "latency_ms", np.float64)[order], div[order],
                    _np(t, "in_bundle").astype(bool)[order] if bundle is not None else None)
 
-    _groups: dict[tuple[bool | None, bool, bool], Rows] = field(default_factory=dict, repr=False)
+    _groups: dict[tuple[bool | None, str, bool], Rows] = field(default_factory=dict, repr=False)
 
-    def rows(self, standby: bool | None, include_shadow: bool, bundle_only: bool = False) -> Rows:
-        """One slot's rows (or all), masked once per pass and shared by every gate."""
-        key = (standby, include_shadow, bundle_only)
+    def extended(self, newer: RequestFrame, keep_from: float, cut: float) -> RequestFrame:
+        """Rows of self in (keep_from, cut] followed by `newer` (whose rows are all > cut)."""
+        a = int(np.searchsorted(self.ts, keep_from, "right"))
+        b = int(np.searchsorted(self.ts, cut, "right"))
+
+        def cat(x: np.ndarray | None, y: np.ndarray | None) -> np.ndarray | None:
+            return None if x is None or y is None else np.concatenate([x[a:b], y])
+
+        out = RequestFrame(keep_from, newer.end, cat(self.ts, newer.ts), cat(self.standby, newer.standby),
+                           cat(self.shadow, newer.shadow), cat(self.ok, newer.ok),
+                           cat(self.latency_ms, newer.latency_ms), cat(self.divergence, newer.divergence),
+                           cat(self.in_bundle, newer.in_bundle))  # type: ignore[arg-type]
+        for key, old in self._groups.items():  # groups grow by the new rows only
+            old = old.span(keep_from, cut)
+            new = newer.rows(*key)
+            out._groups[key] = Rows(np.concatenate([old.ts, new.ts]), np.concatenate([old.ok, new.ok]),
+                                    np.concatenate([old.latency_ms, new.latency_ms]),
+                                    np.concatenate([old.divergence, new.divergence]))
+        return out
+
+    def rows(self, standby: bool | None, channel: str, bundle_only: bool = False) -> Rows:
+        """One slot's rows (or all) of a channel (all | live | shadow), masked once per pass, shared by gates."""
+        key = (standby, channel, bundle_only)
         if key not in self._groups:
             mask = np.ones(self.ts.size, dtype=bool)
             if standby is not None:
                 mask &= self.standby == standby
-            if not include_shadow:
+            if channel == "live":
                 mask &= ~self.shadow
+            elif channel == "shadow":
+                mask &= self.shadow
             if bundle_only and self.in_bundle is not None:
                 mask &= self.in_bundle
             self._groups[key] = Rows(self.ts[mask], self.ok[mask], self.latency_ms[mask], self.divergence[mask])

@@ -1,66 +1,53 @@
-"""Build real DuckDB recordings in the telemetry store's schema for gate tests."""
+"""Telemetry for gate tests, written through the real TelemetryStore into a real DuckDB file."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-import duckdb
 import numpy as np
-import pyarrow as pa
+import pyarrow.parquet as pq
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS requests(ts DOUBLE, slot VARCHAR, bundle VARCHAR, latency_ms DOUBLE, ok BOOLEAN,
-                                    divergence DOUBLE, shadow BOOLEAN);
-CREATE TABLE IF NOT EXISTS series(id BIGINT, metric VARCHAR, labels_key VARCHAR, labels JSON);
-CREATE TABLE IF NOT EXISTS samples(ts DOUBLE, series_id BIGINT, value DOUBLE);
-CREATE TABLE IF NOT EXISTS events(ts DOUBLE, kind VARCHAR, source VARCHAR, severity VARCHAR, attrs JSON);
-"""
+from samantha.clock import SimClock
+from samantha.config import StoreConfig
+from samantha.telemetry.store import SampleBatch, TelemetryStore
+
+DATA = Path(__file__).parent / "data"
+TWIN_RECORDING = DATA / "twin_recording"
 
 
-def traffic(rng: np.random.Generator, t0: float, seconds: float, rps: float, slot: str, bundle: str, *,
-            error_rate: float = 0.01, median_ms: float = 20.0, sigma: float = 0.3, shadow: bool = False,
-            divergence_rate: float | None = None) -> pa.Table:
-    n = rng.poisson(rps * seconds)
+def open_store(path: Path, clock: SimClock) -> TelemetryStore:
+    return TelemetryStore(path, StoreConfig(max_past_age_s=30 * 86400), clock)
+
+
+def add_traffic(store: TelemetryStore, rng: np.random.Generator, t0: float, seconds: float, rps: float, slot: str,
+                bundle: str, *, error_rate: float = 0.01, median_ms: float = 20.0, sigma: float = 0.3,
+                shadow: bool = False, divergence_rate: float | None = None, latency_factor: float = 1.0) -> int:
+    n = int(rng.poisson(rps * seconds))
     ts = np.sort(t0 + rng.uniform(0, seconds, n))
-    lat = median_ms * np.exp(sigma * rng.standard_normal(n))
+    lat = latency_factor * median_ms * np.exp(sigma * rng.standard_normal(n))
     ok = rng.uniform(size=n) >= error_rate
-    if divergence_rate is None:
-        div = pa.nulls(n, pa.float64())
-    else:
-        div = pa.array(np.where(rng.uniform(size=n) < divergence_rate, 0.2, 0.0))
-    return pa.table({"ts": ts, "slot": [slot] * n, "bundle": [bundle] * n, "latency_ms": lat, "ok": ok,
-                     "divergence": div, "shadow": np.full(n, shadow)})
+    div = None if divergence_rate is None else np.where(rng.uniform(size=n) < divergence_rate, 0.2, 0.0)
+    res = store.ingest_request_columns(ts, slot, bundle, lat, ok, div, shadow)
+    assert not res.rejected, res.rejected[:3]
+    return n
 
 
-class RecordingWriter:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.con = duckdb.connect(str(path))
-        self.con.execute(SCHEMA)
-        self._series: dict[tuple[str, str], int] = {}
+def add_metric(store: TelemetryStore, metric: str, ts: np.ndarray, values: np.ndarray,
+               labels: dict[str, str] | None = None) -> None:
+    store.ingest_samples(SampleBatch(metric, labels or {}, np.asarray(ts, float), np.asarray(values, float)))
 
-    def requests(self, table: pa.Table) -> None:
-        self.con.register("_r", table)
-        self.con.execute("INSERT INTO requests SELECT ts, slot, bundle, latency_ms, ok, divergence, shadow FROM _r")
-        self.con.unregister("_r")
 
-    def samples(self, metric: str, ts: np.ndarray, values: np.ndarray, labels: dict[str, str] | None = None) -> None:
-        labels = labels or {}
-        key = (metric, json.dumps(labels, sort_keys=True))
-        if key not in self._series:
-            sid = len(self._series) + 1
-            self._series[key] = sid
-            self.con.execute("INSERT INTO series VALUES (?, ?, ?, ?)", [sid, metric, key[1], key[1]])
-        sid = self._series[key]
-        tbl = pa.table({"ts": np.asarray(ts, dtype=float), "series_id": np.full(len(ts), sid),
-                        "value": np.asarray(values, dtype=float)})
-        self.con.register("_s", tbl)
-        self.con.execute("INSERT INTO samples SELECT ts, series_id, value FROM _s")
-        self.con.unregister("_s")
-
-    def event(self, ts: float, kind: str, **attrs: object) -> None:
-        self.con.execute("INSERT INTO events VALUES (?, ?, 'test', 'info', ?)", [ts, kind, json.dumps(attrs)])
-
-    def close(self) -> None:
-        self.con.close()
+def load_twin_recording(path: Path) -> tuple[float, float]:
+    """The recorded twin run, ingested into a fresh real store file at `path`. Returns (start, end)."""
+    req = pq.read_table(TWIN_RECORDING / "requests.parquet")
+    ts = req.column("ts").to_numpy()
+    clock = SimClock(float(ts.max()) + 1)
+    with open_store(path, clock) as store:
+        div = req.column("divergence").to_numpy(zero_copy_only=False).astype(float)
+        res = store.ingest_request_columns(ts, req.column("slot"), req.column("bundle"),
+                                           req.column("latency_ms").to_numpy(),
+                                           req.column("ok").to_numpy(zero_copy_only=False).astype(bool), div,
+                                           req.column("shadow").to_numpy(zero_copy_only=False).astype(bool))
+        assert not res.rejected, res.rejected[:3]
+        store.flush()
+    return float(ts.min()), float(ts.max())
