@@ -144,8 +144,27 @@ class SreConfig(Section):
     watchdog: bool = Field(True, description="send WATCHDOG=1 to systemd when $WATCHDOG_USEC is set")
 
 
+class AlertsConfig(Section):
+    receivers: list[str] = Field(default_factory=list, description="Alertmanager-compatible webhook URLs")
+    timeout_s: float = Field(2.0, gt=0, le=60, description="per delivery attempt")
+    backoff_initial_s: float = Field(1.0, gt=0, description="first retry delay after a failed delivery")
+    backoff_max_s: float = Field(300.0, gt=0, description="retry delay cap; retries never stop")
+    max_sends_per_tick: int = Field(50, gt=0, description="delivery attempts per tick, over all receivers")
+    sender: str = Field("samantha", min_length=1, description="the webhook 'receiver' field and the cube label")
+
+    @field_validator("receivers")
+    @classmethod
+    def _urls(cls, v: list[str]) -> list[str]:
+        for url in v:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"receiver {url!r} must be an http:// or https:// URL")
+        return v
+
+
 class SamanthaConfig(Section):
     data_dir: str = Field(".samantha", description="state directory; the daemon owns everything inside")
+    cube_key: str = Field("keys/cube.key", description="the Cube's ed25519 identity key (audit, approvals, "
+                          "uplink); the public half is <cube_key>.pub")
     store: StoreConfig = StoreConfig()
     api: ApiConfig = ApiConfig()
     host_collector: HostCollectorConfig = HostCollectorConfig()
@@ -154,6 +173,7 @@ class SamanthaConfig(Section):
     twin: TwinConfig = TwinConfig()
     policy: PolicyConfig = PolicyConfig()
     sre: SreConfig = SreConfig()
+    alerts: AlertsConfig = AlertsConfig()
 
     @field_validator("data_dir")
     @classmethod
@@ -170,6 +190,10 @@ class SamanthaConfig(Section):
     @property
     def store_path(self) -> Path:
         return self.resolve(self.store.path)
+
+    @property
+    def cube_key_path(self) -> Path:
+        return self.resolve(self.cube_key)
 
 
 def load_config(path: str | Path | None = None) -> SamanthaConfig:

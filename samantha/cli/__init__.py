@@ -42,6 +42,7 @@ _GROUPS = [
     ("twin", "app", "twin"),
     ("playbook", "app", "playbook"),
     ("bench", "app", "bench"),
+    ("audit", "app", "audit"),
 ]
 
 

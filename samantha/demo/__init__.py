@@ -23,6 +23,7 @@ from samantha.config import SamanthaConfig
 ACTS: list[str] = [
     "samantha.demo.telemetry_act",
     "samantha.demo.proxy_act",
+    "samantha.demo.kernel_act",
 ]
 
 
