@@ -55,6 +55,7 @@ class SreDeps:
     triager: Triager
     audit: AuditSink
     alert: Callable[[dict[str, Any]], None]
+    resolve_alert: Callable[[str], None]
     playbooks: dict[str, Playbook] = field(default_factory=dict)
 
 
@@ -331,6 +332,7 @@ class SreNodes:
         closed = self.d.incidents.close_quiet(self.cfg.incident_close_after_s)
         for c in closed:
             audit.append("incident_closed", {"id": c})
+            self.d.resolve_alert(c)
         cube = state.get("cube")
         if cube:
             active = next(s for s in cube["slots"] if s["role"] == "active")

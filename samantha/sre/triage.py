@@ -8,6 +8,7 @@ LLM's triage plugs in as another `TriageFn` with the same signature.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
@@ -96,10 +97,8 @@ class Triager:
     def stop(self, timeout: float = 5.0) -> None:
         if self._thread is None:
             return
-        try:
+        with contextlib.suppress(queue.Full):
             self._q.put(None, timeout=timeout)
-        except queue.Full:
-            pass
         self._thread.join(timeout)
 
     def stats(self) -> dict[str, int]:
