@@ -25,12 +25,13 @@ class Notifier:
         return self.address is not None
 
     def send(self, **fields: str | int) -> bool:
-        """Send KEY=VALUE lines in one datagram; False (counted, never raised) when the socket is gone."""
+        """Send KEY=VALUE lines in one datagram; False (counted, never raised) when the socket is gone or full."""
         if self.address is None:
             return False
         msg = "\n".join(f"{k}={v}" for k, v in fields.items()).encode()
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as s:
+                s.setblocking(False)  # a full receiver queue must never stall the daemon's event loop
                 s.sendto(msg, self.address)
         except OSError:
             self.errors += 1
