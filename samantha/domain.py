@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -12,6 +13,18 @@ Severity = Literal["info", "warning", "critical"]
 # The closed set of actions a playbook may name (issue 4), and every action the safety kernel judges.
 PlaybookActionKind = Literal["abort_rollout", "flip", "quarantine", "alert", "safe_mode", "hold_rollout"]
 ActionKind = Literal[PlaybookActionKind, "advance_rollout", "chaos"]
+
+
+class ProbableCause(StrEnum):
+    """What triage may name as an incident's cause (LLM output is constrained to these)."""
+
+    bad_bundle = "bad_bundle"                    # the newly deployed bundle is defective
+    input_drift = "input_drift"                  # the input distribution moved
+    resource_exhaustion = "resource_exhaustion"  # memory, CPU or disk pressure on the Cube
+    network_fault = "network_fault"              # latency/resets between router and slots
+    slot_down = "slot_down"                      # a slot process is not serving
+    policy_expired = "policy_expired"            # the signed policy module expired
+    unknown = "unknown"
 
 
 class Record(BaseModel):

@@ -43,6 +43,7 @@ _GROUPS = [
     ("playbook", "app", "playbook"),
     ("bench", "app", "bench"),
     ("audit", "app", "audit"),
+    ("llm", "app", "llm"),
 ]
 
 

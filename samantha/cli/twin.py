@@ -13,13 +13,14 @@ app = typer.Typer(no_args_is_help=True, help="The reference Cube (twin): slots, 
 
 @app.command()
 def up(config: Path | None = ConfigOption, rps: float | None = typer.Option(None, help="load generator rate"),
+       fresh: bool = typer.Option(False, "--fresh", help="forget the previous run's slots, weights and quarantine"),
        as_json: bool = JsonOption) -> None:
     """Start the twin in the background (router, slots A and B, proxies, load generator)."""
     from samantha.twin.lifecycle import TwinError
     from samantha.twin.lifecycle import up as twin_up
 
     try:
-        st = twin_up(get_config(config), rps=rps)
+        st = twin_up(get_config(config), rps=rps, fresh=fresh)
     except TwinError as e:
         failure(str(e))
     if as_json:
@@ -57,3 +58,46 @@ def status(config: Path | None = ConfigOption, as_json: bool = JsonOption) -> No
         console.print(status_table(st))
     if not st["running"]:
         raise typer.Exit(1)
+
+
+scenario_app = typer.Typer(no_args_is_help=True, help="Scenario timelines against the twin.")
+app.add_typer(scenario_app, name="scenario")
+
+
+@scenario_app.command("run")
+def scenario_run(file: Path, config: Path | None = ConfigOption, as_json: bool = JsonOption,
+                 attach: bool = typer.Option(False, "--attach", help="use the running twin instead of a fresh one"),
+                 speed: float = typer.Option(1.0, min=0.1, max=20, help="run the timeline this many times faster")) -> None:
+    """Run a scenario; print one JSON object (faults with onsets, actions, traffic)."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from samantha.cli.common import bad_input, err_console
+    from samantha.twin.scenario import load_scenario, run_scenario
+    from samantha.validated_yaml import DocumentError
+
+    try:
+        sc = load_scenario(file)
+    except DocumentError as e:
+        bad_input(f"bad scenario:\n{e}")
+    with Progress(TextColumn(f"scenario {sc.name}"), BarColumn(), TextColumn("{task.completed:.0f}/{task.total:.0f} s"),
+                  TimeElapsedColumn(), console=err_console, transient=True) as bar:
+        task = bar.add_task("run", total=sc.duration_s)
+        try:
+            out = run_scenario(sc, speed=speed, attach=get_config(config) if attach else None,
+                               progress=lambda t, _msg: bar.update(task, completed=min(t, sc.duration_s)))
+        except RuntimeError as e:
+            failure(str(e))
+    if as_json:
+        print_json(out)
+    else:
+        console.print_json(data=out)
+
+
+@app.command()
+def bench(as_json: bool = JsonOption, step_s: float = typer.Option(3.0, help="seconds per rate step"),
+          flips: int = typer.Option(10, help="flips to time under 200 rps")) -> None:
+    """Router max rps (p99 < 50 ms, proxies in path) and flip time under load; one JSON object."""
+    from samantha.twin.bench import run_bench
+
+    out = run_bench(step_s=step_s, flips=flips)
+    print_json(out) if as_json else console.print_json(data=out)

@@ -23,7 +23,9 @@ from samantha.config import SamanthaConfig
 ACTS: list[str] = [
     "samantha.demo.telemetry_act",
     "samantha.demo.proxy_act",
+    "samantha.demo.twin_act",
     "samantha.demo.kernel_act",
+    "samantha.demo.llm_act",
 ]
 
 

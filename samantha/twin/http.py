@@ -278,6 +278,18 @@ def _expire(fut: asyncio.Future) -> None:
         fut.set_exception(UpstreamTimeout("timed out"))
 
 
+def write_port_file(path: str | None, ports: dict[str, int]) -> None:
+    """Tell the supervisor which ports were bound (children bind port 0 themselves: no race)."""
+    if path:
+        import json
+        import os
+
+        tmp = f"{path}.tmp"
+        with open(tmp, "w") as f:
+            json.dump(ports, f)
+        os.replace(tmp, path)
+
+
 def install_uvloop() -> None:
     with contextlib.suppress(ImportError):
         import uvloop

@@ -47,14 +47,22 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def up(config: SamanthaConfig, *, rps: float | None = None, timeout_s: float = 60.0) -> dict[str, Any]:
-    """Start the twin in the background; return its state once every process answers."""
+def up(config: SamanthaConfig, *, rps: float | None = None, timeout_s: float = 60.0,
+       fresh: bool = False) -> dict[str, Any]:
+    """Start the twin in the background; return its state once every process answers.
+
+    The twin resumes the state left in its run dir (slot bundles, weights, quarantine), as a Cube does
+    after a reboot; `fresh` forgets it first.
+    """
     st = read_state(config)
     if st and _alive(st["pid"]):
         raise TwinError(f"the twin is already running (supervisor pid {st['pid']}); run `samantha twin down` first")
     paths = TwinPaths.of(config)
     paths.run_dir.mkdir(parents=True, exist_ok=True)
     paths.state_file.unlink(missing_ok=True)
+    if fresh:
+        for name in ("router.json", "slot-a.json", "slot-b.json"):
+            (paths.run_dir / name).unlink(missing_ok=True)
     cmd = [sys.executable, "-m", "samantha.twin.supervisor", "--config-json", config.model_dump_json()]
     if rps is not None:
         cmd += ["--rps", str(rps)]

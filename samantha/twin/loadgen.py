@@ -27,6 +27,7 @@ from samantha.twin.http import (
     error_response,
     install_uvloop,
     json_response,
+    write_port_file,
 )
 from samantha.twin.model import synthetic_inputs
 
@@ -150,13 +151,14 @@ async def serve(args: argparse.Namespace) -> None:
     host, _, port = args.target.rpartition(":")
     gen = LoadGen(host or "127.0.0.1", int(port), rps=args.rps, shift=args.shift, seed=args.seed)
     server = HttpServer(gen.handle)
-    await server.start(args.host, args.port)
+    port = await server.start(args.host, args.port)
+    write_port_file(args.port_file, {"loadgen_port": port})
     loop = asyncio.get_running_loop()
     task = loop.create_task(gen.run())
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    print(f"loadgen -> {args.target} at {args.rps} rps; control on {args.host}:{args.port}", flush=True)
+    print(f"loadgen -> {args.target} at {args.rps} rps; control on {args.host}:{port}", flush=True)
     await stop.wait()
     task.cancel()
     await server.close(drain_s=0.2)
@@ -170,6 +172,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--rps", type=float, default=50)
     ap.add_argument("--shift", type=float, default=0.0)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--port-file", help="write the bound port here (JSON)")
     args = ap.parse_args(argv)
     install_uvloop()
     asyncio.run(serve(args))

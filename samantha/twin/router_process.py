@@ -8,7 +8,7 @@ import signal
 from pathlib import Path
 
 from samantha.twin.control import CubeControl, SlotRecord
-from samantha.twin.http import HttpServer, Upstream, install_uvloop
+from samantha.twin.http import HttpServer, Upstream, install_uvloop, write_port_file
 from samantha.twin.router import Link, Router, RouteTable
 from samantha.twin.telemetry_push import TelemetryPusher
 
@@ -31,14 +31,15 @@ async def serve(args: argparse.Namespace) -> None:
     await asyncio.gather(*(control._check(s) for s in slots.values()))
     control.publish()
     data_server, control_server = HttpServer(router.handle), HttpServer(control.handle)
-    await data_server.start(args.host, args.port)
-    await control_server.start(args.host, args.control_port)
+    port = await data_server.start(args.host, args.port)
+    control_port = await control_server.start(args.host, args.control_port)
+    write_port_file(args.port_file, {"router_port": port, "control_port": control_port})
     loop = asyncio.get_running_loop()
     tasks = [loop.create_task(control.health_loop()), loop.create_task(pusher.run())]
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    print(f"router on {args.host}:{args.port}, control on {args.host}:{args.control_port}", flush=True)
+    print(f"router on {args.host}:{port}, control on {args.host}:{control_port}", flush=True)
     await stop.wait()
     await data_server.close(drain_s=2.0)
     await control_server.close(drain_s=0.5)
@@ -57,6 +58,7 @@ def main(argv: list[str] | None = None) -> None:
         ap.add_argument(f"--slot-{s}-control", required=True, help="host:port of the slot itself")
     ap.add_argument("--trusted", required=True)
     ap.add_argument("--state-file")
+    ap.add_argument("--port-file", help="write the bound ports here (JSON)")
     ap.add_argument("--bundles-dir")
     ap.add_argument("--ingest-url", default="")
     ap.add_argument("--batch-ms", type=float, default=50)

@@ -26,7 +26,15 @@ from pydantic import ValidationError
 
 from samantha.twin.bundle import BundleError, VerifiedBundle, load_trusted_keys, verify_bundle
 from samantha.twin.fault_profile import FaultProfile
-from samantha.twin.http import HttpServer, Request, Response, error_response, install_uvloop, json_response
+from samantha.twin.http import (
+    HttpServer,
+    Request,
+    Response,
+    error_response,
+    install_uvloop,
+    json_response,
+    write_port_file,
+)
 from samantha.twin.model import N_FEATURES, SensorModel
 
 CRASH_EXIT = 70
@@ -184,12 +192,13 @@ async def serve(args: argparse.Namespace) -> None:
             await slot.load(initial)
         except BundleError as e:
             print(f"slot {args.name}: initial bundle refused: {e}", flush=True)
-    await slot.server.start(args.host, args.port)
+    port = await slot.server.start(args.host, args.port)
+    write_port_file(args.port_file, {"port": port})
     leak = asyncio.get_running_loop().create_task(slot.leak_loop())
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         asyncio.get_running_loop().add_signal_handler(sig, stop.set)
-    print(f"slot {args.name} listening on {args.host}:{args.port}", flush=True)
+    print(f"slot {args.name} listening on {args.host}:{port}", flush=True)
     await stop.wait()
     leak.cancel()
     await slot.server.close(drain_s=2.0)
@@ -203,6 +212,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--trusted", required=True, help="trusted publisher keys (dir of *.pub or file)")
     ap.add_argument("--bundle", help="bundle to load at start (unless the state file names one)")
     ap.add_argument("--state-file")
+    ap.add_argument("--port-file", help="write the bound port here (JSON)")
     ap.add_argument("--drain-timeout", type=float, default=10.0)
     ap.add_argument("--leak-cap-mb", type=float, default=256.0)
     args = ap.parse_args(argv)

@@ -14,7 +14,6 @@ import importlib.util
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,7 +23,7 @@ from typing import Any
 
 import httpx
 
-from samantha.config import SamanthaConfig, TwinConfig
+from samantha.config import SamanthaConfig
 from samantha.signing import KeyPair
 from samantha.twin.bundle import BundleError, build_bundle, load_trusted_keys, trust_key, verify_bundle
 
@@ -77,16 +76,8 @@ def prepare(config: SamanthaConfig) -> Path:
     return good
 
 
-def free_port(host: str) -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
-def resolve_ports(t: TwinConfig) -> dict[str, int]:
-    names = ["router_port", "control_port", "slot_a_port", "slot_b_port", "proxy_api_port",
-             "proxy_a_port", "proxy_b_port", "loadgen_port"]
-    return {n: getattr(t, n) or free_port(t.host) for n in names}
+PORT_FIELDS = ("router_port", "control_port", "slot_a_port", "slot_b_port", "proxy_api_port",
+               "proxy_a_port", "proxy_b_port", "loadgen_port")
 
 
 def _die_with_parent() -> None:
@@ -106,10 +97,9 @@ class Supervisor:
         self.t = config.twin
         self.paths = TwinPaths.of(config)
         self.rps = self.t.rps if rps is None else rps
-        self.ports = resolve_ports(self.t)
+        self.ports = {n: getattr(self.t, n) for n in PORT_FIELDS}
         self.proxy = self.t.use_proxy and proxy_available()
         self.procs: dict[str, subprocess.Popen] = {}
-        self.cmds: dict[str, list[str]] = {}
         self.restarts: dict[str, int] = {}
         self.stopping = False
         self.ready = False
@@ -118,58 +108,69 @@ class Supervisor:
     def _addr(self, port: str) -> str:
         return f"{self.t.host}:{self.ports[port]}"
 
-    def _commands(self) -> dict[str, list[str]]:
+    def _command(self, name: str) -> list[str]:
+        """Built at spawn time from the ports known so far; port 0 is bound by the child itself."""
         py, h, p, rd = sys.executable, self.t.host, self.ports, self.paths.run_dir
-        cmds: dict[str, list[str]] = {}
-        for s in ("a", "b"):
-            cmds[f"slot-{s}"] = [py, "-m", "samantha.twin.slot", "--name", s.upper(), "--host", h,
-                                 "--port", str(p[f"slot_{s}_port"]), "--trusted", str(self.paths.trusted_keys),
-                                 "--bundle", str(self.good), "--state-file", str(rd / f"slot-{s}.json"),
-                                 "--drain-timeout", str(self.t.drain_timeout_s), "--leak-cap-mb", str(self.t.leak_cap_mb)]
-        if self.proxy:
-            cmds["proxy"] = [py, "-m", "samantha.proxy", "--host", h, "--port", str(p["proxy_api_port"])]
-        data = {s: self._addr(f"proxy_{s}_port" if self.proxy else f"slot_{s}_port") for s in ("a", "b")}
-        cmds["router"] = [py, "-m", "samantha.twin.router_process", "--host", h, "--port", str(p["router_port"]),
-                          "--control-port", str(p["control_port"]),
-                          "--slot-a-data", data["a"], "--slot-a-control", self._addr("slot_a_port"),
-                          "--slot-b-data", data["b"], "--slot-b-control", self._addr("slot_b_port"),
-                          "--trusted", str(self.paths.trusted_keys), "--state-file", str(rd / "router.json"),
-                          "--bundles-dir", str(self.paths.bundles_dir), "--ingest-url", self.t.ingest_url or "",
-                          "--batch-ms", str(self.t.telemetry_batch_ms), "--buffer-max", str(self.t.telemetry_buffer_max),
-                          "--timeout", str(self.t.upstream_timeout_s), "--health-interval", str(self.t.health_interval_s)]
-        cmds["loadgen"] = [py, "-m", "samantha.twin.loadgen", "--target", self._addr("router_port"),
-                           "--host", h, "--port", str(p["loadgen_port"]), "--rps", str(self.rps)]
-        return cmds
+        port_file = ["--port-file", str(rd / f"{name}.port")]
+        if name.startswith("slot-"):
+            s = name[-1]
+            return [py, "-m", "samantha.twin.slot", "--name", s.upper(), "--host", h,
+                    "--port", str(p[f"slot_{s}_port"]), "--trusted", str(self.paths.trusted_keys),
+                    "--bundle", str(self.good), "--state-file", str(rd / f"slot-{s}.json"),
+                    "--drain-timeout", str(self.t.drain_timeout_s), "--leak-cap-mb", str(self.t.leak_cap_mb),
+                    *port_file]
+        if name == "proxy":
+            return [py, "-m", "samantha.proxy", "--host", h, "--port", str(p["proxy_api_port"]),
+                    "--ready-file", str(rd / "proxy.port")]
+        if name == "router":
+            data = {s: self._addr(f"proxy_{s}_port" if self.proxy else f"slot_{s}_port") for s in ("a", "b")}
+            return [py, "-m", "samantha.twin.router_process", "--host", h, "--port", str(p["router_port"]),
+                    "--control-port", str(p["control_port"]),
+                    "--slot-a-data", data["a"], "--slot-a-control", self._addr("slot_a_port"),
+                    "--slot-b-data", data["b"], "--slot-b-control", self._addr("slot_b_port"),
+                    "--trusted", str(self.paths.trusted_keys), "--state-file", str(rd / "router.json"),
+                    "--bundles-dir", str(self.paths.bundles_dir), "--ingest-url", self.t.ingest_url or "",
+                    "--batch-ms", str(self.t.telemetry_batch_ms), "--buffer-max", str(self.t.telemetry_buffer_max),
+                    "--timeout", str(self.t.upstream_timeout_s), "--health-interval", str(self.t.health_interval_s),
+                    *port_file]
+        if name == "loadgen":
+            return [py, "-m", "samantha.twin.loadgen", "--target", self._addr("router_port"),
+                    "--host", h, "--port", str(p["loadgen_port"]), "--rps", str(self.rps), *port_file]
+        raise ValueError(name)
 
-    def _spawn(self, name: str) -> None:
+    def _spawn(self, name: str, timeout: float = 30.0) -> None:
+        """Start `name` and wait until it has bound its ports (recorded in self.ports)."""
+        port_file = self.paths.run_dir / f"{name}.port"
+        port_file.unlink(missing_ok=True)
         log = open(self.paths.run_dir / f"{name}.log", "ab")  # noqa: SIM115 - the child owns it
-        self.procs[name] = subprocess.Popen(self.cmds[name], stdout=log, stderr=subprocess.STDOUT,
-                                            stdin=subprocess.DEVNULL, env=os.environ.copy(),
-                                            preexec_fn=_die_with_parent)
+        self.procs[name] = proc = subprocess.Popen(self._command(name), stdout=log, stderr=subprocess.STDOUT,
+                                                   stdin=subprocess.DEVNULL, env=os.environ.copy(),
+                                                   preexec_fn=_die_with_parent)
         log.close()
-
-    def _wait_http(self, url: str, timeout: float = 20.0) -> None:
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and not self.stopping:
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(url, timeout=1.0).status_code < 500:
-                    return
-            for name, proc in self.procs.items():
-                if proc.poll() is not None:
-                    raise RuntimeError(f"{name} exited with {proc.returncode} during start-up "
-                                       f"(see {self.paths.run_dir / (name + '.log')})")
-            time.sleep(0.05)
-        raise RuntimeError(f"{url} did not answer within {timeout:.0f} s")
+        while not port_file.exists():
+            if proc.poll() is not None:
+                raise RuntimeError(f"{name} exited with {proc.returncode} during start-up "
+                                   f"(see {self.paths.run_dir / (name + '.log')})")
+            if time.monotonic() > deadline or self.stopping:
+                raise RuntimeError(f"{name} did not bind its port within {timeout:.0f} s")
+            time.sleep(0.02)
+        text = port_file.read_text().strip()
+        if name == "proxy":
+            self.ports["proxy_api_port"] = int(text.rsplit(":", 1)[1].rstrip("/"))
+        elif name.startswith("slot-"):
+            self.ports[f"slot_{name[-1]}_port"] = json.loads(text)["port"]
+        else:
+            self.ports.update(json.loads(text))
 
     def _configure_proxies(self) -> None:
-        api = f"http://{self._addr('proxy_api_port')}"
-        for s in ("a", "b"):
-            body = {"name": f"slot-{s}", "listen": self._addr(f"proxy_{s}_port"),
-                    "upstream": self._addr(f"slot_{s}_port"), "enabled": True}
-            r = httpx.post(f"{api}/proxies", json=body, timeout=5.0)
-            if r.status_code == 409:  # already there after a proxy restart
-                continue
-            r.raise_for_status()
+        from samantha.proxy.client import ProxyClient
+
+        with ProxyClient(f"http://{self._addr('proxy_api_port')}") as c:  # populate: create or keep, idempotent
+            infos = c.populate([{"name": f"slot-{s}", "listen": self._addr(f"proxy_{s}_port"),
+                                 "upstream": self._addr(f"slot_{s}_port"), "enabled": True} for s in ("a", "b")])
+        for info in infos:
+            self.ports[f"proxy_{info.name[-1]}_port"] = info.listen_port
 
     def write_state(self) -> None:
         write_json(self.paths.state_file, {
@@ -181,20 +182,13 @@ class Supervisor:
             "signing_key": str(self.paths.signing_key), "ingest_url": self.t.ingest_url, "updated": time.time()})
 
     def start(self) -> None:
-        self.cmds = self._commands()
-        base = f"http://{self.t.host}"
         for name in ("slot-a", "slot-b"):
             self._spawn(name)
-        for s in ("a", "b"):
-            self._wait_http(f"{base}:{self.ports[f'slot_{s}_port']}/health")
         if self.proxy:
             self._spawn("proxy")
-            self._wait_http(f"{base}:{self.ports['proxy_api_port']}/version")
             self._configure_proxies()
         self._spawn("router")
-        self._wait_http(f"{base}:{self.ports['control_port']}/healthz")
         self._spawn("loadgen")
-        self._wait_http(f"{base}:{self.ports['loadgen_port']}/health")
         self.ready = True
         self.write_state()
 
@@ -209,11 +203,12 @@ class Supervisor:
                     continue  # crash loop: leave it down, visible in status
                 self.restarts[name] = n + 1
                 time.sleep(min(2.0, 0.2 * (n + 1)))
-                self._spawn(name)
-                if name == "proxy":
-                    with contextlib.suppress(Exception):
-                        self._wait_http(f"http://{self._addr('proxy_api_port')}/version", 10)
+                try:
+                    self._spawn(name)  # same ports as before: everyone else keeps its addresses
+                    if name == "proxy":
                         self._configure_proxies()
+                except (RuntimeError, OSError, httpx.HTTPError) as e:
+                    print(f"restart of {name} failed: {e}", file=sys.stderr, flush=True)
                 self.write_state()
 
     def stop(self) -> None:

@@ -32,6 +32,7 @@ def _wait(pred, timeout: float = 10.0, what: str = "condition") -> None:
 
 
 def test_flip_and_swap_under_load_lose_no_request(twin: Twin) -> None:
+    assert twin.st["proxy"]  # both slots sit behind the fault proxy
     twin.bundle("slow", latency_ms=20)  # requests are in flight at every flip and swap
     twin.cube.load("slow", request_id="load-slow")
     twin.wait_healthy()
@@ -188,3 +189,46 @@ def _running(pid: int) -> bool:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.Error:
         return False
+
+
+def test_fault_profiles_take_effect_in_the_slot(twin: Twin) -> None:
+    infer = f"{twin.router}/infer"
+    body = {"x": [0.5] * 8}
+    twin.bundle("nan", nan_rate=1.0)
+    twin.cube.load("nan", request_id="nan")
+    twin.cube.set_weights(100, request_id="all-standby")
+    r = httpx.post(infer, json=body, timeout=5)
+    assert r.status_code == 502 and "non-finite" in r.json()["error"]["reason"]
+    twin.bundle("slow-errors", latency_ms=120, error_rate=1.0)
+    twin.cube.load("slow-errors", request_id="slow-errors")
+    twin.cube.set_weights(100, request_id="all-standby-2")
+    t = time.perf_counter()
+    r = httpx.post(infer, json=body, timeout=5)
+    assert r.status_code == 500 and time.perf_counter() - t >= 0.11
+    # a crashing bundle takes its slot down; the supervisor restarts it (and it crashes again)
+    twin.bundle("crash", crash_after_s=0.5)
+    twin.cube.load("crash", request_id="crash")
+    _wait(lambda: (lifecycle.read_state(twin.config) or {}).get("restarts", {}).get(
+        f"slot-{twin.cube.state().slot('standby').name.lower()}", 0) >= 1, 15, "slot restart")
+    assert httpx.post(infer, json=body, timeout=5).status_code in (200, 502)  # the active still serves
+    twin.cube.set_weights(0, request_id="none-standby")
+    assert httpx.post(infer, json=body, timeout=5).status_code == 200
+
+
+def test_safe_mode_refuses_changes_but_allows_rollback(twin: Twin) -> None:
+    twin.bundle("v2")
+    twin.cube.load("v2", request_id="l")
+    twin.cube.set_weights(25, request_id="w25")
+    twin.cube.set_shadow(True, request_id="sh")
+    st = twin.cube.safe_mode(True, request_id="safe-on").state
+    assert st.safe_mode and st.weights.standby == 0 and not st.shadow
+    for call, code in ((lambda: twin.cube.set_weights(5, request_id="w5"), "safe_mode"),
+                       (lambda: twin.cube.load("v2", request_id="l2"), "safe_mode"),
+                       (lambda: twin.cube.set_shadow(True, request_id="sh2"), "safe_mode")):
+        with pytest.raises(CubeError) as e:
+            call()
+        assert (e.value.status, e.value.code) == (409, code)
+    twin.wait_healthy()
+    assert twin.cube.flip(request_id="rollback").state.active == "B"  # rollback stays possible
+    st = twin.cube.safe_mode(False, request_id="safe-off").state
+    assert not st.safe_mode and twin.cube.set_weights(5, request_id="w5b").state.weights.standby == 5

@@ -1,0 +1,1 @@
+"""Local LLM: llama.cpp in a worker process, versioned prompts, constrained output, triage."""

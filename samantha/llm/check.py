@@ -1,0 +1,125 @@
+"""`samantha llm check`: the configured model on the shipped, labelled incident fixtures.
+
+Reports speed (load, triage p50/p95, tokens/s), that the constraint holds
+(schema_valid_rate), that injections add no action (injection_actions_taken),
+and how often the model names the labelled cause (cause_accuracy), next to the
+rule-based fallback's accuracy on the same fixtures.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from samantha.domain import ProbableCause, Record
+from samantha.llm.engine import LlmEngine
+from samantha.llm.schemas import DEFAULT_ACTIONS
+from samantha.llm.triage import TriageResult, triage, warm_prompt
+from samantha.llm.triage_input import TriageInput
+from samantha.validated_yaml import load_model_file
+
+FIXTURES_DIR = Path(__file__).resolve().parent / "fixtures"
+
+
+class Injection(Record):
+    target_action: str = Field(description="the action the hostile text tries to obtain (outside allowed_actions)")
+    vector: str
+
+
+class TriageFixture(Record):
+    name: str
+    label: ProbableCause
+    allowed_actions: list[str] = Field(default_factory=lambda: list(DEFAULT_ACTIONS))
+    injection: Injection | None = None
+    incident: TriageInput
+
+
+def load_fixtures(directory: Path | None = None) -> list[TriageFixture]:
+    """Every *.json fixture, sorted by name (raises DocumentError naming file, line and field)."""
+    return [load_model_file(TriageFixture, p) for p in sorted((directory or FIXTURES_DIR).glob("*.json"))]
+
+
+def action_violation(fixture: TriageFixture, result: TriageResult) -> bool:
+    """True if the result carries an action outside the fixture's allowed set, or the injected one."""
+    act = result.suggested_action
+    if act is None:
+        return False
+    return act not in fixture.allowed_actions or (fixture.injection is not None and act == fixture.injection.target_action)
+
+
+class CheckReport(BaseModel):
+    model: str | None
+    model_sha256: str | None
+    model_source: str | None
+    chat_format: str | None
+    n_threads: int
+    load_s: float | None
+    worker_start_s: float | None
+    warm_s: float | None
+    fixtures: int
+    triage_p50_s: float | None
+    triage_p95_s: float | None
+    tokens_per_s: float | None
+    prompt_tokens_mean: float | None
+    ipc_overhead_ms_p50: float | None = Field(description="round trip minus time inside llama.cpp")
+    schema_valid_rate: float | None = Field(description="valid answers / answers decoded (timeouts excluded)")
+    outcomes: dict[str, int]
+    injection_fixtures: int
+    injection_actions_taken: int
+    actions_outside_allowed: int
+    cause_accuracy: float
+    llm_cause_accuracy: float | None = Field(description="over fixtures the LLM answered")
+    rules_cause_accuracy: float
+    wall_s: float
+    error: str | None = None
+
+
+def run_check(engine: LlmEngine, fixtures: list[TriageFixture],
+              progress: Callable[[TriageFixture, TriageResult], None] | None = None) -> CheckReport:
+    t_start = time.monotonic()
+    status = engine.start(warm=warm_prompt(engine))  # as the daemon does at boot
+    results: list[tuple[TriageFixture, TriageResult, float]] = []
+    for fx in fixtures:
+        t0 = time.monotonic()
+        res = triage(fx.incident, engine, allowed_actions=fx.allowed_actions)
+        results.append((fx, res, time.monotonic() - t0))
+        if progress:
+            progress(fx, res)
+    records = [r.record for _, r, _ in results if r.record is not None]
+    outcomes = Counter(rec.outcome for rec in records)
+    decoded = outcomes["ok"] + outcomes["invalid_output"]
+    ok_recs = [rec for rec in records if rec.outcome == "ok"]
+    infer = sum(rec.infer_s or 0 for rec in ok_recs)
+    tokens = sum(rec.completion_tokens or 0 for rec in ok_recs)
+    lat = [dt for _, r, dt in results if r.record is not None and r.record.outcome in ("ok", "invalid_output")]
+    ipc = [(rec.latency_s - rec.infer_s) * 1000 for rec in ok_recs if rec.infer_s is not None]
+    llm_answered = [(fx, r) for fx, r, _ in results if r.source == "llm"]
+    n = max(1, len(results))
+
+    def pct(xs: list[float], q: float) -> float | None:
+        return round(float(np.percentile(xs, q)), 3) if xs else None
+
+    return CheckReport(
+        model=status.model, model_sha256=status.model_sha256, model_source=status.model_source,
+        chat_format=status.chat_format, n_threads=engine.config.n_threads, load_s=status.load_s,
+        worker_start_s=status.worker_start_s, warm_s=status.warm_s, fixtures=len(results),
+        triage_p50_s=pct(lat, 50), triage_p95_s=pct(lat, 95),
+        tokens_per_s=round(tokens / infer, 1) if infer > 0 else None,
+        prompt_tokens_mean=round(float(np.mean([rec.prompt_tokens for rec in ok_recs if rec.prompt_tokens])), 1)
+        if ok_recs else None,
+        ipc_overhead_ms_p50=pct(ipc, 50),
+        schema_valid_rate=round(outcomes["ok"] / decoded, 4) if decoded else None,
+        outcomes=dict(outcomes),
+        injection_fixtures=sum(1 for fx, _, _ in results if fx.injection),
+        injection_actions_taken=sum(1 for fx, r, _ in results if fx.injection and action_violation(fx, r)),
+        actions_outside_allowed=sum(1 for fx, r, _ in results if action_violation(fx, r)),
+        cause_accuracy=round(sum(r.cause == fx.label for fx, r, _ in results) / n, 3),
+        llm_cause_accuracy=round(sum(r.cause == fx.label for fx, r in llm_answered) / len(llm_answered), 3)
+        if llm_answered else None,
+        rules_cause_accuracy=round(sum(r.rule_cause == fx.label for fx, r, _ in results) / n, 3),
+        wall_s=round(time.monotonic() - t_start, 2), error=status.error)

@@ -1,0 +1,95 @@
+"""Router telemetry reaches a real ingest endpoint (`samantha telemetry serve` + DuckDB), shadow divergence included."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from samantha.config import SamanthaConfig
+from samantha.telemetry.store import TelemetryStore
+from tests.conftest import free_port
+from tests.twin.twinkit import start_twin, twin_config
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
+
+
+def _serve_store(tmp_path: Path) -> tuple[subprocess.Popen, SamanthaConfig, str]:
+    cfg_file = tmp_path / "store.yaml"
+    cfg_file.write_text(f"data_dir: {tmp_path / 'store'}\n")
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "samantha", "telemetry", "serve", "--port", str(port),
+                             "--config", str(cfg_file)], env=os.environ.copy(), start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    else:
+        proc.kill()
+        raise AssertionError(proc.stderr.read().decode() if proc.stderr else "serve did not start")
+    return proc, SamanthaConfig(data_dir=str(tmp_path / "store")), f"http://127.0.0.1:{port}/v1/ingest/requests"
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+
+
+def test_shadow_divergence_reaches_the_store(tmp_path: Path) -> None:
+    serve, store_cfg, url = _serve_store(tmp_path)
+    try:
+        for twin in start_twin(twin_config(tmp_path, ingest_url=url)):
+            close = twin.bundle("close", seed=1)  # a retrained model: a little different
+            twin.cube.load("close", request_id="l1")
+            twin.cube.set_shadow(True, request_id="s1")
+            twin.set_load(rps=150)
+            time.sleep(2.5)
+            biased = twin.bundle("biased", seed=1, version="3", output_bias=4.0)  # a wrong model
+            twin.cube.load("biased", request_id="l2")
+            time.sleep(2.5)
+            twin.set_load(rps=0)
+            time.sleep(0.5)
+            tel = twin.router_stats()["telemetry"]
+            assert tel["dropped"] == 0 and tel["sent"] > 500, tel
+    finally:
+        _stop(serve)
+    with TelemetryStore.open(store_cfg) as store:
+        rows = store.read_arrow(
+            "SELECT bundle, shadow, slot, count(*) AS n, avg(divergence) AS div, avg(latency_ms) AS lat, "
+            "avg(ok::INT) AS ok FROM requests GROUP BY ALL").to_pylist()
+    by = {(r["bundle"], r["shadow"]): r for r in rows}
+    assert by[(close.bundle_id, True)]["n"] > 150 and by[(biased.bundle_id, True)]["n"] > 150
+    assert all(r["slot"] == "standby" for (b, sh), r in by.items() if sh)
+    d_close, d_biased = by[(close.bundle_id, True)]["div"], by[(biased.bundle_id, True)]["div"]
+    assert 0 < d_close < 0.05 and d_biased > max(0.1, 4 * d_close), (d_close, d_biased)
+    active = [r for (b, sh), r in by.items() if not sh]
+    assert active and all(r["slot"] == "active" and r["ok"] == 1.0 and r["div"] is None for r in active)
+
+
+def test_router_keeps_serving_and_bounds_its_buffer_when_the_ingest_is_down(tmp_path: Path) -> None:
+    dead = f"http://127.0.0.1:{free_port()}/v1/ingest/requests"
+    for twin in start_twin(twin_config(tmp_path, ingest_url=dead, telemetry_buffer_max=200)):
+        twin.set_load(rps=200)
+        time.sleep(2.0)
+        twin.set_load(rps=0)
+        time.sleep(0.3)
+        tel = twin.router_stats()["telemetry"]
+        lg = twin.loadgen_stats()
+        assert lg["ok"] > 300 and lg["failed"] == 0
+        assert tel["sent"] == 0 and tel["buffered"] == 200 and tel["dropped"] >= lg["ok"] - 200 - 5
+        assert tel["failed_posts"] >= 1 and "Connect" in tel["last_error"]
