@@ -32,14 +32,15 @@ from samantha.audit import AuditLog, DuckDBAuditStore, trusted_keys, verify_stor
 from samantha.clock import REAL_CLOCK, Clock
 from samantha.config import SamanthaConfig
 from samantha.cube.client import CubeClient
+from samantha.cube.protocol import CubeError
 from samantha.gates.engine import GateEngine
 from samantha.playbooks import PlaybookRunner
 from samantha.sd_notify import Notifier, watchdog_interval_s
 from samantha.signing import KeyPair
-from samantha.sre import tables
+from samantha.sre import effects, tables
 from samantha.sre.graph import SteadyStateGraph
 from samantha.sre.incidents import IncidentBook
-from samantha.sre.ledger import ActionLedger
+from samantha.sre.ledger import ActionLedger, RolloutActions
 from samantha.sre.nodes import SreDeps, SreNodes
 from samantha.sre.playbook_set import load_playbooks
 from samantha.sre.triage import Triager
@@ -71,10 +72,21 @@ def _rollout_parts(daemon: Daemon) -> tuple[Any, Any]:
     """The progressive-rollout controller and its API router, when that subsystem is installed."""
     try:
         from samantha.api.rollout_routes import make_rollout_router
-        from samantha.sre.rollout import controller_for_daemon
+        from samantha.sre.rollout_wiring import build_controller
     except ImportError:
         return None, None
-    controller = controller_for_daemon(daemon)
+
+    def snapshot() -> dict[str, Any]:
+        try:
+            return effects.snapshot(daemon.cube.state())
+        except CubeError:
+            return {}
+
+    def alert(severity: str, summary: str, evidence: dict[str, Any]) -> None:
+        daemon.alerts.fire("samantha_rollout", severity, summary[:500], {"source": "rollout"})  # type: ignore[arg-type]
+
+    controller = build_controller(daemon.config, daemon.store, daemon.cube, clock=daemon.clock,
+                                  actions=RolloutActions(daemon.ledger, snapshot), alert=alert)
     return controller, make_rollout_router(controller)
 
 
@@ -288,7 +300,7 @@ class Daemon:
                      "eval_interval_s": self.config.sre.eval_interval_s},
             "recovery": self.recovery, "triage": self.triager.stats(),
             "playbooks": [{"name": p.name, "version": p.version} for p in self.playbooks],
-            "rollout": self.rollout.status() if self.rollout is not None and hasattr(self.rollout, "status") else None,
+            "rollout": _jsonable(self.rollout.status()) if self.rollout is not None else None,
             "telemetry": {k: v for k, v in self.store.stats().items()
                           if k in ("accepted", "rejected", "shed", "commits", "visibility_lag_ms")},
             "alerts_active": len(self.alerts.active()),
@@ -321,6 +333,10 @@ class Daemon:
 
     def extra_routers(self) -> list[Any]:
         return list(self._routers)
+
+
+def _jsonable(v: Any) -> Any:
+    return v.model_dump(mode="json") if hasattr(v, "model_dump") else v
 
 
 def run(config: SamanthaConfig) -> int:

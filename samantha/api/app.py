@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from samantha import __version__
+from samantha.cube.protocol import REQUEST_ID_PATTERN
 from samantha.domain import PlaybookActionKind
 from samantha.sre.tables import ACTION_STATUSES
 from samantha.telemetry.ingest_http import make_ingest_router
@@ -111,7 +112,7 @@ def make_app(view: DaemonView) -> FastAPI:
         return {"actions": view.actions(status, kind, incident, limit)}
 
     @app.get("/v1/actions/{action_id}")
-    def action(action_id: str = Path(pattern=r"^act-[0-9a-f]{24}$")) -> Any:
+    def action(action_id: str = Path(pattern=REQUEST_ID_PATTERN)) -> Any:
         found = view.action(action_id)
         return found if found is not None else error(404, "unknown_action", f"no action {action_id}", "action_id")
 

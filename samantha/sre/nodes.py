@@ -184,7 +184,7 @@ class SreNodes:
                     "playbook_version": pb.version, "incident_id": inc, "proposed": proposed.model_dump(mode="json"),
                     "evidence": evidence, "before": effects.snapshot(cube) if cube else {}, "created_ts": now,
                     "trigger": f.trigger, "policy": verdict.explain()})
-        pending = {"intent": sum(r["status"] == "intent" for r in in_flight),
+        pending = {"intent": sum(r["status"] == "intent" and r["requested_by"] == "playbook" for r in in_flight),
                    "done": sum(r["status"] == "done" and r["kind"] in effects.CUBE_KINDS for r in in_flight)}
         return {"firings": [_firing_summary(f) for f in firings], "decisions": decisions, "refusals": refusals,
                 "pending": pending}
@@ -235,7 +235,7 @@ class SreNodes:
         acted = [self._execute(d) for d in state.get("decisions", [])]
         mine = {d["id"] for d in state.get("decisions", [])}
         for row in self.d.ledger.with_status(["intent"]):  # left by a crash or an unreachable Cube
-            if row["id"] not in mine:
+            if row["id"] not in mine and row["requested_by"] == "playbook":  # the rollout controller owns its own
                 acted.append(self._complete(row, reconcile=True))
         return {"acted": acted}
 
