@@ -27,6 +27,7 @@ ACTS: list[str] = [
     "samantha.demo.kernel_act",
     "samantha.demo.llm_act",
     "samantha.demo.rollout_act",
+    "samantha.demo.sre_act",
 ]
 
 

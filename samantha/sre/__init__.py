@@ -1,1 +1,1 @@
-"""Steady-state SRE: the agent graph, its nodes, and the progressive-rollout controller."""
+"""Steady-state SRE: the LangGraph loop, its nodes, the write-ahead action ledger, incidents."""
