@@ -29,7 +29,7 @@ class StoreConfig(Section):
     rollup_bucket_s: int = Field(60, gt=0, description="rollup granularity")
     retention_interval_s: float = Field(30, gt=0)
     flush_interval_ms: float = Field(50, gt=0, le=250, description="group-commit period; bounds freshness")
-    buffer_max_rows: int = Field(2_000_000, gt=0)
+    buffer_max_rows: int = Field(500_000, gt=0, description="queued + in-flight rows; also bounds freshness under overload")
     buffer_max_bytes: int = Field(256 * 1024 * 1024, gt=0)
     block_timeout_s: float = Field(0.5, ge=0, description="how long a producer waits on a full buffer before shedding")
     series_budget: int = Field(1000, gt=0, description="distinct label sets per metric before folding to __overflow__")

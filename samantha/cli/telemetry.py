@@ -75,3 +75,24 @@ def export(parquet: Path = typer.Option(..., "--parquet", help="directory for <t
     else:
         for table, info in written.items():
             console.print(f"{table:12} {info['rows']:>12,} rows -> {info['path']}")
+
+
+@app.command()
+def bench(quick: bool = typer.Option(False, "--quick", help="shorter run (< 60 s); ingest sustained ~5 s"),
+          as_json: bool = JsonOption) -> None:
+    """Measure ingest, the DuckDB bulk ceiling, window queries and a cardinality attack."""
+    from rich.console import Console
+
+    from samantha.telemetry.bench import run_bench
+
+    err = Console(stderr=True)
+    with err.status("benchmarking the telemetry store") as status:
+        result = run_bench(quick=quick, progress=lambda msg: status.update(msg))
+    if as_json:
+        print_json(result)
+        return
+    for k in ("ingest_samples_per_s", "duckdb_bulk_samples_per_s", "ingest_ratio", "window_query_p95_ms", "rss_mb"):
+        console.print(f"{k:28} {result[k]:,}")
+    console.print(f"cardinality_attack           {result['cardinality_attack']}")
+    for k, ok in result["targets"].items():
+        console.print(f"  {'[green]met' if ok else '[red]missed'}[/] {k}")

@@ -30,6 +30,7 @@ class WriteBuffer:
         self.closed = False
         self.wakeup = threading.Event()  # set when the committer should not wait for its timer
         self.wake_rows = max(1, max_rows // 4)
+        self.first_put_at: float | None = None  # monotonic time of the oldest chunk not yet taken
 
     def put(self, table: str, chunk: Any, rows: int, nbytes: int) -> bool:
         """Queue a chunk. False when it was shed (buffer full for block_timeout_s, or closed)."""
@@ -51,6 +52,8 @@ class WriteBuffer:
                 self.shed_chunks += 1
                 return False
             self._chunks[table].append(chunk)
+            if self.first_put_at is None:
+                self.first_put_at = time.monotonic()
             self.rows += rows
             self.bytes += nbytes
             self.pending_rows += rows
@@ -63,13 +66,14 @@ class WriteBuffer:
             return True
         return self.rows + rows <= self.max_rows and self.bytes + nbytes <= self.max_bytes
 
-    def take(self) -> dict[str, list[Any]]:
-        """Everything queued so far; its rows stay counted until `release`."""
+    def take(self) -> tuple[dict[str, list[Any]], float | None]:
+        """Everything queued so far and when its oldest chunk arrived; rows stay counted until `release`."""
         with self._cond:
-            out = self._chunks
+            out, first = self._chunks, self.first_put_at
             self._chunks = defaultdict(list)
             self.pending_rows = 0
-            return out
+            self.first_put_at = None
+            return out, first
 
     def release(self, rows: int, nbytes: int) -> None:
         with self._cond:

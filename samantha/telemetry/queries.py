@@ -6,12 +6,16 @@ TelemetryStore) and a window of `window_s` seconds ending at `now` (default
 is the half-open interval (now - window_s, now].
 
 Requests (table `requests`):
-    request_window(source, window_s, *, slot=None, bundle=None, shadow=None, now=None, clock=REAL_CLOCK)
+    request_window(source, window_s, *, slot=None, bundle=None, shadow=None, now=None, clock=REAL_CLOCK,
+                   quantiles=(0.5, 0.95, 0.99))
         -> RequestWindow(count, rate_per_s, errors, error_ratio, latency_mean_ms,
                          latency_p50_ms, latency_p95_ms, latency_p99_ms,
-                         divergence_count, divergence_mean, divergence_max, window_s, now)
-    request_window_by(source, window_s, by=("slot",), *, slot=None, bundle=None, shadow=None, now=None, clock=...)
+                         divergence_count, divergence_mean, divergence_max, window_s, now,
+                         latency_quantiles={q: ms})         # p50/p95/p99 None unless requested
+    request_window_by(source, window_s, by=("slot",), *, slot=None, bundle=None, shadow=None, now=None, clock=...,
+                      quantiles=(0.5, 0.95, 0.99))
         -> dict[tuple[str | bool, ...], RequestWindow]       # by any of "slot", "bundle", "shadow"
+    Asking only for the quantiles a gate needs keeps the query cheap (each one is a selection).
     request_arrays(source, window_s, *, slot=None, bundle=None, shadow=None, now=None, clock=...)
         -> RequestArrays(ts, latency_ms, ok, divergence)      # numpy; divergence NaN = not compared
 
@@ -29,7 +33,7 @@ Empty windows give count 0 and None for every statistic (never NaN, never an exc
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
@@ -59,6 +63,7 @@ class RequestWindow:
     divergence_max: float | None
     window_s: float
     now: float
+    latency_quantiles: dict[float, float | None] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -106,33 +111,42 @@ def _request_filter(window_s: float, now: float, slot: str | None, bundle: str |
     return " AND ".join(where), params
 
 
-_REQUEST_AGG = """count(*) AS n, count(*) FILTER (WHERE NOT ok) AS errors, avg(latency_ms) AS mean,
-    quantile_cont(latency_ms, [0.5, 0.95, 0.99]) AS q,
+DEFAULT_QUANTILES = (0.5, 0.95, 0.99)
+
+
+def _request_agg(quantiles: Sequence[float]) -> str:
+    qs = [float(x) for x in quantiles]
+    if any(not 0.0 <= x <= 1.0 for x in qs):
+        raise ValueError(f"quantiles must lie in [0, 1], got {qs}")
+    qsql = f"quantile_cont(latency_ms, {qs!r})" if qs else "NULL::DOUBLE[]"
+    return f"""count(*) AS n, count(*) FILTER (WHERE NOT ok) AS errors, avg(latency_ms) AS mean, {qsql} AS q,
     count(divergence) AS dn, avg(divergence) AS dmean, max(divergence) AS dmax"""
 
 
-def _request_row(r: dict[str, Any], window_s: float, now: float) -> RequestWindow:
+def _request_row(r: dict[str, Any], window_s: float, now: float, quantiles: Sequence[float]) -> RequestWindow:
     n = int(r["n"] or 0)
-    q = r["q"] or [None, None, None]
+    qmap = dict(zip((float(x) for x in quantiles), r["q"] or [None] * len(quantiles), strict=True))
     return RequestWindow(
         count=n, rate_per_s=n / window_s if window_s > 0 else 0.0, errors=int(r["errors"] or 0),
         error_ratio=(int(r["errors"] or 0) / n) if n else None, latency_mean_ms=r["mean"],
-        latency_p50_ms=q[0], latency_p95_ms=q[1], latency_p99_ms=q[2],
+        latency_p50_ms=qmap.get(0.5), latency_p95_ms=qmap.get(0.95), latency_p99_ms=qmap.get(0.99),
         divergence_count=int(r["dn"] or 0), divergence_mean=r["dmean"], divergence_max=r["dmax"],
-        window_s=window_s, now=now)
+        window_s=window_s, now=now, latency_quantiles=qmap)
 
 
 def request_window(source: ArrowSource, window_s: float, *, slot: str | None = None, bundle: str | None = None,
-                   shadow: bool | None = None, now: float | None = None, clock: Clock = REAL_CLOCK) -> RequestWindow:
+                   shadow: bool | None = None, now: float | None = None, clock: Clock = REAL_CLOCK,
+                   quantiles: Sequence[float] = DEFAULT_QUANTILES) -> RequestWindow:
     now = _now(now, clock)
     where, params = _request_filter(window_s, now, slot, bundle, shadow)
-    t = source.read_arrow(f"SELECT {_REQUEST_AGG} FROM requests WHERE {where}", params)
-    return _request_row(t.to_pylist()[0], window_s, now)
+    t = source.read_arrow(f"SELECT {_request_agg(quantiles)} FROM requests WHERE {where}", params)
+    return _request_row(t.to_pylist()[0], window_s, now, quantiles)
 
 
 def request_window_by(source: ArrowSource, window_s: float, by: Sequence[str] = ("slot",), *,
                       slot: str | None = None, bundle: str | None = None, shadow: bool | None = None,
-                      now: float | None = None, clock: Clock = REAL_CLOCK) -> dict[tuple[Any, ...], RequestWindow]:
+                      now: float | None = None, clock: Clock = REAL_CLOCK,
+                      quantiles: Sequence[float] = DEFAULT_QUANTILES) -> dict[tuple[Any, ...], RequestWindow]:
     if isinstance(by, str):
         by = (by,)
     bad = [b for b in by if b not in _BY_COLUMNS]
@@ -141,8 +155,9 @@ def request_window_by(source: ArrowSource, window_s: float, by: Sequence[str] = 
     now = _now(now, clock)
     where, params = _request_filter(window_s, now, slot, bundle, shadow)
     cols = ", ".join(by)
-    t = source.read_arrow(f"SELECT {cols}, {_REQUEST_AGG} FROM requests WHERE {where} GROUP BY {cols}", params)
-    return {tuple(r[c] for c in by): _request_row(r, window_s, now) for r in t.to_pylist()}
+    t = source.read_arrow(f"SELECT {cols}, {_request_agg(quantiles)} FROM requests WHERE {where} GROUP BY {cols}",
+                          params)
+    return {tuple(r[c] for c in by): _request_row(r, window_s, now, quantiles) for r in t.to_pylist()}
 
 
 def request_arrays(source: ArrowSource, window_s: float, *, slot: str | None = None, bundle: str | None = None,

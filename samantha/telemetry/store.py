@@ -15,7 +15,7 @@ import json
 import logging
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,6 +79,7 @@ class StoreStats:
     lost_rows: int = 0  # rows in a failed commit (disk error): counted, never silently
     last_commit_ts: float | None = None
     last_commit_ms: float = 0.0
+    visibility_lag_ms: deque = field(default_factory=lambda: deque(maxlen=1000))  # recent commits
 
 
 class TelemetryStore:
@@ -346,7 +347,7 @@ class TelemetryStore:
             for metric in first_folds:
                 self.emit_event("cardinality_overflow", {"metric": metric, "series_budget": self.cfg.series_budget},
                                 severity="warning")
-            taken = self.buffer.take()
+            taken, first_put_at = self.buffer.take()
             if not new_series and not taken:
                 return
             rows = sum(r for chunks in taken.values() for _, r, _ in chunks)
@@ -384,6 +385,8 @@ class TelemetryStore:
                     s.committed_rows[name] += tbl.num_rows
                 s.last_commit_ts = self.clock.time()
                 s.last_commit_ms = (time.perf_counter() - t0) * 1000
+                if first_put_at is not None:  # how long the oldest row of this commit waited to become visible
+                    s.visibility_lag_ms.append((time.monotonic() - first_put_at) * 1000)
 
     # ---------------- reads ----------------
 
@@ -433,6 +436,7 @@ class TelemetryStore:
                 "lost_rows": s.lost_rows,
                 "last_commit_ts": s.last_commit_ts,
                 "last_commit_ms": round(s.last_commit_ms, 3),
+                "visibility_lag_ms": _lag_summary(s.visibility_lag_ms),
             }
         out.update({
             "shed": self.buffer.shed_rows,
@@ -491,6 +495,14 @@ def _build_concat(chunks: list[pa.Table]) -> pa.Table:
 
 
 _BUILDERS = {"samples": _build_samples, "requests": _build_concat, "events": _build_concat}
+
+
+def _lag_summary(lags: deque) -> dict[str, float] | None:
+    if not lags:
+        return None
+    a = np.fromiter(lags, dtype=np.float64)
+    return {"p50": round(float(np.percentile(a, 50)), 2), "p99": round(float(np.percentile(a, 99)), 2),
+            "max": round(float(a.max()), 2), "commits": len(a)}
 
 
 def _dumps(obj: Any) -> str:

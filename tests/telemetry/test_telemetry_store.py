@@ -196,3 +196,16 @@ def test_metric_window_and_label_filters(sim_clock, config: SamanthaConfig) -> N
         arr = q.metric_arrays(s, "cpu", 5, labels={"host": "a"}, clock=sim_clock)
         assert arr.value.tolist() == [95.0, 96.0, 97.0, 98.0, 99.0]
         assert q.metric_window(s, "nope", 10, clock=sim_clock).count == 0
+
+
+def test_request_window_custom_quantiles(sim_clock, config: SamanthaConfig) -> None:
+    with TelemetryStore.open(config, sim_clock) as s:
+        now = sim_clock.time()
+        lat = np.arange(1, 101, dtype=float)
+        s.ingest_request_columns(now - lat / 10, "active", "v1", lat, np.ones(100, bool))
+        s.flush()
+        w = q.request_window(s, 60, clock=sim_clock, quantiles=(0.9, 0.99))
+        assert w.latency_quantiles == {0.9: pytest.approx(np.percentile(lat, 90)), 0.99: pytest.approx(99.01)}
+        assert w.latency_p99_ms == pytest.approx(99.01) and w.latency_p50_ms is None
+        with pytest.raises(ValueError, match="quantiles"):
+            q.request_window(s, 60, clock=sim_clock, quantiles=(1.5,))
