@@ -22,6 +22,7 @@ from samantha.config import SamanthaConfig
 # The story, in order. Each entry is a module with TITLE and run(ctx).
 ACTS: list[str] = [
     "samantha.demo.telemetry_act",
+    "samantha.demo.gates_act",
 ]
 
 

@@ -184,7 +184,7 @@ def build_store(path: Path, rows: int, seed: int, model: TrafficModel) -> tuple[
         store.ingest_request_columns(ts, slot, "sensor-mlp@1", model.latencies(rng, n), rng.uniform(size=n) > 0.01,
                                      div, standby)
         store.flush()
-    metrics = ["host_memory_used_ratio", "host_disk_used_ratio", "host_cpu_temp_celsius", "input_feature_mean"]
+    metrics = ["host_memory_used_percent", "host_disk_used_percent", "host_temperature_celsius", "input_feature_mean"]
     per = n_samples // (len(metrics) * 5)
     for mi, metric in enumerate(metrics):
         for k in range(5):
@@ -216,7 +216,7 @@ def hundred_gates() -> list[Any]:
     for i in range(15):
         g.append(JudgeGate(name=f"judge-{i}", test=("latency", "errors", "divergence")[i % 3],
                            window=(30, 60)[i % 2], tolerance=0.01))
-    metrics = ["host_memory_used_ratio", "host_disk_used_ratio", "host_cpu_temp_celsius", "input_feature_mean"]
+    metrics = ["host_memory_used_percent", "host_disk_used_percent", "host_temperature_celsius", "input_feature_mean"]
     for i in range(12):
         g.append(ThresholdGate(name=f"thr-host-{i}", metric=metrics[i % 4], aggregate=("mean", "max", "last")[i % 3],
                                value=1e9, window=(30, 120)[i % 2], labels={"core": str(i % 5)} if i % 2 else {}))

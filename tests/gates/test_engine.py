@@ -37,7 +37,7 @@ def world(tmp_path_factory):
     add_traffic(store, rng, T0 + 450, 150, 100, "standby", "v3", shadow=True, error_rate=0.03,
                 latency_factor=1.5, divergence_rate=0.05)
     ts = np.arange(T0, T0 + 600, 1.0)
-    add_metric(store, "host_memory_used_ratio", ts, np.where(ts < T0 + 540, 0.5, 0.95))
+    add_metric(store, "host_memory_used_percent", ts, np.where(ts < T0 + 540, 50.0, 95.0))
     add_metric(store, "input_feature_mean", ts, np.where(ts < T0 + 500, rng.normal(0, 1, ts.size),
                                                          rng.normal(2, 1, ts.size)), {"feature": "x0"})
     add_metric(store, "cube_bundle_expires_timestamp_seconds", [T0], [T0 + 1000])
@@ -53,7 +53,7 @@ def ev(store, gates, now, **kw):
 
 def test_threshold_pass_fail_and_missing(world):
     store, _ = world
-    gates = [ThresholdGate(name="mem", metric="host_memory_used_ratio", value=0.9, window=30),
+    gates = [ThresholdGate(name="mem", metric="host_memory_used_percent", value=90, window=30),
              ThresholdGate(name="p99", metric="latency_ms", aggregate="p99", value=60, slot="active"),
              ThresholdGate(name="ghost", metric="no_such_metric", value=1),
              ThresholdGate(name="few", metric="latency_ms", value=1e9, window=0.01, slot="active")]
@@ -62,7 +62,7 @@ def test_threshold_pass_fail_and_missing(world):
     assert early["ghost"].status == "inconclusive" and "no series" in early["ghost"].reason
     assert early["few"].status == "inconclusive"  # too few samples is never a pass
     late = ev(store, gates, T0 + 600)
-    assert late["mem"].status == "fail" and late["mem"].values["observed"] == pytest.approx(0.95)
+    assert late["mem"].status == "fail" and late["mem"].values["observed"] == pytest.approx(95)
     assert late["p99"].samples["n"] > 5000 and late["p99"].window == (T0 + 540, T0 + 600)
 
 

@@ -60,9 +60,9 @@ version: 1
 owner: x
 metrics: [my_custom_metric]
 gates:
-  - {name: host-memory, kind: threshold, metric: host_memory_used_ratio, value: 0.5}
+  - {name: host-memory, kind: threshold, metric: host_memory_used_percent, value: 0.5}
   - {name: custom-ok, kind: threshold, metric: my_custom_metric, value: 1}
-  - {name: typo, kind: threshold, metric: host_memroy_used_ratio, value: 1}
+  - {name: typo, kind: threshold, metric: host_memroy_used_percent, value: 1}
 when:
   any: [no-such-gate, custom-ok, typo]
 then:
@@ -135,7 +135,7 @@ def test_lint_reports_every_error_kind_at_once(tmp_path):
     # unknown gates and metrics, duplicate gate names (a built-in shadowed)
     refs = [p.reason for p in by_file["refs.yaml"]]
     assert any("unknown gate 'no-such-gate'" in r for r in refs)
-    assert any("unknown metric 'host_memroy_used_ratio'" in r for r in refs)
+    assert any("unknown metric 'host_memroy_used_percent'" in r for r in refs)
     assert not any("my_custom_metric" in r for r in refs)  # declared under metrics:
     assert any("duplicate gate name 'host-memory'" in r for r in refs)
     # impossible windows
