@@ -185,11 +185,13 @@ def build_store(path: Path, rows: int, seed: int, model: TrafficModel) -> tuple[
                                      div, standby)
         store.flush()
     metrics = ["host_memory_used_percent", "host_disk_used_percent", "host_temperature_celsius", "input_feature_mean"]
-    per = n_samples // (len(metrics) * 5)
-    for mi, metric in enumerate(metrics):
-        for k in range(5):
-            ts = np.linspace(now - per, now, per)
-            store.ingest_samples(SampleBatch(metric, {"core": str(k)}, ts, rng.normal(0.5 + mi, 0.05, per)))
+    per = n_samples // (len(metrics) * 5)  # 1 Hz per series, written in time order as a collector would
+    for c0 in range(0, per, 5000):
+        ts = now - per + c0 + np.arange(min(5000, per - c0), dtype=float)
+        for mi, metric in enumerate(metrics):
+            for k in range(5):
+                store.ingest_samples(SampleBatch(metric, {"core": str(k)}, ts, rng.normal(50 + mi, 5, ts.size)))
+        store.flush()
     store.ingest_samples(SampleBatch("cube_bundle_expires_timestamp_seconds", {}, [now - 10], [now + 86400]))
     store.ingest_samples(SampleBatch("samantha_policy_issued_timestamp_seconds", {}, [now - 10], [now - 3600]))
     store.ingest_samples(SampleBatch("samantha_last_sync_timestamp_seconds", {}, [now - 10], [now - 600]))

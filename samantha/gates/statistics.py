@@ -5,6 +5,7 @@ All functions are pure: numpy arrays in, plain numbers out.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -84,6 +85,7 @@ class ProportionJudgement:
     incumbent_rate: float
 
 
+@functools.lru_cache(maxsize=1024)
 def errors_fisher(canary_errors: int, canary_n: int, incumbent_errors: int, incumbent_n: int) -> ProportionJudgement:
     """Does the canary fail more often? (one-sided Fisher exact test on the 2x2 table)."""
     table = [[canary_errors, canary_n - canary_errors], [incumbent_errors, incumbent_n - incumbent_errors]]
@@ -92,6 +94,7 @@ def errors_fisher(canary_errors: int, canary_n: int, incumbent_errors: int, incu
                                canary_errors / canary_n, incumbent_errors / incumbent_n)
 
 
+@functools.lru_cache(maxsize=1024)
 def rate_above(k: int, n: int, max_rate: float) -> tuple[float, float, float]:
     """Exact binomial test that the rate exceeds max_rate: (p_value, observed rate, 95% upper bound)."""
     res = stats.binomtest(k, n, max_rate, alternative="greater")
@@ -126,7 +129,8 @@ def drift(current: np.ndarray, baseline: np.ndarray, method: str = "auto", thres
     if method == "auto":
         method = "ks" if min(current.size, baseline.size) <= large_sample else "wasserstein"
     if method == "ks":
-        res = stats.ks_2samp(current, baseline)
+        # exact p-values cost O(n*m); past a few hundred samples the asymptotic ones agree
+        res = stats.ks_2samp(current, baseline, method="auto" if min(current.size, baseline.size) <= 300 else "asymp")
         thr = threshold if threshold is not None else 0.05
         return DriftResult("ks", float(res.statistic), thr, bool(res.pvalue < thr), float(res.pvalue))
     if method == "wasserstein":
