@@ -75,7 +75,7 @@ def _mixture(llr: np.ndarray, alpha: float, samples: tuple[int, int], events: tu
     tail = np.cumsum(llr[:, s:], axis=1)
     if s:
         tail += cache.cum[:, s - 1:s]  # type: ignore[union-attr]
-    log_tail = special.logsumexp(tail, axis=0) - math.log(k)
+    log_tail = np.logaddexp.reduce(tail, axis=0) - math.log(k)  # log of the equal-weight mixture
     if s:
         cum = np.concatenate([cache.cum[:, :s], tail], axis=1)  # type: ignore[union-attr]
         log_m = np.concatenate([cache.log_m[:s], log_tail])  # type: ignore[index]
@@ -158,7 +158,8 @@ def two_sample_msprt(n_c: np.ndarray, x_c: np.ndarray, n_i: np.ndarray, x_i: np.
             r = n_c[informative] / total[informative]  # the canary's share of events under H0
             theta = np.asarray(odds, dtype=np.float64)[:, None]
             r1 = r * theta / (r * theta + 1.0 - r)
-            llr[:, informative] = stats.binom.logpmf(x, big_n, r1) - stats.binom.logpmf(x, big_n, r)[None, :]
+            # binomial log likelihood ratio for the same N: the binomial coefficients cancel
+            llr[:, informative] = special.xlogy(x, r1 / r) + special.xlogy(big_n - x, (1.0 - r1) / (1.0 - r))
         return llr
 
     llr, same = _with_cache(counts, len(odds), compute, cache, ("two", odds, null_odds))
@@ -175,7 +176,7 @@ def one_sample_msprt(n: np.ndarray, x: np.ndarray, p0: float, alpha: float,
 
     def compute(idx: np.ndarray) -> np.ndarray:
         nn, xx = counts[:, idx]
-        return stats.binom.logpmf(xx[None, :], nn[None, :], p1) - stats.binom.logpmf(xx, nn, p0)[None, :]
+        return special.xlogy(xx, p1 / p0) + special.xlogy(nn - xx, (1.0 - p1) / (1.0 - p0))
 
     llr, same = _with_cache(counts, len(multipliers), compute, cache, ("one", multipliers, p0))
     return _mixture(llr, alpha, (int(n.sum()), 0), (int(x.sum()), 0), cache, same)
