@@ -98,7 +98,7 @@ def errors_fisher(canary_errors: int, canary_n: int, incumbent_errors: int, incu
 def rate_above(k: int, n: int, max_rate: float) -> tuple[float, float, float]:
     """Exact binomial test that the rate exceeds max_rate: (p_value, observed rate, 95% upper bound)."""
     res = stats.binomtest(k, n, max_rate, alternative="greater")
-    upper = stats.binomtest(k, n, max_rate, alternative="less").proportion_ci(0.95, method="exact").high
+    upper = 1.0 if k >= n else float(stats.beta.ppf(0.95, k + 1, n - k))  # one-sided Clopper-Pearson
     return float(res.pvalue), k / n, float(upper)
 
 

@@ -170,6 +170,24 @@ class LatestValues:
 
 
 @dataclass
+class MetricCarry:
+    """What a live engine keeps between passes over the samples table."""
+
+    names: tuple[str, ...] = ()
+    series_at: float | None = None  # series metadata is re-read after `series_refresh_s` of data time
+    series_refresh_s: float = 10.0
+    series: dict[int, tuple[str, dict[str, str]]] = field(default_factory=dict)
+    by_metric: dict[str, list[int]] = field(default_factory=dict)
+    win_ids: tuple[int, ...] = ()
+    win_start: float | None = None
+    win_until: float | None = None
+    win_ts: dict[int, np.ndarray] = field(default_factory=dict)
+    win_val: dict[int, np.ndarray] = field(default_factory=dict)
+    margin_s: float = 5.0  # samples this close to the last read are read again (late commits)
+    latest: LatestValues = field(default_factory=lambda: LatestValues())
+
+
+@dataclass
 class MetricFrame:
     """Samples of the requested metrics in (start, end], per series, sorted by ts."""
 
@@ -184,41 +202,61 @@ class MetricFrame:
 
     @classmethod
     def fetch(cls, reader: TelemetryReader, windowed: dict[str, float], latest: dict[str, float],
-              end: float, known: LatestValues | None = None) -> MetricFrame:
+              end: float, carry: MetricCarry | None = None) -> MetricFrame:
         """windowed: metric -> earliest start needed; latest: metric -> lookback for its last value.
 
-        `known` remembers latest values between passes, so only newer samples are scanned for them."""
+        `carry` keeps series metadata, windowed samples and latest values between passes, so a pass
+        reads only the samples that arrived since the previous one."""
         frame = cls()
-        names = sorted(set(windowed) | set(latest))
+        names = tuple(sorted(set(windowed) | set(latest)))
         if not names:
             return frame
-        t = reader.read_arrow(f"SELECT id, metric, labels FROM series WHERE metric IN ({cls._placeholders(len(names))})",
-                              names)
-        by_metric: dict[str, list[int]] = {}
-        for sid, metric, labels in zip(t.column("id").to_pylist(), t.column("metric").to_pylist(),
-                                       t.column("labels").to_pylist(), strict=True):
-            lab = json.loads(labels) if isinstance(labels, str) else dict(labels or {})
-            frame.series[int(sid)] = (metric, {str(k): str(v) for k, v in lab.items()})
-            by_metric.setdefault(metric, []).append(int(sid))
-        win_ids = [s for m in windowed for s in by_metric.get(m, [])]
+        carry = carry if carry is not None else MetricCarry()
+        if carry.names != names or carry.series_at is None or not 0 <= end - carry.series_at < carry.series_refresh_s:
+            t = reader.read_arrow(f"SELECT id, metric, labels FROM series WHERE metric IN "
+                                  f"({cls._placeholders(len(names))})", list(names))
+            carry.series, carry.by_metric = {}, {}
+            for sid, metric, labels in zip(t.column("id").to_pylist(), t.column("metric").to_pylist(),
+                                           t.column("labels").to_pylist(), strict=True):
+                lab = json.loads(labels) if isinstance(labels, str) else dict(labels or {})
+                carry.series[int(sid)] = (metric, {str(k): str(v) for k, v in lab.items()})
+                carry.by_metric.setdefault(metric, []).append(int(sid))
+            carry.names, carry.series_at = names, end
+        frame.series, by_metric = carry.series, carry.by_metric
+        win_ids = tuple(s for m in sorted(windowed) for s in by_metric.get(m, []))
         if win_ids:
-            start = min(windowed[m] for m in windowed if m in by_metric) if any(m in by_metric for m in windowed) else end
+            start = min(windowed[m] for m in windowed if m in by_metric)
+            incremental = (carry.win_ids == win_ids and carry.win_start is not None and carry.win_until is not None
+                           and carry.win_start <= start <= carry.win_until <= end)
+            cut = carry.win_until - carry.margin_s if incremental else start  # type: ignore[operator]
             s = reader.read_arrow(
                 f"SELECT series_id, ts, value FROM samples WHERE series_id IN ({cls._placeholders(len(win_ids))}) "
-                "AND ts > ? AND ts <= ?", [*win_ids, start, end])
+                "AND ts > ? AND ts <= ?", [*win_ids, cut, end])
             sid = _np(s, "series_id").astype(np.int64)
             ts, val = _np(s, "ts", np.float64), _np(s, "value", np.float64)
             order = np.lexsort((ts, sid))
             sid, ts, val = sid[order], ts[order], val[order]
+            new: dict[int, tuple[np.ndarray, np.ndarray]] = {}
             cuts = np.flatnonzero(np.diff(sid)) + 1
             for a, b in zip(np.r_[0, cuts], np.r_[cuts, sid.size], strict=True):
                 if b > a:
-                    frame.ts[int(sid[a])], frame.values[int(sid[a])] = ts[a:b], val[a:b]
+                    new[int(sid[a])] = (ts[a:b], val[a:b])
+            if not incremental:
+                carry.win_ts, carry.win_val = {}, {}
+            empty = (np.empty(0), np.empty(0))
+            for k in win_ids:
+                old_t, old_v = carry.win_ts.get(k, empty[0]), carry.win_val.get(k, empty[1])
+                i0, i1 = np.searchsorted(old_t, start, "right"), np.searchsorted(old_t, cut, "right")
+                nt, nv = new.get(k, empty)
+                carry.win_ts[k] = np.concatenate([old_t[i0:i1], nt])
+                carry.win_val[k] = np.concatenate([old_v[i0:i1], nv])
+            carry.win_ids, carry.win_start, carry.win_until = win_ids, start, end
+            frame.ts = {k: v for k, v in carry.win_ts.items() if v.size}
+            frame.values = {k: carry.win_val[k] for k in frame.ts}
+        known = carry.latest
         last_ids = [s for m in latest for s in by_metric.get(m, [])]
         if last_ids:
             start = end - max(latest.values())
-            if known is None:
-                known = LatestValues()
             if known.until is not None and start <= known.until <= end and known.ids >= set(last_ids):
                 scan_from = known.until - known.margin_s  # only what arrived since the last pass
             else:

@@ -133,12 +133,20 @@ def test_incremental_passes_match_a_fresh_engine(world):
     gates = [SequentialGate(name="s-err", signal="errors", alpha=1e-3),
              SequentialGate(name="s-lat", signal="latency", quantile=0.5, alpha=1e-3, channel="shadow",
                             null_odds=1.5)]
+    others = [DriftGate(name="drift", metric="input_feature_mean", window=30, baseline_offset=60),
+              ThresholdGate(name="mem", metric="host_memory_used_percent", aggregate="max", value=90, window=20),
+              StalenessGate(name="expiry", signal="bundle_expiry", min_remaining=600),
+              ThresholdGate(name="p99", metric="latency_ms", aggregate="p99", value=60, slot="standby",
+                            include_shadow=True, window=15)]
     live = GateEngine(store)
     for now in np.arange(T0 + 455, T0 + 600, 7.3):
-        a = {v.gate: v for v in live.evaluate(gates, now, rollout_start=T0 + 450, canary_bundle="v3")}
-        b = ev(store, gates, now, rollout_start=T0 + 450, canary_bundle="v3")
-        for k in a:
-            assert a[k].values["log_m"] == pytest.approx(b[k].values["log_m"]), (k, now)
+        a = {v.gate: v for v in live.evaluate(gates + others, now, rollout_start=T0 + 450, canary_bundle="v3")}
+        b = ev(store, gates + others, now, rollout_start=T0 + 450, canary_bundle="v3")
+        for k in gates:
+            assert a[k.name].values["log_m"] == pytest.approx(b[k.name].values["log_m"]), (k.name, now)
+        for k in others:
+            assert (a[k.name].status, a[k.name].values, a[k.name].samples) == \
+                (b[k.name].status, b[k.name].values, b[k.name].samples), (k.name, now)
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
