@@ -147,12 +147,14 @@ def judge(g: JudgeGate, rf: RequestFrame | None, ctx: EvalContext) -> Verdict:
             if ctx.memo is not None:
                 ctx.memo[key] = r
         shift = r.hl_shift_ms
-        relevant = bool(shift > max(g.min_shift_ms, g.min_shift_ratio * r.incumbent_median))
+        # practically relevant: slower by more than min_shift_ms AND by more than min_shift_ratio (x-fold)
+        relevant = bool(shift > g.min_shift_ms and r.hl_ratio > 1.0 + g.min_shift_ratio)
         bad = r.p_value < g.alpha and relevant
-        reason = (f"Mann-Whitney p={r.p_value:.3g}, Hodges-Lehmann shift {shift:+.3g} ms "  # nan when p >= alpha
-                  f"(medians {r.canary_median:.4g}/{r.incumbent_median:.4g} ms)")
+        reason = (f"Mann-Whitney p={r.p_value:.3g}, Hodges-Lehmann shift {shift:+.3g} ms, x{r.hl_ratio:.3g} "
+                  f"(medians {r.canary_median:.4g}/{r.incumbent_median:.4g} ms)")  # shifts are nan when p >= alpha
         return Verdict.make(g, "fail" if bad else "pass", reason, now, (start, now), samples,
-                            p_value=r.p_value, u=r.u_statistic, hl_shift_ms=shift, canary_median=r.canary_median,
+                            p_value=r.p_value, u=r.u_statistic, hl_shift_ms=shift, hl_ratio=r.hl_ratio,
+                            canary_median=r.canary_median,
                             incumbent_median=r.incumbent_median, alpha=g.alpha)
     ce, ie = int(np.sum(~c.ok)), int(np.sum(~i.ok))
     r = st.errors_fisher(ce, c.n, ie, i.n)

@@ -61,6 +61,7 @@ class LatencyJudgement:
     p_value: float
     u_statistic: float
     hl_shift_ms: float
+    hl_ratio: float  # the same estimator on log latency: the typical slowdown factor
     canary_median: float
     incumbent_median: float
 
@@ -73,8 +74,13 @@ def latency_mwu(canary: np.ndarray, incumbent: np.ndarray, shift_below: float = 
     """
     res = stats.mannwhitneyu(canary, incumbent, alternative="greater", method="asymptotic")
     p = float(res.pvalue)
-    shift = hodges_lehmann(canary, incumbent) if p < shift_below else math.nan
-    return LatencyJudgement(p, float(res.statistic), shift, float(np.median(canary)), float(np.median(incumbent)))
+    shift = ratio = math.nan
+    if p < shift_below:
+        shift = hodges_lehmann(canary, incumbent)
+        floor = 1e-6  # a 0 ms latency would make the log scale undefined
+        ratio = math.exp(hodges_lehmann(np.log(np.maximum(canary, floor)), np.log(np.maximum(incumbent, floor))))
+    return LatencyJudgement(p, float(res.statistic), shift, ratio, float(np.median(canary)),
+                            float(np.median(incumbent)))
 
 
 @dataclass(frozen=True)
