@@ -29,6 +29,20 @@ def schema() -> None:
     print_json(playbook_schema())
 
 
+@app.command()
+def gates(as_json: bool = JsonOption) -> None:
+    """List the gates a playbook can reference by name (built in, with provenance)."""
+    from samantha.gates.registry import GateRegistry
+
+    entries = GateRegistry.with_builtins().entries()
+    if as_json:
+        print_json({"gates": [e.model_dump(mode="json") for e in entries]})
+        return
+    for e in entries:
+        g = e.gate
+        typer.echo(f"{g.name:28} {g.kind:10} {g.description or ''}")
+
+
 @app.command("lint")
 def lint_cmd(files: list[Path] = typer.Argument(..., help="playbook YAML files"),
              config: Path | None = ConfigOption, as_json: bool = JsonOption) -> None:

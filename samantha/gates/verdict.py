@@ -38,7 +38,3 @@ class Verdict(BaseModel):
                                    window=(float(window[0]), float(window[1])),
                                    samples={k: int(v) for k, v in (samples or {}).items()},
                                    values={k: _clean(v) for k, v in values.items()})
-
-    @property
-    def ok(self) -> bool:
-        return self.status == "pass"

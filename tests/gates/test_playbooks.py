@@ -175,6 +175,13 @@ def test_lint_cli_exit_codes_and_format(tmp_path):
     assert doc["problems"][0]["line"] == 7 and "contradict" in doc["problems"][0]["reason"]
 
 
+def test_gates_cli_lists_the_registry():
+    r = cli("playbook", "gates", "--json")
+    assert r.returncode == 0
+    names = {g["gate"]["name"]: g["provenance"]["source"] for g in json.loads(r.stdout)["gates"]}
+    assert names["canary-errors"] == "builtin" and "host-memory" in names
+
+
 def test_schema_cli():
     r = cli("playbook", "schema")
     assert r.returncode == 0
