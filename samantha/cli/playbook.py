@@ -29,6 +29,20 @@ def schema() -> None:
     print_json(playbook_schema())
 
 
+@app.command()
+def gates(as_json: bool = JsonOption) -> None:
+    """List the gates a playbook can reference by name (built in, with provenance)."""
+    from samantha.gates.registry import GateRegistry
+
+    entries = GateRegistry.with_builtins().entries()
+    if as_json:
+        print_json({"gates": [e.model_dump(mode="json") for e in entries]})
+        return
+    for e in entries:
+        g = e.gate
+        typer.echo(f"{g.name:28} {g.kind:10} {g.description or ''}")
+
+
 @app.command("lint")
 def lint_cmd(files: list[Path] = typer.Argument(..., help="playbook YAML files"),
              config: Path | None = ConfigOption, as_json: bool = JsonOption) -> None:
@@ -40,9 +54,9 @@ def lint_cmd(files: list[Path] = typer.Argument(..., help="playbook YAML files")
     if as_json:
         print_json({"files": len(loaded), "ok": not problems, "problems": [p.as_dict() for p in problems]})
     else:
-        for p in problems:
-            console.print(str(p), highlight=False, markup=False)
-        console.print(f"{len(loaded)} file(s), {len(problems)} problem(s)")
+        for p in problems:  # plain lines, never wrapped: editors and grep parse file:line:column
+            typer.echo(str(p))
+        typer.echo(f"{len(loaded)} file(s), {len(problems)} problem(s)")
     if problems:
         raise typer.Exit(EXIT_BAD_INPUT)
 
@@ -63,7 +77,7 @@ def test_cmd(files: list[Path] = typer.Argument(..., help="playbook YAML files")
     loaded, problems = lint(files, raw_horizon_s=cfg.store.raw_horizon_s)
     if problems:
         for p in problems:
-            err_console.print(str(p), highlight=False, markup=False)
+            typer.echo(str(p), err=True)
         bad_input(f"{len(problems)} problem(s) in the playbooks; fix them first (samantha playbook lint)")
     try:
         rec = Recording(replay)

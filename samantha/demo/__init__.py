@@ -24,6 +24,7 @@ ACTS: list[str] = [
     "samantha.demo.telemetry_act",
     "samantha.demo.proxy_act",
     "samantha.demo.twin_act",
+    "samantha.demo.gates_act",
     "samantha.demo.kernel_act",
     "samantha.demo.llm_act",
     "samantha.demo.rollout_act",

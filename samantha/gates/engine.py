@@ -25,7 +25,7 @@ from samantha.gates.spec import (
     ThresholdGate,
 )
 from samantha.gates.verdict import Verdict
-from samantha.gates.windows import MetricFrame, RequestFrame, TelemetryReader
+from samantha.gates.windows import MetricCarry, MetricFrame, RequestFrame, TelemetryReader
 
 
 @dataclass(frozen=True)
@@ -68,6 +68,7 @@ class GateEngine:
         self._seq_caches: dict = {}  # per sequential gate: per-bin evidence of earlier passes
         self._frame: RequestFrame | None = None  # rows of the last pass, extended forward by the next
         self._frame_bundle: str | None = None
+        self._metrics = MetricCarry()
 
     # Rows this close to the newest row already read are read again: the router pushes in
     # batches and the store commits in groups, so the newest seconds may still be filling in.
@@ -88,14 +89,15 @@ class GateEngine:
     def evaluate(self, gates: Sequence[GateBase], now: float | None = None, *,
                  rollout_start: float | None = None, canary_bundle: str | None = None) -> list[Verdict]:
         ctx = EvalContext(now=self.clock.time() if now is None else float(now),
-                          rollout_start=rollout_start, canary_bundle=canary_bundle, caches=self._seq_caches)
+                          rollout_start=rollout_start, canary_bundle=canary_bundle, caches=self._seq_caches,
+                          memo={})
         return self.evaluate_ctx(gates, ctx)
 
     def evaluate_ctx(self, gates: Sequence[GateBase], ctx: EvalContext) -> list[Verdict]:
         p = plan(gates, ctx)
         t0 = time.perf_counter()
         rf = self._requests(p.request_start, ctx.now, ctx.canary_bundle) if p.request_start is not None else None
-        mf = MetricFrame.fetch(self.reader, p.windowed, p.latest, ctx.now)
+        mf = MetricFrame.fetch(self.reader, p.windowed, p.latest, ctx.now, self._metrics)
         self.last_fetch_ms = (time.perf_counter() - t0) * 1000
         return [evaluate_one(g, rf, mf, ctx) for g in gates]
 

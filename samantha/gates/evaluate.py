@@ -30,14 +30,15 @@ class EvalContext:
     rollout_start: float | None = None
     canary_bundle: str | None = None
     caches: dict[str, seq.LLRCache] | None = None  # per sequential gate, kept by the engine between passes
+    memo: dict[tuple, object] | None = None  # results shared by gates of one pass that test the same data
 
     def cache_for(self, g: SequentialGate, start: float) -> seq.LLRCache | None:
         if self.caches is None:
             return None
-        c = self.caches.setdefault(g.name, seq.LLRCache())
         owner = (g.model_dump_json(), start, self.canary_bundle)
-        if c.owner != owner:  # another gate definition or another rollout: start over
-            c.owner, c.key, c.counts, c.llr = owner, (), None, None
+        c = self.caches.get(g.name)
+        if c is None or c.owner != owner:  # another gate definition or another rollout: start over
+            c = self.caches[g.name] = seq.LLRCache(owner=owner)
         return c
 
 
@@ -139,14 +140,21 @@ def judge(g: JudgeGate, rf: RequestFrame | None, ctx: EvalContext) -> Verdict:
     if min(c.n, i.n) < need:
         return Verdict.make(g, "inconclusive", f"samples {c.n}/{i.n} < {need}", now, (start, now), samples)
     if g.test == "latency":
-        r = st.latency_mwu(c.latency_ms, i.latency_ms, shift_below=g.alpha)
+        key = ("mwu", start, now, g.include_shadow, ctx.canary_bundle)
+        r = ctx.memo.get(key) if ctx.memo is not None else None
+        if r is None or (r.p_value < g.alpha and np.isnan(r.hl_shift_ms)):  # type: ignore[attr-defined]
+            r = st.latency_mwu(c.latency_ms, i.latency_ms, shift_below=g.alpha)
+            if ctx.memo is not None:
+                ctx.memo[key] = r
         shift = r.hl_shift_ms
-        relevant = bool(shift > max(g.min_shift_ms, g.min_shift_ratio * r.incumbent_median))
+        # practically relevant: slower by more than min_shift_ms AND by more than min_shift_ratio (x-fold)
+        relevant = bool(shift > g.min_shift_ms and r.hl_ratio > 1.0 + g.min_shift_ratio)
         bad = r.p_value < g.alpha and relevant
-        reason = (f"Mann-Whitney p={r.p_value:.3g}, Hodges-Lehmann shift {shift:+.3g} ms "  # nan when p >= alpha
-                  f"(medians {r.canary_median:.4g}/{r.incumbent_median:.4g} ms)")
+        reason = (f"Mann-Whitney p={r.p_value:.3g}, Hodges-Lehmann shift {shift:+.3g} ms, x{r.hl_ratio:.3g} "
+                  f"(medians {r.canary_median:.4g}/{r.incumbent_median:.4g} ms)")  # shifts are nan when p >= alpha
         return Verdict.make(g, "fail" if bad else "pass", reason, now, (start, now), samples,
-                            p_value=r.p_value, u=r.u_statistic, hl_shift_ms=shift, canary_median=r.canary_median,
+                            p_value=r.p_value, u=r.u_statistic, hl_shift_ms=shift, hl_ratio=r.hl_ratio,
+                            canary_median=r.canary_median,
                             incumbent_median=r.incumbent_median, alpha=g.alpha)
     ce, ie = int(np.sum(~c.ok)), int(np.sum(~i.ok))
     r = st.errors_fisher(ce, c.n, ie, i.n)
@@ -225,7 +233,11 @@ def sequential(g: SequentialGate, rf: RequestFrame | None, ctx: EvalContext) -> 
         if g.signal == "errors":
             ce, ie, ev_key = ~c.ok, ~i.ok, ("errors",)
         else:
-            thr = _latency_threshold(g, incumbent(rf, start - g.baseline, start), i)
+            thr = cache.threshold if cache is not None and cache.threshold is not None else None
+            if thr is None:
+                thr = _latency_threshold(g, incumbent(rf, start - g.baseline, start), i)
+                if cache is not None and thr is not None and thr[1] == "baseline":
+                    cache.threshold = thr  # the baseline precedes the rollout: it never changes
             if thr is None:
                 return Verdict.make(g, "inconclusive", "too few incumbent latencies for a threshold", now,
                                     (start, now), {"canary": c.n, "incumbent": i.n})

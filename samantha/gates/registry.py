@@ -24,9 +24,11 @@ from samantha.gates.spec import (
 
 GATE_ADAPTER: TypeAdapter[Gate] = TypeAdapter(Gate)
 
-# Host collector metric names (samantha/telemetry/host.py) and twin metrics gates may reference.
+# Metric names of the host collector (samantha/telemetry/host.py; percents are 0-100) and of the twin.
 HOST_METRICS = (
-    "host_memory_used_ratio", "host_disk_used_ratio", "host_cpu_temp_celsius", "host_cpu_used_ratio",
+    "host_cpu_percent", "host_cpu_core_percent", "host_memory_total_bytes", "host_memory_available_bytes",
+    "host_memory_used_percent", "host_disk_used_bytes", "host_disk_free_bytes", "host_disk_used_percent",
+    "host_load", "host_temperature_celsius",
 )
 TWIN_METRICS = ("input_feature_mean",)
 # The twin's shadow path measures mirrored requests slower than the live path (they compete with the
@@ -96,12 +98,12 @@ def builtin_gates() -> list[GateBase]:
         StalenessGate(name="bundle-expiry", signal="bundle_expiry", min_remaining=3600),
         StalenessGate(name="policy-age", signal="policy_age", max_age=30 * 86400),
         StalenessGate(name="last-sync", signal="last_sync", max_age=7 * 86400),
-        ThresholdGate(name="host-memory", metric="host_memory_used_ratio", aggregate="mean", op="<=", value=0.9,
+        ThresholdGate(name="host-memory", metric="host_memory_used_percent", aggregate="mean", op="<=", value=90,
                       window=30),
-        ThresholdGate(name="host-disk", metric="host_disk_used_ratio", aggregate="last", op="<=", value=0.95,
+        ThresholdGate(name="host-disk", metric="host_disk_used_percent", aggregate="last", op="<=", value=95,
                       window=120),
-        ThresholdGate(name="host-thermal", metric="host_cpu_temp_celsius", aggregate="mean", op="<=", value=85,
-                      window=30),
+        ThresholdGate(name="host-thermal", metric="host_temperature_celsius", aggregate="p90", op="<=", value=85,
+                      window=30, description="90% of the sensor readings of the last 30 s at or below 85 C"),
     ]
 
 

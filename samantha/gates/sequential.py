@@ -59,14 +59,30 @@ def bin_counts(ts: np.ndarray, start: float, bin_s: float, nbins: int, event: np
     return n, x
 
 
-def _mixture(llr: np.ndarray, alpha: float, samples: tuple[int, int], events: tuple[int, int]) -> SequentialResult:
-    """llr: (K, B) per-bin log likelihood ratios for K alternatives; equal prior weights."""
+def _mixture(llr: np.ndarray, alpha: float, samples: tuple[int, int], events: tuple[int, int],
+             cache: LLRCache | None = None, same_until: int = 0) -> SequentialResult:
+    """llr: (K, B) per-bin log likelihood ratios for K alternatives; equal prior weights.
+
+    With a cache, the cumulative sums and the mixture of the first `same_until` bins (unchanged
+    since the last check) are reused; only the later bins are summed and mixed again."""
     k, b = llr.shape
     thr = math.log(1.0 / alpha)
     if b == 0:
         return SequentialResult(0.0, 0.0, thr, False, None, 0, events, samples)
-    cum = np.cumsum(llr, axis=1)
-    log_m = special.logsumexp(cum, axis=0) - math.log(k)
+    s = 0
+    if cache is not None and cache.cum is not None and cache.log_m is not None:
+        s = min(same_until, cache.cum.shape[1], b)
+    tail = np.cumsum(llr[:, s:], axis=1)
+    if s:
+        tail += cache.cum[:, s - 1:s]  # type: ignore[union-attr]
+    log_tail = np.logaddexp.reduce(tail, axis=0) - math.log(k)  # log of the equal-weight mixture
+    if s:
+        cum = np.concatenate([cache.cum[:, :s], tail], axis=1)  # type: ignore[union-attr]
+        log_m = np.concatenate([cache.log_m[:s], log_tail])  # type: ignore[index]
+    else:
+        cum, log_m = tail, log_tail
+    if cache is not None:
+        cache.cum, cache.log_m = cum, log_m
     hits = np.flatnonzero(log_m >= thr)
     return SequentialResult(float(log_m[-1]), float(max(0.0, log_m.max())), thr, bool(hits.size),
                             int(hits[0]) if hits.size else None, b, events, samples)
@@ -83,23 +99,32 @@ class LLRCache:
     llr: np.ndarray | None = None
     events: tuple = ()  # how events were defined (e.g. the latency threshold) when `counts` were taken
     stable_bins: int = 0  # bins whose rows can no longer change (older than the refetch margin)
+    threshold: tuple[float, str] | None = None  # latency threshold from the pre-rollout baseline
+    cum: np.ndarray | None = None  # (K, B) cumulative log LR per alternative
+    log_m: np.ndarray | None = None  # (B,) log of the mixture after each bin
 
 
 def _with_cache(counts: np.ndarray, k: int, compute: Callable[[np.ndarray], np.ndarray],
-                cache: LLRCache | None, key: tuple) -> np.ndarray:
+                cache: LLRCache | None, key: tuple) -> tuple[np.ndarray, int]:
+    """Per-bin LLRs, recomputing only bins whose counts changed; and how many leading bins are unchanged."""
     b = counts.shape[1]
     llr = np.zeros((k, b))
     todo = np.arange(b)
+    same_until = 0
     if cache is not None and cache.key == key and cache.counts is not None and cache.llr is not None:
         m = min(b, cache.counts.shape[1])
         same = np.all(cache.counts[:, :m] == counts[:, :m], axis=0)
         llr[:, :m][:, same] = cache.llr[:, :m][:, same]
         todo = np.concatenate([np.flatnonzero(~same), np.arange(m, b)])
+        changed = np.flatnonzero(~same)
+        same_until = int(changed[0]) if changed.size else m
     if todo.size:
         llr[:, todo] = compute(todo)
     if cache is not None:
+        if cache.key != key:
+            cache.cum, cache.log_m = None, None
         cache.key, cache.counts, cache.llr = key, counts.copy(), llr
-    return llr
+    return llr, same_until
 
 
 def two_sample_msprt(n_c: np.ndarray, x_c: np.ndarray, n_i: np.ndarray, x_i: np.ndarray, alpha: float,
@@ -133,12 +158,13 @@ def two_sample_msprt(n_c: np.ndarray, x_c: np.ndarray, n_i: np.ndarray, x_i: np.
             r = n_c[informative] / total[informative]  # the canary's share of events under H0
             theta = np.asarray(odds, dtype=np.float64)[:, None]
             r1 = r * theta / (r * theta + 1.0 - r)
-            llr[:, informative] = stats.binom.logpmf(x, big_n, r1) - stats.binom.logpmf(x, big_n, r)[None, :]
+            # binomial log likelihood ratio for the same N: the binomial coefficients cancel
+            llr[:, informative] = special.xlogy(x, r1 / r) + special.xlogy(big_n - x, (1.0 - r1) / (1.0 - r))
         return llr
 
-    llr = _with_cache(counts, len(odds), compute, cache, ("two", odds, null_odds))
+    llr, same = _with_cache(counts, len(odds), compute, cache, ("two", odds, null_odds))
     return _mixture(llr, alpha, (int(counts[0].sum()), int(counts[2].sum())),
-                    (int(counts[1].sum()), int(counts[3].sum())))
+                    (int(counts[1].sum()), int(counts[3].sum())), cache, same)
 
 
 def one_sample_msprt(n: np.ndarray, x: np.ndarray, p0: float, alpha: float,
@@ -150,10 +176,10 @@ def one_sample_msprt(n: np.ndarray, x: np.ndarray, p0: float, alpha: float,
 
     def compute(idx: np.ndarray) -> np.ndarray:
         nn, xx = counts[:, idx]
-        return stats.binom.logpmf(xx[None, :], nn[None, :], p1) - stats.binom.logpmf(xx, nn, p0)[None, :]
+        return special.xlogy(xx, p1 / p0) + special.xlogy(nn - xx, (1.0 - p1) / (1.0 - p0))
 
-    llr = _with_cache(counts, len(multipliers), compute, cache, ("one", multipliers, p0))
-    return _mixture(llr, alpha, (int(n.sum()), 0), (int(x.sum()), 0))
+    llr, same = _with_cache(counts, len(multipliers), compute, cache, ("one", multipliers, p0))
+    return _mixture(llr, alpha, (int(n.sum()), 0), (int(x.sum()), 0), cache, same)
 
 
 def cusum(n: np.ndarray, x: np.ndarray, p0: float, ratio: float, alpha: float) -> SequentialResult:

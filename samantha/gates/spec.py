@@ -110,7 +110,7 @@ class CompareGate(GateBase):
 class JudgeGate(GateBase):
     """Two-sample statistical judge over a fixed window (scipy).
 
-    latency: Mann-Whitney U (canary stochastically greater) with a Hodges-Lehmann shift;
+    latency: Mann-Whitney U (canary stochastically greater) with Hodges-Lehmann shifts (ms and x-fold);
     errors: Fisher's exact test on the 2x2 table (one-sided);
     divergence: exact binomial test that the share of diverging outputs exceeds max_rate.
     A failure needs statistical significance AND a practically relevant effect.
@@ -120,7 +120,7 @@ class JudgeGate(GateBase):
     test: Literal["latency", "errors", "divergence"]
     alpha: float = Field(0.01, gt=0, lt=0.5)
     min_shift_ms: float = Field(0.0, ge=0, description="latency: smallest Hodges-Lehmann shift that matters")
-    min_shift_ratio: float = Field(0.05, ge=0, description="latency: same, relative to the incumbent median")
+    min_shift_ratio: float = Field(0.05, ge=0, description="latency: smallest relevant slowdown factor - 1 (log-scale HL)")
     min_increase: float = Field(0.005, ge=0, description="errors: smallest error-rate increase that matters")
     tolerance: float = Field(0.0, ge=0, description="divergence: outputs differing by more than this diverge")
     max_rate: float = Field(0.01, ge=0, lt=1, description="divergence: allowed share of diverging outputs")

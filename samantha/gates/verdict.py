@@ -33,11 +33,8 @@ class Verdict(BaseModel):
     @classmethod
     def make(cls, gate: Any, status: Status, reason: str, now: float, window: tuple[float, float],
              samples: dict[str, int] | None = None, **values: Any) -> Verdict:
-        return cls(gate=gate.name, kind=gate.kind, status=status, reason=reason, ts=now,
-                   window=(float(window[0]), float(window[1])),
-                   samples={k: int(v) for k, v in (samples or {}).items()},
-                   values={k: _clean(v) for k, v in values.items()})
-
-    @property
-    def ok(self) -> bool:
-        return self.status == "pass"
+        # built from trusted values by the engine on the hot path: skip re-validation
+        return cls.model_construct(gate=gate.name, kind=gate.kind, status=status, reason=reason, ts=float(now),
+                                   window=(float(window[0]), float(window[1])),
+                                   samples={k: int(v) for k, v in (samples or {}).items()},
+                                   values={k: _clean(v) for k, v in values.items()})

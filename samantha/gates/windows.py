@@ -49,6 +49,41 @@ class Rows:
     def where(self, mask: np.ndarray) -> Rows:
         return Rows(self.ts[mask], self.ok[mask], self.latency_ms[mask], self.divergence[mask])
 
+    def as_dict(self) -> dict[str, np.ndarray]:
+        return {"ts": self.ts, "ok": self.ok, "latency_ms": self.latency_ms, "divergence": self.divergence}
+
+
+class _Columns:
+    """Equal-length numpy columns that drop rows at the front and grow at the end in place.
+
+    A live engine extends its window by a few hundred rows per pass; copying the whole
+    window (hundreds of thousands of rows) every pass would dominate evaluation time.
+    """
+
+    def __init__(self, cols: dict[str, np.ndarray]) -> None:
+        n = len(next(iter(cols.values())))
+        self.base = {k: np.empty(max(1024, 2 * n), dtype=v.dtype) for k, v in cols.items()}
+        for k, v in cols.items():
+            self.base[k][:n] = v
+        self.off, self.n = 0, n
+
+    def view(self) -> dict[str, np.ndarray]:
+        return {k: b[self.off:self.off + self.n] for k, b in self.base.items()}
+
+    def splice(self, a: int, b: int, new: dict[str, np.ndarray]) -> None:
+        """Keep rows [a, b) of the current view, then append `new`."""
+        m = len(next(iter(new.values())))
+        keep, start = b - a, self.off + a
+        cap = len(next(iter(self.base.values())))
+        if start + keep + m > cap:
+            fresh = {k: np.empty(max(1024, 2 * (keep + m)), dtype=v.dtype) for k, v in self.base.items()}
+            for k, v in fresh.items():
+                v[:keep] = self.base[k][start:start + keep]
+            self.base, start = fresh, 0
+        for k, v in self.base.items():
+            v[start + keep:start + keep + m] = new[k]
+        self.off, self.n = start, keep + m
+
 
 @dataclass
 class RequestFrame:
@@ -79,25 +114,32 @@ class RequestFrame:
                    _np(t, "in_bundle").astype(bool)[order] if bundle is not None else None)
 
     _groups: dict[tuple[bool | None, str, bool], Rows] = field(default_factory=dict, repr=False)
+    _cols: _Columns | None = field(default=None, repr=False)
+    _gcols: dict[tuple[bool | None, str, bool], _Columns] = field(default_factory=dict, repr=False)
+
+    _FIELDS = ("ts", "standby", "shadow", "ok", "latency_ms", "divergence", "in_bundle")
 
     def extended(self, newer: RequestFrame, keep_from: float, cut: float) -> RequestFrame:
-        """Rows of self in (keep_from, cut] followed by `newer` (whose rows are all > cut)."""
+        """Rows of self in (keep_from, cut] followed by `newer` (whose rows are all > cut).
+
+        Columns live in buffers with spare room, so each pass copies only the new rows."""
         a = int(np.searchsorted(self.ts, keep_from, "right"))
         b = int(np.searchsorted(self.ts, cut, "right"))
-
-        def cat(x: np.ndarray | None, y: np.ndarray | None) -> np.ndarray | None:
-            return None if x is None or y is None else np.concatenate([x[a:b], y])
-
-        out = RequestFrame(keep_from, newer.end, cat(self.ts, newer.ts), cat(self.standby, newer.standby),
-                           cat(self.shadow, newer.shadow), cat(self.ok, newer.ok),
-                           cat(self.latency_ms, newer.latency_ms), cat(self.divergence, newer.divergence),
-                           cat(self.in_bundle, newer.in_bundle))  # type: ignore[arg-type]
+        names = [f for f in self._FIELDS if getattr(self, f) is not None and getattr(newer, f) is not None]
+        cols = self._cols or _Columns({f: getattr(self, f) for f in names})
+        if set(cols.base) != set(names):
+            cols = _Columns({f: getattr(self, f) for f in names})
+        cols.splice(a, b, {f: getattr(newer, f) for f in names})
+        v = cols.view()
+        out = RequestFrame(keep_from, newer.end, v["ts"], v["standby"], v["shadow"], v["ok"], v["latency_ms"],
+                           v["divergence"], v.get("in_bundle"), _cols=cols)
         for key, old in self._groups.items():  # groups grow by the new rows only
-            old = old.span(keep_from, cut)
-            new = newer.rows(*key)
-            out._groups[key] = Rows(np.concatenate([old.ts, new.ts]), np.concatenate([old.ok, new.ok]),
-                                    np.concatenate([old.latency_ms, new.latency_ms]),
-                                    np.concatenate([old.divergence, new.divergence]))
+            ga = int(np.searchsorted(old.ts, keep_from, "right"))
+            gb = int(np.searchsorted(old.ts, cut, "right"))
+            gc = self._gcols.get(key) or _Columns(old.as_dict())
+            gc.splice(ga, gb, newer.rows(*key).as_dict())
+            out._gcols[key] = gc
+            out._groups[key] = Rows(**gc.view())
         return out
 
     def rows(self, standby: bool | None, channel: str, bundle_only: bool = False) -> Rows:
@@ -118,6 +160,34 @@ class RequestFrame:
 
 
 @dataclass
+class LatestValues:
+    """Latest value per series, carried between passes (staleness gauges change rarely)."""
+
+    values: dict[int, tuple[float, float]] = field(default_factory=dict)
+    until: float | None = None
+    ids: set[int] = field(default_factory=set)
+    margin_s: float = 5.0
+
+
+@dataclass
+class MetricCarry:
+    """What a live engine keeps between passes over the samples table."""
+
+    names: tuple[str, ...] = ()
+    series_at: float | None = None  # series metadata is re-read after `series_refresh_s` of data time
+    series_refresh_s: float = 10.0
+    series: dict[int, tuple[str, dict[str, str]]] = field(default_factory=dict)
+    by_metric: dict[str, list[int]] = field(default_factory=dict)
+    win_ids: tuple[int, ...] = ()
+    win_start: float | None = None
+    win_until: float | None = None
+    win_ts: dict[int, np.ndarray] = field(default_factory=dict)
+    win_val: dict[int, np.ndarray] = field(default_factory=dict)
+    margin_s: float = 5.0  # samples this close to the last read are read again (late commits)
+    latest: LatestValues = field(default_factory=lambda: LatestValues())
+
+
+@dataclass
 class MetricFrame:
     """Samples of the requested metrics in (start, end], per series, sorted by ts."""
 
@@ -132,44 +202,77 @@ class MetricFrame:
 
     @classmethod
     def fetch(cls, reader: TelemetryReader, windowed: dict[str, float], latest: dict[str, float],
-              end: float) -> MetricFrame:
-        """windowed: metric -> earliest start needed; latest: metric -> lookback for its last value."""
+              end: float, carry: MetricCarry | None = None) -> MetricFrame:
+        """windowed: metric -> earliest start needed; latest: metric -> lookback for its last value.
+
+        `carry` keeps series metadata, windowed samples and latest values between passes, so a pass
+        reads only the samples that arrived since the previous one."""
         frame = cls()
-        names = sorted(set(windowed) | set(latest))
+        names = tuple(sorted(set(windowed) | set(latest)))
         if not names:
             return frame
-        t = reader.read_arrow(f"SELECT id, metric, labels FROM series WHERE metric IN ({cls._placeholders(len(names))})",
-                              names)
-        by_metric: dict[str, list[int]] = {}
-        for sid, metric, labels in zip(t.column("id").to_pylist(), t.column("metric").to_pylist(),
-                                       t.column("labels").to_pylist(), strict=True):
-            lab = json.loads(labels) if isinstance(labels, str) else dict(labels or {})
-            frame.series[int(sid)] = (metric, {str(k): str(v) for k, v in lab.items()})
-            by_metric.setdefault(metric, []).append(int(sid))
-        win_ids = [s for m in windowed for s in by_metric.get(m, [])]
+        carry = carry if carry is not None else MetricCarry()
+        if carry.names != names or carry.series_at is None or not 0 <= end - carry.series_at < carry.series_refresh_s:
+            t = reader.read_arrow(f"SELECT id, metric, labels FROM series WHERE metric IN "
+                                  f"({cls._placeholders(len(names))})", list(names))
+            carry.series, carry.by_metric = {}, {}
+            for sid, metric, labels in zip(t.column("id").to_pylist(), t.column("metric").to_pylist(),
+                                           t.column("labels").to_pylist(), strict=True):
+                lab = json.loads(labels) if isinstance(labels, str) else dict(labels or {})
+                carry.series[int(sid)] = (metric, {str(k): str(v) for k, v in lab.items()})
+                carry.by_metric.setdefault(metric, []).append(int(sid))
+            carry.names, carry.series_at = names, end
+        frame.series, by_metric = carry.series, carry.by_metric
+        win_ids = tuple(s for m in sorted(windowed) for s in by_metric.get(m, []))
         if win_ids:
-            start = min(windowed[m] for m in windowed if m in by_metric) if any(m in by_metric for m in windowed) else end
+            start = min(windowed[m] for m in windowed if m in by_metric)
+            incremental = (carry.win_ids == win_ids and carry.win_start is not None and carry.win_until is not None
+                           and carry.win_start <= start <= carry.win_until <= end)
+            cut = carry.win_until - carry.margin_s if incremental else start  # type: ignore[operator]
             s = reader.read_arrow(
                 f"SELECT series_id, ts, value FROM samples WHERE series_id IN ({cls._placeholders(len(win_ids))}) "
-                "AND ts > ? AND ts <= ?", [*win_ids, start, end])
+                "AND ts > ? AND ts <= ?", [*win_ids, cut, end])
             sid = _np(s, "series_id").astype(np.int64)
             ts, val = _np(s, "ts", np.float64), _np(s, "value", np.float64)
             order = np.lexsort((ts, sid))
             sid, ts, val = sid[order], ts[order], val[order]
+            new: dict[int, tuple[np.ndarray, np.ndarray]] = {}
             cuts = np.flatnonzero(np.diff(sid)) + 1
             for a, b in zip(np.r_[0, cuts], np.r_[cuts, sid.size], strict=True):
                 if b > a:
-                    frame.ts[int(sid[a])], frame.values[int(sid[a])] = ts[a:b], val[a:b]
+                    new[int(sid[a])] = (ts[a:b], val[a:b])
+            if not incremental:
+                carry.win_ts, carry.win_val = {}, {}
+            empty = (np.empty(0), np.empty(0))
+            for k in win_ids:
+                old_t, old_v = carry.win_ts.get(k, empty[0]), carry.win_val.get(k, empty[1])
+                i0, i1 = np.searchsorted(old_t, start, "right"), np.searchsorted(old_t, cut, "right")
+                nt, nv = new.get(k, empty)
+                carry.win_ts[k] = np.concatenate([old_t[i0:i1], nt])
+                carry.win_val[k] = np.concatenate([old_v[i0:i1], nv])
+            carry.win_ids, carry.win_start, carry.win_until = win_ids, start, end
+            frame.ts = {k: v for k, v in carry.win_ts.items() if v.size}
+            frame.values = {k: carry.win_val[k] for k in frame.ts}
+        known = carry.latest
         last_ids = [s for m in latest for s in by_metric.get(m, [])]
         if last_ids:
             start = end - max(latest.values())
+            if known.until is not None and start <= known.until <= end and known.ids >= set(last_ids):
+                scan_from = known.until - known.margin_s  # only what arrived since the last pass
+            else:
+                known.values.clear()
+                scan_from = start
             s = reader.read_arrow(
                 "SELECT series_id, max(ts) AS ts, arg_max(value, ts) AS value FROM samples "
                 f"WHERE series_id IN ({cls._placeholders(len(last_ids))}) AND ts > ? AND ts <= ? GROUP BY series_id",
-                [*last_ids, start, end])
+                [*last_ids, scan_from, end])
             for sid, ts, val in zip(s.column("series_id").to_pylist(), s.column("ts").to_pylist(),
                                     s.column("value").to_pylist(), strict=True):
-                frame.latest[int(sid)] = (float(ts), float(val))
+                old = known.values.get(int(sid))
+                if old is None or ts >= old[0]:
+                    known.values[int(sid)] = (float(ts), float(val))
+            known.until, known.ids = end, set(last_ids)
+            frame.latest = {k: v for k, v in known.values.items() if v[0] > start}
         return frame
 
     def matching(self, metric: str, labels: dict[str, str]) -> list[int]:

@@ -9,10 +9,8 @@ import pyarrow.parquet as pq
 
 from samantha.clock import SimClock
 from samantha.config import StoreConfig
+from samantha.gates.traffic_model import TWIN_RECORDING  # noqa: E402  (recorded twin telemetry, Parquet)
 from samantha.telemetry.store import SampleBatch, TelemetryStore
-
-DATA = Path(__file__).parent / "data"
-TWIN_RECORDING = DATA / "twin_recording"
 
 
 def open_store(path: Path, clock: SimClock) -> TelemetryStore:

@@ -77,7 +77,7 @@ def test_default_min_samples_are_never_zero():
 
 def test_learned_gates_carry_provenance():
     reg = GateRegistry.with_builtins()
-    g = GATE_ADAPTER.validate_python({"kind": "threshold", "name": "learned-mem", "metric": "host_memory_used_ratio",
+    g = GATE_ADAPTER.validate_python({"kind": "threshold", "name": "learned-mem", "metric": "host_memory_used_percent",
                                       "value": 0.8})
     with pytest.raises(ValidationError, match="experiment_id, journal_sha256 and version"):
         Provenance(source="learned", experiment_id="exp-1")

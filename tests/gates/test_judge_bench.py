@@ -1,0 +1,51 @@
+"""`samantha bench judge --quick --json`: one JSON object, on the fitted twin traffic, real store."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from samantha.gates.judge_bench import CASES, tail_stretch
+from samantha.gates.traffic_model import KNOTS, TrafficModel
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_fixture_is_fitted_to_twin_telemetry():
+    m = TrafficModel.load()
+    assert m.fit["source"].startswith("fitted to twin telemetry recorded")
+    assert 150 < m.rps < 250 and m.fit["rows"] > 50_000
+    assert np.all(np.diff(m.q) >= 0) and m.q.size == KNOTS.size
+
+
+def test_tail_stretch_moves_p99_not_the_median():
+    rng = np.random.default_rng(0)
+    u = rng.uniform(size=200_000)
+    lat = np.interp(u, KNOTS, TrafficModel.load().q)
+    slow = tail_stretch(lat, u, 0.2)
+    assert np.quantile(slow, 0.5) == pytest.approx(np.quantile(lat, 0.5))
+    assert np.quantile(slow, 0.995) / np.quantile(lat, 0.995) == pytest.approx(1.2, rel=0.02)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(400)
+def test_bench_judge_quick_prints_one_json_object():
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    r = subprocess.run([sys.executable, "-m", "samantha", "bench", "judge", "--quick", "--json"], capture_output=True,
+                       text=True, env=env, cwd=ROOT, timeout=380)
+    assert r.returncode == 0, r.stderr[-2000:]
+    d = json.loads(r.stdout)
+    assert d["bench"] == "judge" and d["quick"] is True
+    assert d["traffic"]["source"].startswith("fitted to twin telemetry")
+    assert d["aa_rollouts"] >= 40 and d["aa_false_aborts"] == 0
+    assert set(d["degradations"]) == set(CASES)
+    for case in ("errors_+20pp", "latency_x2"):
+        assert d["degradations"][case]["shadow"]["detection_rate"] == 1.0
+    assert d["degradations"]["divergence_5pct"]["no_shadow"]["detection_rate"] == 0.0  # nothing compared
+    assert d["eval_store_rows"] >= 1_000_000 and d["eval_100_gates_p95_ms"] > 0
