@@ -143,6 +143,12 @@ class SreConfig(Section):
                                           "out of failure this long")
     triage_queue: int = Field(32, ge=1, description="incidents waiting for (advisory) triage; more are dropped")
     watchdog: bool = Field(True, description="send WATCHDOG=1 to systemd when $WATCHDOG_USEC is set")
+    rollout_policy: str | None = Field(None, description="YAML progressive-rollout policy (steps, gates, soak); "
+                                       "null: the built-in default. Relative paths live under data_dir")
+    rollout_max_step_s: float = Field(1800.0, gt=0, description="a rollout step still inconclusive after this "
+                                      "long ends the rollout")
+    llm_triage: bool = Field(True, description="advisory incident triage by the local LLM (off the fast path) "
+                             "when llm.enabled and the model resolves; otherwise rule-based triage")
 
 
 class AlertsConfig(Section):

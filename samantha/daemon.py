@@ -85,8 +85,16 @@ def _rollout_parts(daemon: Daemon) -> tuple[Any, Any]:
     def alert(severity: str, summary: str, evidence: dict[str, Any]) -> None:
         daemon.alerts.fire("samantha_rollout", severity, summary[:500], {"source": "rollout"})  # type: ignore[arg-type]
 
-    controller = build_controller(daemon.config, daemon.store, daemon.cube, clock=daemon.clock,
-                                  actions=RolloutActions(daemon.ledger, snapshot), alert=alert)
+    cfg = daemon.config
+    policy = None
+    if cfg.sre.rollout_policy:
+        from samantha.gates.rollout_policy import RolloutPolicy
+        from samantha.validated_yaml import load_model_file
+
+        policy = load_model_file(RolloutPolicy, cfg.resolve(cfg.sre.rollout_policy))
+    controller = build_controller(cfg, daemon.store, daemon.cube, clock=daemon.clock, policy=policy,
+                                  actions=RolloutActions(daemon.ledger, snapshot), alert=alert,
+                                  max_step_s=cfg.sre.rollout_max_step_s)
     return controller, make_rollout_router(controller)
 
 

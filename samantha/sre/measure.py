@@ -87,6 +87,16 @@ def mitigated_at(reader: Reader, f: dict[str, Any], t0: float, end: float, quiet
     return round(max(last - t0, f["onset_s"]), 3)
 
 
+def traffic_by_role(reader: Reader) -> dict[str, Any]:
+    """Request counts, error rate, latency and divergence per role (active, standby, shadow)."""
+    rows = reader.read_arrow(
+        "SELECT CASE WHEN shadow THEN 'shadow' ELSE slot END AS role, count(*) AS n, "
+        "round(1 - avg(ok::INT), 4) AS error_rate, round(quantile_cont(latency_ms, 0.5), 3) AS p50_ms, "
+        "round(quantile_cont(latency_ms, 0.99), 3) AS p99_ms, round(avg(divergence), 4) AS mean_divergence, "
+        "count(DISTINCT bundle) AS bundles FROM requests GROUP BY 1 ORDER BY 1").to_pylist()
+    return {r.pop("role"): r for r in rows}
+
+
 def measure(reader: Reader, faults: list[dict[str, Any]], t0: float, duration_s: float,
             end: float) -> dict[str, Any]:
     """Fill each fault's detected_s / mitigated_s; list the actions and count the false ones."""
@@ -101,4 +111,5 @@ def measure(reader: Reader, faults: list[dict[str, Any]], t0: float, duration_s:
         filled.append(g)
     windows = [_window(f, duration_s) for f in faults]
     false = [a for a in actions if a["corrective"] and not any(lo <= a["time_s"] <= hi for lo, hi in windows)]
-    return {"faults": filled, "actions": actions, "false_actions": len(false), "false_action_list": false}
+    return {"faults": filled, "actions": actions, "false_actions": len(false), "false_action_list": false,
+            "by_role": traffic_by_role(reader)}
