@@ -124,7 +124,7 @@ class SreConfig(Section):
     """The daemon's steady-state loop (`samantha run`): evaluation cadence, the Cube it governs, playbooks."""
 
     eval_interval_s: float = Field(0.25, gt=0, le=5, description="longest gap between two evaluations")
-    min_eval_gap_s: float = Field(0.1, ge=0, le=5, description="new telemetry triggers an evaluation, "
+    min_eval_gap_s: float = Field(0.2, ge=0, le=5, description="new telemetry triggers an evaluation, "
                                   "at most this often")
     cube_url: str | None = Field(None, description="the Cube's control API; null: the twin's (its state file, "
                                  "else twin.host:twin.control_port)")

@@ -236,8 +236,9 @@ class Runner:
             if d.shadow:
                 self.cube.set_shadow(True, request_id=self._rid("shadow"))
             if not d.profile.is_clean():
-                onset = at + (d.profile.crash_after_s or 0) * self.speed  # the crash, not the load
-                self._fault("bad_bundle", onset, "standby", bundle_id=m.bundle_id, knobs=d.profile.active_knobs())
+                delay = (d.profile.crash_after_s or 0) * self.speed  # the crash, not the load
+                self._fault("bad_bundle", at + delay, "standby", bundle_id=m.bundle_id, knobs=d.profile.active_knobs(),
+                            delay_s=delay)
             detail = f"{m.label} {m.bundle_id[:12]} weight={d.weight} shadow={d.shadow} rollout={d.rollout}"
         elif ev.fault is not None:
             from samantha.proxy.client import ProxyClient
@@ -359,7 +360,7 @@ def _measure(url: str, runner: Runner, scenario: Scenario, speed: float) -> dict
 
 
 def _with_samantha(scenario: Scenario, tmp: Path, speed: float, progress: Callable[[float, str], None] | None,
-                   policy: Any = None) -> tuple[Runner, dict[str, Any], dict[str, Any], Any, dict[str, Any]]:
+                   policy: Any = None, llm: bool = False) -> tuple[Runner, dict[str, Any], dict[str, Any], Any, dict[str, Any]]:
     """A fresh twin with a fresh `samantha run` daemon beside it (shipped playbooks, defaults).
 
     The daemon measures the run from its own DuckDB file (POST /v1/measure) before it is stopped;
@@ -374,7 +375,8 @@ def _with_samantha(scenario: Scenario, tmp: Path, speed: float, progress: Callab
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     cfg = _ephemeral_twin(tmp / "state", f"http://127.0.0.1:{port}/v1/ingest/requests", 0)
-    update: dict[str, Any] = {"api": cfg.api.model_copy(update={"port": port})}
+    update: dict[str, Any] = {"api": cfg.api.model_copy(update={"port": port}),
+                              "llm": cfg.llm.model_copy(update={"enabled": llm})}
     if policy is not None:
         (tmp / "rollout-policy.yaml").write_text(yaml.safe_dump(policy.model_dump(mode="json")))
         update["sre"] = cfg.sre.model_copy(update={"rollout_policy": str(tmp / "rollout-policy.yaml")})
@@ -396,10 +398,11 @@ def _with_samantha(scenario: Scenario, tmp: Path, speed: float, progress: Callab
 
 def run_scenario(scenario: Scenario, *, speed: float = 1.0, attach: SamanthaConfig | None = None,
                  progress: Callable[[float, str], None] | None = None, samantha: bool = True,
-                 policy: Any = None) -> dict[str, Any]:
+                 policy: Any = None, llm: bool = False) -> dict[str, Any]:
     """`samantha=True` (default): a fresh `samantha run` daemon runs beside the fresh twin and the report
     carries detection, mitigation and actions; False: the twin alone (onsets only). `attach`: the
-    running twin and daemon of that config (the daemon measures; nothing is torn down)."""
+    running twin and daemon of that config (the daemon measures; nothing is torn down). `llm`: the fresh
+    daemon triages incidents with the local LLM (off the fast path); off, the rules triage."""
     started = time.time()
     by_role = None
     measured: dict[str, Any] | None = None
@@ -418,7 +421,8 @@ def run_scenario(scenario: Scenario, *, speed: float = 1.0, attach: SamanthaConf
         measured = _measure(url, runner, scenario, speed)
     elif samantha:
         with tempfile.TemporaryDirectory(prefix=f"scenario-{scenario.name}-") as tmp:
-            runner, lg, router, final, measured = _with_samantha(scenario, Path(tmp), speed, progress, policy)
+            runner, lg, router, final, measured = _with_samantha(scenario, Path(tmp), speed, progress, policy,
+                                                                           llm)
     else:
         with tempfile.TemporaryDirectory(prefix=f"scenario-{scenario.name}-") as tmp:
             with telemetry_server(Path(tmp) / "store") as (url, store_cfg):
