@@ -124,7 +124,7 @@ class SreConfig(Section):
     """The daemon's steady-state loop (`samantha run`): evaluation cadence, the Cube it governs, playbooks."""
 
     eval_interval_s: float = Field(0.25, gt=0, le=5, description="longest gap between two evaluations")
-    min_eval_gap_s: float = Field(0.1, ge=0, le=5, description="new telemetry triggers an evaluation, "
+    min_eval_gap_s: float = Field(0.2, ge=0, le=5, description="new telemetry triggers an evaluation, "
                                   "at most this often")
     cube_url: str | None = Field(None, description="the Cube's control API; null: the twin's (its state file, "
                                  "else twin.host:twin.control_port)")
@@ -143,6 +143,12 @@ class SreConfig(Section):
                                           "out of failure this long")
     triage_queue: int = Field(32, ge=1, description="incidents waiting for (advisory) triage; more are dropped")
     watchdog: bool = Field(True, description="send WATCHDOG=1 to systemd when $WATCHDOG_USEC is set")
+    rollout_policy: str | None = Field(None, description="YAML progressive-rollout policy (steps, gates, soak); "
+                                       "null: the built-in default. Relative paths live under data_dir")
+    rollout_max_step_s: float = Field(1800.0, gt=0, description="a rollout step still inconclusive after this "
+                                      "long ends the rollout")
+    llm_triage: bool = Field(True, description="advisory incident triage by the local LLM (off the fast path) "
+                             "when llm.enabled and the model resolves; otherwise rule-based triage")
 
 
 class AlertsConfig(Section):

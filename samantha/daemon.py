@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import signal
+import threading
 import time
 from collections.abc import Generator
 from pathlib import Path
@@ -43,7 +44,7 @@ from samantha.sre.incidents import IncidentBook
 from samantha.sre.ledger import ActionLedger, RolloutActions
 from samantha.sre.nodes import SreDeps, SreNodes
 from samantha.sre.playbook_set import load_playbooks
-from samantha.sre.triage import Triager
+from samantha.sre.triage import Triager, rule_triage
 from samantha.telemetry.host import HostCollector
 from samantha.telemetry.store import TelemetryStore
 
@@ -85,8 +86,16 @@ def _rollout_parts(daemon: Daemon) -> tuple[Any, Any]:
     def alert(severity: str, summary: str, evidence: dict[str, Any]) -> None:
         daemon.alerts.fire("samantha_rollout", severity, summary[:500], {"source": "rollout"})  # type: ignore[arg-type]
 
-    controller = build_controller(daemon.config, daemon.store, daemon.cube, clock=daemon.clock,
-                                  actions=RolloutActions(daemon.ledger, snapshot), alert=alert)
+    cfg = daemon.config
+    policy = None
+    if cfg.sre.rollout_policy:
+        from samantha.gates.rollout_policy import RolloutPolicy
+        from samantha.validated_yaml import load_model_file
+
+        policy = load_model_file(RolloutPolicy, cfg.resolve(cfg.sre.rollout_policy))
+    controller = build_controller(cfg, daemon.store, daemon.cube, clock=daemon.clock, policy=policy,
+                                  actions=RolloutActions(daemon.ledger, snapshot), alert=alert,
+                                  max_step_s=cfg.sre.rollout_max_step_s)
     return controller, make_rollout_router(controller)
 
 
@@ -107,6 +116,7 @@ class Daemon:
         self._stopping = False
         self._conns: list[Any] = []
         self.collector: HostCollector | None = None
+        self.llm: Any = None
 
     # ------------------------------------------------------------------ composition
     def open(self) -> Daemon:
@@ -125,7 +135,7 @@ class Daemon:
             self.cube = CubeClient(cube_url(cfg), timeout=cfg.sre.cube_timeout_s)
             self.ledger = ActionLedger(self.store, clock)
             self.incidents = IncidentBook(self.store, clock)
-            self.triager = Triager(self.incidents, queue_size=cfg.sre.triage_queue).start()
+            self.triager = Triager(self.incidents, self._triage_fn(), queue_size=cfg.sre.triage_queue).start()
             deps = SreDeps(config=cfg, clock=clock, store=self.store, cube=self.cube,
                            engine=GateEngine(self.store, clock), runner=self.runner, ledger=self.ledger,
                            incidents=self.incidents, triager=self.triager, audit=self.audit, alert=self._alert,
@@ -140,12 +150,33 @@ class Daemon:
                 self.collector = HostCollector(self.store, clock=clock, interval_s=cfg.host_collector.interval_s,
                                                disk_path=cfg.data_dir).start()
             self.rollout, router = _rollout_parts(self)
+            self.nodes.d.rollout = self.rollout  # abort_rollout / hold_rollout act on the controller too
             if router is not None:
                 self._routers.append(router)
         except BaseException:
             self.close()
             raise
         return self
+
+    def _triage_fn(self) -> Any:
+        """The local LLM's triage when enabled (its model loads in the background), else the rules."""
+        cfg = self.config
+        if not (cfg.sre.llm_triage and cfg.llm.enabled):
+            return rule_triage
+        from samantha.llm.engine import LlmEngine
+        from samantha.llm.triage import warm_prompt
+        from samantha.sre.llm_triage import llm_triage_fn
+
+        self.llm = LlmEngine.from_config(cfg)
+        threading.Thread(target=lambda: self.llm.start(warm=warm_prompt(self.llm)), name="llm-load",
+                         daemon=True).start()
+        return llm_triage_fn(self.llm, self.audit, self._annotate_alert)
+
+    def _annotate_alert(self, incident_id: str, summary: str, cause: str) -> None:
+        for a in self.alerts.active():
+            if a.labels.get("incident") == incident_id:
+                self.alerts.fire(a.name, a.severity, a.summary, a.labels, key=a.key,
+                                 annotations={"triage_summary": summary[:1000], "probable_cause": cause})
 
     def _conn(self) -> Any:
         c = self.store.connection()
@@ -265,8 +296,8 @@ class Daemon:
         if getattr(self, "_closed", False):
             return
         self._closed = True
-        for part, stop in (("collector", "stop"), ("triager", "stop"), ("graph", "close"), ("cube", "close"),
-                           ("alerts", "close")):
+        for part, stop in (("collector", "stop"), ("triager", "stop"), ("llm", "close"), ("graph", "close"),
+                           ("cube", "close"), ("alerts", "close")):
             obj = getattr(self, part, None)
             if obj is not None:
                 with contextlib.suppress(Exception):
@@ -298,7 +329,8 @@ class Daemon:
             "actions": self.ledger.counts(),
             "loop": {**self.graph.stats(), "errors": self.cycle_errors, "last_error": self.last_error,
                      "eval_interval_s": self.config.sre.eval_interval_s},
-            "recovery": self.recovery, "triage": self.triager.stats(),
+            "recovery": self.recovery, "triage": {**self.triager.stats(), "method": "llm" if self.llm else "rules",
+                                                  "llm": self.llm.status().model_dump(mode="json") if self.llm else None},
             "playbooks": [{"name": p.name, "version": p.version} for p in self.playbooks],
             "rollout": _jsonable(self.rollout.status()) if self.rollout is not None else None,
             "telemetry": {k: v for k, v in self.store.stats().items()

@@ -69,7 +69,9 @@ def scenario_run(file: Path, config: Path | None = ConfigOption, as_json: bool =
                  attach: bool = typer.Option(False, "--attach", help="use the running twin instead of a fresh one"),
                  speed: float = typer.Option(1.0, min=0.1, max=20, help="run the timeline this many times faster"),
                  samantha: bool = typer.Option(True, "--samantha/--no-samantha",
-                                               help="run Samantha beside the fresh twin and measure it")) -> None:
+                                               help="run Samantha beside the fresh twin and measure it"),
+                 llm: bool = typer.Option(False, "--llm/--no-llm", help="the fresh daemon triages with the local LLM")
+                 ) -> None:
     """Run a scenario; print one JSON object (faults with onset, detection and mitigation, actions, traffic)."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -85,7 +87,7 @@ def scenario_run(file: Path, config: Path | None = ConfigOption, as_json: bool =
                   TimeElapsedColumn(), console=err_console, transient=True) as bar:
         task = bar.add_task("run", total=sc.duration_s)
         try:
-            out = run_scenario(sc, speed=speed, attach=get_config(config) if attach else None, samantha=samantha,
+            out = run_scenario(sc, speed=speed, attach=get_config(config) if attach else None, samantha=samantha, llm=llm,
                                progress=lambda t, _msg: bar.update(task, completed=min(t, sc.duration_s)))
         except RuntimeError as e:
             failure(str(e))

@@ -104,10 +104,13 @@ def run(ctx: Any) -> None:
                   f"t+{mitigate:.2f}s, confirmed from router telemetry at t+{confirmed:.2f}s "
                   f"({ev.get('method')}: error rate {ev.get('before', {}).get('error_rate', 0):.2f} -> "
                   f"{ev.get('after', {}).get('error_rate', 0):.2f})")
-        inc = _wait(lambda: (i := client.get(f"/v1/incidents/{flip['incident_id']}")) and i.get("summary") and i, 15,
+        inc = _wait(lambda: (i := client.get(f"/v1/incidents/{flip['incident_id']}")) and i.get("summary") and i, 90,
                     "the advisory triage")
-        con.print(f"incident {inc['id']} [{inc['severity']}]: gates {', '.join(inc['gates'])}; "
-                  f"triage (async, advisory): {inc['cause']} - {inc['summary'][:140]}")
+        tri = inc.get("triage") or {}
+        con.print(f"incident {inc['id']} [{inc['severity']}]: gates {', '.join(inc['gates'])}")
+        con.print(f"triage by {tri.get('method')} (async, advisory) +{inc['updated_ts'] - (flip['done_ts'] or 0):.1f} s "
+                  f"after the flip: cause {inc['cause']}; {inc['summary'][:200]}", markup=False)
+        ctx.facts["sre_triage_after_flip_s"] = round(inc["updated_ts"] - (flip["done_ts"] or 0), 1)
         audit = client.get("/v1/audit/verify")
         con.print(f"audit log: {audit['count']} signed records, chain {'intact' if audit['ok'] else 'BROKEN'}")
         ctx.facts["sre_flip_decided_s"] = round(detect, 2)

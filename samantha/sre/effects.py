@@ -38,6 +38,8 @@ def call_cube(cube: CubeRuntime, row: dict[str, Any]) -> dict[str, Any]:
         res = cube.quarantine(p["target_bundle"], reason=p["reason"][:1000], request_id=rid)
     elif kind == "abort_rollout":
         res = cube.set_weights(0.0, request_id=rid)
+        if res.state.shadow:  # mirrored traffic still reaches the canary: off too
+            res = cube.set_shadow(False, request_id=f"{rid}-shadow")
     elif kind == "safe_mode":
         res = cube.safe_mode(True, request_id=rid)
     else:
@@ -53,7 +55,7 @@ def applied_in(row: dict[str, Any], state: CubeState) -> bool:
     if kind == "quarantine":
         return state.is_quarantined(p["target_bundle"])
     if kind == "abort_rollout":
-        return state.weights.standby == 0
+        return state.weights.standby == 0 and not state.shadow
     if kind == "safe_mode":
         return state.safe_mode
     return False

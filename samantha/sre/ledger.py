@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, get_args
 
 from samantha.clock import Clock
+from samantha.domain import ActionKind
 from samantha.policy import ActionRecord
 from samantha.sre.tables import ACTION_STATUSES
 from samantha.telemetry.store import TelemetryStore
@@ -85,9 +86,11 @@ class ActionLedger:
 
     def history(self, since: float) -> list[ActionRecord]:
         """Actions that reached (or may still reach) the Cube since `since`: what the policy limits count."""
+        kinds = list(get_args(ActionKind))  # the rollout's own mechanics (load, weights, shadow) are not limited
         t = self.store.read_arrow(
-            "SELECT created_ts, kind, requested_by, playbook, target FROM actions "
-            "WHERE created_ts >= ? AND status IN ('intent', 'done', 'verified') ORDER BY created_ts", [since])
+            "SELECT created_ts, kind, requested_by, playbook, target FROM actions WHERE created_ts >= ? "
+            "AND status IN ('intent', 'done', 'verified') AND list_contains(?, kind) ORDER BY created_ts",
+            [since, kinds])
         return [ActionRecord(ts=r["created_ts"], kind=r["kind"], requested_by=r["requested_by"],
                              playbook=r["playbook"], target=r["target"]) for r in t.to_pylist()]
 

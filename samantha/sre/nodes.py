@@ -10,6 +10,7 @@ earlier cycles, and makes no LLM call.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import time
@@ -22,6 +23,7 @@ from samantha.clock import Clock
 from samantha.config import SamanthaConfig
 from samantha.cube.protocol import CubeError, CubeRuntime, CubeState
 from samantha.gates.engine import GateEngine
+from samantha.gates.spec import CompareGate, GateBase, JudgeGate, SequentialGate
 from samantha.gates.verdict import Verdict
 from samantha.playbooks import Firing, Playbook, PlaybookRunner, RunContext
 from samantha.policy import ActionRecord, CubeSnapshot, ProposedAction, decide
@@ -35,6 +37,7 @@ from samantha.sre.triage import Triager
 from samantha.telemetry.store import TelemetryStore
 
 log = logging.getLogger(__name__)
+HOLD_S = 600.0  # a hold_rollout without its own max_hold_s
 REFUSAL_REPEAT_S = 60.0  # the same refusal is recorded again at most this often
 
 
@@ -57,6 +60,13 @@ class SreDeps:
     alert: Callable[[dict[str, Any]], None]
     resolve_alert: Callable[[str], None]
     playbooks: dict[str, Playbook] = field(default_factory=dict)
+    rollout: RolloutHooks | None = None  # the progressive-rollout controller, when the daemon runs one
+
+
+class RolloutHooks(Protocol):
+    def abort(self, reason: str) -> Any: ...
+
+    def hold(self, reason: str, hold_s: float) -> bool: ...
 
 
 def timed(name: str) -> Callable[[Callable[..., dict[str, Any]]], Callable[..., dict[str, Any]]]:
@@ -71,6 +81,15 @@ def timed(name: str) -> Callable[[Callable[..., dict[str, Any]]], Callable[..., 
             return out
         return node
     return wrap
+
+
+def judges_canary(g: GateBase) -> bool:
+    """Gates that compare a canary (the standby during a rollout) with the incumbent, or watch the standby."""
+    if isinstance(g, CompareGate | JudgeGate):
+        return True
+    if isinstance(g, SequentialGate):
+        return g.method != "cusum" or g.slot == "standby"
+    return getattr(g, "slot", None) == "standby"
 
 
 def policy_snapshot(state: CubeState, known_good: set[str]) -> CubeSnapshot:
@@ -101,6 +120,9 @@ class SreNodes:
         self.known_good: set[str] = set()
         self._canary: tuple[str | None, float | None] = (None, None)
         self._refusals: dict[tuple[Any, ...], float] = {}
+        self._active: tuple[str | None, float] = (None, 0.0)  # the active slot, and when it last changed
+        # with no canary on the Cube, gates that judge one have nothing to judge: not evaluated (most of the CPU)
+        self._steady_gates = [g for g in deps.runner.gates if not judges_canary(g)]
 
     # ------------------------------------------------------------------ observe
     @timed("observe")
@@ -111,6 +133,10 @@ class SreNodes:
             cube = self.d.cube.state()
         except CubeError as e:
             return {"now": now, "cube": None, "cube_error": e.reason, "canary": None}
+        if self._active[0] is not None and cube.active != self._active[0]:
+            self._active = (cube.active, now)  # a flip: older "active" rows describe the other slot
+        elif self._active[0] is None:
+            self._active = (cube.active, 0.0)
         sb = cube.slot("standby")
         canary_id = sb.bundle_id if (cube.weights.standby > 0 or cube.shadow) else None
         if canary_id != self._canary[0]:
@@ -122,7 +148,8 @@ class SreNodes:
     @timed("evaluate")
     def evaluate(self, state: CycleState) -> dict[str, Any]:
         canary = state.get("canary") or {}
-        verdicts = self.d.engine.evaluate(self.d.runner.gates, state["now"], rollout_start=canary.get("start"),
+        gates = self.d.runner.gates if canary else self._steady_gates
+        verdicts = self.d.engine.evaluate(gates, state["now"], rollout_start=canary.get("start"),
                                           canary_bundle=canary.get("bundle_id"))
         vs = [v.model_dump(mode="json") for v in verdicts]
         return {"verdicts": vs, "failing": [v for v in vs if v["status"] == "fail"]}
@@ -146,7 +173,7 @@ class SreNodes:
         firings = self.d.runner.step([Verdict.model_validate(v) for v in state.get("verdicts", [])], ctx)
         in_flight = self.d.ledger.with_status(["intent", "done"])
         busy = {r["incident_id"] for r in in_flight if r["incident_id"]}
-        history = self.d.ledger.history(now - self.d.config.policy.rate_window_s)
+        history = self.d.ledger.history(now - self.d.config.policy.rate_window_s) if firings else []
         snap = policy_snapshot(cube, self.known_good) if cube else None
         decisions: list[dict[str, Any]] = []
         refusals: list[dict[str, Any]] = []
@@ -159,6 +186,10 @@ class SreNodes:
                                                  pb.name, evidence)
             if f.suppressed:
                 self._refuse(refusals, inc, now, pb.name, "-", ["playbook-limits"], [f.suppressed])
+                continue
+            if scope_of(pb) == "active" and any(v.window[0] < self._active[1] for v in f.evidence):
+                self._refuse(refusals, inc, now, pb.name, "-", ["evidence-predates-flip"],
+                             ["the verdicts' window starts before the last flip: it judges the previous active slot"])
                 continue
             if inc in busy:
                 self._refuse(refusals, inc, now, pb.name, "-", ["action-in-flight"],
@@ -183,7 +214,7 @@ class SreNodes:
                     "reason": proposed.reason, "requested_by": proposed.requested_by, "playbook": pb.name,
                     "playbook_version": pb.version, "incident_id": inc, "proposed": proposed.model_dump(mode="json"),
                     "evidence": evidence, "before": effects.snapshot(cube) if cube else {}, "created_ts": now,
-                    "trigger": f.trigger, "policy": verdict.explain()})
+                    "trigger": f.trigger, "policy": verdict.explain(), "hold_s": getattr(a, "max_hold_s", None)})
         pending = {"intent": sum(r["status"] == "intent" and r["requested_by"] == "playbook" for r in in_flight),
                    "done": sum(r["status"] == "done" and r["kind"] in effects.CUBE_KINDS for r in in_flight)}
         return {"firings": [_firing_summary(f) for f in firings], "decisions": decisions, "refusals": refusals,
@@ -266,7 +297,9 @@ class SreNodes:
         if kind in effects.LOCAL_KINDS:
             if kind == "alert":
                 self.d.alert(row)
-            return settle("done", local=True)
+                return settle("done", local=True)
+            held = self.d.rollout.hold(row["reason"], float(row.get("hold_s") or HOLD_S)) if self.d.rollout else False
+            return settle("done", local=True, held=held)
         if reconcile:
             try:
                 current = self.d.cube.state()
@@ -278,6 +311,10 @@ class SreNodes:
             if age > self.cfg.resume_max_age_s:
                 return settle("reverted", reason=f"withdrawn: never applied, and {age:.0f}s old "
                                                  f"(> resume_max_age_s {self.cfg.resume_max_age_s:g})")
+        if kind == "abort_rollout" and self.d.rollout is not None:
+            # the controller snaps weights and shadow back and ends its rollout; the call below makes sure
+            with contextlib.suppress(Exception):
+                self.d.rollout.abort(f"playbook {row.get('playbook')}: {row['reason']}"[:1000])
         try:
             res = effects.call_cube(self.d.cube, row)
         except CubeError as e:

@@ -159,6 +159,24 @@ class RolloutController:
             self._end("aborted", f"operator abort: {reason}")
             return self.status()
 
+    def hold(self, reason: str, hold_s: float) -> bool:
+        """A playbook's hold_rollout: judging goes on (a regression still aborts), but no step advances and
+        no flip happens for `hold_s` seconds. Returns whether a rollout was in progress to hold."""
+        with self._lock:
+            rec = self._rec
+            if rec is None or not rec.active:
+                return False
+            now = self.clock.time()
+            rec.held_until = max(rec.held_until or 0.0, now + hold_s)
+            self._note("hold", rec.bundle_id, reason, "done", f"held for {hold_s:g} s (until {rec.held_until:.0f})",
+                       None)
+            self._save()
+            return True
+
+    def _held(self, now: float) -> bool:
+        rec = self._rec
+        return rec is not None and rec.held_until is not None and now < rec.held_until
+
     def tick(self, now: float | None = None) -> RolloutStatus | None:
         """One evaluation cycle. Never blocks: a tick that finds start/abort running is skipped."""
         if not self._lock.acquire(blocking=False):
@@ -176,6 +194,8 @@ class RolloutController:
                 self._enter_first_phase()
             elif rec.phase in ("shadow", "step", "soak"):
                 self._judge(now)
+            elif rec.phase == "flipping" and self._held(now):
+                pass
             elif rec.phase == "flipping":
                 if rec.step_start is not None and now - rec.step_start > self.max_step_s:
                     waited = now - rec.step_start
@@ -232,6 +252,8 @@ class RolloutController:
         self._last_verdict = v
         if v.status == "fail":
             self._regression(v)
+        elif v.status == "pass" and self._held(now):
+            return  # passed, but held: stay at this step (re-judged next tick)
         elif v.status == "pass":
             rec.step_verdicts.append(v)
             nxt = 0 if ref == "shadow" else int(ref) + 1

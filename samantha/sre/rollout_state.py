@@ -17,7 +17,8 @@ from samantha.gates.rollout_policy import StepVerdict
 
 Phase = Literal["idle", "loading", "shadow", "step", "soak", "flipping", "promoted", "aborted", "failed"]
 TERMINAL: frozenset[str] = frozenset({"idle", "promoted", "aborted", "failed"})
-DecisionKind = Literal["load", "shadow_on", "shadow_off", "weights", "flip", "quarantine", "alert", "abort", "promote"]
+DecisionKind = Literal["load", "shadow_on", "shadow_off", "weights", "flip", "quarantine", "alert", "abort", "promote",
+                       "hold"]
 MAX_DECISIONS = 200
 
 
@@ -78,6 +79,7 @@ class RolloutRecord(_M):
     prior_active_bundle: str | None = None
     last_known_good: str | None = None
     quarantined: bool = False
+    held_until: float | None = Field(None, description="a hold_rollout action: no step advances before this")
     reason: str = ""
     step_verdicts: list[StepVerdict] = Field(default_factory=list, description="the deciding verdict of each phase")
     decisions: list[Decision] = Field(default_factory=list)

@@ -1,10 +1,10 @@
 """Scenarios: a YAML timeline of deploys, faults and input shifts run against the twin.
 
-The runner is self-contained by default: a fresh twin and a fresh telemetry store
-(`samantha telemetry serve`) in a temporary directory, torn down at the end, so
-runs are independent and repeatable. It prints one JSON object: the faults with
-their onsets (detection and mitigation stay null until Samantha's SRE loop runs
-beside it), the actions Samantha took, and a traffic summary read from the store.
+The runner is self-contained by default: a fresh twin and a fresh `samantha run` daemon
+(shipped playbooks, defaults) in a temporary directory, torn down at the end, so runs are
+independent and repeatable. It prints one JSON object: the faults with their onset,
+detection and mitigation times, the actions Samantha took, the false actions, the daemon's
+footprint and a traffic summary, measured by the daemon from its own DuckDB file.
 """
 
 from __future__ import annotations
@@ -236,8 +236,9 @@ class Runner:
             if d.shadow:
                 self.cube.set_shadow(True, request_id=self._rid("shadow"))
             if not d.profile.is_clean():
-                onset = at + (d.profile.crash_after_s or 0) * self.speed  # the crash, not the load
-                self._fault("bad_bundle", onset, "standby", bundle_id=m.bundle_id, knobs=d.profile.active_knobs())
+                delay = (d.profile.crash_after_s or 0) * self.speed  # the crash, not the load
+                self._fault("bad_bundle", at + delay, "standby", bundle_id=m.bundle_id, knobs=d.profile.active_knobs(),
+                            delay_s=delay)
             detail = f"{m.label} {m.bundle_id[:12]} weight={d.weight} shadow={d.shadow} rollout={d.rollout}"
         elif ev.fault is not None:
             from samantha.proxy.client import ProxyClient
@@ -328,19 +329,11 @@ class Runner:
 
 
 def traffic_from_store(store_cfg: SamanthaConfig) -> dict[str, Any]:
+    from samantha.sre.measure import traffic_by_role
     from samantha.telemetry.store import TelemetryStore
 
     with TelemetryStore.open(store_cfg) as store:
-        return traffic_from_reader(store)
-
-
-def traffic_from_reader(store: Any) -> dict[str, Any]:
-    rows = store.read_arrow(
-        "SELECT CASE WHEN shadow THEN 'shadow' ELSE slot END AS role, count(*) AS n, "
-        "round(1 - avg(ok::INT), 4) AS error_rate, round(quantile_cont(latency_ms, 0.5), 3) AS p50_ms, "
-        "round(quantile_cont(latency_ms, 0.99), 3) AS p99_ms, round(avg(divergence), 4) AS mean_divergence, "
-        "count(DISTINCT bundle) AS bundles FROM requests GROUP BY 1 ORDER BY 1").to_pylist()
-    return {r.pop("role"): r for r in rows}
+        return traffic_by_role(store)
 
 
 def _drive(scenario: Scenario, st: dict[str, Any], speed: float, progress: Callable[[float, str], None] | None,
@@ -357,54 +350,79 @@ def _drive(scenario: Scenario, st: dict[str, Any], speed: float, progress: Calla
         runner.close()
 
 
-def _with_samantha(scenario: Scenario, tmp: Path, speed: float, progress: Callable[[float, str], None] | None,
-                   policy: Any = None) -> tuple[Runner, dict[str, Any], dict[str, Any], Any, dict[str, Any], dict[str, Any]]:
-    """A fresh twin with Samantha beside it: telemetry store, rollout controller and its API, ticking.
+def _measure(url: str, runner: Runner, scenario: Scenario, speed: float) -> dict[str, Any]:
+    end = runner.t0_wall + scenario.duration_s / speed
+    r = httpx.post(f"{url}/v1/measure", json={"faults": runner.faults, "t0": runner.t0_wall,
+                                              "duration_s": scenario.duration_s, "end": end}, timeout=60)
+    if r.status_code >= 400:
+        raise RuntimeError(f"the daemon could not measure the run: {r.text[:500]}")
+    return r.json()
 
-    Until the daemon (`samantha run`) exists this is the in-process RolloutHost; measurement reads
-    its DuckDB file, the same tables the daemon writes.
-    """
+
+def _with_samantha(scenario: Scenario, tmp: Path, speed: float, progress: Callable[[float, str], None] | None,
+                   policy: Any = None, llm: bool = False) -> tuple[Runner, dict[str, Any], dict[str, Any], Any, dict[str, Any]]:
+    """A fresh twin with a fresh `samantha run` daemon beside it (shipped playbooks, defaults).
+
+    The daemon measures the run from its own DuckDB file (POST /v1/measure) before it is stopped;
+    its footprint (RSS, USS, CPU share over the timeline) goes into the report."""
     import socket
 
-    from samantha.api.rollout_host import RolloutHost  # the harness spans both sides: imported lazily
-    from samantha.twin.measure import measure
+    import yaml
+
+    from samantha.api.daemon_process import DaemonProcess, write_config
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    cfg = _ephemeral_twin(tmp / "twin", f"http://127.0.0.1:{port}/v1/ingest/requests", 0)
-    st = lifecycle.up(cfg)
+    cfg = _ephemeral_twin(tmp / "state", f"http://127.0.0.1:{port}/v1/ingest/requests", 0)
+    update: dict[str, Any] = {"api": cfg.api.model_copy(update={"port": port}),
+                              "llm": cfg.llm.model_copy(update={"enabled": llm})}
+    if policy is not None:
+        (tmp / "rollout-policy.yaml").write_text(yaml.safe_dump(policy.model_dump(mode="json")))
+        update["sre"] = cfg.sre.model_copy(update={"rollout_policy": str(tmp / "rollout-policy.yaml")})
+    cfg = cfg.model_copy(update=update)
+    st = lifecycle.up(cfg)  # first: the daemon finds the Cube through the twin's state file
     try:
-        cube = CubeClient(lifecycle.control_url(st))
-        with RolloutHost(cfg, cube, port, policy=policy) as host:
-            runner, lg, router, final = _drive(scenario, st, speed, progress, samantha_url=host.url)
-            host.store.flush()
-            end = runner.t0_wall + scenario.duration_s / speed
-            measured = measure(host.store, runner.faults, runner.t0_wall, scenario.duration_s, end)
-            by_role = traffic_from_reader(host.store)
-        cube.close()
+        with DaemonProcess(cfg, write_config(cfg, tmp / "samantha.yaml"), log=tmp / "daemon.log") as daemon:
+            daemon.start().wait_ready(90, verdicts=True)
+            daemon.cpu_mark()
+            runner, lg, router, final = _drive(scenario, st, speed, progress, samantha_url=daemon.url)
+            foot = daemon.footprint()
+            measured = _measure(daemon.url, runner, scenario, speed)
+            measured["daemon"] = {**foot, "rps": scenario.traffic.rps, "pid": daemon.pid,
+                                  "exit_code": daemon.stop()}
     finally:
         lifecycle.down(cfg)
-    return runner, lg, router, final, measured, by_role
+    return runner, lg, router, final, measured
 
 
 def run_scenario(scenario: Scenario, *, speed: float = 1.0, attach: SamanthaConfig | None = None,
                  progress: Callable[[float, str], None] | None = None, samantha: bool = True,
-                 policy: Any = None) -> dict[str, Any]:
-    """`samantha=True` (default, self-contained runs): Samantha runs beside the twin and the report
-    carries detection, mitigation and actions; False: the twin alone (onsets only)."""
+                 policy: Any = None, llm: bool = False) -> dict[str, Any]:
+    """`samantha=True` (default): a fresh `samantha run` daemon runs beside the fresh twin and the report
+    carries detection, mitigation and actions; False: the twin alone (onsets only). `attach`: the
+    running twin and daemon of that config (the daemon measures; nothing is torn down). `llm`: the fresh
+    daemon triages incidents with the local LLM (off the fast path); off, the rules triage."""
     started = time.time()
     by_role = None
     measured: dict[str, Any] | None = None
     if attach is not None:
+        from samantha.api.client import daemon_url
+
         st = lifecycle.read_state(attach)
         if not st or not st.get("ready"):
             raise RuntimeError("--attach: no running twin for this config (run `samantha twin up`)")
-        runner, lg, router, final = _drive(scenario, st, speed, progress)
+        url = daemon_url(attach)
+        try:
+            httpx.get(f"{url}/healthz", timeout=2).raise_for_status()
+        except httpx.HTTPError as e:
+            raise RuntimeError(f"--attach: no daemon answers at {url} (run `samantha run`): {e}") from None
+        runner, lg, router, final = _drive(scenario, st, speed, progress, samantha_url=url)
+        measured = _measure(url, runner, scenario, speed)
     elif samantha:
         with tempfile.TemporaryDirectory(prefix=f"scenario-{scenario.name}-") as tmp:
-            runner, lg, router, final, measured, by_role = _with_samantha(scenario, Path(tmp), speed, progress,
-                                                                          policy)
+            runner, lg, router, final, measured = _with_samantha(scenario, Path(tmp), speed, progress, policy,
+                                                                           llm)
     else:
         with tempfile.TemporaryDirectory(prefix=f"scenario-{scenario.name}-") as tmp:
             with telemetry_server(Path(tmp) / "store") as (url, store_cfg):
@@ -425,11 +443,14 @@ def run_scenario(scenario: Scenario, *, speed: float = 1.0, attach: SamanthaConf
         "final_state": {"active": final.active, "weights": final.weights.model_dump(), "shadow": final.shadow,
                         "quarantine": [q.bundle_id for q in final.quarantine]},
     }
-    if by_role is not None:
-        out["traffic"]["by_role"] = by_role
     if measured is not None:
+        by_role = measured["by_role"]
         out.update(faults=measured["faults"], actions=measured["actions"], false_actions=measured["false_actions"],
                    false_action_list=measured["false_action_list"])
+        if "daemon" in measured:
+            out["daemon"] = measured["daemon"]
+    if by_role is not None:
+        out["traffic"]["by_role"] = by_role
     return out
 
 

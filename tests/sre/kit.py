@@ -31,6 +31,7 @@ def sre_config(tmp_path: Path, *, rps: float = 200, playbooks: Path | None = PLA
         "twin": {**EPHEMERAL, "rps": rps, "ingest_url": f"http://127.0.0.1:{port}/v1/ingest/requests"},
         "host_collector": {"interval_s": 1.0},
         "sre": {"playbook_dirs": [str(playbooks)] if playbooks else None, "verify_timeout_s": 6.0},
+        "llm": {"enabled": False},  # rule triage unless a test turns the local LLM on
     }
     for name, values in sections.items():
         doc[name] = {**doc.get(name, {}), **values}

@@ -87,18 +87,36 @@ def mitigated_at(reader: Reader, f: dict[str, Any], t0: float, end: float, quiet
     return round(max(last - t0, f["onset_s"]), 3)
 
 
+def traffic_by_role(reader: Reader) -> dict[str, Any]:
+    """Request counts, error rate, latency and divergence per role (active, standby, shadow)."""
+    rows = reader.read_arrow(
+        "SELECT CASE WHEN shadow THEN 'shadow' ELSE slot END AS role, count(*) AS n, "
+        "round(1 - avg(ok::INT), 4) AS error_rate, round(quantile_cont(latency_ms, 0.5), 3) AS p50_ms, "
+        "round(quantile_cont(latency_ms, 0.99), 3) AS p99_ms, round(avg(divergence), 4) AS mean_divergence, "
+        "count(DISTINCT bundle) AS bundles FROM requests GROUP BY 1 ORDER BY 1").to_pylist()
+    return {r.pop("role"): r for r in rows}
+
+
 def measure(reader: Reader, faults: list[dict[str, Any]], t0: float, duration_s: float,
             end: float) -> dict[str, Any]:
     """Fill each fault's detected_s / mitigated_s; list the actions and count the false ones."""
     actions = actions_taken(reader, t0)
     filled = []
-    for f in faults:
-        g = dict(f)
-        g["detected_s"] = detected_at(reader, f, t0, duration_s, actions)
-        g["mitigated_s"] = mitigated_at(reader, f, t0, end)
-        g["ttd_s"] = None if g["detected_s"] is None else round(g["detected_s"] - f["onset_s"], 3)
-        g["ttm_s"] = None if g["mitigated_s"] is None else round(g["mitigated_s"] - f["onset_s"], 3)
-        filled.append(g)
-    windows = [_window(f, duration_s) for f in faults]
+    for given in faults:
+        f = dict(given)
+        if f.get("kind") == "bad_bundle" and f.get("bundle_id"):
+            # a bundle is faulty from its first request (loading it takes a while), plus its crash delay if any
+            first = reader.read_arrow("SELECT min(ts) FROM requests WHERE bundle = ?",
+                                      [f["bundle_id"]]).column(0)[0].as_py()
+            if first is not None:
+                f["declared_onset_s"] = f["onset_s"]
+                f["onset_s"] = round(max(f["onset_s"], first - t0 + (f.get("delay_s") or 0)), 3)
+        f["detected_s"] = detected_at(reader, f, t0, duration_s, actions)
+        f["mitigated_s"] = mitigated_at(reader, f, t0, end)
+        f["ttd_s"] = None if f["detected_s"] is None else round(f["detected_s"] - f["onset_s"], 3)
+        f["ttm_s"] = None if f["mitigated_s"] is None else round(f["mitigated_s"] - f["onset_s"], 3)
+        filled.append(f)
+    windows = [_window(f, duration_s) for f in filled]
     false = [a for a in actions if a["corrective"] and not any(lo <= a["time_s"] <= hi for lo, hi in windows)]
-    return {"faults": filled, "actions": actions, "false_actions": len(false), "false_action_list": false}
+    return {"faults": filled, "actions": actions, "false_actions": len(false), "false_action_list": false,
+            "by_role": traffic_by_role(reader)}
