@@ -40,6 +40,7 @@ _GROUPS = [
     ("bundle", "app", "bundle"),
     ("bundle", "keys_app", "keys"),
     ("twin", "app", "twin"),
+    ("rollout", "app", "rollout"),
     ("playbook", "app", "playbook"),
     ("bench", "app", "bench"),
     ("audit", "app", "audit"),

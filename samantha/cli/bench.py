@@ -21,3 +21,20 @@ def judge(as_json: bool = JsonOption,
         print_json(result)
     else:
         console.print_json(data=result)
+
+
+@app.command()
+def mitigate(as_json: bool = JsonOption,
+             quick: bool = typer.Option(False, "--quick", help="each scenario once, 2 fault-free minutes"),
+             repeats: int = typer.Option(3, min=1, max=50, help="runs of each fault scenario"),
+             fault_free_minutes: float = typer.Option(30.0, min=0, help="minutes of fault-free traffic to judge")) -> None:
+    """Hard-fault time to mitigate, soft-fault time to detect, false actions: real scenario runs."""
+    from samantha.cli.common import err_console
+    from samantha.twin.mitigate_bench import run_mitigate_bench
+
+    result = run_mitigate_bench(repeats=repeats, quick=quick, fault_free_minutes=fault_free_minutes,
+                                log=lambda m: err_console.print(m, highlight=False))
+    if as_json:
+        print_json(result)
+    else:
+        console.print_json(data=result)

@@ -67,8 +67,10 @@ app.add_typer(scenario_app, name="scenario")
 @scenario_app.command("run")
 def scenario_run(file: Path, config: Path | None = ConfigOption, as_json: bool = JsonOption,
                  attach: bool = typer.Option(False, "--attach", help="use the running twin instead of a fresh one"),
-                 speed: float = typer.Option(1.0, min=0.1, max=20, help="run the timeline this many times faster")) -> None:
-    """Run a scenario; print one JSON object (faults with onsets, actions, traffic)."""
+                 speed: float = typer.Option(1.0, min=0.1, max=20, help="run the timeline this many times faster"),
+                 samantha: bool = typer.Option(True, "--samantha/--no-samantha",
+                                               help="run Samantha beside the fresh twin and measure it")) -> None:
+    """Run a scenario; print one JSON object (faults with onset, detection and mitigation, actions, traffic)."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from samantha.cli.common import bad_input, err_console
@@ -83,7 +85,7 @@ def scenario_run(file: Path, config: Path | None = ConfigOption, as_json: bool =
                   TimeElapsedColumn(), console=err_console, transient=True) as bar:
         task = bar.add_task("run", total=sc.duration_s)
         try:
-            out = run_scenario(sc, speed=speed, attach=get_config(config) if attach else None,
+            out = run_scenario(sc, speed=speed, attach=get_config(config) if attach else None, samantha=samantha,
                                progress=lambda t, _msg: bar.update(task, completed=min(t, sc.duration_s)))
         except RuntimeError as e:
             failure(str(e))

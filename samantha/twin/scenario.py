@@ -55,6 +55,14 @@ class Deploy(M):
     seed: int = Field(1, description="training seed; 0 is the incumbent's, others are retrained models")
     weight: float = Field(0, ge=0, le=100, description="canary weight to the standby after the load")
     shadow: bool = False
+    rollout: bool = Field(False, description="hand the bundle to Samantha's rollout controller (POST "
+                          "/v1/rollout/start) instead of loading it and setting weights directly")
+
+    @model_validator(mode="after")
+    def _rollout_alone(self) -> Deploy:
+        if self.rollout and (self.weight or self.shadow):
+            raise ValueError("a deploy with rollout: true leaves weight and shadow to the rollout controller")
+        return self
 
 
 class Toxic(M):
@@ -182,8 +190,9 @@ def telemetry_server(data_dir: Path) -> Iterator[tuple[str, SamanthaConfig]]:
 
 class Runner:
     def __init__(self, scenario: Scenario, st: dict[str, Any], *, speed: float = 1.0,
-                 progress: Callable[[float, str], None] | None = None):
-        self.sc, self.st, self.speed = scenario, st, speed
+                 progress: Callable[[float, str], None] | None = None, samantha_url: str | None = None):
+        self.sc, self.st, self.speed, self.samantha_url = scenario, st, speed, samantha_url
+        self.t0_wall = time.time()
         self.cube = CubeClient(lifecycle.control_url(st))
         self.http = httpx.Client(timeout=10)
         self.progress = progress or (lambda t, msg: None)
@@ -194,6 +203,9 @@ class Runner:
     def _slot(self, ref: str) -> str:
         return self.cube.state().active if ref == "active" else (
             "B" if self.cube.state().active == "A" else "A") if ref == "standby" else ref
+
+    def _bundle_on(self, slot: str) -> str | None:
+        return next((s.bundle_id for s in self.cube.state().slots if s.name == slot), None)
 
     def _rid(self, what: str) -> str:
         self.n += 1
@@ -210,14 +222,23 @@ class Runner:
             key = KeyPair.load(self.st["signing_key"])
             path = Path(self.st["bundles_dir"]) / f"{self.sc.name}-{d.bundle}-{self.n}"
             m = build_bundle(path, name="sensor-mlp", version=d.bundle, seed=d.seed, profile=d.profile, key=key)
-            self.cube.load(str(path), request_id=self._rid("load"))
+            if d.rollout:
+                if self.samantha_url is None:
+                    raise RuntimeError("deploy with rollout: true needs Samantha beside the twin")
+                r = self.http.post(f"{self.samantha_url}/v1/rollout/start",
+                                   json={"bundle": str(path), "request_id": self._rid("rollout")})
+                if r.status_code >= 400:
+                    raise RuntimeError(f"rollout start refused: {r.text[:300]}")
+            else:
+                self.cube.load(str(path), request_id=self._rid("load"))
             if d.weight:
                 self.cube.set_weights(d.weight, request_id=self._rid("weights"))
             if d.shadow:
                 self.cube.set_shadow(True, request_id=self._rid("shadow"))
             if not d.profile.is_clean():
-                self._fault("bad_bundle", at, "standby", bundle_id=m.bundle_id, knobs=d.profile.active_knobs())
-            detail = f"{m.label} {m.bundle_id[:12]} weight={d.weight} shadow={d.shadow}"
+                onset = at + (d.profile.crash_after_s or 0) * self.speed  # the crash, not the load
+                self._fault("bad_bundle", onset, "standby", bundle_id=m.bundle_id, knobs=d.profile.active_knobs())
+            detail = f"{m.label} {m.bundle_id[:12]} weight={d.weight} shadow={d.shadow} rollout={d.rollout}"
         elif ev.fault is not None:
             from samantha.proxy.client import ProxyClient
 
@@ -228,7 +249,7 @@ class Runner:
             with ProxyClient(f"http://{self.st['host']}:{self.st['ports']['proxy_api_port']}") as pc:
                 pc.add_toxic(f"slot-{slot.lower()}", f.toxic.type, f.toxic.attributes, stream=f.toxic.stream,
                              toxicity=f.toxic.toxicity, name=name, ttl_s=ttl)
-            self._fault(f"toxic_{f.toxic.type}", at, f.slot, slot=slot, toxic=name)
+            self._fault(f"toxic_{f.toxic.type}", at, f.slot, slot=slot, toxic=name, bundle_id=self._bundle_on(slot))
             detail = f"{f.toxic.type} on slot {slot} ({f.slot}) {f.toxic.attributes}"
         elif ev.remove_fault is not None:
             from samantha.proxy.client import ProxyClient
@@ -250,7 +271,8 @@ class Runner:
                 if f["kind"] == "degradation" and f.get("slot") == slot and f["cleared_s"] is None:
                     f["cleared_s"] = at
             if not ev.degrade.profile.is_clean():
-                self._fault("degradation", at, ev.degrade.slot, slot=slot, knobs=ev.degrade.profile.active_knobs())
+                self._fault("degradation", at, ev.degrade.slot, slot=slot, knobs=ev.degrade.profile.active_knobs(),
+                            bundle_id=self._bundle_on(slot))
             detail = f"slot {slot}: {ev.degrade.profile.active_knobs() or 'cleared'}"
         elif ev.drift is not None:
             self._shift(at, ev.drift.shift)
@@ -282,7 +304,7 @@ class Runner:
                               key=lambda e: e.at)
         lg = lifecycle.loadgen_url(self.st)
         self.http.post(f"{lg}/config", json={"rps": self.sc.traffic.rps, "shift": 0}).raise_for_status()
-        t0 = time.monotonic()
+        t0, self.t0_wall = time.monotonic(), time.time()
         for ev in timeline:
             wait = t0 + ev.at / self.speed - time.monotonic()
             self._tick(t0, wait)
@@ -309,17 +331,21 @@ def traffic_from_store(store_cfg: SamanthaConfig) -> dict[str, Any]:
     from samantha.telemetry.store import TelemetryStore
 
     with TelemetryStore.open(store_cfg) as store:
-        rows = store.read_arrow(
-            "SELECT CASE WHEN shadow THEN 'shadow' ELSE slot END AS role, count(*) AS n, "
-            "round(1 - avg(ok::INT), 4) AS error_rate, round(quantile_cont(latency_ms, 0.5), 3) AS p50_ms, "
-            "round(quantile_cont(latency_ms, 0.99), 3) AS p99_ms, round(avg(divergence), 4) AS mean_divergence, "
-            "count(DISTINCT bundle) AS bundles FROM requests GROUP BY 1 ORDER BY 1").to_pylist()
+        return traffic_from_reader(store)
+
+
+def traffic_from_reader(store: Any) -> dict[str, Any]:
+    rows = store.read_arrow(
+        "SELECT CASE WHEN shadow THEN 'shadow' ELSE slot END AS role, count(*) AS n, "
+        "round(1 - avg(ok::INT), 4) AS error_rate, round(quantile_cont(latency_ms, 0.5), 3) AS p50_ms, "
+        "round(quantile_cont(latency_ms, 0.99), 3) AS p99_ms, round(avg(divergence), 4) AS mean_divergence, "
+        "count(DISTINCT bundle) AS bundles FROM requests GROUP BY 1 ORDER BY 1").to_pylist()
     return {r.pop("role"): r for r in rows}
 
 
-def _drive(scenario: Scenario, st: dict[str, Any], speed: float,
-           progress: Callable[[float, str], None] | None) -> tuple[Runner, dict[str, Any], dict[str, Any], Any]:
-    runner = Runner(scenario, st, speed=speed, progress=progress)
+def _drive(scenario: Scenario, st: dict[str, Any], speed: float, progress: Callable[[float, str], None] | None,
+           samantha_url: str | None = None) -> tuple[Runner, dict[str, Any], dict[str, Any], Any]:
+    runner = Runner(scenario, st, speed=speed, progress=progress, samantha_url=samantha_url)
     try:
         _wait_healthy(runner.cube)
         runner.run()
@@ -331,15 +357,54 @@ def _drive(scenario: Scenario, st: dict[str, Any], speed: float,
         runner.close()
 
 
+def _with_samantha(scenario: Scenario, tmp: Path, speed: float, progress: Callable[[float, str], None] | None,
+                   policy: Any = None) -> tuple[Runner, dict[str, Any], dict[str, Any], Any, dict[str, Any], dict[str, Any]]:
+    """A fresh twin with Samantha beside it: telemetry store, rollout controller and its API, ticking.
+
+    Until the daemon (`samantha run`) exists this is the in-process RolloutHost; measurement reads
+    its DuckDB file, the same tables the daemon writes.
+    """
+    import socket
+
+    from samantha.api.rollout_host import RolloutHost  # the harness spans both sides: imported lazily
+    from samantha.twin.measure import measure
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    cfg = _ephemeral_twin(tmp / "twin", f"http://127.0.0.1:{port}/v1/ingest/requests", 0)
+    st = lifecycle.up(cfg)
+    try:
+        cube = CubeClient(lifecycle.control_url(st))
+        with RolloutHost(cfg, cube, port, policy=policy) as host:
+            runner, lg, router, final = _drive(scenario, st, speed, progress, samantha_url=host.url)
+            host.store.flush()
+            end = runner.t0_wall + scenario.duration_s / speed
+            measured = measure(host.store, runner.faults, runner.t0_wall, scenario.duration_s, end)
+            by_role = traffic_from_reader(host.store)
+        cube.close()
+    finally:
+        lifecycle.down(cfg)
+    return runner, lg, router, final, measured, by_role
+
+
 def run_scenario(scenario: Scenario, *, speed: float = 1.0, attach: SamanthaConfig | None = None,
-                 progress: Callable[[float, str], None] | None = None) -> dict[str, Any]:
+                 progress: Callable[[float, str], None] | None = None, samantha: bool = True,
+                 policy: Any = None) -> dict[str, Any]:
+    """`samantha=True` (default, self-contained runs): Samantha runs beside the twin and the report
+    carries detection, mitigation and actions; False: the twin alone (onsets only)."""
     started = time.time()
     by_role = None
+    measured: dict[str, Any] | None = None
     if attach is not None:
         st = lifecycle.read_state(attach)
         if not st or not st.get("ready"):
             raise RuntimeError("--attach: no running twin for this config (run `samantha twin up`)")
         runner, lg, router, final = _drive(scenario, st, speed, progress)
+    elif samantha:
+        with tempfile.TemporaryDirectory(prefix=f"scenario-{scenario.name}-") as tmp:
+            runner, lg, router, final, measured, by_role = _with_samantha(scenario, Path(tmp), speed, progress,
+                                                                          policy)
     else:
         with tempfile.TemporaryDirectory(prefix=f"scenario-{scenario.name}-") as tmp:
             with telemetry_server(Path(tmp) / "store") as (url, store_cfg):
@@ -362,6 +427,9 @@ def run_scenario(scenario: Scenario, *, speed: float = 1.0, attach: SamanthaConf
     }
     if by_role is not None:
         out["traffic"]["by_role"] = by_role
+    if measured is not None:
+        out.update(faults=measured["faults"], actions=measured["actions"], false_actions=measured["false_actions"],
+                   false_action_list=measured["false_action_list"])
     return out
 
 
