@@ -1,5 +1,1 @@
-<<<<<<< HEAD
-"""The daemon's local HTTP API (loopback only) and the client the CLI uses."""
-=======
-"""The daemon's local HTTP API (loopback only): routers the daemon mounts."""
->>>>>>> wip/rollout
+"""The daemon's local HTTP API (loopback by default): its app, the routers it mounts, and the client the CLI uses."""
