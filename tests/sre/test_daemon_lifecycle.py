@@ -63,7 +63,7 @@ def test_daemon_lifecycle_notify_api_errors_cli_and_sigterm(tmp_path: Path) -> N
 
         c = httpx.Client(base_url=daemon.url, timeout=10, headers=auth_headers(config))  # operator auth
         bad = [("GET", "/v1/incidents?limit=0", 422, "limit"), ("GET", "/v1/incidents?status=maybe", 422, "status"),
-               ("GET", "/v1/actions?kind=reboot", 422, "kind"), ("GET", "/v1/actions/act-xyz", 422, "action_id"),
+               ("GET", "/v1/actions?kind=reboot", 422, "kind"), ("GET", "/v1/actions/act%20xyz!", 422, "action_id"),
                ("GET", "/v1/incidents/inc-0000000000000000", 404, "incident_id"),
                ("GET", "/v1/actions/act-" + "0" * 24, 404, "action_id"), ("GET", "/v1/nope", 404, None),
                ("POST", "/v1/status", 405, None)]
