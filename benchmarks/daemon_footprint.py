@@ -39,6 +39,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=30)
     ap.add_argument("--warmup", type=float, default=10)
     args = ap.parse_args()
+    from samantha.api.client import auth_headers
     from samantha.config import SamanthaConfig
     from samantha.twin import lifecycle
 
@@ -67,12 +68,12 @@ def main() -> None:
         time.sleep(args.warmup)
         p = psutil.Process(proc.pid)
         rss, t_cpu0, t0 = [], sum(p.cpu_times()[:2]), time.monotonic()
-        st0 = httpx.get(url + "/v1/status", timeout=10).json()
+        st0 = httpx.get(url + "/v1/status", timeout=10, headers=auth_headers(cfg)).json()
         while time.monotonic() - t0 < args.seconds:
             rss.append(p.memory_info().rss / 2**20)
             time.sleep(0.5)
         cpu = (sum(p.cpu_times()[:2]) - t_cpu0) / (time.monotonic() - t0) * 100
-        st = httpx.get(url + "/v1/status", timeout=10).json()
+        st = httpx.get(url + "/v1/status", timeout=10, headers=auth_headers(cfg)).json()
         loop = st["loop"]
         out = {"rps": args.rps, "seconds": args.seconds, "daemon_rss_mb_max": round(max(rss), 1),
                "daemon_rss_mb_last": round(rss[-1], 1), "daemon_cpu_pct": round(cpu, 1),
