@@ -46,7 +46,7 @@ LOCAL_OPERATOR = "local-cli"
 MAX_FORM_BYTES = 64 * 1024
 
 PUBLIC_PREFIXES = ("/v1/ingest/", "/console/static/")
-PUBLIC_PATHS = ("/healthz", "/console/login")
+PUBLIC_PATHS = ("/", "/healthz", "/console/login")
 # (method, path prefix, minimum role) for mutations; first match wins, default admin.
 MUTATION_ROLES: list[tuple[str, str, Role]] = [
     ("POST", "/console/logout", Role.viewer),

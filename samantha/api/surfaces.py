@@ -48,6 +48,17 @@ class Surfaces:
         return self.daemon.store.read_arrow(sql, params or None)
 
     def secure(self, app: Any) -> Any:
+        with contextlib.suppress(ImportError):
+            from samantha.api.console import mount_static
+
+            mount_static(app)
+
+        @app.get("/", include_in_schema=False)
+        def _root() -> Any:
+            from fastapi.responses import RedirectResponse
+
+            return RedirectResponse("/console/", status_code=303)
+
         install(app, self.auth)
         return app
 

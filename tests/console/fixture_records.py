@@ -9,7 +9,7 @@ from pathlib import Path
 import duckdb
 
 from samantha.sre import tables
-from samantha.sre.rollout_state import ROLLOUTS_DDL
+from samantha.sre.rollout_state import ROLLOUTS_DDL, RolloutRecord
 
 T0 = 1_800_000_000.0
 SINCE, UNTIL = T0, T0 + 2 * 86400
@@ -25,8 +25,11 @@ def _bundle(root: Path, name: str, created: float) -> str:
 
 def _rollout(con: duckdb.DuckDBPyConnection, rid: str, path: str, started: float, ended: float, phase: str,
              verdicts: list | None = None, decisions: list | None = None) -> None:
-    doc = {"id": rid, "bundle_id": rid + "-bundle", "bundle_label": rid, "bundle_path": path, "started_at": started,
-           "ended_at": ended, "phase": phase, "step_verdicts": verdicts or [], "decisions": decisions or []}
+    doc = {"id": rid, "request_id": "req-" + rid, "bundle_ref": rid, "bundle_id": rid + "-bundle", "bundle_label": rid,
+           "bundle_path": path, "expires_at": ended + 86400, "policy_name": "default", "policy_version": 1,
+           "steps": [1.0, 5.0, 25.0, 50.0, 100.0], "started_at": started, "updated_at": ended, "ended_at": ended,
+           "phase": phase, "step_verdicts": verdicts or [], "decisions": decisions or []}
+    RolloutRecord.model_validate(doc)  # the controller resumes from the newest row: it must be a real record
     # two revisions: only the newest counts
     con.execute("INSERT INTO rollouts VALUES (?, 0, ?, 'loading', ?, ?)", [rid, started, doc["bundle_id"],
                                                                            json.dumps({**doc, "phase": "loading",
@@ -37,7 +40,8 @@ def _rollout(con: duckdb.DuckDBPyConnection, rid: str, path: str, started: float
 def _step(status: str, ts: float) -> dict:
     return {"step": 0, "weight": 1.0, "status": status, "reason": f"canary errors {status}", "ts": ts,
             "canary_samples": 500, "min_samples": 200, "elapsed_s": 30, "min_duration_s": 30,
-            "verdicts": [{"gate": "canary_errors", "status": status, "reason": "x"}]}
+            "verdicts": [{"gate": "canary_errors", "kind": "error_rate", "status": status, "reason": "x", "ts": ts,
+                          "window": [ts - 30, ts]}]}
 
 
 def _action(con: duckdb.DuckDBPyConnection, aid: str, inc: str, kind: str, status: str, created: float,
