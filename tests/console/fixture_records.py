@@ -46,7 +46,7 @@ def _step(status: str, ts: float) -> dict:
 
 def _action(con: duckdb.DuckDBPyConnection, aid: str, inc: str, kind: str, status: str, created: float,
             done: float | None, verified: float | None) -> None:
-    con.execute("INSERT INTO actions VALUES (?, ?, ?, '-', 'r', 'sre', NULL, NULL, ?, '{}', '{}', '{}', NULL, ?, ?, ?,"
+    con.execute("INSERT INTO actions VALUES (?, ?, ?, '-', 'r', 'playbook', NULL, NULL, ?, '{}', '{}', '{}', NULL, ?, ?, ?,"
                 " ?, ?)", [aid, aid, kind, inc, status, created, done, verified, created])
 
 
