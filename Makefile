@@ -23,7 +23,13 @@ llama-wheel:
 	  mkdir -p $(WHEELS) && echo "building llama-cpp-python $(LLAMA_VERSION) (portable CPU flags, ~8 min)" && \
 	  CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PYTHON) -m pip wheel --no-deps -w $(WHEELS) llama-cpp-python==$(LLAMA_VERSION); fi
 
-$(STAMP): pyproject.toml requirements.lock
+# Debian's chromium (browser tests, driven by Playwright: never `playwright install`) and prometheus (promtool).
+system-deps:
+	@if command -v chromium >/dev/null && command -v promtool >/dev/null; then echo "system deps: chromium, prometheus present"; \
+	elif [ "$$(id -u)" = 0 ]; then apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium prometheus; \
+	else echo "system deps missing: run 'sudo apt-get install -y chromium prometheus' (the browser and Prometheus tests need them)"; fi
+
+$(STAMP): pyproject.toml requirements.lock | system-deps
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(MAKE) --no-print-directory llama-wheel

@@ -23,8 +23,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import httpx
-
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -71,7 +69,7 @@ def main() -> None:
                 uss.append(f["uss_mb"])
                 time.sleep(1.0)
             cpu = d.footprint()["cpu_pct"]
-            st = httpx.get(d.url + "/v1/status", timeout=10).json()
+            st = d.client.status()
             if spy is not None:
                 spy.wait(args.seconds + 30)
             loop = st["loop"]

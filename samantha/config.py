@@ -45,8 +45,18 @@ class StoreConfig(Section):
 
 
 class ApiConfig(Section):
-    host: str = "127.0.0.1"
+    host: str = Field("127.0.0.1", description="loopback by default; any other address needs tls_cert + tls_key")
     port: int = Field(8470, ge=0, le=65535)
+    # -- operator auth (samantha/api/auth.py) --
+    operators_file: str = Field("operators.yaml", description="trusted operators: name, role, public_key, "
+                                "token_sha256; relative paths live under data_dir")
+    tls_cert: str | None = Field(None, description="PEM certificate; required to bind a non-loopback address")
+    tls_key: str | None = Field(None, description="PEM private key; required to bind a non-loopback address")
+    local_token: bool = Field(True, description="write a 0600 admin token to <data_dir>/api.token for the local "
+                              "CLI (whoever reads data_dir already owns the DuckDB file)")
+    login_max_failures: int = Field(5, ge=1, description="failed logins per client address per window before 429")
+    login_window_s: float = Field(300.0, gt=0)
+    session_ttl_s: float = Field(8 * 3600.0, gt=0, description="web console session lifetime")
 
 
 class HostCollectorConfig(Section):

@@ -153,6 +153,10 @@ class Daemon:
             self.nodes.d.rollout = self.rollout  # abort_rollout / hold_rollout act on the controller too
             if router is not None:
                 self._routers.append(router)
+            # operator surfaces (auth, /metrics, console, reports): samantha/api/surfaces.py
+            from samantha.api.surfaces import Surfaces
+
+            self.surfaces = Surfaces.attach(self)
         except BaseException:
             self.close()
             raise
@@ -199,6 +203,7 @@ class Daemon:
     def cycle(self) -> dict[str, Any]:
         """One steady-state cycle, then one rollout tick (in a worker thread)."""
         out = self.graph.run_cycle()
+        self.surfaces.after_cycle(out)
         if self.rollout is not None:
             self.rollout.tick(self.clock.time())
         return out
@@ -253,8 +258,8 @@ class Daemon:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         api = self.config.api
-        server = _Server(uvicorn.Config(make_app(self), host=api.host, port=api.port, log_level="warning",
-                                        access_log=False, lifespan="off"))
+        server = _Server(uvicorn.Config(self.surfaces.secure(make_app(self)), host=api.host, port=api.port,
+                                        log_level="warning", access_log=False, lifespan="off", **self.surfaces.tls))
         serving = asyncio.create_task(server.serve())
         while not server.started:
             if serving.done():
@@ -263,7 +268,7 @@ class Daemon:
                 return 1
             await asyncio.sleep(0.01)
         port = server.servers[0].sockets[0].getsockname()[1]
-        self.url = f"http://{api.host}:{port}"
+        self.url = f"{self.surfaces.scheme}://{api.host}:{port}"
         self._write_run_file()
         tasks = [asyncio.create_task(self._sre_loop()), asyncio.create_task(self._alerts_loop())]
         wd = watchdog_interval_s() if self.config.sre.watchdog else None

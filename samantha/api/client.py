@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -39,14 +40,52 @@ def daemon_url(config: SamanthaConfig) -> str:
         return f"http://{config.api.host}:0"
 
 
+TOKEN_ENV = "SAMANTHA_TOKEN"
+
+
 class DaemonClient:
-    def __init__(self, base_url: str, *, timeout: float = 5.0) -> None:
+    """`token`: an operator token; else $SAMANTHA_TOKEN; else the daemon's local token file (re-read per call,
+    since the daemon writes a fresh one at every start)."""
+
+    def __init__(self, base_url: str, *, timeout: float = 5.0, token: str | None = None,
+                 token_file: Path | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self._http = httpx.Client(timeout=timeout)
+        self.token, self.token_file = token or os.environ.get(TOKEN_ENV) or None, token_file
 
     @classmethod
     def from_config(cls, config: SamanthaConfig, **kw: Any) -> DaemonClient:
+        kw.setdefault("token_file", Path(config.data_dir) / "api.token")
         return cls(daemon_url(config), **kw)
+
+    def headers(self) -> dict[str, str]:
+        token = self.token
+        if token is None and self.token_file is not None:
+            try:
+                token = self.token_file.read_text().strip() or None
+            except OSError:
+                token = None
+        return {"Authorization": f"Bearer {token}"} if token else {}
+
+    def get_raw(self, path: str, **params: Any) -> bytes:
+        try:
+            r = self._http.get(self.base_url + path, params={k: v for k, v in params.items() if v is not None},
+                               headers=self.headers())
+        except httpx.HTTPError as e:
+            raise DaemonNotRunning(self.base_url, f"{type(e).__name__}") from None
+        if r.status_code >= 400:
+            self._raise(r)
+        return r.content
+
+    @staticmethod
+    def _raise(r: httpx.Response) -> None:
+        try:
+            body = r.json()
+        except ValueError:
+            body = None
+        err = body.get("error") if isinstance(body, dict) and isinstance(body.get("error"), dict) else {}
+        raise DaemonError(r.status_code, err.get("code", "http_error"), err.get("reason", r.text[:200]),
+                          err.get("field"))
 
     def close(self) -> None:
         self._http.close()
@@ -59,7 +98,8 @@ class DaemonClient:
 
     def get(self, path: str, **params: Any) -> Any:
         try:
-            r = self._http.get(self.base_url + path, params={k: v for k, v in params.items() if v is not None})
+            r = self._http.get(self.base_url + path, params={k: v for k, v in params.items() if v is not None},
+                               headers=self.headers())
         except httpx.HTTPError as e:
             raise DaemonNotRunning(self.base_url, f"{type(e).__name__}") from None
         try:
@@ -84,3 +124,14 @@ class DaemonClient:
 
     def gates(self) -> dict[str, Any]:
         return self.get("/v1/gates")
+
+
+def auth_headers(config: SamanthaConfig) -> dict[str, str]:
+    """The Authorization header a CLI command sends: $SAMANTHA_TOKEN, else the daemon's local token."""
+    token = os.environ.get(TOKEN_ENV)
+    if not token:
+        try:
+            token = (Path(config.data_dir) / "api.token").read_text().strip()
+        except OSError:
+            token = None
+    return {"Authorization": f"Bearer {token}"} if token else {}

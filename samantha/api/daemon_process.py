@@ -39,7 +39,7 @@ class DaemonProcess:
         self.env = {**os.environ, **(env or {})}
         self.log = log or Path(config.data_dir).parent / f"daemon-{int(time.time() * 1000)}.log"
         self.url = f"http://{config.api.host}:{config.api.port}"
-        self.client = DaemonClient(self.url, timeout=10.0)
+        self.client = DaemonClient.from_config(config, timeout=10.0)
         self.proc: subprocess.Popen[bytes] | None = None
         self._ps: psutil.Process | None = None
         self._cpu0: tuple[float, float] | None = None

@@ -45,6 +45,9 @@ _GROUPS = [
     ("bench", "app", "bench"),
     ("audit", "app", "audit"),
     ("llm", "app", "llm"),
+    ("auth", "app", "auth"),
+    ("reporting", "report_app", "report"),
+    ("reporting", "dora_app", "dora"),
 ]
 
 

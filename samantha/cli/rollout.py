@@ -15,14 +15,20 @@ from samantha.cli.common import ConfigOption, JsonOption, bad_input, console, fa
 app = typer.Typer(no_args_is_help=True, help="Progressive rollouts: shadow, 1/5/25/50/100 with gates, soak, flip.")
 
 
+_HEADERS: dict[str, str] = {}  # the operator token (samantha/api/auth.py), set by _api
+
+
 def _api(config: Path | None) -> str:
+    from samantha.api.client import auth_headers
+
     cfg = get_config(config)
+    _HEADERS.update(auth_headers(cfg))
     return f"http://{cfg.api.host}:{cfg.api.port}"
 
 
 def _call(method: str, url: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
     try:
-        r = httpx.request(method, url, json=body, timeout=60)
+        r = httpx.request(method, url, json=body, timeout=60, headers=_HEADERS)
     except httpx.HTTPError as e:
         failure(f"the daemon does not answer at {url} ({type(e).__name__}); start it with `samantha run`")
     doc = r.json()

@@ -75,7 +75,7 @@ def run(ctx: Any) -> None:
         with (base / "daemon.log").open("ab") as log:
             proc = subprocess.Popen([sys.executable, "-m", "samantha", "run", "-c", str(path)], stdout=log,
                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=os.environ.copy())
-        client = DaemonClient(f"http://127.0.0.1:{port}", timeout=10)
+        client = DaemonClient(f"http://127.0.0.1:{port}", timeout=10, token_file=base / "state" / "api.token")
         _wait(lambda: proc.poll() is None and client.status()["verdicts"], 90, "the daemon's first verdicts")
         con.print(_view(client.status(), "healthy Cube"))
         slot = client.status()["cube"]["active"]

@@ -190,8 +190,10 @@ def telemetry_server(data_dir: Path) -> Iterator[tuple[str, SamanthaConfig]]:
 
 class Runner:
     def __init__(self, scenario: Scenario, st: dict[str, Any], *, speed: float = 1.0,
-                 progress: Callable[[float, str], None] | None = None, samantha_url: str | None = None):
+                 progress: Callable[[float, str], None] | None = None, samantha_url: str | None = None,
+                 samantha_headers: dict[str, str] | None = None):
         self.sc, self.st, self.speed, self.samantha_url = scenario, st, speed, samantha_url
+        self.samantha_headers = samantha_headers or {}
         self.t0_wall = time.time()
         self.cube = CubeClient(lifecycle.control_url(st))
         self.http = httpx.Client(timeout=10)
@@ -226,7 +228,8 @@ class Runner:
                 if self.samantha_url is None:
                     raise RuntimeError("deploy with rollout: true needs Samantha beside the twin")
                 r = self.http.post(f"{self.samantha_url}/v1/rollout/start",
-                                   json={"bundle": str(path), "request_id": self._rid("rollout")})
+                                   json={"bundle": str(path), "request_id": self._rid("rollout")},
+                                   headers=self.samantha_headers)
                 if r.status_code >= 400:
                     raise RuntimeError(f"rollout start refused: {r.text[:300]}")
             else:
@@ -337,8 +340,10 @@ def traffic_from_store(store_cfg: SamanthaConfig) -> dict[str, Any]:
 
 
 def _drive(scenario: Scenario, st: dict[str, Any], speed: float, progress: Callable[[float, str], None] | None,
-           samantha_url: str | None = None) -> tuple[Runner, dict[str, Any], dict[str, Any], Any]:
-    runner = Runner(scenario, st, speed=speed, progress=progress, samantha_url=samantha_url)
+           samantha_url: str | None = None, samantha_headers: dict[str, str] | None = None,
+           ) -> tuple[Runner, dict[str, Any], dict[str, Any], Any]:
+    runner = Runner(scenario, st, speed=speed, progress=progress, samantha_url=samantha_url,
+                    samantha_headers=samantha_headers)
     try:
         _wait_healthy(runner.cube)
         runner.run()
@@ -350,10 +355,10 @@ def _drive(scenario: Scenario, st: dict[str, Any], speed: float, progress: Calla
         runner.close()
 
 
-def _measure(url: str, runner: Runner, scenario: Scenario, speed: float) -> dict[str, Any]:
+def _measure(url: str, headers: dict[str, str], runner: Runner, scenario: Scenario, speed: float) -> dict[str, Any]:
     end = runner.t0_wall + scenario.duration_s / speed
     r = httpx.post(f"{url}/v1/measure", json={"faults": runner.faults, "t0": runner.t0_wall,
-                                              "duration_s": scenario.duration_s, "end": end}, timeout=60)
+                                              "duration_s": scenario.duration_s, "end": end}, headers=headers, timeout=60)
     if r.status_code >= 400:
         raise RuntimeError(f"the daemon could not measure the run: {r.text[:500]}")
     return r.json()
@@ -386,9 +391,10 @@ def _with_samantha(scenario: Scenario, tmp: Path, speed: float, progress: Callab
         with DaemonProcess(cfg, write_config(cfg, tmp / "samantha.yaml"), log=tmp / "daemon.log") as daemon:
             daemon.start().wait_ready(90, verdicts=True)
             daemon.cpu_mark()
-            runner, lg, router, final = _drive(scenario, st, speed, progress, samantha_url=daemon.url)
+            runner, lg, router, final = _drive(scenario, st, speed, progress, samantha_url=daemon.url,
+                                                     samantha_headers=daemon.client.headers())
             foot = daemon.footprint()
-            measured = _measure(daemon.url, runner, scenario, speed)
+            measured = _measure(daemon.url, daemon.client.headers(), runner, scenario, speed)
             measured["daemon"] = {**foot, "rps": scenario.traffic.rps, "pid": daemon.pid,
                                   "exit_code": daemon.stop()}
     finally:
@@ -407,7 +413,7 @@ def run_scenario(scenario: Scenario, *, speed: float = 1.0, attach: SamanthaConf
     by_role = None
     measured: dict[str, Any] | None = None
     if attach is not None:
-        from samantha.api.client import daemon_url
+        from samantha.api.client import auth_headers, daemon_url
 
         st = lifecycle.read_state(attach)
         if not st or not st.get("ready"):
@@ -417,8 +423,9 @@ def run_scenario(scenario: Scenario, *, speed: float = 1.0, attach: SamanthaConf
             httpx.get(f"{url}/healthz", timeout=2).raise_for_status()
         except httpx.HTTPError as e:
             raise RuntimeError(f"--attach: no daemon answers at {url} (run `samantha run`): {e}") from None
-        runner, lg, router, final = _drive(scenario, st, speed, progress, samantha_url=url)
-        measured = _measure(url, runner, scenario, speed)
+        headers = auth_headers(attach)
+        runner, lg, router, final = _drive(scenario, st, speed, progress, samantha_url=url, samantha_headers=headers)
+        measured = _measure(url, headers, runner, scenario, speed)
     elif samantha:
         with tempfile.TemporaryDirectory(prefix=f"scenario-{scenario.name}-") as tmp:
             runner, lg, router, final, measured = _with_samantha(scenario, Path(tmp), speed, progress, policy,

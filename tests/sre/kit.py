@@ -68,7 +68,7 @@ class DaemonProc:
         self.log = Path(config.data_dir).parent / f"daemon-{int(time.time() * 1000)}.log"
         self.proc: subprocess.Popen | None = None
         self.url = f"http://127.0.0.1:{config.api.port}"
-        self.client = DaemonClient(self.url, timeout=10.0)
+        self.client = DaemonClient(self.url, timeout=10.0, token_file=Path(config.data_dir) / "api.token")
 
     def start(self) -> DaemonProc:
         self.log.parent.mkdir(parents=True, exist_ok=True)

@@ -16,6 +16,7 @@ import duckdb
 import httpx
 import pytest
 
+from samantha.api.client import auth_headers
 from tests.conftest import free_port
 from tests.sre.kit import DaemonProc, sre_config, wait_for, write_config
 
@@ -60,7 +61,7 @@ def test_daemon_lifecycle_notify_api_errors_cli_and_sigterm(tmp_path: Path) -> N
         more = _recv_all(sock, "WATCHDOG=1", 5)
         assert any("WATCHDOG=1" in m for m in more), more
 
-        c = httpx.Client(base_url=daemon.url, timeout=10)
+        c = httpx.Client(base_url=daemon.url, timeout=10, headers=auth_headers(config))  # operator auth
         bad = [("GET", "/v1/incidents?limit=0", 422, "limit"), ("GET", "/v1/incidents?status=maybe", 422, "status"),
                ("GET", "/v1/actions?kind=reboot", 422, "kind"), ("GET", "/v1/actions/act%20xyz!", 422, "action_id"),
                ("GET", "/v1/incidents/inc-0000000000000000", 404, "incident_id"),
