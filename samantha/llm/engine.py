@@ -308,7 +308,7 @@ class LlmEngine:
             try:
                 worker.send({"id": req_id, "system": request.prompt.system, "user": request.prompt.user,
                              "schema": request.schema, "max_tokens": request.max_tokens or self.config.max_tokens,
-                             "temperature": self.config.temperature})
+                             "temperature": self.config.temperature, "repeat_penalty": self.config.repeat_penalty})
             except OSError as e:
                 self._stop_worker()
                 return "error", None, None, {"error": f"llm worker unreachable: {e}"}

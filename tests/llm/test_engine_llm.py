@@ -130,3 +130,16 @@ def test_acomplete_leaves_the_event_loop_free(engine: LlmEngine) -> None:
 
     outcome, ticks = asyncio.run(main())
     assert outcome == "ok" and ticks >= 5
+
+
+def test_a_call_that_cannot_get_the_worker_in_time_is_busy(tmp_path: Path) -> None:
+    eng, sink = make_engine(tmp_path, timeout_s=0.2)
+    with eng:
+        eng._lock.acquire()  # another call holds the worker
+        try:
+            t0 = time.monotonic()
+            res = triage(INCIDENT, eng)
+            assert time.monotonic() - t0 < 2
+        finally:
+            eng._lock.release()
+        assert res.llm_outcome == "busy" and res.source == "rules" and sink.records[-1].outcome == "busy"
