@@ -52,10 +52,13 @@ def test_tiny_timeout_kills_the_worker_and_falls_back_then_recovers(tmp_path: Pa
         assert res.source == "rules" and res.llm_outcome == "timeout" and res.cause == res.rule_cause
         assert "worker killed" in res.llm_error and sink.records[-1].outcome == "timeout"
         assert not _alive(pid)  # abandoned for real: the process running the C call is gone
+        eng._respawn.join(120)  # a fresh worker is started off the caller's path
+        new_pid = eng.status().worker_pid
+        assert new_pid not in (None, pid) and _alive(new_pid)
         eng.config = eng.config.model_copy(update={"timeout_s": 90})
         again = triage(INCIDENT, eng)
         assert again.source == "llm", again.llm_error
-        assert eng.status().worker_pid not in (None, pid)
+        assert eng.status().worker_pid == new_pid
     finally:
         eng.close()
 
