@@ -36,7 +36,7 @@ def test_constrained_output_validates_and_is_recorded(engine: LlmEngine, llm_sin
     rec = reply.record
     assert rec is llm_sink.records[-1]
     assert rec.model == "SmolLM2-135M-Instruct.Q4_1.gguf" and len(rec.model_sha256) == 64
-    assert rec.template == "triage.v1" and rec.template_sha256 == req.prompt.template_sha256
+    assert rec.template == req.prompt.template == "triage.v2" and rec.template_sha256 == req.prompt.template_sha256
     assert rec.prompt_chars == req.prompt.chars and rec.prompt_tokens > 100 and rec.completion_tokens > 5
     assert 0 < rec.infer_s <= rec.latency_s
 
