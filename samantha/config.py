@@ -188,6 +188,7 @@ class LlmConfig(Section):
     n_gpu_layers: int = Field(0, ge=-1, description="layers offloaded to a GPU (needs a CUDA/Metal build); -1 = all")
     max_tokens: int = Field(128, ge=8, le=4096, description="completion budget per call")
     temperature: float = Field(0.0, ge=0, le=2)
+    repeat_penalty: float = Field(1.1, ge=1.0, le=2.0, description=">1 discourages the loops tiny models fall into")
     seed: int = 0
     timeout_s: float = Field(10.0, gt=0, description="hard limit per call; the worker process is killed past it")
     load_timeout_s: float = Field(60.0, gt=0, description="worker start + model load limit")
