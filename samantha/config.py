@@ -194,6 +194,9 @@ class ChaosConfig(Section):
     approval_ttl_s: float = Field(3600, gt=0, description="an undecided escalation expires after this")
     decision_max_age_s: float = Field(600, gt=0, description="a signed decision older than this is refused")
     ledger_grace_s: float = Field(30, ge=0, description="TTL of a ledger entry = fault duration + this")
+    slo_target: float = Field(0.99, gt=0, lt=1, description="active-slot success SLO the error budget is counted on")
+    error_budget_window_s: float = Field(3600, gt=0, description="window of the error budget")
+    sweep_interval_s: float = Field(1.0, gt=0, description="how often expired ledger entries are reverted")
     limits: ChaosLimits = ChaosLimits()
 
 

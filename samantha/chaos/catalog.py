@@ -137,7 +137,7 @@ class MemoryHog(FaultBase):
     mb: int = Field(128, ge=1, le=8192)
 
     def resources(self) -> tuple[float, float, float]:
-        return (0.05, float(self.mb), 0.0)
+        return (0.0, float(self.mb), 0.0)  # idle once its pages are touched
 
 
 class RollbackDrill(FaultBase):

@@ -121,7 +121,7 @@ def beyond_policy(inp: PreflightInput) -> list[str]:
         why.append("drill")
     cores = _param(p.kind, p.params, "cores") if p.kind == "cpu_burn" else 0.0
     mb = _param(p.kind, p.params, "mb") if p.kind in ("memory_hog", "disk_pressure") else 0.0
-    if (cores or 0) > host.cpu_count * (1 - host.cpu_used_ratio) - lim.cpu_reserve_cores:
+    if (cores or 0) > 0 and (cores or 0) > host.cpu_count * (1 - host.cpu_used_ratio) - lim.cpu_reserve_cores:
         why.append("cpu")
     mem = (mb if p.kind == "memory_hog" else 0.0) or 0.0
     if mem + lim.runner_memory_mb > host.mem_available_mb - lim.memory_reserve_mb:

@@ -209,7 +209,7 @@ def check(inp: PreflightInput) -> PreflightResult:
     cpu_free = host.cpu_count * (1.0 - host.cpu_used_ratio)
     if blast.cpu_cores > host.cpu_count:
         reject("cpu-capacity", f"needs {blast.cpu_cores:g} cores, the host has {host.cpu_count}")
-    elif blast.cpu_cores > cpu_free - lim.cpu_reserve_cores:
+    elif blast.cpu_cores > 0 and blast.cpu_cores > cpu_free - lim.cpu_reserve_cores:
         escalate("cpu-headroom", f"needs {blast.cpu_cores:g} cores, {cpu_free:.2f} free, "
                  f"{lim.cpu_reserve_cores:g} reserved")
     mem_need = blast.memory_mb + lim.runner_memory_mb

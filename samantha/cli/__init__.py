@@ -44,6 +44,7 @@ _GROUPS = [
     ("bench", "app", "bench"),
     ("audit", "app", "audit"),
     ("llm", "app", "llm"),
+    ("chaos", "app", "chaos"),
 ]
 
 
