@@ -116,6 +116,17 @@ class ChaosService:
         with self._eval_lock:
             return self.engine.evaluate(gates)
 
+    def steady_state_gates(self) -> list[str]:
+        """Gates that say whether the Cube is in steady state now. Canary-vs-incumbent judges (mSPRT, judge,
+        compare) only mean something during a rollout, and chaos never runs during one (policy kernel)."""
+        out = []
+        for e in self.registry.entries():
+            g = e.gate
+            if g.kind in ("judge", "compare") or (g.kind == "sequential" and g.method == "msprt"):  # type: ignore[attr-defined]
+                continue
+            out.append(g.name)
+        return out
+
     def gates_list(self) -> list[dict[str, Any]]:
         return [{"name": e.gate.name, "kind": e.gate.kind, "description": e.gate.description,  # type: ignore[attr-defined]
                  "provenance": e.provenance.model_dump(mode="json")} for e in self.registry.entries()]
@@ -161,7 +172,7 @@ class ChaosService:
                         host: HostSnapshot | None = None, verdicts: list[Verdict] | None = None) -> PreflightInput:
         now = self.clock.time()
         if verdicts is None:
-            verdicts = self.evaluate(self.registry.names())
+            verdicts = self.evaluate(self.steady_state_gates())
         gates = [GateStatus(name=v.gate, status=v.status, reason=v.reason) for v in verdicts]
         return PreflightInput(
             proposal=p, now=now, gates=gates, hypothesis_gates=[*self.cc.hypothesis_gates, *(g.name for g in guards)],
@@ -179,7 +190,7 @@ class ChaosService:
         now = self.clock.time()
         cube = self.cube_state()
         host = self.host_snapshot()
-        verdicts = self.evaluate(self.registry.names())
+        verdicts = self.evaluate(self.steady_state_gates())
         w = cube.weights.standby
         last = self.records.last_run_of()
         props = [planner.score(p, now=now, last_run=last, incident_causes=list(incident_causes),
