@@ -45,6 +45,8 @@ _GROUPS = [
     ("audit", "app", "audit"),
     ("llm", "app", "llm"),
     ("chaos", "app", "chaos"),
+    ("approvals", "app", "approvals"),
+    ("gates", "app", "gates"),
 ]
 
 
