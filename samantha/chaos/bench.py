@@ -178,7 +178,11 @@ def live_bench(kills: int, aborts: int, progress: Any = None) -> dict[str, Any]:
                 _wait(lambda: host.post("/v1/chaos/preflight", json={"kind": "latency", "target": "standby",
                                                                      "params": {"latency_ms": 300}})["verdict"]
                       == "sanctioned", 60, 0.5)
-                r = host.post("/v1/chaos/run", json={"template": ABORT_TEMPLATE, "source": "bench-abort"})
+                for _ in range(10):  # the guard must hold before a run starts (the last run's fault may linger)
+                    r = host.post("/v1/chaos/run", json={"template": ABORT_TEMPLATE, "source": "bench-abort"})
+                    if r.get("outcome") != "rejected":
+                        break
+                    time.sleep(2)
                 breach = next((f for f in r.get("findings") or [] if f["kind"] == "breach"), None)
                 if breach and "abort_s" in breach["data"]:
                     abort_s.append(breach["data"]["abort_s"])

@@ -173,6 +173,8 @@ class ChaosService:
         now = self.clock.time()
         if verdicts is None:
             verdicts = self.evaluate(self.steady_state_gates())
+        if guards:  # the experiment's own guards must hold before it starts, like every steady-state gate
+            verdicts = [*verdicts, *self.evaluate(specs=[g.model_dump(mode="json") for g in guards])]
         gates = [GateStatus(name=v.gate, status=v.status, reason=v.reason) for v in verdicts]
         return PreflightInput(
             proposal=p, now=now, gates=gates, hypothesis_gates=[*self.cc.hypothesis_gates, *(g.name for g in guards)],
