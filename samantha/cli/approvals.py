@@ -30,7 +30,8 @@ def list_(config: Path | None = ConfigOption, as_json: bool = JsonOption,
     for a in out["approvals"]:
         p = a["proposal"]
         codes = ", ".join(r["code"] for r in a["preflight"]["reasons"])
-        console.print(f"{a['id']}  {a['status']:<8} {p['kind']} on {p['target']}  [{codes}]", highlight=False)
+        console.print(f"{a['id']}  {a['status']:<8} {p['kind']} on {p['target']}  [{codes}]", highlight=False,
+                      markup=False)
 
 
 @app.command()
@@ -44,7 +45,7 @@ def show(approval_id: str, config: Path | None = ConfigOption, as_json: bool = J
     console.print(f"[bold]{out['id']}[/bold] {out['status']}: {p['kind']} on {p['target']} {p['params']}",
                   highlight=False)
     for r in out["preflight"]["reasons"]:
-        console.print(f"  {r['severity']} [{r['code']}] {r['message']}", highlight=False)
+        console.print(f"  {r['severity']} [{r['code']}] {r['message']}", highlight=False, markup=False)
     console.print(f"  blast radius: {out.get('blast')}", highlight=False)
     console.print(f"  revert plan: {out.get('revert_plan')}", highlight=False)
     if out.get("llm_rationale"):

@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 import typer
+from rich.markup import escape
 
 from samantha.cli.common import ConfigOption, JsonOption, bad_input, console, failure, get_config, print_json
 from samantha.config import SamanthaConfig
@@ -76,8 +77,8 @@ def _show_result(out: dict[str, Any], as_json: bool) -> None:
         return
     console.print(f"outcome: [bold]{out.get('outcome')}[/bold]  experiment {out.get('experiment_id', '-')}")
     for r in (out.get("preflight") or {}).get("reasons", []):
-        console.print(f"  [{'red' if r['severity'] == 'reject' else 'yellow'}]{r['severity']}[/] [{r['code']}] "
-                      f"{r['message']}", highlight=False)
+        console.print(f"  [{'red' if r['severity'] == 'reject' else 'yellow'}]{r['severity']}[/] "
+                      + escape(f"[{r['code']}] {r['message']}"), highlight=False)
     for f in out.get("findings") or []:
         console.print(f"  finding: {f['text']}", highlight=False)
     for g in out.get("learned_gates") or []:
@@ -115,7 +116,7 @@ def plan(config: Path | None = ConfigOption, as_json: bool = JsonOption,
     for p in out["proposals"]:
         pr = p["proposal"]
         t.add_row(p["verdict"], f"{pr['kind']} on {pr['target']} {pr['params']}", f"{pr['value'] - pr['risk']:.2f}",
-                  "; ".join(f"[{r['code']}]" for r in p["reasons"]))
+                  escape("; ".join(f"[{r['code']}]" for r in p["reasons"])))
     console.print(t)
     console.print(out["counts"])
 

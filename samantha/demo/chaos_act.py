@@ -75,11 +75,21 @@ def run(ctx) -> None:
             left = host.get("/v1/chaos/leftovers")
             c.print(f"faults left on the Cube after the run: {left['total']}")
 
-            esc = host.post("/v1/chaos/run", json={"proposal": {"kind": "kill_slot", "target": "active",
-                                                                "params": {"duration_s": 20}}})
+            kill = {"kind": "kill_slot", "target": "active", "params": {"duration_s": 20}}
+            t0 = time.monotonic()
+            while time.monotonic() - t0 < 30:  # the new gate still sees the run's fault in its window
+                pre = host.post("/v1/chaos/preflight", json=kill)
+                if pre["verdict"] != "reject":
+                    break
+                time.sleep(1)
+            held = [r["message"] for r in pre["reasons"] if r["code"] == "gate-failing"]
+            c.print(f"the new gate kept chaos on hold for {time.monotonic() - t0:.0f} s after the run"
+                    + (f" (still: {held[0]})" if held else ""), highlight=False)
+            esc = host.post("/v1/chaos/run", json={"proposal": kill})
             aid = esc["approval"]["id"]
-            c.print(f"proposal [bold]kill the active slot[/bold]: {esc['outcome']} — "
-                    + "; ".join(f"[{r['code']}] {r['message']}" for r in esc["preflight"]["reasons"]), highlight=False)
+            c.print(f"proposal kill the active slot: {esc['outcome']} — "
+                    + "; ".join(f"[{r['code']}] {r['message']}" for r in esc["preflight"]["reasons"]), markup=False,
+                    highlight=False)
             key_path = (work / "alice.key").absolute()
             key = KeyPair.generate()
             key.save(key_path)
