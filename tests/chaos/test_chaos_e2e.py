@@ -30,6 +30,11 @@ def run_template(host: Host, name: str) -> dict:
 def test_standby_latency_finding_becomes_a_gate_that_fires_in_a_replay(tmp_path):
     with chaos_env(tmp_path) as (twin, host):
         assert all(v == "ok" for v in host.post("/v1/chaos/selftest").json()["results"].values())
+        bad = host.post("/v1/chaos/run", json={"template": "title: bad one\ntarget: standby\n"
+                                                           "fault: {kind: latency, latency_ms: -5}\n", "source": "x.yaml"})
+        assert bad.status_code == 422 and bad.json()["error"]["problems"][0]["line"] == 3, bad.text
+        unknown = host.post("/v1/chaos/gates", json={"names": ["no-such-gate"]})
+        assert unknown.status_code == 404 and unknown.json()["error"]["field"] == "names"
         out = run_template(host, "standby-latency-learn.yaml")
         assert out["outcome"] == "completed", json.dumps(out, indent=1)[:3000]
         acts = {a["name"]: a["status"] for a in out["summary"]["activities"]}
