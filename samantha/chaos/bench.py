@@ -180,7 +180,8 @@ def live_bench(kills: int, aborts: int, progress: Any = None) -> dict[str, Any]:
                       == "sanctioned", 60, 0.5)
                 for _ in range(10):  # the guard must hold before a run starts (the last run's fault may linger)
                     r = host.post("/v1/chaos/run", json={"template": ABORT_TEMPLATE, "source": "bench-abort"})
-                    if r.get("outcome") != "rejected":
+                    not_started = r.get("outcome") == "failed" and not r.get("injections")  # before-hypothesis unmet
+                    if r.get("outcome") != "rejected" and not not_started:
                         break
                     time.sleep(2)
                 breach = next((f for f in r.get("findings") or [] if f["kind"] == "breach"), None)
@@ -213,5 +214,6 @@ def run_chaos_bench(*, proposals: int = 10_000, kills: int = 20, aborts: int = 3
         out["misses"] = [k for k, bad in (("preflight_violations", out["preflight_violations"] > 0),
                                           ("leftover_faults_after_kill", out["leftover_faults_after_kill"] > 0),
                                           ("kills_done", out["kills"] < kills),
-                                          ("experiment_abort_s", ab["max"] is None or ab["max"] > 2.0)) if bad]
+                                          ("experiment_abort_s", ab["max"] is None or ab["max"] > 2.0),
+                                          ("experiment_abort_measured", ab["measured"] < ab["runs"])) if bad]
     return out
