@@ -197,6 +197,56 @@ class LlmConfig(Section):
     calls_log: str = Field("llm/calls.jsonl", description="JSONL record of every call; relative paths live under data_dir")
 
 
+class ChaosLimits(Section):
+    """What pre-flight sanctions on its own; anything beyond goes to an operator or is refused."""
+
+    max_duration_s: float = Field(120, gt=0, le=600, description="longer faults are escalated")
+    active_max_share: float = Field(0.05, ge=0, le=1, description="share of the active path's traffic a fault "
+                                    "may touch unattended; more is escalated")
+    min_error_budget: float = Field(0.25, ge=0, le=1, description="error budget left below which nothing runs")
+    cpu_reserve_cores: float = Field(0.5, ge=0, description="cores kept free for serving and Samantha")
+    memory_reserve_mb: float = Field(256, ge=0, description="memory kept free beyond the fault's own use")
+    disk_reserve_mb: float = Field(512, ge=0, description="disk kept free for the store beyond the fault's use")
+    runner_memory_mb: float = Field(80, ge=0, description="what one Chaos Toolkit runner process costs")
+    drills_per_hour: int = Field(1, ge=0, description="rollback drills (two flips each) per hour")
+    maintenance_windows: list[str] = Field(default_factory=list, description="daily UTC windows 'HH:MM-HH:MM' "
+                                           "when experiments may start; empty: any time")
+
+    @field_validator("maintenance_windows")
+    @classmethod
+    def _windows(cls, v: list[str]) -> list[str]:
+        import re
+
+        for w in v:
+            if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d", w):
+                raise ValueError(f"window {w!r} must look like 22:00-04:30 (UTC)")
+        return v
+
+
+class ChaosConfig(Section):
+    """Chaos mode: plan, pre-flight, run, learn. State lives in a SQLite file Samantha owns (not DuckDB):
+    the Chaos Toolkit runner subprocess writes its ledger entries there itself, before each injection."""
+
+    enabled: bool = True
+    db: str = Field("chaos/chaos.sqlite", description="ledger, experiments, findings, approvals, outbox")
+    journals_dir: str = Field("chaos/journals", description="Chaos Toolkit journals, one JSON file per run")
+    ballast_dir: str = Field("chaos/ballast", description="where disk-pressure files are written")
+    checkpoint_path: str = Field("chaos/graph.sqlite", description="LangGraph checkpointer for waiting approvals")
+    trusted_operators: str = Field("operators.yaml", description="operator keys with roles and expiry (YAML/JSON)")
+    api_url: str | None = Field(None, description="where probes ask the gates; null: http://api.host:api.port")
+    hypothesis_gates: list[str] = Field(
+        default_factory=lambda: ["active-error-rate", "latency-slo-p99", "host-memory"],
+        description="gates every experiment's steady-state hypothesis asks, besides its own")
+    probe_interval_s: float = Field(0.5, gt=0, le=10, description="continuous hypothesis frequency")
+    approval_ttl_s: float = Field(3600, gt=0, description="an undecided escalation expires after this")
+    decision_max_age_s: float = Field(600, gt=0, description="a signed decision older than this is refused")
+    ledger_grace_s: float = Field(30, ge=0, description="TTL of a ledger entry = fault duration + this")
+    slo_target: float = Field(0.99, gt=0, lt=1, description="active-slot success SLO the error budget is counted on")
+    error_budget_window_s: float = Field(3600, gt=0, description="window of the error budget")
+    sweep_interval_s: float = Field(1.0, gt=0, description="how often expired ledger entries are reverted")
+    limits: ChaosLimits = ChaosLimits()
+
+
 class SamanthaConfig(Section):
     data_dir: str = Field(".samantha", description="state directory; the daemon owns everything inside")
     cube_key: str = Field("keys/cube.key", description="the Cube's ed25519 identity key (audit, approvals, "
@@ -211,6 +261,7 @@ class SamanthaConfig(Section):
     sre: SreConfig = SreConfig()
     alerts: AlertsConfig = AlertsConfig()
     llm: LlmConfig = LlmConfig()
+    chaos: ChaosConfig = ChaosConfig()
 
     @field_validator("data_dir")
     @classmethod

@@ -48,6 +48,9 @@ _GROUPS = [
     ("auth", "app", "auth"),
     ("reporting", "report_app", "report"),
     ("reporting", "dora_app", "dora"),
+    ("chaos", "app", "chaos"),
+    ("approvals", "app", "approvals"),
+    ("gates", "app", "gates"),
 ]
 
 

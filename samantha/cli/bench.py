@@ -38,3 +38,25 @@ def mitigate(as_json: bool = JsonOption,
         print_json(result)
     else:
         console.print_json(data=result)
+
+
+@app.command()
+def chaos(as_json: bool = JsonOption,
+          proposals: int = typer.Option(10_000, min=1, help="generated proposals through pre-flight"),
+          kills: int = typer.Option(20, min=0, help="SIGKILLs of the chaos host mid-experiment"),
+          aborts: int = typer.Option(3, min=0, help="guard-breach runs timed from breach to revert"),
+          quick: bool = typer.Option(False, "--quick", help="pre-flight only (no twin)"),
+          seed: int = typer.Option(7)) -> None:
+    """Chaos: verdict counts and pre-flight violations, leftovers after SIGKILL, gate breach -> fault reverted."""
+    from samantha.chaos.bench import run_chaos_bench
+
+    def progress(msg: str) -> None:
+        if not as_json:
+            console.print(msg, highlight=False)
+
+    result = run_chaos_bench(proposals=proposals, kills=kills, aborts=aborts, seed=seed, live=not quick,
+                             progress=progress)
+    if as_json:
+        print_json(result)
+    else:
+        console.print_json(data=result)

@@ -29,6 +29,7 @@ ACTS: list[str] = [
     "samantha.demo.llm_act",
     "samantha.demo.rollout_act",
     "samantha.demo.sre_act",
+    "samantha.demo.chaos_act",
     "samantha.demo.report_act",  # keep last: it reports on what the acts above recorded
 ]
 
