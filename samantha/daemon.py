@@ -1,0 +1,330 @@
+"""`samantha run`: one process that owns the DuckDB file and governs the Cube.
+
+Composes the telemetry store (the only writer), the local HTTP API on loopback (ingest,
+status, incidents, actions, gates, audit), the host collector, the steady-state graph
+(gate evaluation on new telemetry and at least every `sre.eval_interval_s`), the
+rollout controller when present, and alert delivery. SIGTERM/SIGINT stop it gracefully:
+the API stops taking requests, the running cycle finishes, telemetry is flushed and the
+store closed. Under systemd it sends READY=1, WATCHDOG=1 (only while cycles complete)
+and STOPPING=1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import time
+from collections.abc import Generator
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from samantha import __version__
+from samantha.alerts import AlertManager
+from samantha.api.app import make_app
+from samantha.api.client import run_file
+from samantha.audit import AuditLog, DuckDBAuditStore, trusted_keys, verify_store
+from samantha.clock import REAL_CLOCK, Clock
+from samantha.config import SamanthaConfig
+from samantha.cube.client import CubeClient
+from samantha.gates.engine import GateEngine
+from samantha.playbooks import PlaybookRunner
+from samantha.sd_notify import Notifier, watchdog_interval_s
+from samantha.signing import KeyPair
+from samantha.sre import tables
+from samantha.sre.graph import SteadyStateGraph
+from samantha.sre.incidents import IncidentBook
+from samantha.sre.ledger import ActionLedger
+from samantha.sre.nodes import SreDeps, SreNodes
+from samantha.sre.playbook_set import load_playbooks
+from samantha.sre.triage import Triager
+from samantha.telemetry.host import HostCollector
+from samantha.telemetry.store import TelemetryStore
+
+log = logging.getLogger("samantha.daemon")
+TWIN_STATE = "twin.json"
+
+
+def cube_url(config: SamanthaConfig) -> str:
+    """`sre.cube_url`, else the running twin's control API (its state file), else the twin's configured port."""
+    if config.sre.cube_url:
+        return config.sre.cube_url
+    try:
+        st = json.loads((config.resolve(config.twin.run_dir) / TWIN_STATE).read_text())
+        return f"http://{st['host']}:{st['ports']['control_port']}"
+    except (OSError, ValueError, KeyError):
+        return f"http://{config.twin.host}:{config.twin.control_port}"
+
+
+class _Server(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield  # the daemon owns SIGTERM/SIGINT: uvicorn must not re-raise them after its own shutdown
+
+
+def _rollout_parts(daemon: Daemon) -> tuple[Any, Any]:
+    """The progressive-rollout controller and its API router, when that subsystem is installed."""
+    try:
+        from samantha.api.rollout_routes import make_rollout_router
+        from samantha.sre.rollout import controller_for_daemon
+    except ImportError:
+        return None, None
+    controller = controller_for_daemon(daemon)
+    return controller, make_rollout_router(controller)
+
+
+class Daemon:
+    def __init__(self, config: SamanthaConfig, clock: Clock = REAL_CLOCK, *, notifier: Notifier | None = None):
+        self.config, self.clock = config, clock
+        self.notifier = notifier or Notifier()
+        self.started_at = clock.time()
+        self.url: str | None = None
+        self.recovery: dict[str, Any] = {}
+        self.cycle_errors = 0
+        self.last_error: str | None = None
+        self.last_cycle_end = time.monotonic()
+        self.rollout: Any = None
+        self._routers: list[Any] = []
+        self._wake: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping = False
+        self._conns: list[Any] = []
+        self.collector: HostCollector | None = None
+
+    # ------------------------------------------------------------------ composition
+    def open(self) -> Daemon:
+        """Open everything in dependency order. Raises on a locked store or bad playbooks."""
+        cfg, clock = self.config, self.clock
+        Path(cfg.data_dir).mkdir(parents=True, exist_ok=True)
+        self.store = TelemetryStore.open(cfg, clock)
+        try:
+            tables.create(self.store.write_sql)
+            self.key = KeyPair.load_or_create(cfg.cube_key_path)
+            self._audit_conn = self._conn()
+            self.audit = AuditLog(DuckDBAuditStore(self._audit_conn), self.key, clock)
+            self.alerts = AlertManager(self._conn(), cfg.alerts, clock)
+            self.playbooks = load_playbooks(cfg)
+            self.runner = PlaybookRunner(self.playbooks)
+            self.cube = CubeClient(cube_url(cfg), timeout=cfg.sre.cube_timeout_s)
+            self.ledger = ActionLedger(self.store, clock)
+            self.incidents = IncidentBook(self.store, clock)
+            self.triager = Triager(self.incidents, queue_size=cfg.sre.triage_queue).start()
+            deps = SreDeps(config=cfg, clock=clock, store=self.store, cube=self.cube,
+                           engine=GateEngine(self.store, clock), runner=self.runner, ledger=self.ledger,
+                           incidents=self.incidents, triager=self.triager, audit=self.audit, alert=self._alert,
+                           resolve_alert=self._resolve_alert, playbooks={p.name: p for p in self.playbooks})
+            self.nodes = SreNodes(deps)
+            self.graph = SteadyStateGraph(self.nodes, cfg.resolve(cfg.sre.checkpoint_path),
+                                          keep=cfg.sre.checkpoint_keep)
+            self.recovery = self.graph.resume()  # a cycle a crash interrupted finishes before anything new
+            if self.recovery.get("resumed"):
+                self.audit.append("recovery", {k: v for k, v in self.recovery.items() if k != "verified"})
+            if cfg.host_collector.enabled:
+                self.collector = HostCollector(self.store, clock=clock, interval_s=cfg.host_collector.interval_s,
+                                               disk_path=cfg.data_dir).start()
+            self.rollout, router = _rollout_parts(self)
+            if router is not None:
+                self._routers.append(router)
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def _conn(self) -> Any:
+        c = self.store.connection()
+        self._conns.append(c)
+        return c
+
+    def _alert(self, row: dict[str, Any]) -> None:
+        sev = (row.get("proposed") or {}).get("severity") or "warning"
+        labels = {"playbook": row.get("playbook") or "sre", "incident": row.get("incident_id") or "-"}
+        key = f"incident:{row.get('incident_id')}:{sev}" if row.get("incident_id") else None
+        self.alerts.fire(f"samantha_{(row.get('playbook') or 'sre').replace('-', '_')}", sev,
+                         str(row.get("reason", ""))[:500], labels, key=key)
+
+    def _resolve_alert(self, incident_id: str) -> None:
+        for a in self.alerts.active():
+            if a.labels.get("incident") == incident_id:
+                self.alerts.resolve(a.key)
+
+    # ------------------------------------------------------------------ the loops
+    def cycle(self) -> dict[str, Any]:
+        """One steady-state cycle, then one rollout tick (in a worker thread)."""
+        out = self.graph.run_cycle()
+        if self.rollout is not None:
+            self.rollout.tick(self.clock.time())
+        return out
+
+    async def _sre_loop(self) -> None:
+        cfg = self.config.sre
+        assert self._wake is not None
+        last = 0.0
+        while not self._stopping:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), max(0.0, last + cfg.eval_interval_s - time.monotonic()))
+            gap = last + cfg.min_eval_gap_s - time.monotonic()
+            if gap > 0:
+                await asyncio.sleep(gap)
+            if self._stopping:
+                return
+            self._wake.clear()
+            last = time.monotonic()
+            try:
+                await asyncio.to_thread(self.cycle)
+                self.last_cycle_end = time.monotonic()
+            except Exception as e:  # a bad cycle is logged and counted; the loop must go on
+                self.cycle_errors += 1
+                self.last_error = f"{type(e).__name__}: {e}"[:500]
+                log.exception("steady-state cycle failed")
+
+    async def _watchdog_loop(self, interval: float) -> None:
+        stale = 2 * self.config.sre.cube_timeout_s + 5 * self.config.sre.eval_interval_s
+        while not self._stopping:
+            if time.monotonic() - self.last_cycle_end < stale:  # a hung loop stops feeding: systemd restarts us
+                self.notifier.watchdog()
+            await asyncio.sleep(interval)
+
+    async def _alerts_loop(self) -> None:
+        while not self._stopping:
+            if self.config.alerts.receivers:
+                try:
+                    await asyncio.to_thread(self.alerts.deliver)
+                except Exception:
+                    log.exception("alert delivery failed")
+            await asyncio.sleep(1.0)
+
+    def on_ingest(self) -> None:
+        if self._wake is not None:
+            self._wake.set()
+
+    async def serve(self) -> int:
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        self._wake = asyncio.Event()
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        api = self.config.api
+        server = _Server(uvicorn.Config(make_app(self), host=api.host, port=api.port, log_level="warning",
+                                        access_log=False, lifespan="off"))
+        serving = asyncio.create_task(server.serve())
+        while not server.started:
+            if serving.done():
+                self.close()
+                print(f"samantha: the API could not listen on {api.host}:{api.port}", flush=True)
+                return 1
+            await asyncio.sleep(0.01)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        self.url = f"http://{api.host}:{port}"
+        self._write_run_file()
+        tasks = [asyncio.create_task(self._sre_loop()), asyncio.create_task(self._alerts_loop())]
+        wd = watchdog_interval_s() if self.config.sre.watchdog else None
+        if wd is not None:
+            tasks.append(asyncio.create_task(self._watchdog_loop(wd)))
+        self.notifier.ready(f"serving {self.url}; {len(self.playbooks)} playbooks")
+        print(f"samantha: serving {self.url} (pid {os.getpid()}); "
+              f"{'resumed an interrupted cycle' if self.recovery.get('resumed') else 'clean start'}", flush=True)
+        await stop.wait()
+        self.notifier.stopping()
+        self._stopping = True
+        self._wake.set()
+        server.should_exit = True
+        await asyncio.wait(tasks, timeout=2 * self.config.sre.cube_timeout_s + 5)
+        for t in tasks:
+            t.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await asyncio.wait_for(serving, 10)
+        self.close()
+        print("samantha: stopped", flush=True)
+        return 0
+
+    def _write_run_file(self) -> None:
+        p = run_file(self.config)
+        tmp = p.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"pid": os.getpid(), "url": self.url, "started": self.started_at}))
+        os.replace(tmp, p)
+
+    def close(self) -> None:
+        if getattr(self, "_closed", False):
+            return
+        self._closed = True
+        for part, stop in (("collector", "stop"), ("triager", "stop"), ("graph", "close"), ("cube", "close"),
+                           ("alerts", "close")):
+            obj = getattr(self, part, None)
+            if obj is not None:
+                with contextlib.suppress(Exception):
+                    getattr(obj, stop)()
+        for c in self._conns:
+            with contextlib.suppress(Exception):
+                c.close()
+        store = getattr(self, "store", None)
+        if store is not None:
+            store.close()  # flushes what is buffered, checkpoints DuckDB
+        with contextlib.suppress(OSError):
+            p = run_file(self.config)
+            if p.exists() and json.loads(p.read_text()).get("pid") == os.getpid():
+                p.unlink()
+
+    # ------------------------------------------------------------------ DaemonView (the API)
+    def status(self) -> dict[str, Any]:
+        last = self.graph.last
+        cube = last.get("cube")
+        return {
+            "version": __version__, "pid": os.getpid(), "url": self.url, "uptime_s": round(self.clock.time()
+                                                                                         - self.started_at, 1),
+            "cube_url": self.cube.base_url, "cube": cube, "cube_error": last.get("cube_error"),
+            "slots": cube["slots"] if cube else None, "weights": cube["weights"] if cube else None,
+            "safe_mode": cube["safe_mode"] if cube else None,
+            "verdicts": [{k: v[k] for k in ("gate", "kind", "status", "reason")} for v in last.get("verdicts", [])],
+            "failing": [v["gate"] for v in last.get("failing", [])],
+            "open_incidents": self.incidents.open_incidents(),
+            "actions": self.ledger.counts(),
+            "loop": {**self.graph.stats(), "errors": self.cycle_errors, "last_error": self.last_error,
+                     "eval_interval_s": self.config.sre.eval_interval_s},
+            "recovery": self.recovery, "triage": self.triager.stats(),
+            "playbooks": [{"name": p.name, "version": p.version} for p in self.playbooks],
+            "rollout": self.rollout.status() if self.rollout is not None and hasattr(self.rollout, "status") else None,
+            "telemetry": {k: v for k, v in self.store.stats().items()
+                          if k in ("accepted", "rejected", "shed", "commits", "visibility_lag_ms")},
+            "alerts_active": len(self.alerts.active()),
+        }
+
+    def incidents_list(self, status: str | None, limit: int) -> list[dict[str, Any]]:
+        return self.incidents.list(status=status, limit=limit)
+
+    def incident(self, incident_id: str) -> dict[str, Any] | None:
+        return self.incidents.get(incident_id)
+
+    def actions(self, status: str | None, kind: str | None, incident: str | None, limit: int) -> list[dict[str, Any]]:
+        return self.ledger.list(limit=limit, status=status, kind=kind, incident=incident)
+
+    def action(self, action_id: str) -> dict[str, Any] | None:
+        return self.ledger.get(action_id)
+
+    def gates(self) -> dict[str, Any]:
+        specs = {g.name: g.model_dump(mode="json") for g in self.runner.gates}
+        return {"gates": specs, "verdicts": self.graph.last.get("verdicts", []),
+                "evaluated_at": self.graph.last.get("now")}
+
+    def audit_verify(self) -> dict[str, Any]:
+        conn = self.store.connection()  # a reader of its own: the audit writer keeps its connection
+        try:
+            report = verify_store(DuckDBAuditStore(conn, create=False), trusted_keys(self.key.public))
+        finally:
+            conn.close()
+        return report.as_dict()
+
+    def extra_routers(self) -> list[Any]:
+        return list(self._routers)
+
+
+def run(config: SamanthaConfig) -> int:
+    """Foreground daemon; returns the exit code."""
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    daemon = Daemon(config).open()
+    return asyncio.run(daemon.serve())

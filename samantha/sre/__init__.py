@@ -1,0 +1,1 @@
+"""Steady-state SRE: the LangGraph loop, its nodes, the write-ahead action ledger, incidents."""
