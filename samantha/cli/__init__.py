@@ -44,6 +44,8 @@ _GROUPS = [
     ("bench", "app", "bench"),
     ("audit", "app", "audit"),
     ("llm", "app", "llm"),
+    ("uplink", "app", "uplink"),
+    ("hub", "app", "hub"),
 ]
 
 
