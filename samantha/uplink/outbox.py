@@ -87,13 +87,20 @@ class TableSource:
     margin: float = 0.0  # re-read this far below the cursor (rows stamped with the same instant)
 
 
+# Mutable rows (updated in place) are keyed by content, so two changes in the same instant are two records.
 TABLE_SOURCES: tuple[TableSource, ...] = (
     TableSource("audit", "audit", "seq", "ts", "'audit:' || seq"),
-    TableSource("incidents", "incidents", "updated_ts", "updated_ts", "id || '@' || updated_ts", 60.0),
-    TableSource("actions", "actions", "updated_ts", "updated_ts", "id || '@' || updated_ts", 60.0),
+    TableSource("incidents", "incidents", "updated_ts", "updated_ts",
+                "id || '@' || md5(CAST(incidents AS VARCHAR))", 60.0),
+    TableSource("actions", "actions", "updated_ts", "updated_ts", "id || '@' || md5(CAST(actions AS VARCHAR))", 60.0),
     TableSource("alerts", "alerts", "updated_at", "updated_at",
-                "'alert:' || id || '@' || updated_at || '#' || fire_count || ':' || status", 60.0),
+                "'alert:' || id || '@' || md5(CAST(alerts AS VARCHAR))", 60.0),
 )
+
+
+def source(kind: str) -> TableSource:
+    return next(s for s in TABLE_SOURCES if s.kind == kind)
+
 
 _REQ_ROLLUP = """
 WITH u AS (

@@ -101,6 +101,7 @@ class UplinkService:
                 out.update(self._exchange(force=False, max_seconds=self.cfg.sync_max_s))
             out["safe_mode"] = self.evaluate_safe_mode(now).safe
             self.write_metrics(now)
+            out["drift"] = self.drift(now)
             self.last_tick = {"at": now, **out}
             return out
 
@@ -351,6 +352,19 @@ class UplinkService:
     def _audit(self, kind: str, payload: dict[str, Any]) -> None:
         if self.audit is not None:
             self.audit.append(kind, payload)
+
+    def summary(self) -> dict[str, Any]:
+        """The cheap part of status (no gate evaluation), for `samantha status`."""
+        now = self.clock.time()
+        last = self.last_sync_at()
+        cur = self.policy.current()
+        ob = self.outbox.stats()
+        return {"hub_url": self.cfg.hub_url, "since_last_sync_s": None if last is None else round(now - last, 1),
+                "pending_batches": ob["pending_batches"], "pending_bytes": ob["pending_bytes"],
+                "budget_bytes": ob["budget_bytes"], "policy_version": cur.module.version if cur else None,
+                "policy_expires_in_s": round(cur.module.expires_at - now, 1) if cur else None,
+                "safe_mode": self.safe.safe, "safe_mode_reason": self.safe.reason if self.safe.safe else None,
+                "drift": list(self.last_tick.get("drift", []))}
 
     def status(self, now: float | None = None) -> dict[str, Any]:
         now = self.clock.time() if now is None else now
