@@ -6,6 +6,7 @@ import contextlib
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from samantha.clock import Clock
+from samantha.clock import SimClock
 from samantha.config import SamanthaConfig
 from samantha.hub.storage import HubStorage
 from samantha.proxy.client import ProxyClient
@@ -55,23 +56,23 @@ def hub_key(cfg: SamanthaConfig) -> KeyPair:
     return k
 
 
-def seed(cfg: SamanthaConfig, clock: Clock, *, hours: int = 6, rps: float = 2.0, audit_per_hour: int = 5) -> None:
-    """Hours of request telemetry and signed audit records, committed to the Cube's DuckDB file."""
+def seed(cfg: SamanthaConfig, *, hours: int = 6, rps: float = 2.0, audit_per_hour: int = 5) -> None:
+    """The last `hours` (real time) of request telemetry and signed audit records, in the Cube's DuckDB file."""
     from samantha.audit import AuditLog, DuckDBAuditStore
 
     rng = np.random.default_rng(1)
+    clock = SimClock(time.time() - hours * 3600)
     store = TelemetryStore.open(cfg, clock, start_writer=False)
     conn = store.connection()
     try:
         audit = AuditLog(DuckDBAuditStore(conn), KeyPair.load_or_create(cfg.cube_key_path), clock)
-        t_end = clock.time()
-        for h in range(hours, 0, -1):
-            t0 = t_end - h * 3600
+        for _ in range(hours):
+            clock.advance(3600)
             n = int(rps * 3600)
-            store.ingest_request_columns(t0 + np.sort(rng.random(n)) * 3600, "active", "b1",
+            store.ingest_request_columns(clock.time() - 3600 + np.sort(rng.random(n)) * 3600, "active", "b1",
                                          rng.lognormal(3, 0.3, n), rng.random(n) > 0.01)
             for k in range(audit_per_hour):
-                audit.append("decision", {"hour": h, "k": k})
+                audit.append("decision", {"k": k})
         store.flush()
     finally:
         conn.close()
