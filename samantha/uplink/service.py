@@ -33,7 +33,7 @@ from samantha.signing import KeyPair, PublicKey, load_public_keys
 from samantha.telemetry.store import SampleBatch, TelemetryStore
 from samantha.uplink.operator_docs import DECISION_KIND, OVERRIDE_KIND, Checked, check_operator_doc
 from samantha.uplink.outbox import Outbox
-from samantha.uplink.policy_module import Offer, PolicyStore
+from samantha.uplink.policy_module import Offer, PolicyStore, doc_sha
 from samantha.uplink.safe_mode import SafeModeState, next_state, with_override
 from samantha.uplink.uploader import ProgressFn, Uploader
 
@@ -84,6 +84,7 @@ class UplinkService:
         self.safe = self._load_safe()
         self.last_tick: dict[str, Any] = {}
         self.last_offer: dict[str, Any] | None = None
+        self._refused: dict[str, Offer] = {}
 
     def close(self) -> None:
         self._http.close()
@@ -152,8 +153,12 @@ class UplinkService:
         """The only way policy changes: verified, newer, unexpired, applied atomically; else refused + alert."""
         with self._lock:
             now = self.clock.time()
+            sha = doc_sha(doc) if isinstance(doc, dict) else None
+            if sha is not None and self._refused.get(sha) is not None and source == "hub":
+                return self._refused[sha]  # the hub still serves a module refused before: said once, not per tick
             offer = self.policy.offer(doc, now)
-            self.last_offer = {"at": now, "source": source, **offer.as_dict()}
+            if offer.refused and sha is not None:
+                self._refused = {sha: offer}
             if offer.status == "applied":
                 self._audit("policy_applied", {"version": offer.version, "source": source,
                                                "sha256": self.policy.current().sha256})  # type: ignore[union-attr]
@@ -172,6 +177,7 @@ class UplinkService:
                                      f"policy module v{offer.version} from {source} refused: {offer.reason}",
                                      {"code": offer.code, "source": source},
                                      key=f"uplink:policy_refused:{offer.code}:{offer.version}")
+            self.last_offer = {"at": now, "source": source, **offer.as_dict()}  # after its effects: status is consistent
             return offer
 
     # ---------------- inbound: operator documents ----------------
@@ -256,11 +262,12 @@ class UplinkService:
                             module_expires_at=cur.module.expires_at if cur else None,
                             require_module=self.cfg.require_policy_module)
             if st != prev:
-                self._save_safe(st)
+                # effects first, then the state: a crash in between repeats them (alerts dedup by key)
                 if st.safe and not prev.safe:
                     self._on_enter(st)
                 elif prev.safe and not st.safe:
                     self._on_leave(st)
+                self._save_safe(st)
             self._apply_to_cube()
             return self.safe
 
@@ -353,6 +360,12 @@ class UplinkService:
         if self.audit is not None:
             self.audit.append(kind, payload)
 
+    def _uplink_alerts(self) -> list[dict[str, Any]]:
+        if self.alerts is None:
+            return []
+        return [{"name": a.name, "severity": a.severity, "summary": a.summary} for a in self.alerts.active()
+                if a.key.startswith("uplink:")]
+
     def summary(self) -> dict[str, Any]:
         """The cheap part of status (no gate evaluation), for `samantha status`."""
         now = self.clock.time()
@@ -382,5 +395,6 @@ class UplinkService:
             "policy": self.policy.info(now),
             "last_offer": self.last_offer,
             "safe_mode": self.safe.model_dump(exclude={"used_nonces"}),
+            "alerts": self._uplink_alerts(),
             "drift": self.drift(now),
         }

@@ -103,6 +103,7 @@ def cube_keys(cfg: SamanthaConfig, kind: str) -> set[str]:
         con.close()
 
 
-def cli(args: list[str], cfg_path: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "samantha", *args, "-c", str(cfg_path)], capture_output=True,
-                          text=True, env=dict(os.environ), timeout=timeout)
+def cli(args: list[str], cfg_path: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    extra = ["-c", str(cfg_path)] if cfg_path is not None else []
+    return subprocess.run([sys.executable, "-m", "samantha", *args, *extra], capture_output=True, text=True,
+                          env=dict(os.environ), timeout=timeout)
