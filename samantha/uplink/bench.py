@@ -6,11 +6,12 @@ ledger, the signed audit log):
 
 1. t=0, link up: the Cube pulls a signed policy module (expires at `module_days`), then
    the link is cut (the proxy disabled).
-2. For `days` simulated days, in `step_s` steps: request telemetry at `rps`, `series`
+2. For `days` simulated days, in `step_s` steps (30 simulated minutes; each step's uplink tick
+   collects all of it, as ticks every 10 s would, in fewer transactions): request telemetry at `rps`, `series`
    gauges every 10 s, and every simulated hour an incident (opened, then closed), two
    actions (intent -> done -> verified), three audit records, an alert and an approval
    request. Each step the daemon's uplink tick runs (collect, budget, a failed sync,
-   safe mode, drift gauges) and retention runs every 30 simulated minutes.
+   safe mode, drift gauges) and retention runs.
    Request telemetry at full rate (raw rows through the store's columnar ingest) runs for
    the first `full_rate_hours` and the last `tail_full_hours`. In between, each minute is
    written as the `requests_1m` row retention would have made of it (count rps*60, errors
@@ -27,6 +28,8 @@ from __future__ import annotations
 import math
 import random
 import shutil
+import signal
+import sys
 import tempfile
 import threading
 import time
@@ -87,7 +90,7 @@ class Flapper:
 
 def run_offline_bench(*, days: float = 7.0, rps: float = 200.0, budget_mb: float = 40.0,
                       outbox_fraction: float = 0.1, series: int = 50, module_days: float = 3.0,
-                      full_rate_hours: float = 6.0, tail_full_hours: float = 2.0, step_s: float = 600.0,
+                      full_rate_hours: float = 6.0, tail_full_hours: float = 2.0, step_s: float = 1800.0,
                       seed: int = 7, workdir: Path | None = None,
                       progress: Callable[[float, float], None] | None = None) -> dict[str, Any]:
     from samantha.hub.process import spawn_hub
@@ -98,6 +101,8 @@ def run_offline_bench(*, days: float = 7.0, rps: float = 200.0, budget_mb: float
     from samantha.sre.incidents import IncidentBook
     from samantha.sre.ledger import ActionLedger
 
+    if threading.current_thread() is threading.main_thread():  # SIGTERM still reaps the hub and proxy children
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     own_dir = workdir is None
     root = Path(workdir or tempfile.mkdtemp(prefix="samantha-offline-"))
     rng = np.random.default_rng(seed)
@@ -156,8 +161,7 @@ def run_offline_bench(*, days: float = 7.0, rps: float = 200.0, budget_mb: float
                                                     int((next_hour - START) // 3600)))
                     next_hour += 3600
                 svc.tick()
-                if i % max(1, int(1800 // step_s)) == 0:
-                    store.retention.run()
+                store.retention.run()
                 disk_peak = max(disk_peak, _file_mb(store.path))
                 if progress is not None:
                     progress(i + 1, steps)

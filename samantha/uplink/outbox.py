@@ -189,6 +189,8 @@ class Outbox:
         self.batch_max_records = int(batch_max_records)
         self.bucket_s = int(bucket_s)
         self.lock = threading.RLock()
+        self._state: dict[str, str] | None = None  # read-through cache: the outbox is the table's only writer
+        self._tables: set[str] = set()
         for stmt in DDL:
             conn.execute(stmt)
         with self.lock, self._tx():
@@ -218,16 +220,20 @@ class Outbox:
             yield
         except BaseException:
             self.conn.execute("ROLLBACK")
+            self._state = None  # the cache may hold values that were rolled back
             raise
         self.conn.execute("COMMIT")
 
     def _get(self, key: str) -> str | None:
-        rows = self.conn.execute("SELECT value FROM outbox_state WHERE key = ?", [key]).fetchall()
-        return rows[0][0] if rows else None
+        if self._state is None:
+            self._state = dict(self.conn.execute("SELECT key, value FROM outbox_state").fetchall())
+        return self._state.get(key)
 
     def _set(self, key: str, value: Any) -> None:
+        self._get(key)
         self.conn.execute("DELETE FROM outbox_state WHERE key = ?", [key])
         self.conn.execute("INSERT INTO outbox_state VALUES (?, ?)", [key, str(value)])
+        self._state[key] = str(value)  # type: ignore[index]
 
     def _bump(self, key: str, by: float) -> None:
         self._set(key, float(self._get(key) or 0) + by)
@@ -315,8 +321,9 @@ class Outbox:
     # ---------------- collecting from the daemon's tables ----------------
 
     def _has_table(self, table: str) -> bool:
-        return bool(self.conn.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?",
-                                      [table]).fetchall()[0][0])
+        if table not in self._tables:
+            self._tables = {r[0] for r in self.conn.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+        return table in self._tables
 
     def collect(self, now: float | None = None, sources: Sequence[TableSource] = TABLE_SOURCES) -> dict[str, int]:
         """Queue everything new in the daemon's tables and every complete rollup minute. Crash-safe: the
@@ -333,20 +340,20 @@ class Outbox:
 
     def _collect_table(self, src: TableSource) -> int:
         ckey = f"cursor:{src.kind}"
-        with self._tx():
-            cur = self._get(ckey)
-            if cur is None:
-                where, params = "true", []
-            elif src.margin:
-                where, params = f"{src.order_col} >= ?", [float(cur) - src.margin]
-            else:
-                where, params = f"{src.order_col} > ?", [float(cur)]
-            sql = (f"SELECT *, {src.key_sql} AS record_key FROM {src.table} WHERE {where} "
-                   f"AND {src.key_sql} NOT IN (SELECT record_key FROM outbox_sent WHERE kind = ?) "
-                   f"ORDER BY {src.order_col} LIMIT {self.batch_max_records}")
-            tbl = self.conn.sql(sql, params=[*params, src.kind]).to_arrow_table()
-            if tbl.num_rows == 0:
-                return 0
+        cur = self._get(ckey)
+        if cur is None:
+            where, params = "true", []
+        elif src.margin:
+            where, params = f"{src.order_col} >= ?", [float(cur) - src.margin]
+        else:
+            where, params = f"{src.order_col} > ?", [float(cur)]
+        sql = (f"SELECT *, {src.key_sql} AS record_key FROM {src.table} WHERE {where} "
+               f"AND {src.key_sql} NOT IN (SELECT record_key FROM outbox_sent WHERE kind = ?) "
+               f"ORDER BY {src.order_col} LIMIT {self.batch_max_records}")
+        tbl = self.conn.sql(sql, params=[*params, src.kind]).to_arrow_table()
+        if tbl.num_rows == 0:
+            return 0
+        with self._tx():  # the records and the cursor that says they were taken commit together
             self._append(src.kind, tbl, src.ts_col, None)
             top = float(pc.max(tbl.column(src.order_col)).as_py())
             self._set(ckey, top)
@@ -357,31 +364,31 @@ class Outbox:
                                       [[src.kind, k, float(o)] for k, o in zip(keys, order, strict=True)])
                 self.conn.execute("DELETE FROM outbox_sent WHERE kind = ? AND order_val < ?",
                                   [src.kind, top - src.margin])
-            return tbl.num_rows
+        return tbl.num_rows
 
     def _collect_rollup(self, kind: str, now: float) -> int:
         b = self.bucket_s
         ckey = f"cursor:{kind}"
         raw, _ = _ROLLUP_TABLES[kind]
-        with self._tx():
-            cur = self._get(ckey)
-            hi = math.floor((now - SETTLE_S) / b) * b
-            if cur is None:
-                first = self.conn.execute(f"SELECT least((SELECT min(ts) FROM {raw}), (SELECT min(bucket) FROM {kind}))"
-                                          ).fetchall()[0][0]
-                if first is None:
-                    return 0
-                lo = math.floor(first / b) * b
-            else:
-                lo = float(cur)
-            if hi <= lo:
+        cur = self._get(ckey)
+        hi = math.floor((now - SETTLE_S) / b) * b
+        if cur is None:
+            first = self.conn.execute(f"SELECT least((SELECT min(ts) FROM {raw}), (SELECT min(bucket) FROM {kind}))"
+                                      ).fetchall()[0][0]
+            if first is None:
                 return 0
-            gather, merge = ROLLUPS[kind]
-            sql = gather + merge.format(src="u")
-            tbl = self.conn.sql(sql, params={"b": float(b), "lo": lo, "hi": float(hi), "r": float(b)}).to_arrow_table()
+            lo = math.floor(first / b) * b
+        else:
+            lo = float(cur)
+        if hi <= lo:
+            return 0
+        gather, merge = ROLLUPS[kind]
+        tbl = self.conn.sql(gather + merge.format(src="u"),
+                            params={"b": float(b), "lo": lo, "hi": float(hi), "r": float(b)}).to_arrow_table()
+        with self._tx():
             self._append(kind, tbl, "bucket", float(b))
             self._set(ckey, float(hi))
-            return tbl.num_rows
+        return tbl.num_rows
 
     # ---------------- the disk budget ----------------
 
