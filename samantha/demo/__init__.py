@@ -26,6 +26,7 @@ ACTS: list[str] = [
     "samantha.demo.twin_act",
     "samantha.demo.kernel_act",
     "samantha.demo.llm_act",
+    "samantha.demo.uplink_act",
 ]
 
 

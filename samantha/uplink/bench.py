@@ -54,7 +54,7 @@ MU, SIGMA = math.log(20.0), 0.3  # request latency: lognormal around 20 ms
 Z = {"p50": 0.0, "p95": 1.6449, "p99": 2.3263}
 
 
-def _file_mb(path: Path) -> float:
+def file_mb(path: Path) -> float:
     wal = Path(f"{path}.wal")
     return (path.stat().st_size + (wal.stat().st_size if wal.exists() else 0)) / 1e6
 
@@ -152,21 +152,21 @@ def run_offline_bench(*, days: float = 7.0, rps: float = 200.0, budget_mb: float
                 clock.advance(t0 + step_s - clock.time())
                 full = (t0 - START) < full_rate_hours * 3600 or (t0 - START) >= offline_s - tail_full_hours * 3600
                 if full:
-                    counts["raw_request_rows"] += _raw_requests(store, rng, t0, step_s, rps)
+                    counts["raw_request_rows"] += raw_requests(store, rng, t0, step_s, rps)
                 else:
-                    counts["rollup_equivalent_minutes"] += _rollup_minutes(store, rng, t0, step_s, rps)
-                counts["sample_rows"] += _gauges(store, rng, t0, step_s, series)
+                    counts["rollup_equivalent_minutes"] += rollup_minutes(store, rng, t0, step_s, rps)
+                counts["sample_rows"] += gauges(store, rng, t0, step_s, series)
                 while next_hour <= clock.time():
-                    approvals.add(_sre_hour(incidents, ledger, audit, alerts, svc, next_hour,
+                    approvals.add(sre_hour(incidents, ledger, audit, alerts, svc, next_hour,
                                                     int((next_hour - START) // 3600)))
                     next_hour += 3600
                 svc.tick()
                 store.retention.run()
-                disk_peak = max(disk_peak, _file_mb(store.path))
+                disk_peak = max(disk_peak, file_mb(store.path))
                 if progress is not None:
                     progress(i + 1, steps)
             store.retention.run()
-            disk_peak = max(disk_peak, _file_mb(store.path))
+            disk_peak = max(disk_peak, file_mb(store.path))
             result["offline_phase_wall_s"] = round(time.perf_counter() - t_wall, 1)
             ob = svc.outbox.stats()
             result["outbox_at_reconnect"] = {k: ob[k] for k in ("pending_batches", "pending_records", "pending_bytes",
@@ -229,7 +229,7 @@ def run_offline_bench(*, days: float = 7.0, rps: float = 200.0, budget_mb: float
     return result
 
 
-def _raw_requests(store: TelemetryStore, rng: np.random.Generator, t0: float, span: float, rps: float) -> int:
+def raw_requests(store: TelemetryStore, rng: np.random.Generator, t0: float, span: float, rps: float) -> int:
     n = int(rps * span)
     ts = t0 + np.sort(rng.random(n)) * span
     shadow = rng.random(n) < 0.05
@@ -240,7 +240,7 @@ def _raw_requests(store: TelemetryStore, rng: np.random.Generator, t0: float, sp
     return res.accepted
 
 
-def _rollup_minutes(store: TelemetryStore, rng: np.random.Generator, t0: float, span: float, rps: float) -> int:
+def rollup_minutes(store: TelemetryStore, rng: np.random.Generator, t0: float, span: float, rps: float) -> int:
     """The `requests_1m` rows retention makes of `span` seconds of full-rate traffic (same distribution)."""
     minutes = int(span // 60)
     n = int(rps * 60)
@@ -265,7 +265,7 @@ def _rollup_minutes(store: TelemetryStore, rng: np.random.Generator, t0: float, 
     return minutes
 
 
-def _gauges(store: TelemetryStore, rng: np.random.Generator, t0: float, span: float, series: int) -> int:
+def gauges(store: TelemetryStore, rng: np.random.Generator, t0: float, span: float, series: int) -> int:
     ts = t0 + np.arange(0, span, 10.0)
     for s in range(series):
         store.ingest_samples(SampleBatch("node_sensor_value", {"sensor": f"s{s:03d}"}, ts,
@@ -274,7 +274,7 @@ def _gauges(store: TelemetryStore, rng: np.random.Generator, t0: float, span: fl
     return series * len(ts)
 
 
-def _sre_hour(incidents: Any, ledger: Any, audit: AuditLog, alerts: AlertManager, svc: UplinkService,
+def sre_hour(incidents: Any, ledger: Any, audit: AuditLog, alerts: AlertManager, svc: UplinkService,
               at: float, i: int) -> str:
     """One simulated hour of the SRE loop's never-drop output."""
     key = f"active:bench-{i}"
