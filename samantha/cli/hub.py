@@ -64,12 +64,14 @@ def publish(path: Path = typer.Argument(..., help="policy module body, YAML or J
             out: Path | None = typer.Option(None, help="also write the signed module here"),
             as_json: bool = JsonOption) -> None:
     """Validate, sign (ed25519) and publish a policy module. Cubes verify it before applying."""
+    from pydantic import ValidationError
+
     from samantha.gates.spec import parse_duration
     from samantha.uplink.policy_module import PolicyModule, sign_module
-    from samantha.validated_yaml import DocumentError, load_model, parse_yaml
+    from samantha.validated_yaml import DocumentError, parse_yaml, problems_from_validation
 
     try:
-        body, _ = parse_yaml(path.read_text(), str(path))
+        body, marks = parse_yaml(path.read_text(), str(path))
     except OSError as e:
         bad_input(f"cannot read {path}: {e.strerror}")
     except DocumentError as e:
@@ -83,9 +85,9 @@ def publish(path: Path = typer.Argument(..., help="policy module body, YAML or J
     except ValueError as e:
         bad_input(f"--valid-for: {e}")
     try:
-        load_model(PolicyModule, json.dumps(body), str(path))  # every problem, with its field
-    except DocumentError as e:
-        bad_input(str(e))
+        PolicyModule.model_validate(body)
+    except ValidationError as e:  # every problem, with its line and field
+        bad_input(str(DocumentError(problems_from_validation(e, str(path), marks))))
     doc = sign_module(body, _key(key))
     current = _call("GET", f"{hub.rstrip('/')}/v1/policy")
     if current and isinstance(current.get("version"), int) and current["version"] >= doc["version"] and not force:
