@@ -48,7 +48,10 @@ KIND_CLASS: dict[str, Klass] = {
 }
 NEVER_DROP = tuple(k for k, c in KIND_CLASS.items() if c == "critical")
 RESOLUTIONS = (60, 600, 3600)  # bulk downsampling ladder, seconds
-SETTLE_S = 5.0  # a minute is collected this long after it ends: late telemetry rows land first
+SETTLE_S = 5.0
+GAP_SCHEMA = pa.schema([("ts", pa.float64()), ("gap_kind", pa.string()), ("first_ts", pa.float64()),
+                        ("last_ts", pa.float64()), ("dropped_records", pa.int64()), ("dropped_bytes", pa.int64()),
+                        ("resolution_s", pa.float64()), ("reason", pa.string()), ("record_key", pa.string())])  # a minute is collected this long after it ends: late telemetry rows land first
 
 DDL = [
     """CREATE TABLE IF NOT EXISTS outbox (
@@ -62,7 +65,8 @@ DDL = [
         last_ts DOUBLE NOT NULL,
         records BIGINT NOT NULL,
         resolution_s DOUBLE,             -- bulk: bucket width of its rows
-        payload BLOB,                    -- Parquet; NULL once acked
+        payload BLOB,                    -- Parquet; NULL once acked, and for a gap until it is offered
+        meta VARCHAR,                    -- a gap: what was dropped (JSON); rendered as Parquet when offered
         bytes BIGINT NOT NULL,
         sha256 VARCHAR NOT NULL,
         attempts INTEGER NOT NULL,       -- > 0: offered to the hub, frozen
@@ -157,8 +161,12 @@ _ROLLUP_TABLES = {"requests_1m": ("requests", "ts"), "samples_1m": ("samples", "
 
 
 def to_parquet(tbl: pa.Table) -> bytes:
+    """Plain Parquet types only (no Arrow schema blob), zstd. Tiny tables also skip compression, statistics
+    and dictionaries, whose metadata costs more than their rows (a 1-row file: ~1 KB instead of ~3 KB)."""
     buf = io.BytesIO()
-    pq.write_table(tbl, buf, compression="zstd")
+    tiny = tbl.num_rows < 20
+    pq.write_table(tbl, buf, compression=None if tiny else "zstd", write_statistics=not tiny,
+                   use_dictionary=not tiny, store_schema=False)
     return buf.getvalue()
 
 
@@ -304,7 +312,7 @@ class Outbox:
         data = to_parquet(tbl)
         ts = tbl.column(ts_column)
         self.conn.execute(
-            "INSERT INTO outbox VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, NULL, NULL)",
+            "INSERT INTO outbox VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, 0, NULL, NULL)",
             [seq, f"{self.epoch}-{seq:010d}", kind, KIND_CLASS[kind], self.clock.time(), window,
              float(pc.min(ts).as_py()), float(pc.max(ts).as_py()), tbl.num_rows, resolution_s,
              data, len(data), sha256_hex(data)])
@@ -443,15 +451,14 @@ class Outbox:
         if not rows:
             return False
         seq, kind, _, res, records, nbytes, first, last = rows[0]
-        gap = pa.Table.from_pylist([{
-            "ts": float(first), "gap_kind": kind, "first_ts": float(first), "last_ts": float(last),
-            "dropped_records": int(records), "dropped_bytes": int(nbytes), "resolution_s": res,
-            "reason": "outbox over its disk budget while offline", "record_key": f"gap:{self.epoch}:{seq}"}])
-        with self._tx():
-            data = to_parquet(gap)
-            self.conn.execute("UPDATE outbox SET kind = 'gap', klass = 'critical', payload = ?, bytes = ?, "
-                              "sha256 = ?, records = 1, resolution_s = NULL WHERE seq = ?",
-                              [data, len(data), sha256_hex(data), seq])
+        meta = json.dumps({"ts": float(first), "gap_kind": kind, "first_ts": float(first), "last_ts": float(last),
+                           "dropped_records": int(records), "dropped_bytes": int(nbytes), "resolution_s": res,
+                           "reason": "outbox over its disk budget while offline",
+                           "record_key": f"gap:{self.epoch}:{seq}"})
+        with self._tx():  # the batch keeps its seq and id (the watermark stays contiguous); its rows go
+            self.conn.execute("UPDATE outbox SET kind = 'gap', klass = 'critical', payload = NULL, meta = ?, "
+                              "bytes = ?, sha256 = '', records = 1, resolution_s = NULL WHERE seq = ?",
+                              [meta, len(meta), seq])
             self._bump("stat:gaps", 1)
             self._bump(f"stat:dropped_records:{kind}", int(records))
         return True
@@ -466,11 +473,18 @@ class Outbox:
         return [dict(zip(cols, r, strict=True)) for r in rows]
 
     def offer(self, seq: int) -> bytes:
-        """Freeze the batch (attempts + 1, committed) and return its payload, before it goes on the wire."""
+        """Freeze the batch (attempts + 1, committed) and return its payload, before it goes on the wire.
+        A gap record is rendered here, once: later offers return the same bytes."""
         with self.lock, self._tx():
             self.conn.execute("UPDATE outbox SET attempts = attempts + 1, last_attempt_at = ? WHERE seq = ?",
                               [self.clock.time(), seq])
-            rows = self.conn.execute("SELECT payload FROM outbox WHERE seq = ?", [seq]).fetchall()
+            rows = self.conn.execute("SELECT payload, meta FROM outbox WHERE seq = ? AND acked_at IS NULL",
+                                     [seq]).fetchall()
+            if rows and rows[0][0] is None and rows[0][1]:
+                data = to_parquet(pa.Table.from_pylist([json.loads(rows[0][1])], schema=GAP_SCHEMA))
+                self.conn.execute("UPDATE outbox SET payload = ?, bytes = ?, sha256 = ? WHERE seq = ?",
+                                  [data, len(data), sha256_hex(data), seq])
+                return data
         row = rows[0] if rows else None
         if row is None or row[0] is None:
             raise KeyError(f"batch {seq} has no payload")

@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 
 from samantha.clock import Clock
+from samantha.signing import sha256_hex
 from samantha.uplink.outbox import Outbox
 
 ProgressFn = Callable[[int, int, dict[str, Any]], None]  # (sent so far, total pending at start, batch)
@@ -110,7 +111,7 @@ class Uploader:
                 r = self._http.put(f"{base}/batches/{b['batch_id']}", content=body, headers={
                     "Content-Type": "application/vnd.apache.parquet", "X-Samantha-Seq": str(b["seq"]),
                     "X-Samantha-Kind": b["kind"], "X-Samantha-First-Ts": repr(b["first_ts"]),
-                    "X-Samantha-Records": str(b["records"]), "X-Samantha-Sha256": b["sha256"]})
+                    "X-Samantha-Records": str(b["records"]), "X-Samantha-Sha256": sha256_hex(body)})
                 if r.status_code != 200:
                     raise _HubError(f"batch {b['batch_id']}: HTTP {r.status_code} {r.text[:200]}")
                 reply = r.json()
