@@ -95,7 +95,7 @@ class Flapper:
 def run_offline_bench(*, days: float = 7.0, rps: float = 200.0, budget_mb: float = 40.0,
                       outbox_fraction: float = 0.1, series: int = 50, module_days: float = 3.0,
                       full_rate_hours: float = 6.0, tail_full_hours: float = 2.0, step_s: float = 1800.0,
-                      seed: int = 7, workdir: Path | None = None,
+                      batch_span_s: float = 3600.0, seed: int = 7, workdir: Path | None = None,
                       progress: Callable[[float, float], None] | None = None) -> dict[str, Any]:
     from samantha.hub.process import spawn_hub
     from samantha.hub.storage import HubStorage
@@ -123,7 +123,8 @@ def run_offline_bench(*, days: float = 7.0, rps: float = 200.0, budget_mb: float
                               series_budget=max(1000, series)),
             alerts=AlertsConfig(),
             uplink=UplinkConfig(hub_url=f"http://127.0.0.1:{link.listen_port}", cube_id="bench-cube",
-                                outbox_budget_fraction=outbox_fraction, timeout_s=2.0))
+                                outbox_budget_fraction=outbox_fraction, timeout_s=2.0,
+                                batch_span_s=batch_span_s))
         store = TelemetryStore.open(cfg, clock, start_writer=False)
         tables.create(store.write_sql)
         key = KeyPair.load_or_create(cfg.cube_key_path)
