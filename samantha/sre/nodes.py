@@ -312,9 +312,10 @@ class SreNodes:
                 return settle("reverted", reason=f"withdrawn: never applied, and {age:.0f}s old "
                                                  f"(> resume_max_age_s {self.cfg.resume_max_age_s:g})")
         if kind == "abort_rollout" and self.d.rollout is not None:
-            # the controller snaps weights and shadow back and ends its rollout; the call below makes sure
+            # a regression, not an operator abort: the controller snaps back AND quarantines per its policy;
+            # the call below makes sure weights are back even if the controller had nothing in progress
             with contextlib.suppress(Exception):
-                self.d.rollout.abort(f"playbook {row.get('playbook')}: {row['reason']}"[:1000])
+                self.d.rollout.fail(f"playbook {row.get('playbook')}: {row['reason']}"[:1000])
         try:
             res = effects.call_cube(self.d.cube, row)
         except CubeError as e:

@@ -268,15 +268,29 @@ class RolloutController:
             self._snap_back(f"stalled: {rec.phase} inconclusive for {now - rec.step_start:.0f} s ({v.reason})", v)
             self._end("aborted", f"stalled in {rec.phase}: {v.reason}")
 
+    def fail(self, reason: str) -> bool:
+        """A playbook saw the canary regress: the same as a failing step (snap back, then the policy's
+        on-failure actions, quarantine included). Returns whether a rollout was in progress."""
+        with self._lock:
+            rec = self._rec
+            if rec is None or not rec.active:
+                return False
+            self._fail(reason, None, self.policy.on_failure)
+            return True
+
     def _regression(self, v: StepVerdict) -> None:
         rec = self._rec
         assert rec is not None
         rec.step_verdicts.append(v)
         where = "shadow scoring" if v.step == "shadow" else f"step {int(v.step) + 1} ({v.weight:g}%)"
-        reason = f"regression at {where}: {v.reason}"
+        self._fail(f"regression at {where}: {v.reason}", v, v.actions or self.policy.on_failure)
+
+    def _fail(self, reason: str, v: StepVerdict | None, actions: Any) -> None:
+        rec = self._rec
+        assert rec is not None
         self._snap_back(reason, v)
         rec.ended_at = self.clock.time()
-        for action in v.actions or self.policy.on_failure:
+        for action in actions:
             if isinstance(action, Quarantine):
                 self._quarantine(reason, v)
             elif isinstance(action, Alert):
@@ -315,7 +329,7 @@ class RolloutController:
         rec.step_start, rec.snapped = None, True
         self._save()
 
-    def _quarantine(self, reason: str, v: StepVerdict) -> None:
+    def _quarantine(self, reason: str, v: StepVerdict | None) -> None:
         rec = self._rec
         assert rec is not None
         if self._call("quarantine", "quarantine", "quarantine",

@@ -227,3 +227,16 @@ def test_restart_mid_step_resumes_judging_where_it_was(tmp_path: Path, sim_clock
         assert ctl2.status().phase == "promoted" and cube.ops("weights") == [1, 5, 25, 50, 100]
     finally:
         db.close()
+
+
+def test_playbook_failure_snaps_back_and_quarantines(sim_clock: SimClock) -> None:
+    """A playbook that sees the canary regress (bad-canary) fails the rollout like a failing step does:
+    weights back, shadow off, and the bundle quarantined by the policy's on-failure actions."""
+    ctl, cube = make(sim_clock, judge=ScriptedJudge(need_s=1.0))
+    ctl.start("new", "req-1")
+    run(ctl, sim_clock, 1.5)
+    assert ctl.status().weight > 0
+    assert ctl.fail("playbook bad-canary: canary regressed against the incumbent")
+    st = ctl.status()
+    assert st.phase == "aborted" and cube.weight == 0 and not cube.shadow and cube.quarantined
+    assert not ctl.fail("again")  # nothing in progress any more

@@ -54,7 +54,8 @@ def test_cli_bad_scenario_exit_2_with_location(tmp_path: Path) -> None:
 @pytest.mark.timeout(120)
 def test_bad_canary_scenario_end_to_end() -> None:
     r = subprocess.run([sys.executable, "-m", "samantha", "twin", "scenario", "run",
-                        str(SCENARIOS / "bad-canary-errors.yaml"), "--json", "--speed", "3"],
+                        str(SCENARIOS / "bad-canary-errors.yaml"), "--json", "--speed", "3",
+                        "--no-samantha"],  # the twin's own runner; Samantha's reaction is tested in tests/rollout
                        capture_output=True, text=True, timeout=110)
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
