@@ -244,6 +244,33 @@ class ChaosConfig(Section):
     error_budget_window_s: float = Field(3600, gt=0, description="window of the error budget")
     sweep_interval_s: float = Field(1.0, gt=0, description="how often expired ledger entries are reverted")
     limits: ChaosLimits = ChaosLimits()
+class UplinkConfig(Section):
+    """Store-and-forward to the hub, the signed policy module, drift SLOs and safe mode (docs/safe-mode.md)."""
+
+    hub_url: str | None = Field(None, description="the hub (plain HTTP + JSON/Parquet); null: offline by design")
+    cube_id: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
+                                description="this Cube's name at the hub; null: the cube key's key_id")
+    dir: str = Field("uplink", description="policy module, safe-mode state; relative paths live under data_dir")
+    hub_keys: str = Field("keys/hub", description="directory of *.pub (or one file): keys trusted to sign "
+                          "policy modules")
+    interval_s: float = Field(10.0, gt=0, description="daemon tick: collect, sync when due, pull policy")
+    outbox_budget_fraction: float = Field(0.25, gt=0, lt=1, description="share of store.disk_budget_mb the "
+                                          "pending outbox may use before rollups are downsampled, then dropped")
+    batch_span_s: float = Field(3600, gt=0, description="an unsent batch keeps absorbing new records of its "
+                                "kind for this long (fewer, larger batches while offline)")
+    batch_max_records: int = Field(50_000, gt=0)
+    timeout_s: float = Field(10.0, gt=0, description="per HTTP request to the hub")
+    backoff_initial_s: float = Field(2.0, gt=0)
+    backoff_max_s: float = Field(300.0, gt=0)
+    sync_max_s: float = Field(30.0, gt=0, description="one daemon tick uploads for at most this long")
+    max_sync_age_s: float = Field(3 * 86400, gt=0, description="drift SLO: time since the last successful sync")
+    max_policy_age_s: float = Field(30 * 86400, gt=0, description="drift SLO: age of the policy module")
+    min_bundle_remaining_s: float = Field(86400, ge=0, description="drift SLO: time left before bundle expiry")
+    max_fleet_divergence: float = Field(0.05, ge=0, description="drift SLO: |local - fleet baseline| divergence "
+                                        "(the module's own bound wins)")
+    require_policy_module: bool = Field(False, description="true: a Cube that never received a module stays "
+                                        "in safe mode")
+    max_override_s: float = Field(86400, gt=0, description="longest operator override of safe mode")
 
 
 class SamanthaConfig(Section):
@@ -261,6 +288,7 @@ class SamanthaConfig(Section):
     alerts: AlertsConfig = AlertsConfig()
     llm: LlmConfig = LlmConfig()
     chaos: ChaosConfig = ChaosConfig()
+    uplink: UplinkConfig = UplinkConfig()
 
     @field_validator("data_dir")
     @classmethod

@@ -51,6 +51,8 @@ _GROUPS = [
     ("chaos", "app", "chaos"),
     ("approvals", "app", "approvals"),
     ("gates", "app", "gates"),
+    ("uplink", "app", "uplink"),
+    ("hub", "app", "hub"),
 ]
 
 

@@ -30,6 +30,7 @@ ACTS: list[str] = [
     "samantha.demo.rollout_act",
     "samantha.demo.sre_act",
     "samantha.demo.chaos_act",
+    "samantha.demo.uplink_act",
     "samantha.demo.report_act",  # keep last: it reports on what the acts above recorded
 ]
 
