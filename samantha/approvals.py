@@ -5,7 +5,8 @@ the predicted blast radius, the revert plan and the LLM rationale (if any). The 
 thread waits in LangGraph (`interrupt()`, SQLite checkpointer) and resumes on a decision.
 
 A decision is a JSON document signed (ed25519, samantha.signing) by an operator key
-listed in the Cube's trusted-operators file with a role and an expiry. It is checked
+listed in the Cube's operators file (`samantha/operators.py`, the one auth uses) with a role
+and an optional expiry. It is checked
 for: signature, role, key expiry, decision expiry and age, replay (nonce), and that it
 names this item and this exact proposal. Approval is not a bypass: pre-flight runs
 again before execution and only the escalations the operator saw are waived.
@@ -19,20 +20,17 @@ import secrets
 import sqlite3
 import threading
 import uuid
-from pathlib import Path
-from typing import Any, Literal
-
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Any
 
 from samantha.chaos.db import connect
 from samantha.chaos.graph import ChaosGraph, ChaosState
 from samantha.chaos.preflight import PreflightResult
 from samantha.chaos.proposal import Proposal
 from samantha.gates.registry import GATE_ADAPTER
+from samantha.operators import OperatorSpec, load_operators
 from samantha.signing import KeyPair, PublicKey, SignatureError, sign_document, verify_document
-from samantha.validated_yaml import DocumentError, load_model_file
+from samantha.validated_yaml import DocumentError
 
-Role = Literal["approver", "admin", "viewer"]
 DECIDING_ROLES = ("approver", "admin")
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS approvals (
@@ -44,40 +42,10 @@ CREATE TABLE IF NOT EXISTS nonces (nonce TEXT PRIMARY KEY, key_id TEXT NOT NULL,
 """
 
 
-class Operator(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    name: str = Field(min_length=1, max_length=100)
-    role: Role
-    public_key: str = Field(description="base64 ed25519 public key (the .pub file's content)")
-    expires_at: float = Field(description="epoch seconds; the key is refused after this")
-
-
-class TrustedOperators(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    operators: list[Operator] = Field(default_factory=list)
-
-
 class DecisionRefused(Exception):
     def __init__(self, status: int, code: str, reason: str, field: str | None = None) -> None:
         self.status, self.code, self.reason, self.field = status, code, reason, field
         super().__init__(f"{code}: {reason}")
-
-
-def load_operators(path: str | Path) -> TrustedOperators:
-    p = Path(path)
-    if not p.exists():
-        return TrustedOperators()
-    return load_model_file(TrustedOperators, p, empty_ok=True)
-
-
-def add_operator(path: str | Path, name: str, role: str, public: PublicKey, expires_at: float) -> None:
-    import yaml
-
-    p = Path(path)
-    cur = load_operators(p).model_dump(mode="json") if p.exists() else {"operators": []}
-    cur["operators"].append({"name": name, "role": role, "public_key": public.to_b64(), "expires_at": expires_at})
-    p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_text(yaml.safe_dump(cur, sort_keys=False))
 
 
 def make_decision(approval_id: str, verb: str, proposal_key: str, key: KeyPair, *, operator: str, now: float,
@@ -152,23 +120,21 @@ class ApprovalQueue:
         if item is None:
             raise DecisionRefused(404, "unknown_approval", f"no approval {aid}", "approval_id")
         try:
-            ops = load_operators(self.config.resolve(self.cc.trusted_operators))
+            ops = load_operators(self.config.resolve(self.config.api.operators_file))
         except DocumentError as e:
             raise DecisionRefused(500, "bad_operators_file", str(e)) from None
         trusted: dict[str, PublicKey] = {}
-        by_id: dict[str, Operator] = {}
+        by_id: dict[str, OperatorSpec] = {}
         for o in ops.operators:
-            try:
-                pk = PublicKey.from_b64(o.public_key)
-            except SignatureError:
-                continue
-            trusted[pk.key_id], by_id[pk.key_id] = pk, o
+            if o.public_key:
+                pk = PublicKey.from_b64(o.public_key)  # validated when the file loaded
+                trusted[pk.key_id], by_id[pk.key_id] = pk, o
         try:
             key_id = verify_document(doc, trusted)
         except SignatureError as e:
             raise DecisionRefused(403, "bad_signature", str(e), "signature") from None
         op, now = by_id[key_id], self.clock.time()
-        if op.expires_at <= now:
+        if op.expired(now):
             raise DecisionRefused(403, "operator_key_expired", f"operator key of {op.name} expired", "signature")
         if op.role not in DECIDING_ROLES:
             raise DecisionRefused(403, "role", f"{op.name} has role {op.role}: only {', '.join(DECIDING_ROLES)} "
@@ -204,7 +170,28 @@ class ApprovalQueue:
         return {"operator": op.name, "role": op.role, "key_id": key_id}
 
     def decide(self, aid: str, doc: dict[str, Any], *, expect: str) -> dict[str, Any]:
-        who = self.verify(aid, doc, expect)
+        return self._apply(aid, doc, expect, self.verify(aid, doc, expect))
+
+    def decide_web(self, aid: str, doc: dict[str, Any], cube: PublicKey) -> dict[str, Any]:
+        """A console decision: signed by the Cube key for the logged-in operator (the console checked the role)."""
+        try:
+            verify_document(doc, {cube.key_id: cube})
+        except SignatureError as e:
+            raise DecisionRefused(403, "bad_signature", str(e), "signature") from None
+        verb = doc.get("decision")
+        if verb not in ("approve", "deny"):
+            raise DecisionRefused(422, "wrong_decision", f"decision must be approve or deny, not {verb!r}", "decision")
+        if doc.get("approval_id") != aid:
+            raise DecisionRefused(422, "wrong_item", "the decision was signed for another approval", "approval_id")
+        self.expire_due()
+        item = self.get(aid)
+        if item is None or item["status"] != "pending":
+            raise DecisionRefused(409, "not_pending", f"approval {aid} is {item['status'] if item else 'gone'}",
+                                  "approval_id")
+        who = {"operator": doc.get("operator"), "role": doc.get("role"), "key_id": cube.key_id, "via": "web"}
+        return self._apply(aid, doc, verb, who)
+
+    def _apply(self, aid: str, doc: dict[str, Any], expect: str, who: dict[str, Any]) -> dict[str, Any]:
         status = "approved" if expect == "approve" else "denied"
         self._exec("UPDATE approvals SET status = ?, decision = ?, decided_at = ? WHERE id = ?",
                    (status, json.dumps({**doc, "verified": who}), self.clock.time(), aid))
@@ -269,6 +256,30 @@ class _Nodes:
         if d is None:
             return {"result": {"outcome": "rejected", "preflight": st["preflight"]}}
         return {"result": {"outcome": "denied" if d == "deny" else "expired", "decision": st["decision"]}}
+
+
+class ConsoleApprovals:
+    """The queue as the web console's `ApprovalsPort` (`daemon.approvals_port`)."""
+
+    def __init__(self, queue: ApprovalQueue, cube: PublicKey) -> None:
+        self.queue, self.cube = queue, cube
+
+    @staticmethod
+    def _view(a: dict[str, Any]) -> dict[str, Any]:
+        p = a["proposal"]
+        return {**a, "title": f"{p.get('kind')} on {p.get('target')}", "created_ts": a["created_at"],
+                "verdict": (a.get("preflight") or {}).get("verdict"), "blast_radius": a.get("blast"),
+                "rationale": a.get("llm_rationale")}
+
+    def list(self, limit: int) -> list[dict[str, Any]]:
+        return [self._view(a) for a in self.queue.list()[:limit]]
+
+    def get(self, approval_id: str) -> dict[str, Any] | None:
+        a = self.queue.get(approval_id)
+        return self._view(a) if a else None
+
+    def decide_signed(self, approval_id: str, decision: dict[str, Any]) -> dict[str, Any]:
+        return self.queue.decide_web(approval_id, decision, self.cube)
 
 
 def attach_approvals(service: Any) -> ApprovalQueue:

@@ -232,7 +232,6 @@ class ChaosConfig(Section):
     journals_dir: str = Field("chaos/journals", description="Chaos Toolkit journals, one JSON file per run")
     ballast_dir: str = Field("chaos/ballast", description="where disk-pressure files are written")
     checkpoint_path: str = Field("chaos/graph.sqlite", description="LangGraph checkpointer for waiting approvals")
-    trusted_operators: str = Field("operators.yaml", description="operator keys with roles and expiry (YAML/JSON)")
     api_url: str | None = Field(None, description="where probes ask the gates; null: http://api.host:api.port")
     hypothesis_gates: list[str] = Field(
         default_factory=lambda: ["active-error-rate", "latency-slo-p99", "host-memory"],

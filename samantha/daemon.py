@@ -3,7 +3,8 @@
 Composes the telemetry store (the only writer), the local HTTP API on loopback (ingest,
 status, incidents, actions, gates, audit), the host collector, the steady-state graph
 (gate evaluation on new telemetry and at least every `sre.eval_interval_s`), the
-rollout controller when present, and alert delivery. SIGTERM/SIGINT stop it gracefully:
+rollout controller when present, chaos mode (its ledger recovered before the API serves, its
+API, the approval queue behind the console, a TTL sweeper), and alert delivery. SIGTERM/SIGINT stop it gracefully:
 the API stops taking requests, the running cycle finishes, telemetry is flushed and the
 store closed. Under systemd it sends READY=1, WATCHDOG=1 (only while cycles complete)
 and STOPPING=1.
@@ -101,6 +102,34 @@ def _rollout_parts(daemon: Daemon) -> tuple[Any, Any]:
     return controller, make_rollout_router(controller)
 
 
+def _chaos_parts(daemon: Daemon) -> tuple[Any, Any]:
+    """Chaos mode on the daemon's store: the service (ledger recovered before anything serves) and its router."""
+    if not daemon.config.chaos.enabled:
+        return None, None
+    from samantha.api.chaos_routes import make_chaos_router
+    from samantha.approvals import ConsoleApprovals, attach_approvals
+    from samantha.chaos.service import ChaosService
+
+    service = ChaosService(daemon.config, daemon.store, daemon.clock, llm=daemon.llm)
+    try:
+        service.recover_ledger()  # a crash may have left faults injected: revert them first
+        daemon.approvals_port = ConsoleApprovals(attach_approvals(service), daemon.key.public)
+    except BaseException:
+        service.close()
+        raise
+    return service, make_chaos_router(service)
+
+
+def _close_chaos(service: Any) -> None:
+    """Stop a running experiment's runner and revert whatever it injected, then close the files."""
+    try:
+        service.recover_ledger()
+    finally:
+        if service.approvals is not None:
+            service.approvals.close()
+        service.close()
+
+
 class Daemon:
     def __init__(self, config: SamanthaConfig, clock: Clock = REAL_CLOCK, *, notifier: Notifier | None = None):
         self.config, self.clock = config, clock
@@ -119,6 +148,8 @@ class Daemon:
         self._conns: list[Any] = []
         self.collector: HostCollector | None = None
         self.llm: Any = None
+        self.chaos: Any = None
+        self.approvals_port: Any = None  # the web console's approval pages (chaos mode's queue)
 
     # ------------------------------------------------------------------ composition
     def open(self) -> Daemon:
@@ -156,6 +187,9 @@ class Daemon:
             self._routers.append(make_uplink_router(self.uplink))
             self.rollout, router = _rollout_parts(self)
             self.nodes.d.rollout = self.rollout  # abort_rollout / hold_rollout act on the controller too
+            if router is not None:
+                self._routers.append(router)
+            self.chaos, router = _chaos_parts(self)
             if router is not None:
                 self._routers.append(router)
             # operator surfaces (auth, /metrics, console, reports): samantha/api/surfaces.py
@@ -251,6 +285,15 @@ class Daemon:
                     log.exception("alert delivery failed")
             await asyncio.sleep(1.0)
 
+    async def _chaos_sweep_loop(self) -> None:
+        """Revert ledger entries past their TTL and expire undecided approvals, every `chaos.sweep_interval_s`."""
+        while not self._stopping:
+            try:
+                await asyncio.wait_for(asyncio.to_thread(self.chaos.sweep), 30)
+            except Exception:  # the next tick retries; a sweep must never take the daemon down
+                log.exception("chaos sweep failed")
+            await asyncio.sleep(self.config.chaos.sweep_interval_s)
+
     async def _uplink_loop(self) -> None:
         while not self._stopping:
             try:
@@ -285,6 +328,9 @@ class Daemon:
         self._write_run_file()
         tasks = [asyncio.create_task(self._sre_loop()), asyncio.create_task(self._alerts_loop()),
                  asyncio.create_task(self._uplink_loop())]
+        if self.chaos is not None:
+            self.chaos.api_url = self.url  # where experiment probes ask the gates
+            tasks.append(asyncio.create_task(self._chaos_sweep_loop()))
         wd = watchdog_interval_s() if self.config.sre.watchdog else None
         if wd is not None:
             tasks.append(asyncio.create_task(self._watchdog_loop(wd)))
@@ -315,6 +361,9 @@ class Daemon:
         if getattr(self, "_closed", False):
             return
         self._closed = True
+        if self.chaos is not None:
+            with contextlib.suppress(Exception):
+                _close_chaos(self.chaos)
         for part, stop in (("collector", "stop"), ("triager", "stop"), ("llm", "close"), ("graph", "close"),
                            ("uplink", "close"),
                            ("cube", "close"), ("alerts", "close")):

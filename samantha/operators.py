@@ -1,6 +1,7 @@
 """The trusted-operators file: who may read, approve and administer this Cube.
 
-`operators.yaml` (under data_dir unless absolute):
+One file (`api.operators_file`, `operators.yaml` under data_dir unless absolute) serves both the
+API/console authentication (tokens) and the approval queue (signed decisions):
 
 ```yaml
 operators:
@@ -8,6 +9,7 @@ operators:
     role: approver              # viewer < approver < admin
     public_key: <base64 ed25519> # optional: verifies decisions alice signs with her own key (CLI)
     token_sha256: <hex>          # optional: sha256 of alice's API token (web console, HTTP API)
+    expires_at: 1790000000       # optional epoch seconds: after it, neither her token nor her key is trusted
 ```
 
 Only token hashes are stored: a leaked file grants nothing. `new_token()` mints a token and
@@ -58,6 +60,10 @@ class OperatorSpec(BaseModel):
     role: RoleName
     public_key: str | None = Field(None, description="base64 raw ed25519 public key")
     token_sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
+    expires_at: float | None = Field(None, description="epoch seconds; the operator is refused after this")
+
+    def expired(self, now: float) -> bool:
+        return self.expires_at is not None and self.expires_at <= now
 
     @field_validator("public_key")
     @classmethod
@@ -124,12 +130,17 @@ def parse_operators(text: str, source: str = "operators.yaml") -> OperatorsFile:
     return load_model(OperatorsFile, text, source)
 
 
-def add_operator(path: str | Path, name: str, role: RoleName, public_key: str | None = None) -> str:
-    """Add (or replace) `name` with a fresh token; returns the token (stored only as its hash)."""
+def add_operator(path: str | Path, name: str, role: RoleName, public_key: str | PublicKey | None = None,
+                 expires_at: float | None = None, *, with_token: bool = True) -> str | None:
+    """Add (or replace) `name`. With a token (default) returns it, fresh, stored only as its hash;
+    `with_token=False` (a signing key only) keeps the token `name` already had."""
     p = Path(path)
     current = load_operators(p)
-    token = new_token()
-    spec = OperatorSpec(name=name, role=role, public_key=public_key, token_sha256=token_sha256(token))
+    old = current.by_name(name)
+    token = new_token() if with_token else None
+    key = public_key.to_b64() if isinstance(public_key, PublicKey) else public_key
+    spec = OperatorSpec(name=name, role=role, public_key=key, expires_at=expires_at,
+                        token_sha256=token_sha256(token) if token else (old.token_sha256 if old else None))
     ops = [o for o in current.operators if o.name != name] + [spec]
     doc = OperatorsFile(operators=ops)
     p.parent.mkdir(parents=True, exist_ok=True)

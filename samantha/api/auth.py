@@ -51,6 +51,8 @@ PUBLIC_PATHS = ("/", "/healthz", "/console/login")
 MUTATION_ROLES: list[tuple[str, str, Role]] = [
     ("POST", "/console/logout", Role.viewer),
     ("POST", "/v1/approvals/", Role.approver),
+    ("POST", "/v1/chaos/approvals/", Role.approver),  # approve/deny; every other chaos mutation is admin
+    ("POST", "/v1/chaos/gates", Role.viewer),  # evaluates gates (the experiment probes): changes nothing
     ("POST", "/console/approvals/", Role.approver),
 ]
 
@@ -140,6 +142,10 @@ class AuthService:
             raise AuthError(429, "rate_limited", f"too many failed logins from {client}; retry later",
                             retry_after=self.limiter.retry_after(client))
         op = self.operators.by_token(token)
+        if op is not None and op.expired(self.clock.time()):
+            self.limiter.hit(client)
+            metrics.login("failed")
+            raise AuthError(401, "expired", f"operator {op.name} expired (expires_at in the operators file)")
         if op is None:
             self.limiter.hit(client)
             metrics.login("failed")
@@ -171,7 +177,7 @@ class AuthService:
         # a session outlives neither its operator's removal nor a role change
         if s.principal.name != LOCAL_OPERATOR:
             op = self.operators.by_name(s.principal.name)
-            if op is None or op.level != s.principal.role:
+            if op is None or op.level != s.principal.role or op.expired(self.clock.time()):
                 self.logout(sid)
                 return None
         return s

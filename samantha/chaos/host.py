@@ -41,8 +41,6 @@ def _sweeper(service: ChaosService, stop: threading.Event) -> None:
     while not stop.wait(service.cc.sweep_interval_s):
         with contextlib.suppress(Exception):  # the next tick retries; a sweep must never take the host down
             service.sweep()
-            if service.approvals is not None:
-                service.approvals.expire_due()
 
 
 def serve(config: SamanthaConfig, *, port: int | None = None, port_file: Path | None = None,

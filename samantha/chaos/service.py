@@ -259,7 +259,9 @@ class ChaosService:
 
     def _configuration(self, eid: str, probe_log: Path) -> dict[str, Any]:
         ep = endpoints(self.config)
-        return {"samantha_api": self.api_url, "samantha_ledger": str(self.config.resolve(self.cc.db).absolute()),
+        return {"samantha_api": self.api_url, "samantha_token_file": str((Path(self.config.data_dir) / "api.token")
+                                                                          .absolute()),
+                "samantha_ledger": str(self.config.resolve(self.cc.db).absolute()),
                 "control_url": ep.control_url, "proxy_url": ep.proxy_url, "twin_state": ep.twin_state,
                 "ballast_dir": str(self.config.resolve(self.cc.ballast_dir).absolute()),
                 "ttl_grace_s": self.cc.ledger_grace_s, "memory_reserve_mb": self.cc.limits.memory_reserve_mb,
@@ -381,8 +383,12 @@ class ChaosService:
         return self.last_recovery
 
     def sweep(self) -> list[dict[str, Any]]:
-        """Revert open entries past their TTL (a runner that hangs, a revert that failed before)."""
-        return self.ledger.revert_open(revert, only_expired=True)
+        """Revert open entries past their TTL (a runner that hangs, a revert that failed before); expire
+        undecided approvals."""
+        out = self.ledger.revert_open(revert, only_expired=True)
+        if self.approvals is not None:
+            self.approvals.expire_due()
+        return out
 
     def selftest_reverts(self, kinds: tuple[str, ...] = ("latency", "timeout", "reset_peer", "bandwidth", "http_error",
                                                           "input_noise", "sigstop", "cpu_burn", "memory_hog",

@@ -126,7 +126,7 @@ def new_operator(name: str = typer.Argument(..., help="the operator's name"),
     """Create an operator key for signing approval decisions, and (by default) trust it on this Cube."""
     import time
 
-    from samantha.approvals import add_operator
+    from samantha.operators import add_operator
 
     if role not in ("approver", "admin", "viewer"):
         from samantha.cli.common import bad_input
@@ -137,10 +137,10 @@ def new_operator(name: str = typer.Argument(..., help="the operator's name"),
     key = KeyPair.generate()
     key.save(out)
     cfg = get_config(config)
-    trusted_file = cfg.resolve(cfg.chaos.trusted_operators)
+    trusted_file = cfg.resolve(cfg.api.operators_file)
     expires = time.time() + days * 86400
     if trust:
-        add_operator(trusted_file, name, role, key.public, expires)
+        add_operator(trusted_file, name, role, key.public, expires, with_token=False)  # type: ignore[arg-type]
     info = {"name": name, "role": role, "key_id": key.public.key_id, "private_key": str(out),
             "public_key": key.public.to_b64(), "expires_at": expires,
             "trusted_in": str(trusted_file) if trust else None}

@@ -16,13 +16,17 @@ app = typer.Typer(no_args_is_help=True, help="Chaos experiments: plan, pre-fligh
 
 
 def api_url(config: SamanthaConfig) -> str:
-    return (config.chaos.api_url or f"http://{config.api.host}:{config.api.port}").rstrip("/")
+    from samantha.api.client import daemon_url
+
+    return (config.chaos.api_url or daemon_url(config)).rstrip("/")
 
 
 def call(config: SamanthaConfig, method: str, path: str, *, timeout: float = 30.0, **kw: Any) -> Any:
+    from samantha.api.client import auth_headers
+
     url = api_url(config) + path
     try:
-        r = httpx.request(method, url, timeout=timeout, **kw)
+        r = httpx.request(method, url, timeout=timeout, headers=auth_headers(config), **kw)
     except httpx.HTTPError as e:
         failure(f"Samantha's API is not reachable at {api_url(config)} ({type(e).__name__}); "
                 "start `samantha run` or `samantha chaos serve`")

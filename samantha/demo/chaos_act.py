@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import socket
 import time
-from pathlib import Path
 
 import yaml
 
@@ -25,9 +24,9 @@ def _port() -> int:
 def run(ctx) -> None:
     from rich.table import Table
 
-    from samantha.approvals import add_operator
     from samantha.chaos.bench import HostProc
     from samantha.config import SamanthaConfig
+    from samantha.operators import add_operator
     from samantha.signing import KeyPair
     from samantha.twin import lifecycle
 
@@ -93,8 +92,8 @@ def run(ctx) -> None:
             key_path = (work / "alice.key").absolute()
             key = KeyPair.generate()
             key.save(key_path)
-            add_operator(Path(cfg.data_dir) / cfg.chaos.trusted_operators, "alice", "approver", key.public,
-                         time.time() + 86400)
+            add_operator(cfg.resolve(cfg.api.operators_file), "alice", "approver", key.public,
+                         time.time() + 86400, with_token=False)
             c.print(f"waiting in the queue: {aid}. To approve (pre-flight runs again first):")
             c.print(f"  samantha approvals approve {aid} --key {key_path} --operator alice -c {cfg_path}",
                     highlight=False, soft_wrap=True)

@@ -10,16 +10,27 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
+
+
+def _auth(c: dict[str, Any]) -> dict[str, str]:
+    """The daemon's API wants an operator: the local token file (its path is in the configuration, never the token)."""
+    path = c.get("samantha_token_file")
+    try:
+        token = Path(path).read_text().strip() if path else ""
+    except OSError:
+        token = ""
+    return {"Authorization": f"Bearer {token}"} if token else {}
 
 
 def gate_ok(gate: str, spec: dict[str, Any] | None = None, configuration: dict[str, Any] | None = None) -> bool:
     """`gate` names a registered gate; with `spec`, an inline guard gate of that name."""
     c = configuration or {}
     body = {"specs": [spec]} if spec is not None else {"names": [gate]}
-    r = httpx.post(f"{c['samantha_api']}/v1/chaos/gates", json=body, timeout=5.0)
+    r = httpx.post(f"{c['samantha_api']}/v1/chaos/gates", json=body, timeout=5.0, headers=_auth(c))
     r.raise_for_status()
     v = r.json()["verdicts"][0]
     if c.get("probe_log"):

@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from samantha.approvals import add_operator, make_decision
+from samantha.approvals import make_decision
 from samantha.gates.engine import GateEngine
 from samantha.gates.registry import GATE_ADAPTER
 from samantha.gates.replay import Recording
+from samantha.operators import add_operator
 from samantha.signing import KeyPair, sha256_hex
 from tests.chaos.kit import Host, chaos_env, wait_for
 

@@ -7,13 +7,14 @@ from types import SimpleNamespace
 
 import pytest
 
-from samantha.approvals import ApprovalQueue, add_operator, make_decision
+from samantha.approvals import ApprovalQueue, make_decision
 from samantha.chaos import planner
 from samantha.chaos.preflight import GateStatus, HostSnapshot, PreflightInput, check
 from samantha.chaos.proposal import Proposal
 from samantha.config import SamanthaConfig
 from samantha.llm.chaos_planning import ChaosAdvice
 from samantha.llm.chaos_planning import Proposal as LlmProposal
+from samantha.operators import add_operator
 from samantha.policy import CubeSnapshot, SlotState
 from samantha.signing import KeyPair
 

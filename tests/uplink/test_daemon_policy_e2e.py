@@ -15,6 +15,7 @@ import httpx
 import pytest
 import yaml
 
+from samantha.api.client import auth_headers
 from samantha.hub.process import spawn_hub
 from samantha.signing import KeyPair, trust_public_key
 from samantha.uplink.policy_module import sign_module
@@ -43,7 +44,7 @@ def test_policy_module_safe_mode_and_relayed_decisions_through_the_daemon(tmp_pa
             twin_and_daemon(tmp_path, rps=10, uplink={"hub_url": hub.value, "cube_id": CUBE, "interval_s": 0.3,
                                                        "backoff_initial_s": 0.2, "backoff_max_s": 1.0}) as (twin, d):
         def st():
-            return httpx.get(f"{d.url}/v1/uplink/status", timeout=10).json()
+            return httpx.get(f"{d.url}/v1/uplink/status", timeout=10, headers=auth_headers(d.config)).json()
 
         # a module arrives and is applied
         _publish(tmp_path, hub.value, hub_key_path, 1, "8s", operator)
@@ -103,12 +104,12 @@ def test_policy_module_safe_mode_and_relayed_decisions_through_the_daemon(tmp_pa
         assert r.returncode == 0, r.stderr
 
         def decisions():
-            got = httpx.get(f"{d.url}/v1/uplink/decisions", timeout=10).json()["decisions"]
+            got = httpx.get(f"{d.url}/v1/uplink/decisions", timeout=10, headers=auth_headers(d.config)).json()["decisions"]
             return {x["doc"].get("request_id"): x for x in got if x["kind"] == "samantha/approval-decision"}
 
         got = wait_for(lambda: len(x := decisions()) == 2 and x, 20, "both decisions received")
         assert got["req-123"]["status"] == "accepted" and got["req-123"]["doc"]["decision"] == "approve"
         assert got["req-124"]["status"] == "refused" and "signature" in got["req-124"]["reason"]
         # every step is in the Cube's signed audit log, which still verifies
-        assert httpx.get(f"{d.url}/v1/audit/verify", timeout=10).status_code == 200
+        assert httpx.get(f"{d.url}/v1/audit/verify", timeout=10, headers=auth_headers(d.config)).status_code == 200
     assert json.loads((tmp_path / "state" / "uplink" / "safe_mode.json").read_text())["safe"] is False

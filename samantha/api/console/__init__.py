@@ -164,7 +164,12 @@ def make_console_router(daemon: Any, auth: AuthService, read: Any) -> APIRouter:
             raise AuthError(422, "invalid", "a decision needs a reason")
         port, _ = _get(approval_id)
         doc = sign_web_decision(approval_id, decision, reason.strip()[:1000], p, daemon.key, daemon.clock.time())
-        port.decide_signed(approval_id, doc)
+        from samantha.approvals import DecisionRefused
+
+        try:
+            port.decide_signed(approval_id, doc)
+        except DecisionRefused as e:
+            raise AuthError(e.status, e.code, e.reason) from None
         metrics.decision(f"approval_{decision}", "web")
         return RedirectResponse(f"/console/approvals/{quote(approval_id)}", status_code=303)
 
