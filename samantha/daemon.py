@@ -184,6 +184,7 @@ class Daemon:
                                                disk_path=cfg.data_dir).start()
             self.uplink = UplinkService(cfg, self.store, clock, key=self.key, conn=self._conn(), alerts=self.alerts,
                                         audit=self.audit, cube=self.cube)
+            self.uplink_view = self.uplink.console_view  # the console's Status page
             self._routers.append(make_uplink_router(self.uplink))
             self.rollout, router = _rollout_parts(self)
             self.nodes.d.rollout = self.rollout  # abort_rollout / hold_rollout act on the controller too

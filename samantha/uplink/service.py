@@ -354,6 +354,18 @@ class UplinkService:
         return [{"gate": v.gate, "status": v.status, "reason": v.reason}
                 for v in self.engine.evaluate(self.drift_gates(), now)]
 
+    def console_view(self) -> dict[str, Any]:
+        """The console's Status page: drift SLOs (as verdicts) and the link state in one line."""
+        gates = {g.name: g.description for g in self.drift_gates()}
+        slos = [{"name": d["gate"], "value": d["reason"], "limit": gates.get(d["gate"], ""), "status": d["status"]}
+                for d in self.drift()]
+        s = self.summary()
+        since = "never" if s["since_last_sync_s"] is None else f"{s['since_last_sync_s']:g} s ago"
+        link = (f"hub {s['hub_url'] or 'none (offline by design)'}; last sync {since}; "
+                f"{s['pending_batches']} batches pending ({s['pending_bytes']} of {s['budget_bytes']} bytes); "
+                f"safe mode {'ON: ' + str(s['safe_mode_reason']) if s['safe_mode'] else 'off'}")
+        return {"slos": slos, "link": link}
+
     # ---------------- reporting ----------------
 
     def _audit(self, kind: str, payload: dict[str, Any]) -> None:

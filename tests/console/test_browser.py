@@ -28,7 +28,8 @@ def test_console_login_pages_timeline_and_roles(tmp_path: Path) -> None:
         assert page.inner_text("#who") == "admin-op (admin)"
         cookie = next(c for c in ctx.cookies() if c["name"] == "samantha_session")
         assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
-        assert "Safe mode" in page.content() and page.inner_text("#uplink")
+        assert "Safe mode" in page.content() and "Link: hub" in page.content()
+        assert "uplink-last-sync" in page.content()  # the drift SLOs, evaluated live
 
         page.click("text=Gates")
         assert page.locator("#gates tr").count() > 1  # the shipped playbooks' gates, with live verdicts

@@ -106,8 +106,7 @@ def make_console_router(daemon: Any, auth: AuthService, read: Any) -> APIRouter:
 
     @router.get("/")
     def status(request: Request, _: Principal = viewer) -> HTMLResponse:
-        uplink = getattr(daemon, "uplink_view", None)
-        return page(request, "status.html.j2", "Status", st=daemon.status(), uplink=uplink() if uplink else None)
+        return page(request, "status.html.j2", "Status", st=daemon.status(), uplink=daemon.uplink_view())
 
     @router.get("/gates")
     def gates(request: Request, _: Principal = viewer) -> HTMLResponse:
