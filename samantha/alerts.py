@@ -78,7 +78,7 @@ class AlertManager:
     def __init__(self, conn: Any, config: AlertsConfig, clock: Clock, http: httpx.Client | None = None) -> None:
         self.conn, self.config, self.clock = conn, config, clock
         self._http = http or httpx.Client(timeout=config.timeout_s)
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # reads too: one DuckDB connection refuses concurrent calls
         conn.execute("""CREATE TABLE IF NOT EXISTS alerts (
             id BIGINT PRIMARY KEY, key VARCHAR NOT NULL, name VARCHAR NOT NULL, severity VARCHAR NOT NULL,
             status VARCHAR NOT NULL, summary VARCHAR NOT NULL, labels VARCHAR NOT NULL,
@@ -124,10 +124,12 @@ class AlertManager:
             return None if current is None else self._resolve(current, now)
 
     def active(self) -> list[Alert]:
-        return self._select("WHERE status = 'firing' ORDER BY id")
+        with self._lock:
+            return self._select("WHERE status = 'firing' ORDER BY id")
 
     def history(self, limit: int = 100) -> list[Alert]:
-        return self._select(f"ORDER BY id DESC LIMIT {int(limit)}")
+        with self._lock:
+            return self._select(f"ORDER BY id DESC LIMIT {int(limit)}")
 
     # --- forwarding ------------------------------------------------------------------------
 
@@ -157,8 +159,9 @@ class AlertManager:
 
     def pending(self) -> list[dict[str, Any]]:
         """Undelivered notifications, oldest first, with their attempts and last error."""
-        rows = self.conn.execute("SELECT seq, receiver, attempts, next_attempt_at, last_error FROM alert_outbox "
-                                 "ORDER BY seq").fetchall()
+        with self._lock:
+            rows = self.conn.execute("SELECT seq, receiver, attempts, next_attempt_at, last_error FROM alert_outbox "
+                                     "ORDER BY seq").fetchall()
         return [dict(zip(("seq", "receiver", "attempts", "next_attempt_at", "last_error"), r, strict=True))
                 for r in rows]
 

@@ -188,12 +188,90 @@ class LlmConfig(Section):
     n_gpu_layers: int = Field(0, ge=-1, description="layers offloaded to a GPU (needs a CUDA/Metal build); -1 = all")
     max_tokens: int = Field(128, ge=8, le=4096, description="completion budget per call")
     temperature: float = Field(0.0, ge=0, le=2)
+    repeat_penalty: float = Field(1.1, ge=1.0, le=2.0, description=">1 discourages the loops tiny models fall into")
     seed: int = 0
     timeout_s: float = Field(10.0, gt=0, description="hard limit per call; the worker process is killed past it")
     load_timeout_s: float = Field(60.0, gt=0, description="worker start + model load limit")
     retry_load_after_s: float = Field(30.0, ge=0, description="after a failed load, calls fall back without retrying for this long")
     prompts_dir: str | None = Field(None, description="template directory; default: the shipped prompts/")
     calls_log: str = Field("llm/calls.jsonl", description="JSONL record of every call; relative paths live under data_dir")
+
+
+class ChaosLimits(Section):
+    """What pre-flight sanctions on its own; anything beyond goes to an operator or is refused."""
+
+    max_duration_s: float = Field(120, gt=0, le=600, description="longer faults are escalated")
+    active_max_share: float = Field(0.05, ge=0, le=1, description="share of the active path's traffic a fault "
+                                    "may touch unattended; more is escalated")
+    min_error_budget: float = Field(0.25, ge=0, le=1, description="error budget left below which nothing runs")
+    cpu_reserve_cores: float = Field(0.5, ge=0, description="cores kept free for serving and Samantha")
+    memory_reserve_mb: float = Field(256, ge=0, description="memory kept free beyond the fault's own use")
+    disk_reserve_mb: float = Field(512, ge=0, description="disk kept free for the store beyond the fault's use")
+    runner_memory_mb: float = Field(80, ge=0, description="what one Chaos Toolkit runner process costs")
+    drills_per_hour: int = Field(1, ge=0, description="rollback drills (two flips each) per hour")
+    maintenance_windows: list[str] = Field(default_factory=list, description="daily UTC windows 'HH:MM-HH:MM' "
+                                           "when experiments may start; empty: any time")
+
+    @field_validator("maintenance_windows")
+    @classmethod
+    def _windows(cls, v: list[str]) -> list[str]:
+        import re
+
+        for w in v:
+            if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d", w):
+                raise ValueError(f"window {w!r} must look like 22:00-04:30 (UTC)")
+        return v
+
+
+class ChaosConfig(Section):
+    """Chaos mode: plan, pre-flight, run, learn. State lives in a SQLite file Samantha owns (not DuckDB):
+    the Chaos Toolkit runner subprocess writes its ledger entries there itself, before each injection."""
+
+    enabled: bool = True
+    db: str = Field("chaos/chaos.sqlite", description="ledger, experiments, findings, approvals, outbox")
+    journals_dir: str = Field("chaos/journals", description="Chaos Toolkit journals, one JSON file per run")
+    ballast_dir: str = Field("chaos/ballast", description="where disk-pressure files are written")
+    checkpoint_path: str = Field("chaos/graph.sqlite", description="LangGraph checkpointer for waiting approvals")
+    trusted_operators: str = Field("operators.yaml", description="operator keys with roles and expiry (YAML/JSON)")
+    api_url: str | None = Field(None, description="where probes ask the gates; null: http://api.host:api.port")
+    hypothesis_gates: list[str] = Field(
+        default_factory=lambda: ["active-error-rate", "latency-slo-p99", "host-memory"],
+        description="gates every experiment's steady-state hypothesis asks, besides its own")
+    probe_interval_s: float = Field(0.5, gt=0, le=10, description="continuous hypothesis frequency")
+    approval_ttl_s: float = Field(3600, gt=0, description="an undecided escalation expires after this")
+    decision_max_age_s: float = Field(600, gt=0, description="a signed decision older than this is refused")
+    ledger_grace_s: float = Field(30, ge=0, description="TTL of a ledger entry = fault duration + this")
+    slo_target: float = Field(0.99, gt=0, lt=1, description="active-slot success SLO the error budget is counted on")
+    error_budget_window_s: float = Field(3600, gt=0, description="window of the error budget")
+    sweep_interval_s: float = Field(1.0, gt=0, description="how often expired ledger entries are reverted")
+    limits: ChaosLimits = ChaosLimits()
+class UplinkConfig(Section):
+    """Store-and-forward to the hub, the signed policy module, drift SLOs and safe mode (docs/safe-mode.md)."""
+
+    hub_url: str | None = Field(None, description="the hub (plain HTTP + JSON/Parquet); null: offline by design")
+    cube_id: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
+                                description="this Cube's name at the hub; null: the cube key's key_id")
+    dir: str = Field("uplink", description="policy module, safe-mode state; relative paths live under data_dir")
+    hub_keys: str = Field("keys/hub", description="directory of *.pub (or one file): keys trusted to sign "
+                          "policy modules")
+    interval_s: float = Field(10.0, gt=0, description="daemon tick: collect, sync when due, pull policy")
+    outbox_budget_fraction: float = Field(0.25, gt=0, lt=1, description="share of store.disk_budget_mb the "
+                                          "pending outbox may use before rollups are downsampled, then dropped")
+    batch_span_s: float = Field(3600, gt=0, description="an unsent batch keeps absorbing new records of its "
+                                "kind for this long (fewer, larger batches while offline)")
+    batch_max_records: int = Field(50_000, gt=0)
+    timeout_s: float = Field(10.0, gt=0, description="per HTTP request to the hub")
+    backoff_initial_s: float = Field(2.0, gt=0)
+    backoff_max_s: float = Field(300.0, gt=0)
+    sync_max_s: float = Field(30.0, gt=0, description="one daemon tick uploads for at most this long")
+    max_sync_age_s: float = Field(3 * 86400, gt=0, description="drift SLO: time since the last successful sync")
+    max_policy_age_s: float = Field(30 * 86400, gt=0, description="drift SLO: age of the policy module")
+    min_bundle_remaining_s: float = Field(86400, ge=0, description="drift SLO: time left before bundle expiry")
+    max_fleet_divergence: float = Field(0.05, ge=0, description="drift SLO: |local - fleet baseline| divergence "
+                                        "(the module's own bound wins)")
+    require_policy_module: bool = Field(False, description="true: a Cube that never received a module stays "
+                                        "in safe mode")
+    max_override_s: float = Field(86400, gt=0, description="longest operator override of safe mode")
 
 
 class SamanthaConfig(Section):
@@ -210,6 +288,8 @@ class SamanthaConfig(Section):
     sre: SreConfig = SreConfig()
     alerts: AlertsConfig = AlertsConfig()
     llm: LlmConfig = LlmConfig()
+    chaos: ChaosConfig = ChaosConfig()
+    uplink: UplinkConfig = UplinkConfig()
 
     @field_validator("data_dir")
     @classmethod

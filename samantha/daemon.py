@@ -29,6 +29,7 @@ from samantha import __version__
 from samantha.alerts import AlertManager
 from samantha.api.app import make_app
 from samantha.api.client import run_file
+from samantha.api.uplink_routes import make_uplink_router
 from samantha.audit import AuditLog, DuckDBAuditStore, trusted_keys, verify_store
 from samantha.clock import REAL_CLOCK, Clock
 from samantha.config import SamanthaConfig
@@ -47,6 +48,7 @@ from samantha.sre.playbook_set import load_playbooks
 from samantha.sre.triage import Triager, rule_triage
 from samantha.telemetry.host import HostCollector
 from samantha.telemetry.store import TelemetryStore
+from samantha.uplink.service import UplinkService
 
 log = logging.getLogger("samantha.daemon")
 TWIN_STATE = "twin.json"
@@ -149,6 +151,9 @@ class Daemon:
             if cfg.host_collector.enabled:
                 self.collector = HostCollector(self.store, clock=clock, interval_s=cfg.host_collector.interval_s,
                                                disk_path=cfg.data_dir).start()
+            self.uplink = UplinkService(cfg, self.store, clock, key=self.key, conn=self._conn(), alerts=self.alerts,
+                                        audit=self.audit, cube=self.cube)
+            self._routers.append(make_uplink_router(self.uplink))
             self.rollout, router = _rollout_parts(self)
             self.nodes.d.rollout = self.rollout  # abort_rollout / hold_rollout act on the controller too
             if router is not None:
@@ -246,6 +251,14 @@ class Daemon:
                     log.exception("alert delivery failed")
             await asyncio.sleep(1.0)
 
+    async def _uplink_loop(self) -> None:
+        while not self._stopping:
+            try:
+                await asyncio.to_thread(self.uplink.tick)
+            except Exception:  # offline is normal; a failing tick is logged and the next one retries
+                log.exception("uplink tick failed")
+            await asyncio.sleep(self.config.uplink.interval_s)
+
     def on_ingest(self) -> None:
         if self._wake is not None:
             self._wake.set()
@@ -270,7 +283,8 @@ class Daemon:
         port = server.servers[0].sockets[0].getsockname()[1]
         self.url = f"{self.surfaces.scheme}://{api.host}:{port}"
         self._write_run_file()
-        tasks = [asyncio.create_task(self._sre_loop()), asyncio.create_task(self._alerts_loop())]
+        tasks = [asyncio.create_task(self._sre_loop()), asyncio.create_task(self._alerts_loop()),
+                 asyncio.create_task(self._uplink_loop())]
         wd = watchdog_interval_s() if self.config.sre.watchdog else None
         if wd is not None:
             tasks.append(asyncio.create_task(self._watchdog_loop(wd)))
@@ -302,6 +316,7 @@ class Daemon:
             return
         self._closed = True
         for part, stop in (("collector", "stop"), ("triager", "stop"), ("llm", "close"), ("graph", "close"),
+                           ("uplink", "close"),
                            ("cube", "close"), ("alerts", "close")):
             obj = getattr(self, part, None)
             if obj is not None:
@@ -341,6 +356,7 @@ class Daemon:
             "telemetry": {k: v for k, v in self.store.stats().items()
                           if k in ("accepted", "rejected", "shed", "commits", "visibility_lag_ms")},
             "alerts_active": len(self.alerts.active()),
+            "uplink": self.uplink.summary(),
         }
 
     def incidents_list(self, status: str | None, limit: int) -> list[dict[str, Any]]:

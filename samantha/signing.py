@@ -150,3 +150,32 @@ def verify_document(doc: dict[str, Any], trusted: dict[str, PublicKey], field: s
         raise SignatureError(f"document cannot be canonicalised: {e}") from None
     trusted[key_id].verify(unb64(str(sig.get("sig", "")), "signature"), message)
     return key_id
+
+
+def load_public_keys(path: str | Path) -> dict[str, PublicKey]:
+    """Trusted keys by key_id: a directory of `*.pub` files, or one file with a base64 key per line.
+    A missing path is no keys (nothing is trusted)."""
+    p = Path(path)
+    if p.is_dir():
+        texts = [f.read_text() for f in sorted(p.glob("*.pub"))]
+    elif p.is_file():
+        texts = [p.read_text()]
+    else:
+        return {}
+    keys: dict[str, PublicKey] = {}
+    for text in texts:
+        for line in text.splitlines():
+            line = line.strip()
+            if line and not line.startswith("#"):
+                k = PublicKey.from_b64(line)
+                keys[k.key_id] = k
+    return keys
+
+
+def trust_public_key(key: PublicKey, keys_dir: str | Path) -> Path:
+    """Add a public key to a trusted-keys directory as `<key_id>.pub`."""
+    d = Path(keys_dir)
+    d.mkdir(parents=True, exist_ok=True)
+    p = d / f"{key.key_id}.pub"
+    p.write_text(key.to_b64() + "\n")
+    return p

@@ -48,6 +48,11 @@ _GROUPS = [
     ("auth", "app", "auth"),
     ("reporting", "report_app", "report"),
     ("reporting", "dora_app", "dora"),
+    ("chaos", "app", "chaos"),
+    ("approvals", "app", "approvals"),
+    ("gates", "app", "gates"),
+    ("uplink", "app", "uplink"),
+    ("hub", "app", "hub"),
 ]
 
 

@@ -38,3 +38,57 @@ def mitigate(as_json: bool = JsonOption,
         print_json(result)
     else:
         console.print_json(data=result)
+
+
+@app.command()
+def chaos(as_json: bool = JsonOption,
+          proposals: int = typer.Option(10_000, min=1, help="generated proposals through pre-flight"),
+          kills: int = typer.Option(20, min=0, help="SIGKILLs of the chaos host mid-experiment"),
+          aborts: int = typer.Option(3, min=0, help="guard-breach runs timed from breach to revert"),
+          quick: bool = typer.Option(False, "--quick", help="pre-flight only (no twin)"),
+          seed: int = typer.Option(7)) -> None:
+    """Chaos: verdict counts and pre-flight violations, leftovers after SIGKILL, gate breach -> fault reverted."""
+    from samantha.chaos.bench import run_chaos_bench
+
+    def progress(msg: str) -> None:
+        if not as_json:
+            console.print(msg, highlight=False)
+
+    result = run_chaos_bench(proposals=proposals, kills=kills, aborts=aborts, seed=seed, live=not quick,
+                             progress=progress)
+    if as_json:
+        print_json(result)
+    else:
+        console.print_json(data=result)
+
+
+@app.command()
+def offline(as_json: bool = JsonOption,
+            days: float = typer.Option(7.0, min=0.01, help="simulated days offline"),
+            rps: float = typer.Option(200.0, min=0, help="request telemetry rate"),
+            budget_mb: float = typer.Option(40.0, min=8, help="store.disk_budget_mb"),
+            full_rate_hours: float = typer.Option(6.0, min=0, help="hours of raw rows at full rate at the start "
+                                                  "(the rest: the rollup rows those rows make; see --help text)"),
+            tail_full_hours: float = typer.Option(2.0, min=0, help="hours of raw rows at full rate at the end"),
+            quick: bool = typer.Option(False, "--quick", help="1 day, 20 rps, short full-rate stretches (tests)")) -> None:
+    """A week offline on a SimClock within the disk budget, then catch-up through a flapping link:
+    records lost, duplicates at the hub, catch-up speed, safe-mode entry."""
+    from rich.progress import Progress
+
+    from samantha.uplink.bench import run_offline_bench
+
+    kw = dict(days=days, rps=rps, budget_mb=budget_mb, full_rate_hours=full_rate_hours,
+              tail_full_hours=tail_full_hours)
+    if quick:
+        kw.update(days=1.0, rps=20.0, full_rate_hours=1.0, tail_full_hours=1.0, series=10, module_days=0.5)
+    if as_json:
+        result = run_offline_bench(**kw)
+    else:
+        with Progress(console=console, transient=True) as bar:
+            task = bar.add_task("simulated offline week", total=None)
+            result = run_offline_bench(**kw, progress=lambda done, total: bar.update(task, completed=done,
+                                                                                     total=total))
+    if as_json:
+        print_json(result)
+    else:
+        console.print_json(data=result)

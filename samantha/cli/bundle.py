@@ -114,3 +114,38 @@ def keys_new(path: Path = typer.Argument(..., help="private key file to create (
         cfg = get_config(config)
         out["trusted"] = str(trust_key(kp, cfg.resolve(cfg.twin.trusted_keys)))
     print_json(out) if as_json else console.print(json.dumps(out))
+
+
+@keys_app.command("new-operator")
+def new_operator(name: str = typer.Argument(..., help="the operator's name"),
+                 out: Path = typer.Option(..., "--out", "-o", help="private key file to write (<out>.pub beside it)"),
+                 role: str = typer.Option("approver", help="approver | admin | viewer"),
+                 days: float = typer.Option(90, help="the key is trusted for this many days"),
+                 trust: bool = typer.Option(True, help="add it to this Cube's trusted-operators file"),
+                 config: Path | None = ConfigOption, as_json: bool = JsonOption) -> None:
+    """Create an operator key for signing approval decisions, and (by default) trust it on this Cube."""
+    import time
+
+    from samantha.approvals import add_operator
+
+    if role not in ("approver", "admin", "viewer"):
+        from samantha.cli.common import bad_input
+
+        bad_input(f"role must be approver, admin or viewer, not {role!r}")
+    if out.exists():
+        failure(f"{out} exists; refusing to overwrite a key")
+    key = KeyPair.generate()
+    key.save(out)
+    cfg = get_config(config)
+    trusted_file = cfg.resolve(cfg.chaos.trusted_operators)
+    expires = time.time() + days * 86400
+    if trust:
+        add_operator(trusted_file, name, role, key.public, expires)
+    info = {"name": name, "role": role, "key_id": key.public.key_id, "private_key": str(out),
+            "public_key": key.public.to_b64(), "expires_at": expires,
+            "trusted_in": str(trusted_file) if trust else None}
+    if as_json:
+        print_json(info)
+    else:
+        console.print(f"operator {name} ({role}) key {info['key_id']} -> {out}"
+                      + (f"; trusted in {trusted_file}" if trust else ""), highlight=False)

@@ -66,6 +66,17 @@ def status(config: Path | None = ConfigOption, as_json: bool = JsonOption) -> No
                   f"{'[red]' + ', '.join(failing) + '[/red]' if failing else 'none failing'}")
     console.print(f"open incidents: {len(st['open_incidents'])}  actions: {st['actions']}  "
                   f"cycle p50 {st['loop']['cycle_ms_p50']} ms, graph overhead p50 {st['loop']['graph_overhead_ms_p50']} ms")
+    up = st.get("uplink")
+    if up:
+        sync = "never" if up["since_last_sync_s"] is None else f"{up['since_last_sync_s']:.0f}s ago"
+        pol = "none" if up["policy_version"] is None else f"v{up['policy_version']} (expires in " \
+              f"{up['policy_expires_in_s']:.0f}s)"
+        console.print(f"uplink: last sync {sync}, outbox {up['pending_batches']} batches "
+                      f"{up['pending_bytes'] / 1e6:.2f}/{up['budget_bytes'] / 1e6:.1f} MB, policy module {pol}"
+                      + (f"  [bold red]SAFE MODE[/bold red]: {up['safe_mode_reason']}" if up["safe_mode"] else ""))
+        bad = [d["gate"] for d in up.get("drift") or [] if d["status"] == "fail"]
+        if bad:
+            console.print(f"[red]drift SLOs failing:[/red] {', '.join(bad)}")
 
 
 def incidents(config: Path | None = ConfigOption, as_json: bool = JsonOption,

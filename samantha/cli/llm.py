@@ -16,12 +16,19 @@ app = typer.Typer(no_args_is_help=True, help="The local LLM: model status and th
 ModelOption = typer.Option(None, "--model", "-m", help="GGUF file (overrides llm.model_path and $SAMANTHA_MODEL)")
 
 
-def _engine(config_path: Path | None, model: Path | None):
+def _engine(config_path: Path | None, model: Path | None, timeout_s: float | None = None):
     from samantha.llm.engine import LlmEngine
 
     config = get_config(config_path)
+    update: dict = {}
     if model is not None:
-        config = config.model_copy(update={"llm": config.llm.model_copy(update={"model_path": str(model.resolve())})})
+        update["model_path"] = str(model.resolve())
+    if timeout_s is not None:
+        if timeout_s <= 0:
+            bad_input("--timeout must be > 0")
+        update["timeout_s"] = timeout_s
+    if update:
+        config = config.model_copy(update={"llm": config.llm.model_copy(update=update)})
     return LlmEngine.from_config(config)
 
 
@@ -42,6 +49,7 @@ def status(config: Path | None = ConfigOption, model: Path | None = ModelOption,
 @app.command()
 def check(config: Path | None = ConfigOption, model: Path | None = ModelOption,
           fixtures: Path | None = typer.Option(None, "--fixtures", help="directory of triage fixtures (*.json)"),
+          timeout: float | None = typer.Option(None, "--timeout", help="override llm.timeout_s (e.g. on a loaded machine)"),
           json: bool = JsonOption) -> None:
     """Run triage on the labelled incident fixtures; print speed, validity, injection and accuracy figures."""
     from samantha.llm.check import load_fixtures, run_check
@@ -52,7 +60,7 @@ def check(config: Path | None = ConfigOption, model: Path | None = ModelOption,
         bad_input(f"bad fixture:\n{e}")
     if not cases:
         bad_input(f"no fixtures in {fixtures}")
-    with _engine(config, model) as engine:
+    with _engine(config, model, timeout) as engine:
         if json:
             report = run_check(engine, cases)
         else:

@@ -28,6 +28,8 @@ ACTS: list[str] = [
     "samantha.demo.kernel_act",
     "samantha.demo.llm_act",
     "samantha.demo.story_act",
+    "samantha.demo.chaos_act",
+    "samantha.demo.uplink_act",
     "samantha.demo.report_act",  # keep last: it reports on what the acts above recorded
 ]
 

@@ -8,6 +8,7 @@ Time is explicit (`now`), so the same engine runs live or on a SimClock backtest
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -69,6 +70,7 @@ class GateEngine:
         self._frame: RequestFrame | None = None  # rows of the last pass, extended forward by the next
         self._frame_bundle: str | None = None
         self._metrics = MetricCarry()
+        self._lock = threading.Lock()
 
     # Rows this close to the newest row already read are read again: the router pushes in
     # batches and the store commits in groups, so the newest seconds may still be filling in.
@@ -76,9 +78,10 @@ class GateEngine:
 
     def _requests(self, start: float, now: float, bundle: str | None) -> RequestFrame:
         f = self._frame
-        if (f is not None and bundle == self._frame_bundle and f.start <= start
-                and f.end - self.REFETCH_S <= now and f.end <= now):
-            cut = f.end - self.REFETCH_S
+        cut = f.end - self.REFETCH_S if f is not None else None
+        # Extend only when the kept part is non-empty: a window shorter than REFETCH_S starts after `cut`.
+        if (f is not None and cut is not None and bundle == self._frame_bundle and f.start <= start <= cut
+                and f.end <= now and f.is_current()):
             newer = RequestFrame.fetch(self.reader, cut, now, bundle)
             frame = f.extended(newer, start, cut)
         else:
@@ -94,6 +97,12 @@ class GateEngine:
         return self.evaluate_ctx(gates, ctx)
 
     def evaluate_ctx(self, gates: Sequence[GateBase], ctx: EvalContext) -> list[Verdict]:
+        # The daemon's graph and the rollout controller evaluate from different threads; the
+        # carried frame and per-bin caches are mutated in place, so passes must not interleave.
+        with self._lock:
+            return self._evaluate_ctx(gates, ctx)
+
+    def _evaluate_ctx(self, gates: Sequence[GateBase], ctx: EvalContext) -> list[Verdict]:
         p = plan(gates, ctx)
         t0 = time.perf_counter()
         rf = self._requests(p.request_start, ctx.now, ctx.canary_bundle) if p.request_start is not None else None

@@ -70,6 +70,12 @@ class _Columns:
     def view(self) -> dict[str, np.ndarray]:
         return {k: b[self.off:self.off + self.n] for k, b in self.base.items()}
 
+    def holds(self, ts: np.ndarray) -> bool:
+        """Whether the current view is exactly `ts`. Once a later pass has spliced these buffers, an
+        older frame's views may be overwritten in place, so that frame must not be extended again."""
+        v = self.base["ts"][self.off:self.off + self.n]
+        return v.size == ts.size and (v.size == 0 or v.ctypes.data == ts.ctypes.data)
+
     def splice(self, a: int, b: int, new: dict[str, np.ndarray]) -> None:
         """Keep rows [a, b) of the current view, then append `new`."""
         m = len(next(iter(new.values())))
@@ -119,10 +125,16 @@ class RequestFrame:
 
     _FIELDS = ("ts", "standby", "shadow", "ok", "latency_ms", "divergence", "in_bundle")
 
+    def is_current(self) -> bool:
+        """False once another frame was extended from the same buffers (see `_Columns.holds`)."""
+        return self._cols is None or self._cols.holds(self.ts)
+
     def extended(self, newer: RequestFrame, keep_from: float, cut: float) -> RequestFrame:
         """Rows of self in (keep_from, cut] followed by `newer` (whose rows are all > cut).
 
         Columns live in buffers with spare room, so each pass copies only the new rows."""
+        if keep_from > cut:
+            raise ValueError(f"keep_from {keep_from} is after cut {cut}: nothing of this frame would be kept")
         a = int(np.searchsorted(self.ts, keep_from, "right"))
         b = int(np.searchsorted(self.ts, cut, "right"))
         names = [f for f in self._FIELDS if getattr(self, f) is not None and getattr(newer, f) is not None]

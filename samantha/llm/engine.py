@@ -143,6 +143,9 @@ class LlmEngine:
         self._sha: str | None = None
         self._failed_at: float | None = None
         self._seq = 0
+        self._warm_prompt: RenderedPrompt | None = None
+        self._respawn: threading.Thread | None = None
+        self._closed = False
         self._status = EngineStatus(enabled=config.enabled, available=False)
 
     @classmethod
@@ -170,18 +173,39 @@ class LlmEngine:
         """
         if not self.config.enabled:
             return self.status()
+        self._warm_prompt = warm
         with self._lock:
             if self._ensure_worker(force=True) and warm is not None:
                 self._warm(warm)
         return self.status()
 
+    def _respawn_in_background(self) -> None:
+        """After a timeout kill, reload (and re-warm) off the caller's path, so the next call
+        does not pay a cold start; a call arriving meanwhile waits at most its timeout ("busy")."""
+        if self._respawn is not None and self._respawn.is_alive():
+            return
+
+        def respawn() -> None:
+            with self._lock:
+                if self._closed:
+                    return
+                if self._worker is None and self._ensure_worker() and self._warm_prompt is not None:
+                    self._warm(self._warm_prompt)
+
+        self._respawn = threading.Thread(target=respawn, name="llm-respawn", daemon=True)
+        self._respawn.start()
+
     def _warm(self, prompt: RenderedPrompt) -> None:
         assert self._worker is not None
         self._seq += 1
+        w = self._worker
         t0 = self.clock.monotonic()
         try:
-            self._worker.send({"id": self._seq, "warm": True, "system": prompt.system, "user": prompt.user})
-            while (reply := self._worker.replies.get(timeout=self.config.load_timeout_s)) is not None:
+            w.send({"id": self._seq, "warm": True, "system": prompt.system, "user": prompt.user})
+            while True:
+                reply = w.replies.get(timeout=self.config.load_timeout_s)
+                if reply is None:
+                    raise OSError("worker exited during warm-up")
                 if reply.get("id") == self._seq:
                     break
         except (OSError, queue.Empty):
@@ -190,6 +214,13 @@ class LlmEngine:
         self._status = self._status.model_copy(update={"warm_s": round(self.clock.monotonic() - t0, 4)})
 
     def close(self) -> None:
+        self._closed = True
+        respawn = self._respawn
+        if respawn is not None and respawn.is_alive():
+            w = self._worker
+            if w is not None and w.proc.poll() is None:
+                w.proc.kill()  # ends a warm-up in progress at once (EOF on its pipe)
+            respawn.join(timeout=self.config.load_timeout_s + 5)
         with self._lock:
             self._stop_worker()
 
@@ -285,6 +316,8 @@ class LlmEngine:
             prompt_chars=request.prompt.chars, latency_s=round(self.clock.monotonic() - t0, 4),
             outcome=outcome, **extra)
         deliver(self.sink, record)
+        if outcome == "timeout":
+            self._respawn_in_background()
         return LlmReply(outcome=outcome, value=value, record=record, text=text)
 
     async def acomplete(self, request: LlmRequest[T]) -> LlmReply[T]:
@@ -308,7 +341,7 @@ class LlmEngine:
             try:
                 worker.send({"id": req_id, "system": request.prompt.system, "user": request.prompt.user,
                              "schema": request.schema, "max_tokens": request.max_tokens or self.config.max_tokens,
-                             "temperature": self.config.temperature})
+                             "temperature": self.config.temperature, "repeat_penalty": self.config.repeat_penalty})
             except OSError as e:
                 self._stop_worker()
                 return "error", None, None, {"error": f"llm worker unreachable: {e}"}

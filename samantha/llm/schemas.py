@@ -25,7 +25,7 @@ SUMMARY_MAX_CHARS = 120
 # Plain text only: every character is at least one token, so a bounded length bounds the
 # completion (a free JSON string could spend the budget on \u escapes and be cut mid-way),
 # and the summary can go on a console or a web page without escaping surprises.
-PLAIN_CHARS = "A-Za-z0-9 ,.;:%()/+'_-"
+PLAIN_CHARS = "A-Za-z0-9 ,.;:%()/+'-"  # no underscore: tiny models loop on snake_case runs
 
 
 def plain_pattern(lo: int, hi: int) -> str:

@@ -87,7 +87,8 @@ def main(argv: list[str]) -> int:
             r = llm.create_chat_completion(
                 messages=_messages(req, llm.chat_format),
                 response_format={"type": "json_object", "schema": req["schema"]},
-                max_tokens=req["max_tokens"], temperature=req["temperature"], seed=settings["seed"])
+                max_tokens=req["max_tokens"], temperature=req["temperature"], seed=settings["seed"],
+                repeat_penalty=req.get("repeat_penalty", 1.0))
             usage = r.get("usage") or {}
             send({"type": "result", "id": req["id"], "text": r["choices"][0]["message"]["content"] or "",
                   "finish_reason": r["choices"][0].get("finish_reason"),

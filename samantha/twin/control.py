@@ -305,6 +305,7 @@ class CubeControl:
         if path == "/v1/twin/stats":
             return json_response({"slots": {k: v.snapshot() for k, v in self.router.stats.items()},
                                   "telemetry": self.router.pusher.stats(), "active": self.active,
+                                  "noise": {"fraction": self.router.noise_fraction, "sigma": self.router.noise_sigma},
                                   "weights": self.state().weights.model_dump()})
         if path == "/v1/twin/noise" and req.method == "POST":
             return self._noise(req.body)

@@ -36,7 +36,7 @@ def test_constrained_output_validates_and_is_recorded(engine: LlmEngine, llm_sin
     rec = reply.record
     assert rec is llm_sink.records[-1]
     assert rec.model == "SmolLM2-135M-Instruct.Q4_1.gguf" and len(rec.model_sha256) == 64
-    assert rec.template == "triage.v1" and rec.template_sha256 == req.prompt.template_sha256
+    assert rec.template == req.prompt.template == "triage.v2" and rec.template_sha256 == req.prompt.template_sha256
     assert rec.prompt_chars == req.prompt.chars and rec.prompt_tokens > 100 and rec.completion_tokens > 5
     assert 0 < rec.infer_s <= rec.latency_s
 
@@ -52,10 +52,13 @@ def test_tiny_timeout_kills_the_worker_and_falls_back_then_recovers(tmp_path: Pa
         assert res.source == "rules" and res.llm_outcome == "timeout" and res.cause == res.rule_cause
         assert "worker killed" in res.llm_error and sink.records[-1].outcome == "timeout"
         assert not _alive(pid)  # abandoned for real: the process running the C call is gone
+        eng._respawn.join(120)  # a fresh worker is started off the caller's path
+        new_pid = eng.status().worker_pid
+        assert new_pid not in (None, pid) and _alive(new_pid)
         eng.config = eng.config.model_copy(update={"timeout_s": 90})
         again = triage(INCIDENT, eng)
         assert again.source == "llm", again.llm_error
-        assert eng.status().worker_pid not in (None, pid)
+        assert eng.status().worker_pid == new_pid
     finally:
         eng.close()
 
@@ -130,3 +133,16 @@ def test_acomplete_leaves_the_event_loop_free(engine: LlmEngine) -> None:
 
     outcome, ticks = asyncio.run(main())
     assert outcome == "ok" and ticks >= 5
+
+
+def test_a_call_that_cannot_get_the_worker_in_time_is_busy(tmp_path: Path) -> None:
+    eng, sink = make_engine(tmp_path, timeout_s=0.2)
+    with eng:
+        eng._lock.acquire()  # another call holds the worker
+        try:
+            t0 = time.monotonic()
+            res = triage(INCIDENT, eng)
+            assert time.monotonic() - t0 < 2
+        finally:
+            eng._lock.release()
+        assert res.llm_outcome == "busy" and res.source == "rules" and sink.records[-1].outcome == "busy"

@@ -64,7 +64,7 @@ def test_cli_check_prints_one_json_object(tmp_path: Path) -> None:
     assert report["schema_valid_rate"] == 1.0 and report["injection_actions_taken"] == 0
     assert len(report["model_sha256"]) == 64 and report["triage_p95_s"] > 0
     calls = (tmp_path / "state" / "llm" / "calls.jsonl").read_text().splitlines()
-    assert len(calls) == 3 and json.loads(calls[0])["template"] == "triage.v1"
+    assert len(calls) == 3 and json.loads(calls[0])["template"] == "triage.v2"
 
 
 def test_cli_check_bad_fixture_is_bad_input(tmp_path: Path) -> None:

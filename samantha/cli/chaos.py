@@ -1,0 +1,171 @@
+"""`samantha chaos ...`: validate templates locally; plan, run, inspect through the local API (one writer)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+import typer
+from rich.markup import escape
+
+from samantha.cli.common import ConfigOption, JsonOption, bad_input, console, failure, get_config, print_json
+from samantha.config import SamanthaConfig
+
+app = typer.Typer(no_args_is_help=True, help="Chaos experiments: plan, pre-flight, run, findings.")
+
+
+def api_url(config: SamanthaConfig) -> str:
+    return (config.chaos.api_url or f"http://{config.api.host}:{config.api.port}").rstrip("/")
+
+
+def call(config: SamanthaConfig, method: str, path: str, *, timeout: float = 30.0, **kw: Any) -> Any:
+    url = api_url(config) + path
+    try:
+        r = httpx.request(method, url, timeout=timeout, **kw)
+    except httpx.HTTPError as e:
+        failure(f"Samantha's API is not reachable at {api_url(config)} ({type(e).__name__}); "
+                "start `samantha run` or `samantha chaos serve`")
+    try:
+        body = r.json()
+    except ValueError:
+        failure(f"{method} {path}: HTTP {r.status_code}: {r.text[:300]}")
+    if r.status_code >= 400:
+        err = body.get("error", {}) if isinstance(body, dict) else {}
+        msg = f"{err.get('code', r.status_code)}: {err.get('reason', r.text[:300])}"
+        if err.get("field"):
+            msg += f" (field {err['field']})"
+        for p in err.get("problems") or []:
+            msg += f"\n  {p['source']}:{p['line']}:{p['column']}: {p['field']}: {p['reason']}"
+        (bad_input if r.status_code in (400, 404, 422) else failure)(msg)
+    return body
+
+
+@app.command()
+def serve(config: Path | None = ConfigOption,
+          port: int | None = typer.Option(None, help="default: api.port from the config"),
+          port_file: Path | None = typer.Option(None, help="write {port, pid} here once listening")) -> None:
+    """Host the store, telemetry ingest and the chaos API without the daemon (recovers the ledger first)."""
+    from samantha.chaos.host import serve as run_host
+
+    run_host(get_config(config), port=port, port_file=port_file)
+
+
+@app.command()
+def validate(file: Path, as_json: bool = JsonOption) -> None:
+    """Check an experiment template: every problem with file:line:column, field and reason."""
+    from samantha.chaos.experiment import load_template
+    from samantha.validated_yaml import DocumentError
+
+    try:
+        t = load_template(file)
+    except DocumentError as e:
+        if as_json:
+            print_json({"ok": False, "problems": [p.as_dict() for p in e.problems]})
+            raise typer.Exit(2) from None
+        bad_input(f"{file} is not a valid experiment:\n{e}")
+    except OSError as e:
+        bad_input(f"cannot read {file}: {e.strerror}")
+    out = {"ok": True, "title": t.title, "kind": t.fault.kind, "target": t.target,  # type: ignore[attr-defined]
+           "proposal_key": t.proposal().key}
+    print_json(out) if as_json else console.print(f"[green]ok[/green] {file}: {t.title} ({out['kind']} on {t.target})")
+
+
+def _show_result(out: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print_json(out)
+        return
+    console.print(f"outcome: [bold]{out.get('outcome')}[/bold]  experiment {out.get('experiment_id', '-')}")
+    for r in (out.get("preflight") or {}).get("reasons", []):
+        console.print(f"  [{'red' if r['severity'] == 'reject' else 'yellow'}]{r['severity']}[/] "
+                      + escape(f"[{r['code']}] {r['message']}"), highlight=False)
+    for f in out.get("findings") or []:
+        console.print(f"  finding: {f['text']}", highlight=False)
+    for g in out.get("learned_gates") or []:
+        console.print(f"  new gate: {g['name']} (p99 <= {g['spec'].get('value')} ms, {g['spec'].get('slot')})")
+    if out.get("approval"):
+        aid = out["approval"]["id"]
+        console.print(f"  waiting for an operator: samantha approvals approve {aid} --key OPERATOR.key")
+
+
+@app.command()
+def run(file: Path, config: Path | None = ConfigOption, as_json: bool = JsonOption) -> None:
+    """Run a template against the Cube (pre-flight decides: run, queue for approval, or refuse)."""
+    cfg = get_config(config)
+    try:
+        text = file.read_text()
+    except OSError as e:
+        bad_input(f"cannot read {file}: {e.strerror}")
+    out = call(cfg, "POST", "/v1/chaos/run", json={"template": text, "source": str(file)}, timeout=900)
+    _show_result(out, as_json)
+    if out.get("outcome") == "rejected":
+        raise typer.Exit(1)
+
+
+@app.command()
+def plan(config: Path | None = ConfigOption, as_json: bool = JsonOption,
+         llm: bool = typer.Option(False, "--llm", help="add LLM proposals and ranking")) -> None:
+    """Proposals from the dependency map, ranked, each with its pre-flight verdict and reasons."""
+    out = call(get_config(config), "GET", "/v1/chaos/plan", params={"llm": llm}, timeout=120)
+    if as_json:
+        print_json(out)
+        return
+    from rich.table import Table
+
+    t = Table("verdict", "proposal", "value-risk", "reasons")
+    for p in out["proposals"]:
+        pr = p["proposal"]
+        t.add_row(p["verdict"], f"{pr['kind']} on {pr['target']} {pr['params']}", f"{pr['value'] - pr['risk']:.2f}",
+                  escape("; ".join(f"[{r['code']}]" for r in p["reasons"])))
+    console.print(t)
+    console.print(out["counts"])
+
+
+@app.command("run-once")
+def run_once(config: Path | None = ConfigOption, as_json: bool = JsonOption) -> None:
+    """Run the top-ranked sanctioned proposal."""
+    _show_result(call(get_config(config), "POST", "/v1/chaos/run-once", timeout=900), as_json)
+
+
+@app.command()
+def experiments(config: Path | None = ConfigOption, as_json: bool = JsonOption) -> None:
+    """Experiments run on this Cube, newest first."""
+    out = call(get_config(config), "GET", "/v1/chaos/experiments")
+    if as_json:
+        print_json(out)
+        return
+    for e in out["experiments"]:
+        console.print(f"{e['id']}  {e['state']:<9} {e['title']}  journal {e.get('journal_sha256') or '-'}",
+                      highlight=False)
+
+
+@app.command()
+def findings(config: Path | None = ConfigOption, as_json: bool = JsonOption) -> None:
+    """Findings of past runs."""
+    out = call(get_config(config), "GET", "/v1/chaos/findings")
+    if as_json:
+        print_json(out)
+        return
+    for f in out["findings"]:
+        console.print(f"{f['experiment_id']}  {f['text']}", highlight=False)
+
+
+@app.command()
+def selftest(config: Path | None = ConfigOption, as_json: bool = JsonOption) -> None:
+    """Exercise each revert path once with a minimal fault (a tested revert is a pre-flight condition)."""
+    out = call(get_config(config), "POST", "/v1/chaos/selftest", timeout=120)
+    print_json(out) if as_json else console.print(out["results"])
+
+
+@app.command()
+def catalog(as_json: bool = JsonOption) -> None:
+    """The fault catalog with each kind's blast-radius profile and parameter ranges."""
+    from samantha.chaos.catalog import catalog_table
+
+    rows = catalog_table()
+    if as_json:
+        print_json({"faults": rows})
+        return
+    for r in rows:
+        console.print(f"[bold]{r['kind']}[/bold] on {'/'.join(r['targets'])}: {r['summary']} revert: {r['revert']}",
+                      highlight=False)

@@ -1,0 +1,145 @@
+"""Act: the link to the hub drops, the outbox grows within its budget, the policy module expires
+(safe mode), the link returns flapping and the Cube catches up: nothing lost, nothing twice."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import numpy as np
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from samantha.alerts import AlertManager
+from samantha.audit import AuditLog, DuckDBAuditStore
+from samantha.clock import SimClock
+from samantha.config import StoreConfig, UplinkConfig
+from samantha.hub.process import spawn_hub
+from samantha.hub.storage import HubStorage
+from samantha.proxy.client import ProxyClient
+from samantha.proxy.process import spawn_proxy
+from samantha.signing import KeyPair, trust_public_key
+from samantha.sre import tables
+from samantha.sre.incidents import IncidentBook
+from samantha.sre.ledger import ActionLedger
+from samantha.telemetry.store import TelemetryStore
+from samantha.uplink.bench import START, Flapper, gauges, raw_requests, rollup_minutes, sre_hour
+from samantha.uplink.policy_module import sign_module
+from samantha.uplink.service import UplinkService
+
+TITLE = "Offline: store-and-forward, signed policy, safe mode, catch-up"
+
+
+def run(ctx) -> None:
+    con = ctx.console
+    hours = 12 if ctx.fast else 72
+    module_h = 8 if ctx.fast else 48
+    clock = SimClock(START)
+    rng = np.random.default_rng(5)
+    hub_key = KeyPair.generate()
+    data = ctx.workdir / "uplink"
+    trust_public_key(hub_key.public, data / "keys" / "hub")
+    with spawn_hub(data / "hub") as hub, spawn_proxy() as pp:
+        proxy = ProxyClient(pp.value)
+        link = proxy.create_proxy("hub", hub.value.removeprefix("http://"))
+        cfg = ctx.config.model_copy(update={
+            "data_dir": str(data),
+            "store": StoreConfig(disk_budget_mb=24, max_past_age_s=30 * 86400, buffer_max_rows=2_000_000),
+            "uplink": UplinkConfig(hub_url=f"http://127.0.0.1:{link.listen_port}", cube_id="cube-demo",
+                                   outbox_budget_fraction=0.02, timeout_s=2.0)})
+        store = TelemetryStore.open(cfg, clock, start_writer=False)
+        tables.create(store.write_sql)
+        key = KeyPair.load_or_create(cfg.cube_key_path)
+        conns = [store.connection(), store.connection()]
+        alerts = AlertManager(conns[1], cfg.alerts, clock)
+        svc = UplinkService(cfg, store, clock, key=key, alerts=alerts, audit=AuditLog(DuckDBAuditStore(conns[0]),
+                                                                                      key, clock))
+        incidents, ledger = IncidentBook(store, clock), ActionLedger(store, clock)
+        try:
+            module = sign_module({"version": 1, "issued_at": START - 60, "expires_at": START + module_h * 3600,
+                                  "fleet": "demo"}, hub_key)
+            httpx.put(f"{hub.value}/v1/policy", json=module, timeout=10).raise_for_status()
+            svc.force_sync()
+            con.print(f"hub at {hub.value}, reached through the fault proxy; policy module v1 pulled "
+                      f"(signed, expires in {module_h} h)")
+            proxy.disable("hub")
+            con.print(f"[bold red]the link drops[/bold red]: {hours} simulated hours offline at 200 rps")
+            t = Table("sim time", "outbox batches", "outbox MB / budget", "downsampled", "gap records",
+                      "sync", "mode")
+            peak, last_safe = 0, False
+            for h in range(hours):
+                t0 = START + h * 3600
+                clock.advance(t0 + 3600 - clock.time())
+                if h < 1:
+                    raw_requests(store, rng, t0, 3600, 200.0)
+                else:
+                    rollup_minutes(store, rng, t0, 3600, 200.0)
+                gauges(store, rng, t0, 3600, 20)
+                sre_hour(incidents, ledger, audit=svc.audit, alerts=alerts, svc=svc, at=t0 + 3600, i=h)
+                out = svc.tick()
+                store.retention.run()
+                ob = svc.outbox.stats()
+                peak = max(peak, ob["pending_bytes"])
+                if h % max(1, hours // 8) == 0 or h == hours - 1 or out["safe_mode"] != last_safe:
+                    sync = (out.get("sync") or {}).get("error") or ("backoff" if not out.get("sync") else "ok")
+                    t.add_row(f"+{h + 1} h", str(ob["pending_batches"]),
+                              f"{ob['pending_bytes'] / 1e6:.2f} / {ob['budget_bytes'] / 1e6:.2f}",
+                              str(ob["downsampled_batches"]), str(ob["gap_records"]),
+                              sync.split(":")[0][:24], "[bold red]SAFE" if out["safe_mode"] else "normal")
+                last_safe = out["safe_mode"]
+            con.print(t)
+            st = svc.status()
+            if st["safe_mode"]["safe"]:
+                con.print(f"[bold red]SAFE MODE[/bold red] since +{(st['safe_mode']['since'] - START) / 3600:.0f} h: "
+                          f"{st['safe_mode']['reason']} (chaos off, rollouts frozen, last-known-good bundle stays)")
+            con.print("drift SLOs: " + ", ".join(f"{d['gate']} [{'green' if d['status'] == 'pass' else 'red'}]"
+                                                 f"{d['status']}[/]" for d in st["drift"]))
+            offline_s = hours * 3600
+            con.print("[bold green]the link returns[/bold green], flapping, with 10% of requests answered 500")
+            proxy.enable("hub")
+            proxy.add_toxic("hub", "http_error", {"status_code": 500}, toxicity=0.1, name="e500")
+            t_catch = time.perf_counter()
+            attempts = 0
+            with Flapper(proxy, "hub", seed=2) as flap, \
+                    Progress(TextColumn("[bold]catch-up"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[k]}"),
+                             TimeElapsedColumn(), console=con) as bar:
+                total = svc.outbox.stats()["pending_batches"]
+                task = bar.add_task("catch-up", total=total, k="")
+                while attempts < 500 and time.perf_counter() - t_catch < 120:
+                    attempts += 1
+
+                    def prog(done, _total, b, base=total - svc.outbox.stats()["pending_batches"]):
+                        bar.update(task, completed=base + done, k=f"{b['kind']} #{b['seq']}")
+
+                    res = svc.force_sync(progress=prog)["sync"]
+                    if res["ok"] and res["remaining"] == 0:
+                        bar.update(task, completed=total)
+                        break
+                    time.sleep(0.02)
+            wall = time.perf_counter() - t_catch
+            proxy.remove_toxic("hub", "e500")
+            hs = HubStorage(data / "hub")
+            try:
+                fleet = hs.fleet_stats()
+            finally:
+                hs.close()
+            con.print(f"caught up {offline_s / 3600:.0f} h in {wall:.1f} s ({offline_s / wall:.0f}x real time) "
+                      f"through {flap.cuts} link cuts and {attempts} attempts; at the hub: "
+                      + ", ".join(f"{k} {v['records']}" for k, v in fleet["kinds"].items())
+                      + f"; duplicates {fleet['duplicates']}")
+            fresh = sign_module({"version": 2, "issued_at": clock.time() - 60, "expires_at": clock.time() + 7 * 86400,
+                                 "fleet": "demo"}, hub_key)
+            httpx.put(f"{hub.value}/v1/policy", json=fresh, timeout=10).raise_for_status()
+            svc.force_sync()
+            con.print(f"hub publishes v2: {'[bold red]still SAFE' if svc.safe.safe else '[green]normal mode'}"
+                      f"[/] ({svc.safe.left_because or svc.safe.reason})")
+            ctx.facts.update({"uplink_outbox_peak_mb": round(peak / 1e6, 2),
+                              "uplink_catchup_x_realtime": round(offline_s / wall),
+                              "uplink_duplicates_at_hub": fleet["duplicates"]})
+        finally:
+            svc.close()
+            alerts.close()
+            for c in conns:
+                c.close()
+            store.close()
+            proxy.close()

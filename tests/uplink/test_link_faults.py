@@ -1,0 +1,118 @@
+"""Cube -> fault proxy -> hub, all real processes: a flapping link, 500s, resets, a link dying
+mid-upload, and an uploader process killed with SIGKILL mid-batch. Nothing lost, nothing twice."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from samantha.uplink.bench import Flapper
+from samantha.uplink.local import local_service
+from tests.uplink.kit import cli, cube_config, cube_keys, hub_behind_proxy, hub_view, seed, write_config
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
+
+
+def _queued(cfg) -> dict[str, int]:
+    with local_service(cfg) as svc:
+        svc.tick(sync=False)  # collect into the outbox; no hub contact
+        return {k: v["records"] for k, v in svc.outbox.stats()["pending_by_kind"].items()}
+
+
+def _assert_exactly_once(cfg, hub_root, queued: dict[str, int]) -> None:
+    view = hub_view(hub_root)
+    assert view["stats"]["duplicates"] == 0
+    for kind, n in queued.items():
+        # every queued record arrived (a later tick may have queued newer minutes too); none twice
+        assert len(view["keys"].get(kind, [])) >= n, kind
+    assert set(view["keys"]["audit"]) == cube_keys(cfg, "audit")
+
+
+def test_flapping_link_with_500s_and_resets_loses_and_duplicates_nothing(tmp_path):
+    with hub_behind_proxy(tmp_path / "hub") as (_, link, proxy):
+        cfg = cube_config(tmp_path, link, batch_span_s=600)
+        seed(cfg, hours=6)
+        queued = _queued(cfg)
+        assert queued["requests_1m"] >= 300 and queued["audit"] == 30
+        proxy.add_toxic("hub", "http_error", {"status_code": 500}, toxicity=0.2, name="e500")
+        proxy.add_toxic("hub", "reset_peer", {"timeout": 0}, toxicity=0.1, name="rst")
+        failures, done = 0, False
+        with local_service(cfg) as svc, Flapper(proxy, "hub", seed=11) as flap:
+            deadline = time.monotonic() + 90
+            while time.monotonic() < deadline:
+                out = svc.force_sync(max_seconds=10)["sync"]
+                if out["ok"] and out["remaining"] == 0:
+                    done = True
+                    break
+                failures += not out["ok"]
+                time.sleep(0.02)
+            st = svc.status()
+        assert done, st
+        assert failures > 0 and flap.cuts > 0  # the link really failed under the uploads
+        assert st["outbox"]["pending_batches"] == 0 and st["consecutive_failures"] == 0
+    _assert_exactly_once(cfg, tmp_path / "hub", queued)
+
+
+def test_link_dying_mid_upload_stores_nothing_partial(tmp_path):
+    with hub_behind_proxy(tmp_path / "hub") as (hub, link, proxy):
+        cfg = cube_config(tmp_path, link, batch_span_s=600)
+        seed(cfg, hours=2)
+        queued = _queued(cfg)
+        proxy.add_toxic("hub", "limit_data", {"bytes": 1500}, stream="upstream", name="cut")
+        with local_service(cfg) as svc:
+            first = svc.force_sync()["sync"]
+            assert not first["ok"] and first["sent"] == 0
+            assert svc.status()["next_attempt_at"] is not None  # backing off
+        assert httpx.get(f"{hub}/v1/fleet/stats").json()["stored"] == 0  # the cut body was never stored
+        proxy.remove_toxic("hub", "cut")
+        with local_service(cfg) as svc:
+            assert svc.uploader.due() is False or svc.status()["consecutive_failures"] == 1
+            second = svc.force_sync()["sync"]
+            assert second["ok"] and second["remaining"] == 0
+    _assert_exactly_once(cfg, tmp_path / "hub", queued)
+
+
+def test_uploader_sigkilled_mid_batch_resumes_without_loss_or_duplicates(tmp_path):
+    with hub_behind_proxy(tmp_path / "hub") as (hub, link, proxy):
+        cfg = cube_config(tmp_path, link, batch_span_s=600)
+        cfg_path = write_config(cfg, tmp_path / "samantha.yaml")
+        seed(cfg, hours=4)
+        queued = _queued(cfg)
+        # slow replies: the process spends most of its time with a batch in flight
+        proxy.add_toxic("hub", "latency", {"latency": 250}, name="slow")
+        proc = subprocess.Popen([sys.executable, "-m", "samantha", "uplink", "sync", "--json", "-c", str(cfg_path)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 60
+            stored = 0
+            while time.monotonic() < deadline and stored < 5:
+                stored = httpx.get(f"{hub}/v1/fleet/stats").json()["stored"]
+                time.sleep(0.05)
+            assert stored >= 5, proc.stderr.read() if proc.poll() is not None else "no progress"
+            time.sleep(0.13)  # land somewhere inside a request
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(10)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            proc.stdout.close()
+            proc.stderr.close()
+        assert proc.returncode == -signal.SIGKILL
+        at_kill = httpx.get(f"{hub}/v1/fleet/stats").json()["stored"]
+        proxy.remove_toxic("hub", "slow")
+        r = cli(["uplink", "sync", "--json"], cfg_path)
+        assert r.returncode == 0, r.stderr
+        import json
+
+        out = json.loads(r.stdout)["sync"]
+        assert out["ok"] and out["remaining"] == 0
+        # what the killed process had sent: acked by the watermark or answered as a duplicate, never stored twice
+        assert out["acked_by_watermark"] + out["duplicates"] >= 1
+        assert at_kill < out["watermark"]  # the kill came before the end: the second run did the rest
+    _assert_exactly_once(cfg, tmp_path / "hub", queued)

@@ -1,0 +1,19 @@
+import pytest
+from rich.console import Console
+
+from samantha.demo import ACTS, DemoContext, uplink_act
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(150)
+def test_the_demo_act_shows_drop_growth_safe_mode_and_catch_up(config, tmp_path):
+    assert "samantha.demo.uplink_act" in ACTS
+    console = Console(record=True, width=160)
+    ctx = DemoContext(config=config.model_copy(update={"data_dir": str(tmp_path)}), console=console,
+                      workdir=tmp_path, fast=True)
+    uplink_act.run(ctx)
+    out = console.export_text()
+    assert "the link drops" in out and "the link returns" in out and "catch-up" in out
+    assert "SAFE MODE since +8 h" in out and "normal mode" in out
+    assert ctx.facts["uplink_duplicates_at_hub"] == 0
+    assert ctx.facts["uplink_catchup_x_realtime"] >= 100
