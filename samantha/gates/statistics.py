@@ -141,10 +141,10 @@ WASSERSTEIN_CAP = 5000
 def drift(current: np.ndarray, baseline: np.ndarray, method: str = "auto", threshold: float | None = None,
           large_sample: int = 1000, bins: int = 10) -> DriftResult:
     """Evidently-like defaults: KS p < 0.05 for small samples, normed Wasserstein >= 0.1 for large ones, PSI >= 0.1."""
-    from scipy import stats
-
     if method == "auto":
         method = "ks" if min(current.size, baseline.size) <= large_sample else "wasserstein"
+    if method in ("ks", "wasserstein"):
+        from scipy import stats
     if method == "ks":
         # exact p-values cost O(n*m); past a few hundred samples the asymptotic ones agree
         res = stats.ks_2samp(current, baseline, method="auto" if min(current.size, baseline.size) <= 300 else "asymp")
