@@ -27,8 +27,7 @@ ACTS: list[str] = [
     "samantha.demo.gates_act",
     "samantha.demo.kernel_act",
     "samantha.demo.llm_act",
-    "samantha.demo.rollout_act",
-    "samantha.demo.sre_act",
+    "samantha.demo.story_act",
     "samantha.demo.chaos_act",
     "samantha.demo.uplink_act",
     "samantha.demo.report_act",  # keep last: it reports on what the acts above recorded

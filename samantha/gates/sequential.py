@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import special, stats
+from scipy import special
 
 # Odds ratios (two-sample) and rate multipliers (one-sample) mixed with equal weight.
 ODDS_GRID = (1.25, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0, 100.0)
@@ -150,6 +150,8 @@ def two_sample_msprt(n_c: np.ndarray, x_c: np.ndarray, n_i: np.ndarray, x_i: np.
             informative &= events < total  # every row had the event: the split carries no information
             m, n, big_n, x = total[informative], n_c[informative], events[informative], x_c[informative]
             theta = null_odds * np.asarray(odds, dtype=np.float64)[:, None]
+            from scipy import stats  # loaded on first use (~60 MB resident)
+
             null = stats.nchypergeom_fisher.logpmf(x, m, n, big_n, null_odds)
             alt = stats.nchypergeom_fisher.logpmf(x[None, :], m[None, :], n[None, :], big_n[None, :], theta)
             llr[:, informative] = alt - null[None, :]
@@ -187,7 +189,8 @@ def cusum(n: np.ndarray, x: np.ndarray, p0: float, ratio: float, alpha: float) -
     n, x = np.asarray(n, dtype=np.int64), np.asarray(x, dtype=np.int64)
     thr = math.log(1.0 / alpha)
     p1 = min(p0 * ratio, 0.999)
-    llr = stats.binom.logpmf(x, n, p1) - stats.binom.logpmf(x, n, p0)
+    # binom.logpmf(x, n, p1) - binom.logpmf(x, n, p0): the binomial coefficients cancel
+    llr = special.xlogy(x, p1 / p0) + special.xlog1py(n - x, -p1) - special.xlog1py(n - x, -p0)
     c = np.concatenate([[0.0], np.cumsum(llr)])
     s = (c - np.minimum.accumulate(c))[1:]  # S_t = max(0, S_{t-1} + llr_t), vectorised
     hits = np.flatnonzero(s >= thr)

@@ -1,6 +1,7 @@
 """Fixed-window statistics for gates. scipy does the tests; this module only shapes inputs and outputs.
 
-All functions are pure: numpy arrays in, plain numbers out.
+All functions are pure: numpy arrays in, plain numbers out. scipy.stats (~60 MB resident) is imported
+inside the functions that need it, so a daemon that judges no canary never loads it.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import special, stats
+from scipy import special
 
 from samantha.gates.spec import quantile_of
 
@@ -72,6 +73,8 @@ def latency_mwu(canary: np.ndarray, incumbent: np.ndarray, shift_below: float = 
     The Hodges-Lehmann shift is only needed to judge a significant result, so it is
     computed when p < shift_below (NaN otherwise).
     """
+    from scipy import stats
+
     res = stats.mannwhitneyu(canary, incumbent, alternative="greater", method="asymptotic")
     p = float(res.pvalue)
     shift = ratio = math.nan
@@ -95,6 +98,8 @@ class ProportionJudgement:
 def errors_fisher(canary_errors: int, canary_n: int, incumbent_errors: int, incumbent_n: int) -> ProportionJudgement:
     """Does the canary fail more often? (one-sided Fisher exact test on the 2x2 table)."""
     table = [[canary_errors, canary_n - canary_errors], [incumbent_errors, incumbent_n - incumbent_errors]]
+    from scipy import stats
+
     res = stats.fisher_exact(table, alternative="greater")
     return ProportionJudgement(float(res.pvalue), float(res.statistic),
                                canary_errors / canary_n, incumbent_errors / incumbent_n)
@@ -103,9 +108,10 @@ def errors_fisher(canary_errors: int, canary_n: int, incumbent_errors: int, incu
 @functools.lru_cache(maxsize=1024)
 def rate_above(k: int, n: int, max_rate: float) -> tuple[float, float, float]:
     """Exact binomial test that the rate exceeds max_rate: (p_value, observed rate, 95% upper bound)."""
-    res = stats.binomtest(k, n, max_rate, alternative="greater")
-    upper = 1.0 if k >= n else float(stats.beta.ppf(0.95, k + 1, n - k))  # one-sided Clopper-Pearson
-    return float(res.pvalue), k / n, float(upper)
+    # binomtest(alternative="greater") is P(X >= k) = binom.sf(k - 1); beta.ppf is betaincinv (same boost code)
+    p_value = 1.0 if k <= 0 else float(min(1.0, special.bdtrc(k - 1, n, max_rate)))
+    upper = 1.0 if k >= n else float(special.betaincinv(k + 1, n - k, 0.95))  # one-sided Clopper-Pearson
+    return p_value, k / n, upper
 
 
 @dataclass(frozen=True)
@@ -137,6 +143,8 @@ def drift(current: np.ndarray, baseline: np.ndarray, method: str = "auto", thres
     """Evidently-like defaults: KS p < 0.05 for small samples, normed Wasserstein >= 0.1 for large ones, PSI >= 0.1."""
     if method == "auto":
         method = "ks" if min(current.size, baseline.size) <= large_sample else "wasserstein"
+    if method in ("ks", "wasserstein"):
+        from scipy import stats
     if method == "ks":
         # exact p-values cost O(n*m); past a few hundred samples the asymptotic ones agree
         res = stats.ks_2samp(current, baseline, method="auto" if min(current.size, baseline.size) <= 300 else "asymp")

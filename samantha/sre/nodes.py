@@ -195,8 +195,9 @@ class SreNodes:
                 self._refuse(refusals, inc, now, pb.name, "-", ["action-in-flight"],
                              ["an earlier action for this incident is not verified yet"])
                 continue
+            firing = f"{pb.name}:{uuid.uuid4().hex[:12]}"  # its actions pass the cooldown together
             for a in f.actions:
-                proposed, why = self._propose(a, f, pb, cube)
+                proposed, why = self._propose(a, f, pb, cube, firing)
                 if proposed is None:
                     self._refuse(refusals, inc, now, pb.name, a.action, ["no-target"], [why])
                     continue
@@ -227,7 +228,8 @@ class SreNodes:
         role = "active" if scope == "active" else "standby"
         return f"{scope}:{(cube.slot(role).bundle_id or 'empty')[:16]}"
 
-    def _propose(self, a: Any, f: Firing, pb: Playbook, cube: CubeState | None) -> tuple[ProposedAction | None, str]:
+    def _propose(self, a: Any, f: Firing, pb: Playbook, cube: CubeState | None,
+                 firing: str) -> tuple[ProposedAction | None, str]:
         kind = a.action
         gates = ", ".join(sorted({v.gate for v in f.evidence}))[:300]
         reason = (a.reason or f"playbook {pb.name} v{pb.version}: {f.trigger} on {gates}")[:2000]
@@ -244,7 +246,7 @@ class SreNodes:
             fields["severity"] = a.severity
         try:
             return ProposedAction(kind=kind, scope=scope_of(pb), requested_by="playbook", playbook=pb.name,
-                                  reason=reason, cooldown_s=pb.limits.cooldown,
+                                  reason=reason, cooldown_s=pb.limits.cooldown, firing=firing,
                                   max_actions_per_hour=pb.limits.max_actions_per_hour, **fields), ""
         except ValueError as e:
             return None, str(e)[:300]

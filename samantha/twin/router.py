@@ -142,6 +142,7 @@ class Router:
         rt = self.route
         if self.noise_fraction and random.random() < self.noise_fraction:
             body = self._noisy(body)
+        self.pusher.add_input(body)  # what the model sees, noise included
         to_standby = rt.standby is not None and rt.standby_weight > 0 and random.random() * 100 < rt.standby_weight
         link = rt.standby if to_standby and rt.standby is not None else rt.active
         role: SlotRole = "standby" if to_standby else "active"

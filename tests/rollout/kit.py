@@ -1,5 +1,5 @@
-"""A real twin pushing telemetry into a real DuckDB store, with the rollout controller, its API on
-loopback and a 10 Hz ticker in front of it. Always torn down."""
+"""A real twin pushing telemetry into a real `samantha run` daemon (its DuckDB file, its rollout
+controller and API on loopback) with a short test rollout policy (`sre.rollout_policy`). Always torn down."""
 
 from __future__ import annotations
 
@@ -7,11 +7,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from samantha.api.rollout_host import RolloutHost
+import duckdb
+import httpx
+import yaml
+
+from samantha.api.daemon_process import DaemonProcess, write_config
 from samantha.gates.rollout_policy import RolloutPolicy
-from tests.conftest import free_port
-from tests.twin.twinkit import Twin, start_twin, twin_config
+from tests.sre.kit import sre_config
+from tests.twin.twinkit import Twin, start_twin
 
 # The shadow-channel latency gates compare mirrored requests with live ones; on this shared 2-core
 # machine the mirror's own overhead under load exceeds their calibrated null odds and they abort good
@@ -30,17 +35,41 @@ def short_policy(*, shadow: bool = True, step_s: float = 1.0, soak_s: float = 3.
 @dataclass
 class Env:
     twin: Twin
-    host: RolloutHost
+    daemon: DaemonProcess
+
+    @property
+    def url(self) -> str:
+        return self.daemon.url
+
+    def post(self, path: str, **kw: Any) -> httpx.Response:
+        return httpx.post(self.url + path, headers=self.daemon.client.headers(), timeout=30, **kw)
+
+    def status(self) -> dict[str, Any]:
+        return self.daemon.client.get("/v1/rollout/status")
+
+    def measure(self, faults: list[dict[str, Any]], t0: float, end: float) -> dict[str, Any]:
+        r = self.post("/v1/measure", json={"faults": faults, "t0": t0, "duration_s": end - t0, "end": end})
+        r.raise_for_status()
+        return r.json()
+
+    def stopped_db(self) -> duckdb.DuckDBPyConnection:
+        """Stop the daemon (the one writer) and open its DuckDB file read-only."""
+        assert self.daemon.stop() == 0, self.daemon.tail()
+        cfg = self.daemon.config
+        return duckdb.connect(str(cfg.resolve(cfg.store.path)), read_only=True)
 
 
 @contextmanager
 def rollout_env(tmp_path: Path, policy: RolloutPolicy, *, rps: float = 150, max_step_s: float = 120) -> Iterator[Env]:
-    port = free_port()
-    cfg = twin_config(tmp_path, rps=rps, ingest_url=f"http://127.0.0.1:{port}/v1/ingest/requests")
-    gen = start_twin(cfg)
+    policy_file = tmp_path / "rollout-policy.yaml"
+    policy_file.write_text(yaml.safe_dump(policy.model_dump(mode="json")))
+    cfg = sre_config(tmp_path, rps=rps, playbooks=None,
+                     sre={"rollout_policy": str(policy_file), "rollout_max_step_s": max_step_s})
+    gen = start_twin(cfg)  # first: the daemon finds the Cube through the twin's state file
     twin = next(gen)
     try:
-        with RolloutHost(cfg, twin.cube, port, policy=policy, max_step_s=max_step_s) as host:
-            yield Env(twin, host)
+        with DaemonProcess(cfg, write_config(cfg, tmp_path / "samantha.yaml"), log=tmp_path / "daemon.log") as d:
+            d.start().wait_ready(90, verdicts=True)
+            yield Env(twin, d)
     finally:
         gen.close()

@@ -93,3 +93,29 @@ def test_router_keeps_serving_and_bounds_its_buffer_when_the_ingest_is_down(tmp_
         assert lg["ok"] > 300 and lg["failed"] == 0
         assert tel["sent"] == 0 and tel["buffered"] == 200 and tel["dropped"] >= lg["ok"] - 200 - 5
         assert tel["failed_posts"] >= 1 and "Connect" in tel["last_error"]
+
+
+def test_input_feature_means_reach_the_store_and_follow_the_drift(tmp_path: Path) -> None:
+    serve, store_cfg, url = _serve_store(tmp_path)
+    try:
+        for twin in start_twin(twin_config(tmp_path, ingest_url=url)):
+            twin.set_load(rps=150)
+            time.sleep(2.0)
+            t_shift = time.time()
+            twin.set_load(rps=150, shift=1.5)
+            time.sleep(2.0)
+            twin.set_load(rps=0)
+            time.sleep(0.5)
+            tel = twin.router_stats()["telemetry"]
+            assert tel["input_samples_sent"] >= 8 * 10 and tel["input_samples_buffered"] == 0, tel
+    finally:
+        _stop(serve)
+    with TelemetryStore.open(store_cfg) as store:
+        rows = store.read_arrow(
+            "SELECT s.labels->>'feature' AS feature, avg(v.value) FILTER (WHERE v.ts < ?) AS before, "
+            "avg(v.value) FILTER (WHERE v.ts > ? + 0.3) AS after, count(*) AS n FROM samples v "
+            "JOIN series s ON s.id = v.series_id WHERE s.metric = 'input_feature_mean' GROUP BY ALL",
+            [t_shift, t_shift]).to_pylist()
+    assert sorted(r["feature"] for r in rows) == [str(i) for i in range(8)]  # one series per feature, no more
+    moved = [r["after"] - r["before"] for r in rows]  # the loadgen shifted every feature by 1.5
+    assert all(0.7 < m < 2.3 for m in moved) and 1.2 < sum(moved) / len(moved) < 1.8, rows
