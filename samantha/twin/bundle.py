@@ -24,8 +24,10 @@ from samantha.signing import (
     PublicKey,
     SignatureError,
     canonical_json,
+    load_public_keys,
     sha256_hex,
     sign_document,
+    trust_public_key,
     verify_document,
 )
 from samantha.twin.fault_profile import FaultProfile
@@ -215,27 +217,9 @@ def verify_bundle(directory: str | Path, trusted: dict[str, PublicKey], *, clock
 
 def load_trusted_keys(path: str | Path) -> dict[str, PublicKey]:
     """Trusted publisher keys: a directory of `*.pub` files, or one file with a base64 key per line."""
-    p = Path(path)
-    if p.is_dir():
-        texts = [f.read_text() for f in sorted(p.glob("*.pub"))]
-    elif p.is_file():
-        texts = [p.read_text()]
-    else:
-        return {}
-    keys: dict[str, PublicKey] = {}
-    for text in texts:
-        for line in text.splitlines():
-            line = line.strip()
-            if line and not line.startswith("#"):
-                k = PublicKey.from_b64(line)
-                keys[k.key_id] = k
-    return keys
+    return load_public_keys(path)
 
 
 def trust_key(key: KeyPair, keys_dir: str | Path) -> Path:
     """Add a publisher's public key to a trusted-keys directory."""
-    d = Path(keys_dir)
-    d.mkdir(parents=True, exist_ok=True)
-    p = d / f"{key.public.key_id}.pub"
-    p.write_text(key.public.to_b64() + "\n")
-    return p
+    return trust_public_key(key.public, keys_dir)
