@@ -45,7 +45,8 @@ class DemoContext:
 
 def run_demo(config: SamanthaConfig, *, fast: bool = False, console: Console | None = None) -> int:
     console = console or Console()
-    workdir = Path(config.data_dir) / "demo"
+    # absolute: acts hand paths to child daemons, which resolve relative paths under their own data_dir
+    workdir = (Path(config.data_dir) / "demo").resolve()
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
     ctx = DemoContext(config=config.model_copy(update={"data_dir": str(workdir)}), console=console,

@@ -10,16 +10,18 @@ from typing import Any
 TITLE = "Report: incidents, rollouts and DORA in one self-contained HTML file"
 
 
-def _stores(workdir: Path) -> list[tuple[int, Path]]:
-    """Stores the earlier acts left, ranked by how much there is to report (incidents + rollouts)."""
+def _stores(workdir: Path, since: float, until: float) -> list[tuple[int, Path]]:
+    """Stores the earlier acts left, ranked by how much there is to report (incidents + rollouts) in
+    [since, until]: acts on a simulated clock record at other times and would make an empty report."""
     from samantha.records_access import open_reader, table_exists
 
     out = []
     for db in sorted(workdir.rglob("*.duckdb")):
         try:
             with open_reader(db) as read:
-                n = sum(read(f"SELECT count(DISTINCT {key}) FROM {t}", None).column(0)[0].as_py()
-                        for t, key in (("incidents", "id"), ("rollouts", "rollout_id")) if table_exists(read, t))
+                n = sum(read(f"SELECT count(DISTINCT {key}) FROM {t} WHERE {ts} BETWEEN ? AND ?", [since, until]).column(0)[0].as_py()
+                        for t, key, ts in (("incidents", "id", "opened_ts"), ("rollouts", "rollout_id", "ts"))
+                        if table_exists(read, t))
         except Exception:  # a store another act still holds, or not Samantha's: skip it
             continue
         out.append((n, db))
@@ -31,13 +33,13 @@ def run(ctx: Any) -> None:
     from samantha.report import fmt_secs, write_report
 
     con = ctx.console
-    stores = _stores(ctx.workdir)
+    now = time.time()
+    stores = _stores(ctx.workdir, now - 86400, now)
     if not stores:
         raise RuntimeError(f"no Samantha store under {ctx.workdir}: the earlier acts recorded nothing")
     n, db = stores[0]
     con.print(f"reading {db} ({n} incidents + rollouts recorded by the earlier acts), read-only")
     path = ctx.workdir / "report.html"
-    now = time.time()
     with open_reader(db) as read:
         out = write_report(read, now - 86400, now, path)
     d = out["dora"]
