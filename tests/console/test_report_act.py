@@ -41,4 +41,4 @@ def test_report_act_writes_the_report_and_prints_its_path(config, tmp_path: Path
     html = path.read_text()
     assert "Incidents (3)" in html and html.count("data:image/png;base64,") == 3
     assert "MTTR p50 1.4 s over 2 recoveries" in out  # p50 of inc-a 0.8 s and inc-b 2.0 s (rollouts: outside 24 h)
-    assert "(8 incidents + rollouts" in out  # 3 incidents + 5 rollouts (distinct, not revisions)
+    assert "(3 incidents + rollouts" in out  # the 3 incidents; the 5 rollouts are outside the 24 h window
