@@ -188,6 +188,7 @@ class MetricCarry:
     names: tuple[str, ...] = ()
     series_at: float | None = None  # series metadata is re-read after `series_refresh_s` of data time
     series_refresh_s: float = 10.0
+    missing_refresh_s: float = 1.0
     series: dict[int, tuple[str, dict[str, str]]] = field(default_factory=dict)
     by_metric: dict[str, list[int]] = field(default_factory=dict)
     win_ids: tuple[int, ...] = ()
@@ -224,7 +225,11 @@ class MetricFrame:
         if not names:
             return frame
         carry = carry if carry is not None else MetricCarry()
-        if carry.names != names or carry.series_at is None or not 0 <= end - carry.series_at < carry.series_refresh_s:
+        # a metric with no series yet (a gauge first written after the previous pass) is looked for again
+        # within a second, not only at the periodic refresh
+        refresh = carry.series_refresh_s if all(n in carry.by_metric for n in names) else min(
+            carry.series_refresh_s, carry.missing_refresh_s)
+        if carry.names != names or carry.series_at is None or not 0 <= end - carry.series_at < refresh:
             t = reader.read_arrow(f"SELECT id, metric, labels FROM series WHERE metric IN "
                                   f"({cls._placeholders(len(names))})", list(names))
             carry.series, carry.by_metric = {}, {}

@@ -51,3 +51,23 @@ def test_engine_handles_windows_shorter_than_its_refetch_margin():
     r.add(30, 31, 20)
     short = eng._requests(30.0, 31.0, None)  # start 30 > cut 25
     assert short.ts.size == 19 and short.ts.min() > 30.0  # rows in (30, 31]
+
+
+def test_a_metric_first_written_after_a_pass_is_seen_within_a_second():
+    """A live engine caches series metadata; a gauge that appears later (e.g. the policy module's expiry,
+    written once a module arrives) must not stay invisible until the periodic refresh."""
+    from samantha.gates.windows import MetricCarry, MetricFrame
+
+    con = duckdb.connect()
+    con.execute("CREATE TABLE series (id BIGINT, metric VARCHAR, labels_key VARCHAR, labels JSON)")
+    con.execute("CREATE TABLE samples (ts DOUBLE, series_id BIGINT, value DOUBLE)")
+
+    class R:
+        def read_arrow(self, sql, params=None):
+            return con.execute(sql, params or []).to_arrow_table()
+
+    carry = MetricCarry()
+    assert MetricFrame.fetch(R(), {}, {"gauge": 60.0}, 100.0, carry).latest == {}
+    con.execute("INSERT INTO series VALUES (1, 'gauge', '', '{}')")
+    con.execute("INSERT INTO samples VALUES (100.5, 1, 42.0)")
+    assert MetricFrame.fetch(R(), {}, {"gauge": 60.0}, 101.5, carry).latest == {1: (100.5, 42.0)}

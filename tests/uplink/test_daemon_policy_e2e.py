@@ -65,7 +65,7 @@ def test_policy_module_safe_mode_and_relayed_decisions_through_the_daemon(tmp_pa
         assert "expired" in s["safe_mode"]["reason"]
         wait_for(lambda: twin.cube.state().safe_mode, 10, "the twin in safe mode")
         assert any(a["name"] == "samantha_safe_mode" for a in s["alerts"])
-        assert {g["gate"]: g["status"] for g in s["drift"]}["policy-module-expiry"] == "fail"
+        assert {g["gate"]: g["status"] for g in s["drift"]}["policy-module-expiry"] == "fail", s["drift"]
         out = cli(["status"], tmp_path / "samantha.yaml")
         assert "SAFE MODE" in out.stdout, out.stdout + out.stderr
 
