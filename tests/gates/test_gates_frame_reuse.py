@@ -19,7 +19,7 @@ class Reader:
                              [[float(t)] for t in ts])
 
     def read_arrow(self, sql, params=None):
-        return self.con.execute(sql, params or []).to_arrow_table()
+        return self.con.sql(sql, params=params or []).to_arrow_table()
 
 
 def test_an_extended_frame_is_no_longer_current_and_the_new_one_is():
@@ -64,7 +64,7 @@ def test_a_metric_first_written_after_a_pass_is_seen_within_a_second():
 
     class R:
         def read_arrow(self, sql, params=None):
-            return con.execute(sql, params or []).to_arrow_table()
+            return con.sql(sql, params=params or []).to_arrow_table()
 
     carry = MetricCarry()
     assert MetricFrame.fetch(R(), {}, {"gauge": 60.0}, 100.0, carry).latest == {}
