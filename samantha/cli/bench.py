@@ -9,6 +9,14 @@ from samantha.cli.common import JsonOption, console, print_json
 app = typer.Typer(no_args_is_help=True, help="Benchmarks (each prints one JSON object with --json).")
 
 
+
+def _emit(result: dict, as_json: bool) -> None:
+    """One JSON object on stdout for --json, a highlighted view otherwise."""
+    if as_json:
+        print_json(result)
+    else:
+        console.print_json(data=result)
+
 @app.command()
 def judge(as_json: bool = JsonOption,
           quick: bool = typer.Option(False, "--quick", help="fewer rollouts and a smaller store, for tests"),
@@ -17,10 +25,7 @@ def judge(as_json: bool = JsonOption,
     from samantha.gates.judge_bench import run_judge_bench
 
     result = run_judge_bench(quick=quick, seed=seed, progress=not as_json)
-    if as_json:
-        print_json(result)
-    else:
-        console.print_json(data=result)
+    _emit(result, as_json)
 
 
 @app.command()
@@ -34,10 +39,7 @@ def mitigate(as_json: bool = JsonOption,
 
     result = run_mitigate_bench(repeats=repeats, quick=quick, fault_free_minutes=fault_free_minutes,
                                 log=lambda m: err_console.print(m, highlight=False))
-    if as_json:
-        print_json(result)
-    else:
-        console.print_json(data=result)
+    _emit(result, as_json)
 
 
 @app.command()
@@ -56,10 +58,7 @@ def chaos(as_json: bool = JsonOption,
 
     result = run_chaos_bench(proposals=proposals, kills=kills, aborts=aborts, seed=seed, live=not quick,
                              progress=progress)
-    if as_json:
-        print_json(result)
-    else:
-        console.print_json(data=result)
+    _emit(result, as_json)
 
 
 @app.command()
@@ -88,7 +87,4 @@ def offline(as_json: bool = JsonOption,
             task = bar.add_task("simulated offline week", total=None)
             result = run_offline_bench(**kw, progress=lambda done, total: bar.update(task, completed=done,
                                                                                      total=total))
-    if as_json:
-        print_json(result)
-    else:
-        console.print_json(data=result)
+    _emit(result, as_json)
