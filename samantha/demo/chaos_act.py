@@ -9,6 +9,7 @@ import time
 import yaml
 
 TITLE = "Chaos: plan, pre-flight, run, learn a gate, escalate to a human"
+WORKDIR = "chaos-act"  # under ctx.workdir; the uplink act decides the escalation left waiting here
 LEARN = """title: standby path latency 200 ms (learn)
 target: standby
 fault: {kind: latency, latency_ms: 200, jitter_ms: 20, duration_s: %s}
@@ -30,7 +31,7 @@ def run(ctx) -> None:
     from samantha.signing import KeyPair
     from samantha.twin import lifecycle
 
-    work = ctx.workdir / "chaos-act"
+    work = ctx.workdir / WORKDIR
     work.mkdir(parents=True, exist_ok=True)
     port = _port()
     ports = {f: 0 for f in ("router_port", "control_port", "slot_a_port", "slot_b_port", "proxy_api_port",
