@@ -185,7 +185,7 @@ class Daemon:
                 self.collector = HostCollector(self.store, clock=clock, interval_s=cfg.host_collector.interval_s,
                                                disk_path=cfg.data_dir).start()
             self.uplink = UplinkService(cfg, self.store, clock, key=self.key, conn=self._conn(), alerts=self.alerts,
-                                        audit=self.audit, cube=self.cube)
+                                        audit=self.audit, cube=self.cube, bundle_expires_at=self._active_bundle_expiry)
             self.uplink_view = self.uplink.console_view  # the console's Status page
             self._routers.append(make_uplink_router(self.uplink))
             self.rollout, router = _rollout_parts(self)
@@ -203,6 +203,13 @@ class Daemon:
             self.close()
             raise
         return self
+
+    def _active_bundle_expiry(self) -> float | None:
+        """The active bundle's expiry as the last cycle saw the Cube (the bundle-expiry drift SLO)."""
+        for slot in (self.graph.last.get("cube") or {}).get("slots") or []:
+            if slot.get("role") == "active":
+                return slot.get("bundle_expires_at")
+        return None
 
     def _triage_fn(self) -> Any:
         """The local LLM's triage when enabled (its model loads in the background), else the rules."""

@@ -74,6 +74,13 @@ def status(config: Path | None = ConfigOption, as_json: bool = JsonOption) -> No
         console.print(f"uplink: last sync {sync}, outbox {up['pending_batches']} batches "
                       f"{up['pending_bytes'] / 1e6:.2f}/{up['budget_bytes'] / 1e6:.1f} MB, policy module {pol}"
                       + (f"  [bold red]SAFE MODE[/bold red]: {up['safe_mode_reason']}" if up["safe_mode"] else ""))
+        left = up.get("bundle_expires_in_s")
+        bundle = "unknown" if left is None else f"in {left / 3600:.1f} h" if left > 0 else \
+            f"[bold red]{-left / 3600:.1f} h ago[/bold red]"
+        colour = {"pass": "green", "fail": "red"}
+        console.print(f"active bundle expires {bundle}; drift SLOs: " + (", ".join(
+            f"{d['gate']} [{colour.get(d['status'], 'yellow')}]{d['status']}[/]" for d in up.get("drift") or [])
+            or "not evaluated yet"))
         bad = [d["gate"] for d in up.get("drift") or [] if d["status"] == "fail"]
         if bad:
             console.print(f"[red]drift SLOs failing:[/red] {', '.join(bad)}")

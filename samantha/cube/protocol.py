@@ -29,6 +29,7 @@ class SlotState(Model):
     bundle_id: str | None = None
     bundle_name: str | None = None
     bundle_version: str | None = None
+    bundle_expires_at: float | None = Field(None, description="the loaded bundle's signed expiry, epoch seconds")
     loaded: bool = False
     verified: bool = False
     healthy: bool = False

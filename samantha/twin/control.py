@@ -97,7 +97,7 @@ class CubeControl:
             loaded = s.bundle_id is not None
             slots.append(SlotState(name=name, role="active" if name == self.active else "standby",
                                    bundle_id=s.bundle_id, bundle_name=s.bundle_name, bundle_version=s.bundle_version,
-                                   loaded=loaded, verified=loaded and (s.expires_at is None or now < s.expires_at),
+                                   bundle_expires_at=s.expires_at if loaded else None, loaded=loaded, verified=loaded and (s.expires_at is None or now < s.expires_at),
                                    healthy=s.healthy, health_detail=s.health_detail, fault_knobs=s.fault_knobs))
         w = self.effective_weight()
         return CubeState(slots=slots, active=self.active, weights=Weights(active=100 - w, standby=w),

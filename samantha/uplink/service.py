@@ -396,10 +396,12 @@ class UplinkService:
         last = self.last_sync_at()
         cur = self.policy.current()
         ob = self.outbox.stats()
+        bundle_exp = self.bundle_expires_at() if self.bundle_expires_at else None
         return {"hub_url": self.cfg.hub_url, "since_last_sync_s": None if last is None else round(now - last, 1),
                 "pending_batches": ob["pending_batches"], "pending_bytes": ob["pending_bytes"],
                 "budget_bytes": ob["budget_bytes"], "policy_version": cur.module.version if cur else None,
                 "policy_expires_in_s": round(cur.module.expires_at - now, 1) if cur else None,
+                "bundle_expires_in_s": None if bundle_exp is None else round(bundle_exp - now, 1),
                 "safe_mode": self.safe.safe, "safe_mode_reason": self.safe.reason if self.safe.safe else None,
                 "drift": list(self.last_tick.get("drift", []))}
 

@@ -10,6 +10,7 @@ approval decision relayed by the hub for an unknown request, and a forged one, a
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import httpx
@@ -59,6 +60,10 @@ def test_policy_module_safe_mode_and_relayed_decisions_through_the_daemon(tmp_pa
         assert {g["gate"]: g["status"] for g in s["drift"]}["policy-module-expiry"] == "fail", s["drift"]
         out = cli(["status"], tmp_path / "samantha.yaml")
         assert "SAFE MODE" in out.stdout, out.stdout + out.stderr
+        # the bundle-expiry drift SLO reads the twin's signed bundle expiry (30 days) through the daemon's cycle
+        left = re.search(r"active bundle expires in ([0-9.]+) h", out.stdout)
+        assert left and 700 < float(left.group(1)) <= 720, out.stdout
+        assert {g["gate"]: g["status"] for g in s["drift"]}["bundle-expiry"] == "pass", s["drift"]
 
         # a valid newer module restores normal mode
         publish_module(tmp_path, hub.value, hub_key_path, 3, "1h", operator)
