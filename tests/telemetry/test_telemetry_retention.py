@@ -115,3 +115,26 @@ def test_protected_rows_survive_budget_pressure(sim_clock, config: SamanthaConfi
         assert s.query_scalar("SELECT count(*) FROM samples") == 0  # unprotected data went, rolled up first
         assert s.query_scalar("SELECT count(*) FROM samples_1m") == 0  # ... and then the rollups too
         assert s.retention.stats()["dropped_rows"]["samples"] == 1000
+
+
+@pytest.mark.slow
+def test_the_file_itself_stays_within_the_budget_as_the_ring_turns(sim_clock, config: SamanthaConfig) -> None:
+    """What the disk holds (file + WAL, free blocks included), not only DuckDB's used blocks: the ring drops the
+    oldest rollups round after round, and the checkpoints after it must not rewrite what is left into new blocks."""
+    budget_mb = 4
+    cfg = _cfg(config, disk_budget_mb=budget_mb, raw_horizon_s=600, retention_interval_s=3600)
+    rng = np.random.default_rng(9)
+    peak = 0
+    with TelemetryStore.open(cfg, sim_clock) as s:
+        for _ in range(80):  # 80 rounds x 30 min x 200 series at 1 Hz: far past the budget
+            now = sim_clock.time()
+            for k in range(200):
+                ts = now + np.arange(1800.0)
+                s.ingest_samples(SampleBatch("load", {"k": str(k)}, ts, rng.random(1800)))
+            sim_clock.advance(1800)
+            s.flush()
+            report = s.retention.run()
+            assert report["used_bytes"] <= report["live_budget_bytes"], report
+            peak = max(peak, report["file_bytes"])
+        assert s.retention.dropped_rows.get("samples_1m", 0) > 0  # the ring really turned
+    assert peak <= budget_mb * 2**20, (peak / 2**20, budget_mb)

@@ -13,10 +13,8 @@ def test_a_week_offline_stays_within_budget_and_catches_up_exactly_once(tmp_path
     r = run_offline_bench(days=7, rps=5, budget_mb=16, outbox_fraction=0.05, series=20, module_days=3,
                           full_rate_hours=1, tail_full_hours=1, step_s=21600, batch_span_s=21600, workdir=tmp_path)
     assert r["simulated_days_offline"] == 7
-    # retention budgets DuckDB's used blocks; the file also keeps freed blocks for reuse (256 KB granules),
-    # which bench offline reports as disk_mb_peak against the same budget
-    assert r["disk_used_mb_peak"] <= 16, r
-    assert r["disk_mb_peak"] <= 16 * 1.4, r
+    # what the disk holds (file + WAL, free blocks included) stays within the budget, not only the used blocks
+    assert r["disk_mb_peak"] <= 16, r
     ob = r["outbox_at_reconnect"]
     assert ob["pending_bytes"] <= ob["budget_bytes"]
     assert ob["downsampled_batches"] > 0  # the budget bit: rollups were downsampled...
