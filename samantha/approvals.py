@@ -26,6 +26,7 @@ import secrets
 import sqlite3
 import threading
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from samantha.chaos.db import connect
@@ -71,6 +72,7 @@ class ApprovalQueue:
         self._con.executescript(SCHEMA)
         self._lock = threading.Lock()
         self.graph = ChaosGraph(_Nodes(service, self), self.config.resolve(self.cc.checkpoint_path))
+        self.on_record: Callable[[dict[str, Any]], None] | None = None  # the daemon queues it up to the hub
 
     def close(self) -> None:
         self.graph.close()
@@ -98,11 +100,17 @@ class ApprovalQueue:
         health = s.get("health", {})
         p = s["proposal"]
         now = self.clock.time()
-        self._exec("INSERT OR IGNORE INTO approvals (id, status, created_at, expires_at, proposal, preflight, health, "
-                   "blast, revert_plan, llm_rationale) VALUES (?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?)",
-                   (s["thread_id"], now, now + self.cc.approval_ttl_s, json.dumps({**p, "key": Proposal(**p).key}),
-                    json.dumps(pre), json.dumps(health, default=str), json.dumps(pre.get("blast")),
-                    (pre.get("blast") or {}).get("revert"), p.get("rationale") if p.get("source") == "llm" else None))
+        cur = self._exec("INSERT OR IGNORE INTO approvals (id, status, created_at, expires_at, proposal, preflight, "
+                         "health, blast, revert_plan, llm_rationale) VALUES (?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?)",
+                         (s["thread_id"], now, now + self.cc.approval_ttl_s, json.dumps({**p, "key": Proposal(**p).key}),
+                          json.dumps(pre), json.dumps(health, default=str), json.dumps(pre.get("blast")),
+                          (pre.get("blast") or {}).get("revert"),
+                          p.get("rationale") if p.get("source") == "llm" else None))
+        if cur.rowcount == 1 and self.on_record is not None:
+            try:
+                self.on_record(request_record(self.get(s["thread_id"])))  # type: ignore[arg-type]
+            except Exception:  # reporting upward must never stop the chaos thread; the item is in the queue
+                log.exception("approval request %s not queued for the hub", s["thread_id"])
 
     # --- reading ----------------------------------------------------------------------------
     def list(self, status: str | None = None) -> list[dict[str, Any]]:
@@ -241,6 +249,17 @@ class ApprovalQueue:
             if self.graph.waiting(aid):
                 self.graph.resume(aid, {"decision": "expired"})
         return due
+
+
+def request_record(item: dict[str, Any]) -> dict[str, Any]:
+    """An approval request as the hub queues it: what an operator needs to sign a decision (`samantha hub decide
+    <id> --proposal-key <key>`)."""
+    p = item["proposal"]
+    return {"id": item["id"], "ts": item["created_at"], "expires_at": item["expires_at"], "kind": p.get("kind"),
+            "target": p.get("target"), "params": p.get("params"), "proposal_key": p.get("key"),
+            "reasons": [{"code": r["code"], "severity": r["severity"], "message": r["message"]}
+                        for r in (item.get("preflight") or {}).get("reasons", [])],
+            "blast_radius": item.get("blast"), "revert_plan": item.get("revert_plan")}
 
 
 def _row(r: sqlite3.Row) -> dict[str, Any]:

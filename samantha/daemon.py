@@ -116,6 +116,7 @@ def _chaos_parts(daemon: Daemon) -> tuple[Any, Any]:
         queue = attach_approvals(service)
         daemon.approvals_port = ConsoleApprovals(queue, daemon.key.public)
         daemon.uplink.on_decision = RelayedDecisions(queue, daemon.audit)  # decisions the hub relays
+        queue.on_record = lambda r: daemon.uplink.outbox.append_records("approval_requests", [r])  # never dropped
     except BaseException:
         service.close()
         raise

@@ -1,7 +1,8 @@
 """An approval decision relayed by a real hub resumes an experiment escalated in the real daemon.
 
-The daemon (`samantha run`, chaos on) beside the real twin escalates "kill the active slot";
-the operator signs decisions with `samantha hub decide` and the hub relays them. A decision
+The daemon (`samantha run`, chaos on) beside the real twin escalates "kill the active slot"
+and the request reaches the hub's queue; the operator signs decisions with `samantha hub
+decide` and the hub relays them. A decision
 signed by a key outside the policy module is refused (audit + alert) and the item stays
 pending; the operator's approval runs the experiment to its end; the same document replayed
 is refused; a later escalation is denied through the hub and never runs.
@@ -71,6 +72,11 @@ def test_a_decision_relayed_by_the_hub_resumes_or_closes_an_escalated_experiment
         item = escalate()
         aid, pkey = item["id"], item["proposal"]["key"]
         assert get("/v1/chaos/experiments")["experiments"] == []
+        # the request reaches the hub's queue with what the operator signs against
+        queued = wait_for(lambda: {x["doc"]["id"]: x["doc"] for x in httpx.get(
+            f"{hub.value}/v1/fleet/queue/approval_requests", timeout=10).json()["items"]}.get(aid), 30,
+            "the escalation queued at the hub")
+        assert queued["proposal_key"] == pkey and "active-slot-down" in {r["code"] for r in queued["reasons"]}
 
         # a key the policy module does not list: refused with its reason and an alert; nothing runs
         bad = decide(aid, "approve", stranger_path, "mallory", pkey)
