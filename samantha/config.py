@@ -184,7 +184,10 @@ class LlmConfig(Section):
     chat_format: str | None = Field(None, description="llama-cpp-python chat format; None: the GGUF's template, gemma for Gemma files without one")
     n_ctx: int = Field(2048, ge=256, le=131072, description="context window, tokens")
     n_threads: int = Field(1, ge=1, le=256, description="1 leaves a core to serving and the fast path")
-    nice: int = Field(0, ge=0, le=19, description="worker CPU niceness; raise it where serving saturates the CPU (triage then falls back to rules more often)")
+    nice: int = Field(0, ge=0, le=19, description="worker CPU niceness, for platforms without SCHED_IDLE")
+    sched_idle: bool = Field(True, description="run the worker under Linux SCHED_IDLE: it gets only CPU nothing else "
+                             "wants, so serving and the fast path never wait for advisory triage (which may then "
+                             "time out and fall back to rules on a saturated Cube)")
     n_gpu_layers: int = Field(0, ge=-1, description="layers offloaded to a GPU (needs a CUDA/Metal build); -1 = all")
     max_tokens: int = Field(128, ge=8, le=4096, description="completion budget per call")
     temperature: float = Field(0.0, ge=0, le=2)
