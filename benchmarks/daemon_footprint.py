@@ -75,7 +75,7 @@ def main() -> None:
             loop = st["loop"]
             out = {"rps": args.rps, "seconds": args.seconds, "daemon_rss_mb_max": max(rss),
                    "daemon_rss_mb_last": rss[-1], "daemon_uss_mb_max": max(uss), "daemon_cpu_pct": cpu,
-                   "cycles_per_s": round((loop["cycles"] - st0["loop"]["cycles"]) / args.seconds, 2),
+                   "quiet_cycles": loop["quiet_cycles"] - st0["loop"]["quiet_cycles"], "cycles_per_s": round((loop["cycles"] - st0["loop"]["cycles"]) / args.seconds, 2),
                    "cycle_ms_p50": loop["cycle_ms_p50"], "cycle_ms_p95": loop["cycle_ms_p95"],
                    "graph_overhead_ms_p50": loop["graph_overhead_ms_p50"],
                    "graph_overhead_ms_p95": loop["graph_overhead_ms_p95"], "node_ms_last": loop["node_ms"],
