@@ -131,6 +131,11 @@ class DaemonProcess:
                 p.wait(10)
         return p.returncode
 
+    def wait_exit(self, timeout: float) -> int:
+        """The exit code of a daemon that goes by itself (a refused start, a crash hook)."""
+        assert self.proc is not None
+        return self.proc.wait(timeout)
+
     def kill(self) -> None:
         """SIGKILL, as a crash: nothing runs on the way out."""
         if self.proc is not None and self.proc.poll() is None:
