@@ -20,14 +20,16 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from samantha.api.daemon_process import DaemonProcess, free_port, write_config
 from samantha.chaos.oracle import beyond_policy, random_input, random_proposal
 from samantha.chaos.preflight import check
 from samantha.config import SamanthaConfig
+
+if TYPE_CHECKING:
+    from samantha.api.daemon_process import DaemonProcess
 
 KILL_CASES = [("latency", "standby", {"latency_ms": 300, "duration_s": 60}),
               ("sigstop", "standby", {"duration_s": 50}),
@@ -68,6 +70,8 @@ TWIN_PORTS = ("router_port", "control_port", "slot_a_port", "slot_b_port", "prox
 def chaos_daemon_config(work: Path, *, probe_interval_s: float) -> SamanthaConfig:
     """A daemon with chaos mode on a free port and a twin on ephemeral ports feeding it. No playbooks and
     no LLM: chaos alone acts on the Cube."""
+    from samantha.api.daemon_process import free_port
+
     port = free_port()
     return SamanthaConfig.model_validate({
         "data_dir": str((work / "state").absolute()), "api": {"port": port},
@@ -88,6 +92,7 @@ def _wait(pred: Any, timeout: float, interval: float = 0.1) -> bool:
 
 
 def live_bench(kills: int, aborts: int, progress: Any = None) -> dict[str, Any]:
+    from samantha.api.daemon_process import DaemonProcess, write_config
     from samantha.twin import lifecycle
 
     work = Path(tempfile.mkdtemp(prefix="samantha-chaos-bench-"))
