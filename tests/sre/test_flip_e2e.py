@@ -55,7 +55,7 @@ def test_active_failure_is_flipped_and_anti_flap_limit_holds(tmp_path: Path) -> 
         audit = daemon.client.get("/v1/audit/verify")
         assert audit["ok"] and audit["count"] >= 3
         done_ts = flip["done_ts"]
-        assert daemon.stop() == 0
+        assert daemon.stop() == 0, daemon.tail()
 
     # after a clean stop the store is the daemon's no more: check the router's telemetry independently
     con = duckdb.connect(str(Path(daemon.config.data_dir) / "telemetry.duckdb"), read_only=True)
