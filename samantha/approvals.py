@@ -11,11 +11,17 @@ for: signature, role, key expiry, decision expiry and age, replay (nonce), and t
 names this item and this exact proposal. Approval is not a bypass: pre-flight runs
 again before execution and only the escalations the operator saw are waived.
 Undecided items expire. State lives in the chaos SQLite file (tables approvals, nonces).
+
+A decision relayed by the hub (`samantha/approval-decision`, `uplink.operator_docs`) is trusted
+through the policy module's `approve` keys instead of the operators file: the uplink verifies
+it once (`check_operator_doc`), then `RelayedDecisions` runs the same item checks (`_check_item`)
+and the same `_apply` as a local decision.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 import sqlite3
 import threading
@@ -31,6 +37,7 @@ from samantha.operators import OperatorSpec, load_operators
 from samantha.signing import KeyPair, PublicKey, SignatureError, sign_document, verify_document
 from samantha.validated_yaml import DocumentError
 
+log = logging.getLogger(__name__)
 DECIDING_ROLES = ("approver", "admin")
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS approvals (
@@ -115,10 +122,15 @@ class ApprovalQueue:
 
     # --- deciding ---------------------------------------------------------------------------
     def verify(self, aid: str, doc: dict[str, Any], expect: str) -> dict[str, Any]:
-        """Every check a decision must pass. Returns the operator; raises DecisionRefused naming what failed."""
-        item = self.get(aid)
-        if item is None:
+        """Every check a local decision must pass. Returns the operator; raises DecisionRefused naming what failed."""
+        if self.get(aid) is None:
             raise DecisionRefused(404, "unknown_approval", f"no approval {aid}", "approval_id")
+        who = self._local_operator(doc)
+        self._check_item(aid, doc, expect, who["key_id"], proposal_required=True)
+        return who
+
+    def _local_operator(self, doc: dict[str, Any]) -> dict[str, Any]:
+        """Trust from the Cube's operators file: signature, key expiry, role, and the decision's own window."""
         try:
             ops = load_operators(self.config.resolve(self.config.api.operators_file))
         except DocumentError as e:
@@ -139,14 +151,6 @@ class ApprovalQueue:
         if op.role not in DECIDING_ROLES:
             raise DecisionRefused(403, "role", f"{op.name} has role {op.role}: only {', '.join(DECIDING_ROLES)} "
                                   "may decide", "signature")
-        if doc.get("decision") != expect:
-            raise DecisionRefused(422, "wrong_decision", f"the signed decision is {doc.get('decision')!r}, "
-                                  f"this endpoint takes {expect!r}", "decision")
-        if doc.get("approval_id") != aid:
-            raise DecisionRefused(422, "wrong_item", "the decision was signed for another approval", "approval_id")
-        if doc.get("proposal_key") != item["proposal"].get("key"):
-            raise DecisionRefused(422, "wrong_proposal", "the decision was signed for another proposal",
-                                  "proposal_key")
         issued, expires = doc.get("issued_at"), doc.get("expires_at")
         if not isinstance(issued, int | float) or not isinstance(expires, int | float):
             raise DecisionRefused(422, "invalid", "issued_at and expires_at must be epoch seconds", "expires_at")
@@ -155,11 +159,28 @@ class ApprovalQueue:
         if issued > now + 60 or now - issued > self.cc.decision_max_age_s:
             raise DecisionRefused(403, "decision_stale", f"issued_at is more than {self.cc.decision_max_age_s:g} s "
                                   "old or in the future", "issued_at")
+        return {"operator": op.name, "role": op.role, "key_id": key_id}
+
+    def _check_item(self, aid: str, doc: dict[str, Any], expect: str, key_id: str, *, proposal_required: bool) -> None:
+        """What any trusted decision must also match: the verb, this item, its exact proposal, an unused nonce,
+        an item still pending. The nonce is spent here, so the same document is never applied twice."""
+        item = self.get(aid)
+        if item is None:
+            raise DecisionRefused(404, "unknown_approval", f"no approval {aid}", "approval_id")
+        if doc.get("decision") != expect:
+            raise DecisionRefused(422, "wrong_decision", f"the signed decision is {doc.get('decision')!r}, "
+                                  f"this endpoint takes {expect!r}", "decision")
+        if doc.get("approval_id", doc.get("request_id")) != aid:
+            raise DecisionRefused(422, "wrong_item", "the decision was signed for another approval", "approval_id")
+        if (proposal_required or doc.get("proposal_key") is not None) and \
+                doc.get("proposal_key") != item["proposal"].get("key"):
+            raise DecisionRefused(422, "wrong_proposal", "the decision was signed for another proposal",
+                                  "proposal_key")
         nonce = doc.get("nonce")
         if not isinstance(nonce, str) or len(nonce) < 16:
             raise DecisionRefused(422, "invalid", "nonce must be a string of >= 16 characters", "nonce")
         try:
-            self._exec("INSERT INTO nonces VALUES (?, ?, ?)", (nonce, key_id, now))
+            self._exec("INSERT INTO nonces VALUES (?, ?, ?)", (nonce, key_id, self.clock.time()))
         except sqlite3.IntegrityError:
             raise DecisionRefused(409, "replay", "this decision (nonce) was already used", "nonce") from None
         self.expire_due()
@@ -167,10 +188,23 @@ class ApprovalQueue:
         if item is None or item["status"] != "pending":
             raise DecisionRefused(409, "not_pending", f"approval {aid} is {item['status'] if item else 'gone'}",
                                   "approval_id")
-        return {"operator": op.name, "role": op.role, "key_id": key_id}
 
     def decide(self, aid: str, doc: dict[str, Any], *, expect: str) -> dict[str, Any]:
         return self._apply(aid, doc, expect, self.verify(aid, doc, expect))
+
+    def accept_relayed(self, doc: dict[str, Any], who: dict[str, Any]) -> tuple[str, str]:
+        """A decision the hub relayed, whose signer the uplink already verified against the policy module's
+        `approve` keys (`uplink.operator_docs.check_operator_doc`: signature, cube, nonce, window). Only the
+        item checks remain. Returns (approval id, verb) for `apply_relayed`; raises DecisionRefused."""
+        aid, verb = doc.get("request_id"), doc.get("decision")
+        if not isinstance(aid, str) or verb not in ("approve", "deny"):
+            raise DecisionRefused(422, "invalid", "request_id and decision (approve|deny) are required", "request_id")
+        self._check_item(aid, doc, verb, who["key_id"], proposal_required=False)
+        return aid, verb
+
+    def apply_relayed(self, aid: str, verb: str, doc: dict[str, Any], who: dict[str, Any]) -> dict[str, Any]:
+        """Record the decision and resume the thread (an approval runs the experiment: slow)."""
+        return self._apply(aid, doc, verb, {**who, "via": "hub"})
 
     def decide_web(self, aid: str, doc: dict[str, Any], cube: PublicKey) -> dict[str, Any]:
         """A console decision: signed by the Cube key for the logged-in operator (the console checked the role)."""
@@ -280,6 +314,43 @@ class ConsoleApprovals:
 
     def decide_signed(self, approval_id: str, decision: dict[str, Any]) -> dict[str, Any]:
         return self.queue.decide_web(approval_id, decision, self.cube)
+
+
+class RelayedDecisions:
+    """The uplink's `on_decision`: a decision relayed by the hub (or carried in a policy module) goes through the
+    queue's item checks at once (a refusal is reported back to the uplink, which audits and alerts), then runs in
+    a thread of its own, because an approved experiment takes as long as it takes and the uplink must keep syncing."""
+
+    def __init__(self, queue: ApprovalQueue, audit: Any) -> None:
+        self.queue, self.audit = queue, audit
+        self.threads: list[threading.Thread] = []
+
+    def __call__(self, doc: dict[str, Any], checked: Any, source: str) -> str | None:
+        who = {"operator": checked.doc.operator, "role": "approve", "key_id": checked.signer,
+               "relayed_by": source}
+        try:
+            aid, verb = self.queue.accept_relayed(doc, who)
+        except DecisionRefused as e:
+            return f"{e.code}: {e.reason}"
+        t = threading.Thread(target=self._apply, args=(aid, verb, doc, who), name=f"relayed-{aid}", daemon=True)
+        self.threads = [x for x in self.threads if x.is_alive()] + [t]
+        t.start()
+        return None
+
+    def _apply(self, aid: str, verb: str, doc: dict[str, Any], who: dict[str, Any]) -> None:
+        try:
+            out = self.queue.apply_relayed(aid, verb, doc, who)
+            res = out.get("result") or {}
+            self.audit.append("approval_decided", {"approval_id": aid, "decision": verb, "operator": who["operator"],
+                                                   "key_id": who["key_id"], "via": f"relayed by {who['relayed_by']}",
+                                                   "status": (out.get("approval") or {}).get("status"),
+                                                   "outcome": res.get("outcome"),
+                                                   "experiment_id": res.get("experiment_id")})
+        except Exception as e:  # the daemon goes on; the item keeps the status the graph reached
+            log.exception("relayed decision %s on %s failed", verb, aid)
+            self.audit.append("approval_decided", {"approval_id": aid, "decision": verb, "operator": who["operator"],
+                                                   "via": f"relayed by {who['relayed_by']}",
+                                                   "error": f"{type(e).__name__}: {e}"[:300]})
 
 
 def attach_approvals(service: Any) -> ApprovalQueue:

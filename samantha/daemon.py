@@ -107,13 +107,15 @@ def _chaos_parts(daemon: Daemon) -> tuple[Any, Any]:
     if not daemon.config.chaos.enabled:
         return None, None
     from samantha.api.chaos_routes import make_chaos_router
-    from samantha.approvals import ConsoleApprovals, attach_approvals
+    from samantha.approvals import ConsoleApprovals, RelayedDecisions, attach_approvals
     from samantha.chaos.service import ChaosService
 
     service = ChaosService(daemon.config, daemon.store, daemon.clock, llm=daemon.llm)
     try:
         service.recover_ledger()  # a crash may have left faults injected: revert them first
-        daemon.approvals_port = ConsoleApprovals(attach_approvals(service), daemon.key.public)
+        queue = attach_approvals(service)
+        daemon.approvals_port = ConsoleApprovals(queue, daemon.key.public)
+        daemon.uplink.on_decision = RelayedDecisions(queue, daemon.audit)  # decisions the hub relays
     except BaseException:
         service.close()
         raise

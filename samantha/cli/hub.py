@@ -115,12 +115,16 @@ def decide(request_id: str = typer.Argument(..., help="the approval request it a
            cube: str = typer.Option(..., help="the Cube's id at the hub"),
            approve: bool = typer.Option(..., "--approve/--deny"), key: Path = KeyOption, hub: str = HubOption,
            operator: str = typer.Option(..., help="your name, as in the module's operator_keys"),
-           valid_for: str = typer.Option("1h"), reason: str = typer.Option(""), as_json: bool = JsonOption) -> None:
+           valid_for: str = typer.Option("1h"), reason: str = typer.Option(""),
+           proposal_key: str | None = typer.Option(None, help="the request's proposal key: the Cube then refuses "
+                                                   "the decision for any other proposal"),
+           as_json: bool = JsonOption) -> None:
     """Sign an approval decision and have the hub relay it to the Cube."""
     from samantha.uplink.operator_docs import DECISION_KIND, sign_operator_doc
 
+    bind = {"proposal_key": proposal_key} if proposal_key else {}
     doc = sign_operator_doc(_operator_doc(DECISION_KIND, cube, operator, valid_for, reason, request_id=request_id,
-                                          decision="approve" if approve else "deny"), _key(key))
+                                          decision="approve" if approve else "deny", **bind), _key(key))
     res = _call("POST", f"{hub.rstrip('/')}/v1/cubes/{cube}/decisions", json=doc)
     print_json(res) if as_json else console.print(f"relayed as #{res['seq']}")
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 
 TITLE = "Chaos: plan, pre-flight, run, learn a gate, escalate to a human"
+WORKDIR = "chaos-act"  # under ctx.workdir; the uplink act decides the escalation left waiting here
 LEARN = """title: standby path latency 200 ms (learn)
 target: standby
 fault: {kind: latency, latency_ms: 200, jitter_ms: 20, duration_s: %s}
@@ -21,7 +22,7 @@ def run(ctx) -> None:
     from samantha.signing import KeyPair
     from samantha.twin import lifecycle
 
-    work = ctx.workdir / "chaos-act"
+    work = ctx.workdir / WORKDIR
     work.mkdir(parents=True, exist_ok=True)
     cfg = chaos_daemon_config(work, probe_interval_s=0.3)
     cfg_path = write_config(cfg, (work / "samantha.yaml").absolute())

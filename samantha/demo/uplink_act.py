@@ -1,9 +1,11 @@
 """Act: the link to the hub drops, the outbox grows within its budget, the policy module expires
 (safe mode), the link returns flapping and the Cube catches up: nothing lost, nothing twice. The
-rollouts the Cube ran offline reach the hub as DORA facts, and the hub computes fleet DORA."""
+rollouts the Cube ran offline reach the hub as DORA facts, and the hub computes fleet DORA. Then
+an operator's decision on the chaos act's waiting escalation reaches the Cube relayed by the hub."""
 
 from __future__ import annotations
 
+import secrets
 import time
 
 import httpx
@@ -13,7 +15,7 @@ from rich.table import Table
 
 from samantha.alerts import AlertManager
 from samantha.audit import AuditLog, DuckDBAuditStore
-from samantha.clock import SimClock
+from samantha.clock import REAL_CLOCK, SimClock
 from samantha.config import StoreConfig, UplinkConfig
 from samantha.demo.rollout_history import record_rollout
 from samantha.dora import hub_dora
@@ -139,12 +141,15 @@ def run(ctx) -> None:
                       + ", ".join(f"{k} {v['records']}" for k, v in fleet["kinds"].items())
                       + f"; duplicates {fleet['duplicates']}")
             _fleet_dora(con, data / "hub", START, clock.time(), ctx.facts)
+            ana = KeyPair.generate()
             fresh = sign_module({"version": 2, "issued_at": clock.time() - 60, "expires_at": clock.time() + 7 * 86400,
-                                 "fleet": "demo"}, hub_key)
+                                 "fleet": "demo", "operator_keys": [{"name": "ana", "public_key": ana.public.to_b64(),
+                                                                     "roles": ["approve"]}]}, hub_key)
             httpx.put(f"{hub.value}/v1/policy", json=fresh, timeout=10).raise_for_status()
             svc.force_sync()
             con.print(f"hub publishes v2: {'[bold red]still SAFE' if svc.safe.safe else '[green]normal mode'}"
                       f"[/] ({svc.safe.left_because or svc.safe.reason})")
+            _relayed_decision(ctx, svc, hub.value, ana, clock.time())
             ctx.facts.update({"uplink_outbox_peak_mb": round(peak / 1e6, 2),
                               "uplink_catchup_x_realtime": round(offline_s / wall),
                               "uplink_duplicates_at_hub": fleet["duplicates"]})
@@ -170,3 +175,43 @@ def _fleet_dora(con, hub_root, since: float, until: float, facts: dict) -> None:
               f"rate {cfr['failed']}/{cfr['total']}; MTTR p50 {fmt_secs(mttr['p50_s'])} over {mttr['n']} recoveries")
     facts.update({"fleet_dora_per_day": df["per_day"], "fleet_dora_change_failure_rate": cfr["rate"],
                   "fleet_dora_mttr_p50_s": mttr["p50_s"]})
+
+
+def _relayed_decision(ctx, svc: UplinkService, hub_url: str, ana: KeyPair, now: float) -> None:
+    """Deny the escalation the chaos act left waiting, from the hub: signed by `ana` (role approve in module v2),
+    relayed, pulled by the uplink, checked and applied by the chaos act's own approval queue."""
+    from samantha.approvals import RelayedDecisions, attach_approvals
+    from samantha.chaos.service import ChaosService
+    from samantha.config import load_config
+    from samantha.demo.chaos_act import WORKDIR
+    from samantha.uplink.operator_docs import DECISION_KIND, sign_operator_doc
+
+    aid, cfg_path = ctx.facts.get("chaos escalation waiting"), ctx.workdir / WORKDIR / "samantha.yaml"
+    if not aid or not cfg_path.exists():
+        ctx.console.print("relayed approval decisions: no escalation is waiting (the chaos act did not run before)")
+        return
+    ccfg = load_config(cfg_path)
+    store = TelemetryStore.open(ccfg, REAL_CLOCK, start_writer=False)
+    chaos = ChaosService(ccfg, store, REAL_CLOCK)
+    queue = attach_approvals(chaos)
+    try:
+        svc.on_decision = relayed = RelayedDecisions(queue, svc.audit)
+        doc = sign_operator_doc({"kind": DECISION_KIND, "cube": svc.cube_id, "request_id": aid, "decision": "deny",
+                                 "proposal_key": queue.get(aid)["proposal"]["key"], "operator": "ana",
+                                 "nonce": secrets.token_hex(12), "issued_at": now, "expires_at": now + 3600,
+                                 "reason": "not during the catch-up"}, ana)
+        httpx.post(f"{hub_url}/v1/cubes/{svc.cube_id}/decisions", json=doc, timeout=10).raise_for_status()
+        got = svc.force_sync().get("decisions") or {"received": 0}
+        for t in relayed.threads:
+            t.join(30)
+        row = svc.decisions(1)[0]
+        ctx.console.print(f"a decision relayed by the hub: ana denies [bold]{aid}[/bold] (the chaos act's kill of the "
+                          f"active slot); the Cube pulled {got['received']}, verified it ({row['status']}) and the "
+                          f"queue applied it: [bold]{queue.get(aid)['status']}[/bold], audited as relayed by hub",
+                          highlight=False)
+        ctx.facts["uplink_relayed_decision"] = f"{aid} {queue.get(aid)['status']}"
+    finally:
+        svc.on_decision = None
+        queue.close()
+        chaos.close()
+        store.close()

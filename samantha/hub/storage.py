@@ -127,7 +127,10 @@ class HubStorage:
 
     def kinds(self) -> list[str]:
         d = self.root / "reported"
-        return sorted(p.name for p in d.iterdir() if p.is_dir()) if d.exists() else []
+        # a kind's directory exists before its first file is renamed into place: a query over it then would
+        # find no file (HTTP 500 from /v1/fleet/stats while the first batch of a kind was being written)
+        return sorted(p.name for p in d.iterdir() if p.is_dir() and next(p.glob("**/*.parquet"), None)) \
+            if d.exists() else []
 
     def query(self, sql: str) -> list[dict[str, Any]]:
         """Run SQL over the fleet; `reported_<kind>` views name each kind's Parquet dataset."""

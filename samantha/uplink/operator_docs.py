@@ -40,6 +40,7 @@ class ApprovalDecision(_Doc):
     kind: Literal["samantha/approval-decision"] = DECISION_KIND
     request_id: str = Field(min_length=1, max_length=200, description="the approval request it answers")
     decision: Literal["approve", "deny"]
+    proposal_key: str | None = Field(None, max_length=200, description="binds it to the exact proposal, when set")
 
 
 @dataclass(frozen=True)

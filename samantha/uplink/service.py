@@ -47,6 +47,11 @@ M_POLICY_EXPIRES = "samantha_policy_expires_timestamp_seconds"
 M_BUNDLE_EXPIRES = "cube_bundle_expires_timestamp_seconds"
 M_FLEET_DIVERGENCE = "cube_fleet_divergence"
 
+# (raw doc, its verified form, source) -> None when applied, else why not. Set by the daemon when it has an
+# approval queue; without one every relayed decision is refused.
+DecisionHandler = Callable[[dict[str, Any], Checked, str], str | None]
+NO_QUEUE = "no approval queue on this Cube (chaos mode is off)"
+
 _DECISIONS_DDL = """CREATE TABLE IF NOT EXISTS uplink_decisions (
     received_at DOUBLE NOT NULL, source VARCHAR NOT NULL, kind VARCHAR, status VARCHAR NOT NULL,
     reason VARCHAR NOT NULL, signer VARCHAR, doc VARCHAR NOT NULL)"""
@@ -56,7 +61,7 @@ class UplinkService:
     def __init__(self, config: SamanthaConfig, store: TelemetryStore, clock: Clock, *, key: KeyPair | None = None,
                  conn: Any = None, alerts: Any = None, audit: Any = None, cube: Any = None,
                  bundle_expires_at: Callable[[], float | None] | None = None,
-                 on_decision: Callable[[dict[str, Any]], None] | None = None,
+                 on_decision: DecisionHandler | None = None,
                  http: httpx.Client | None = None) -> None:
         u = config.uplink
         self.config, self.cfg, self.store, self.clock = config, u, store, clock
@@ -203,7 +208,7 @@ class UplinkService:
         return cur.module.operators(role) if cur is not None else {}  # type: ignore[arg-type]
 
     def submit_operator_doc(self, doc: Any, source: str) -> Checked:
-        """A relayed or local override / approval decision: verified, recorded, applied."""
+        """A relayed or local override / approval decision: verified, applied, recorded; a refusal alerts."""
         with self._lock:
             now = self.clock.time()
             kind = doc.get("kind") if isinstance(doc, dict) else None
@@ -212,21 +217,28 @@ class UplinkService:
             checked = check_operator_doc(doc, cube=self.cube_id, keys=self.operator_keys(role), now=now,
                                          used_nonces=used,
                                          max_lifetime_s=self.cfg.max_override_s if kind == OVERRIDE_KIND else None)
+            d = checked.doc
+            if checked.ok and kind == OVERRIDE_KIND:
+                self._save_safe(with_override(self.safe, until=d.expires_at, by=d.operator, nonce=d.nonce))  # type: ignore[union-attr]
+                self.evaluate_safe_mode(now)
+            elif checked.ok and kind == DECISION_KIND:
+                refusal = self.on_decision(doc, checked, source) if self.on_decision is not None else NO_QUEUE
+                if refusal:
+                    checked = Checked(False, refusal, d, checked.signer)
             with self.outbox.lock:
                 self.conn.execute("INSERT INTO uplink_decisions VALUES (?, ?, ?, ?, ?, ?, ?)",
                                   [now, source, kind, "accepted" if checked.ok else "refused", checked.reason,
                                    checked.signer, json.dumps(doc, sort_keys=True, default=str)])
-            self._audit("operator_doc", {"source": source, "kind": kind, "ok": checked.ok, "reason": checked.reason,
-                                         "signer": checked.signer,
-                                         "nonce": doc.get("nonce") if isinstance(doc, dict) else None})
-            if not checked.ok:
-                return checked
-            d = checked.doc
-            if kind == OVERRIDE_KIND:
-                self._save_safe(with_override(self.safe, until=d.expires_at, by=d.operator, nonce=d.nonce))  # type: ignore[union-attr]
-                self.evaluate_safe_mode(now)
-            elif kind == DECISION_KIND and self.on_decision is not None:
-                self.on_decision(doc)
+            get = doc.get if isinstance(doc, dict) else (lambda _k: None)
+            self._audit("operator_doc", {
+                "source": source, "via": f"relayed by {source}" if source == "hub" else source, "kind": kind,
+                "ok": checked.ok, "reason": checked.reason, "signer": checked.signer, "operator": get("operator"),
+                "nonce": get("nonce"), "request_id": get("request_id"), "decision": get("decision")})
+            if not checked.ok and self.alerts is not None:
+                what = "approval decision" if kind == DECISION_KIND else "override" if kind == OVERRIDE_KIND else "doc"
+                self.alerts.fire("samantha_operator_doc_refused", "warning",
+                                 f"operator {what} from {source} refused: {checked.reason}"[:500],
+                                 {"source": source, "kind": str(kind)}, key=f"uplink:operator_doc_refused:{kind}")
             return checked
 
     def _decision_nonces(self) -> set[str]:

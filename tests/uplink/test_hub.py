@@ -55,3 +55,17 @@ def test_bad_uploads_are_refused_with_the_field_and_good_ones_still_land(tmp_pat
         assert r.status_code == 400 and r.json()["error"]["field"] == "kind"
     assert (tmp_path / "hub" / "reported" / "findings" / "cube=c1" / "day=2027-01-15" /
             f"{EPOCH}-0000000001.parquet").exists()
+
+
+def test_fleet_stats_while_the_first_batch_of_a_kind_is_being_written(tmp_path):
+    """The kind's directory holds only the writer's temporary file: stats answer, without that kind."""
+    from samantha.hub.storage import HubStorage
+
+    part = tmp_path / "reported" / "findings" / "cube=c1" / "day=2027-01-15"
+    part.mkdir(parents=True)
+    (part / f".{EPOCH}-0000000001.parquet.1.2.tmp").write_bytes(b"PAR1 half written")
+    hs = HubStorage(tmp_path)
+    try:
+        assert hs.kinds() == [] and hs.fleet_stats()["kinds"] == {}
+    finally:
+        hs.close()

@@ -21,3 +21,20 @@ def test_the_demo_act_shows_drop_growth_safe_mode_and_catch_up(config, tmp_path)
     assert "fleet DORA at the hub" in out
     assert ctx.facts["fleet_dora_per_day"] == 4.0 and ctx.facts["fleet_dora_change_failure_rate"] == 0.333333
     assert ctx.facts["fleet_dora_mttr_p50_s"] == 0.6
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_after_the_chaos_act_the_hub_relays_a_decision_on_its_waiting_escalation(config, tmp_path):
+    from samantha.demo import chaos_act
+
+    console = Console(record=True, width=240)
+    ctx = DemoContext(config=config.model_copy(update={"data_dir": str(tmp_path)}), console=console,
+                      workdir=tmp_path, fast=True)
+    chaos_act.run(ctx)
+    aid = ctx.facts["chaos escalation waiting"]
+    uplink_act.run(ctx)
+    out = console.export_text()
+    assert f"a decision relayed by the hub: ana denies {aid}" in out, out[-3000:]
+    assert "verified it (accepted) and the queue applied it: denied, audited as relayed by hub" in out, out[-3000:]
+    assert ctx.facts["uplink_relayed_decision"] == f"{aid} denied"
