@@ -126,6 +126,13 @@ class SreNodes:
         # what the last full cycle left settled: (ledger version, active bundle, when); None = something open
         self._settled: tuple[int, str | None, float] | None = None
 
+    def adopt(self, runner: PlaybookRunner) -> None:
+        """Run another playbook set from the next cycle (called between cycles, in the loop's thread)."""
+        self.d.runner = runner
+        self.d.playbooks = {p.name: p for p in runner.playbooks}
+        self._steady_gates = [g for g in runner.gates if not judges_canary(g)]
+        self._settled = None
+
     # ------------------------------------------------------------------ observe
     @timed("observe")
     def observe(self, state: CycleState) -> dict[str, Any]:

@@ -110,11 +110,12 @@ def cli(args: list[str], cfg_path: Path | None = None, timeout: float = 120) -> 
 
 
 def publish_module(tmp: Path, hub_url: str, hub_key_path: Path, version: int, valid_for: str, operator: KeyPair,
-                   *extra: str) -> None:
+                   *extra: str, body_extra: dict | None = None) -> None:
     """`samantha hub publish` a module whose operator `ana` may approve and override."""
     body = tmp / f"module-v{version}.yaml"
     body.write_text(yaml.safe_dump({"version": version, "fleet": "twins", "operator_keys": [
-        {"name": "ana", "public_key": operator.public.to_b64(), "roles": ["approve", "override"]}]}))
+        {"name": "ana", "public_key": operator.public.to_b64(), "roles": ["approve", "override"]}],
+        **(body_extra or {})}))
     r = cli(["hub", "publish", str(body), "--key", str(hub_key_path), "--hub", hub_url, "--valid-for", valid_for,
              *extra])
     assert r.returncode == 0, r.stderr + r.stdout
