@@ -16,7 +16,7 @@ from samantha.records_access import open_reader
 from samantha.signing import sha256_hex
 from samantha.uplink.dora_facts import RECOVERY_SCHEMA, ROLLOUT_SCHEMA, final_fact_tables, queue_dora_facts
 from samantha.uplink.outbox import Outbox, from_parquet, to_parquet
-from tests.console.fixture_records import EXPECTED, SINCE, T0, UNTIL, build_store
+from tests.console.fixture_records import EXPECTED, SINCE, T0, UNTIL, assert_subset, build_store
 from tests.uplink.kit import cli
 
 CUBE_B = "0042"  # digits only: the hub's cube= partition must stay text, not become 42
@@ -62,14 +62,6 @@ EXPECTED_FLEET = {
     "change_failure_rate": {"rate": 0.428571, "failed": 3, "total": 7},
     "mttr": {"n": 5, "p50_s": 0.8, "p95_s": 2.0},
 }
-
-
-def _subset(actual: dict, expected: dict, path: str = "") -> None:
-    for k, v in expected.items():
-        if isinstance(v, dict):
-            _subset(actual[k], v, f"{path}{k}.")
-        else:
-            assert actual[k] == pytest.approx(v), f"{path}{k}: {actual[k]} != {v}"
 
 
 def _put(hub: HubStorage, cube: str, epoch: str, seq: int, kind: str, tbl: pa.Table) -> None:
@@ -153,9 +145,9 @@ def test_hub_dora_matches_the_hand_computed_fleet(hub_dir: Path) -> None:
     assert out.returncode == 0, out.stderr
     doc = json.loads(out.stdout)
     assert doc["scope"] == "fleet"
-    _subset(doc, EXPECTED_FLEET)
-    _subset(doc["per_cube"]["cube-a"], EXPECTED)  # the same numbers `samantha dora` gives on that Cube
-    _subset(doc["per_cube"][CUBE_B], EXPECTED_B)
+    assert_subset(doc, EXPECTED_FLEET)
+    assert_subset(doc["per_cube"]["cube-a"], EXPECTED)  # the same numbers `samantha dora` gives on that Cube
+    assert_subset(doc["per_cube"][CUBE_B], EXPECTED_B)
     per_bundle = {(b["cube"], b["rollout"]): b for b in doc["lead_time"]["per_bundle"]}
     assert per_bundle[(CUBE_B, "b-r1")]["disconnected_s"] == 20000.0 and per_bundle[(CUBE_B, "b-r1")]["on_cube_s"] == 600
     human = cli(["hub", "dora", "--data-dir", str(hub_dir), "--since", str(SINCE), "--until", str(UNTIL)])

@@ -10,10 +10,8 @@ import httpx
 import pytest
 
 from samantha.api.client import auth_headers
-from samantha.hub.process import spawn_hub
-from samantha.signing import KeyPair, trust_public_key
-from tests.sre.kit import twin_and_daemon, wait_for
-from tests.uplink.kit import publish_module
+from tests.sre.kit import wait_for
+from tests.uplink.kit import hub_twin_daemon, publish_module
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -30,17 +28,11 @@ FLEET = {
 
 
 def test_module_playbooks_run_in_the_daemon_and_safe_mode_restores_the_local_set(tmp_path):
-    hub_key, operator = KeyPair.generate(), KeyPair.generate()
-    hub_key_path = tmp_path / "hub.key"
-    hub_key.save(hub_key_path)
-    trust_public_key(hub_key.public, tmp_path / "state" / "keys" / "hub")
-    with spawn_hub(tmp_path / "hub") as hub, \
-            twin_and_daemon(tmp_path, rps=10, uplink={"hub_url": hub.value, "cube_id": "cube-pb", "interval_s": 0.3,
-                                                       "backoff_initial_s": 0.2, "backoff_max_s": 1.0}) as (_, d):
+    with hub_twin_daemon(tmp_path, "cube-pb") as (hub_url, hub_key_path, operator, _, d):
         local = {p["name"] for p in d.client.status()["playbooks"]}
         assert "active-fast" in local and d.client.status()["playbooks_source"] == "local"
 
-        publish_module(tmp_path, hub.value, hub_key_path, 1, "12s", operator, body_extra=FLEET)
+        publish_module(tmp_path, hub_url, hub_key_path, 1, "12s", operator, body_extra=FLEET)
         s = wait_for(lambda: (x := d.client.status())["playbooks_source"] == "policy module" and x, 20,
                      "the module's playbooks in force")
         assert [p["name"] for p in s["playbooks"]] == ["fleet-memory"]
