@@ -16,18 +16,11 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def main() -> None:
@@ -37,12 +30,12 @@ def main() -> None:
     ap.add_argument("--warmup", type=float, default=10)
     ap.add_argument("--profile", type=Path, default=None)
     args = ap.parse_args()
-    from samantha.api.daemon_process import DaemonProcess, write_config
+    from samantha.api.daemon_process import DaemonProcess, free_port, write_config
     from samantha.config import SamanthaConfig
     from samantha.twin import lifecycle
 
     tmp = Path(tempfile.mkdtemp(prefix="samantha-footprint-"))
-    port = _free_port()
+    port = free_port()
     ports = {k: 0 for k in ("router_port", "control_port", "slot_a_port", "slot_b_port", "proxy_api_port",
                             "proxy_a_port", "proxy_b_port", "loadgen_port")}
     cfg = SamanthaConfig.model_validate({"data_dir": str(tmp / "state"), "api": {"port": port},
@@ -75,7 +68,7 @@ def main() -> None:
             loop = st["loop"]
             out = {"rps": args.rps, "seconds": args.seconds, "daemon_rss_mb_max": max(rss),
                    "daemon_rss_mb_last": rss[-1], "daemon_uss_mb_max": max(uss), "daemon_cpu_pct": cpu,
-                   "cycles_per_s": round((loop["cycles"] - st0["loop"]["cycles"]) / args.seconds, 2),
+                   "quiet_cycles": loop["quiet_cycles"] - st0["loop"]["quiet_cycles"], "cycles_per_s": round((loop["cycles"] - st0["loop"]["cycles"]) / args.seconds, 2),
                    "cycle_ms_p50": loop["cycle_ms_p50"], "cycle_ms_p95": loop["cycle_ms_p95"],
                    "graph_overhead_ms_p50": loop["graph_overhead_ms_p50"],
                    "graph_overhead_ms_p95": loop["graph_overhead_ms_p95"], "node_ms_last": loop["node_ms"],

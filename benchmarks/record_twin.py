@@ -21,14 +21,6 @@ from pathlib import Path
 import httpx
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("out", type=Path)
@@ -39,7 +31,9 @@ def main() -> None:
     out = a.out.absolute()
     state = out / "state"
     state.mkdir(parents=True, exist_ok=True)
-    port = _free_port()
+    from samantha.api.daemon_process import free_port
+
+    port = free_port()
     cfg = out / "samantha.yaml"
     cfg.write_text(json.dumps({
         "data_dir": str(state),

@@ -28,7 +28,8 @@ class StoreConfig(Section):
     raw_horizon_s: float = Field(3600, gt=0, description="raw samples older than this roll up, then drop")
     rollup_bucket_s: int = Field(60, gt=0, description="rollup granularity")
     retention_interval_s: float = Field(30, gt=0)
-    flush_interval_ms: float = Field(50, gt=0, le=250, description="group-commit period; bounds freshness")
+    flush_interval_ms: float = Field(150, gt=0, le=250, description="group-commit period; bounds freshness (the "
+                                     "steady-state loop flushes before each evaluation; a commit costs CPU)")
     buffer_max_rows: int = Field(500_000, gt=0, description="queued + in-flight rows; also bounds freshness under overload")
     buffer_max_bytes: int = Field(256 * 1024 * 1024, gt=0)
     block_timeout_s: float = Field(0.5, ge=0, description="how long a producer waits on a full buffer before shedding")
@@ -139,6 +140,9 @@ class SreConfig(Section):
     cube_url: str | None = Field(None, description="the Cube's control API; null: the twin's (its state file, "
                                  "else twin.host:twin.control_port)")
     cube_timeout_s: float = Field(5.0, gt=0, description="per call to the Cube")
+    full_cycle_every_s: float = Field(5.0, ge=0, le=60, description="a cycle whose gates all pass, with no canary, "
+                                      "incident or unsettled action, ends after evaluate (nothing to decide); "
+                                      "a full cycle still runs at least this often. 0: every cycle is full")
     playbook_dirs: list[str] | None = Field(None, description="directories of *.yaml playbooks; null: the shipped "
                                             "ones. Relative paths live under data_dir")
     checkpoint_path: str = Field("sre/checkpoints.sqlite", description="LangGraph checkpointer (SQLite)")
@@ -184,7 +188,10 @@ class LlmConfig(Section):
     chat_format: str | None = Field(None, description="llama-cpp-python chat format; None: the GGUF's template, gemma for Gemma files without one")
     n_ctx: int = Field(2048, ge=256, le=131072, description="context window, tokens")
     n_threads: int = Field(1, ge=1, le=256, description="1 leaves a core to serving and the fast path")
-    nice: int = Field(0, ge=0, le=19, description="worker CPU niceness; raise it where serving saturates the CPU (triage then falls back to rules more often)")
+    nice: int = Field(0, ge=0, le=19, description="worker CPU niceness, for platforms without SCHED_IDLE")
+    sched_idle: bool = Field(True, description="run the worker under Linux SCHED_IDLE: it gets only CPU nothing else "
+                             "wants, so serving and the fast path never wait for advisory triage (which may then "
+                             "time out and fall back to rules on a saturated Cube)")
     n_gpu_layers: int = Field(0, ge=-1, description="layers offloaded to a GPU (needs a CUDA/Metal build); -1 = all")
     max_tokens: int = Field(128, ge=8, le=4096, description="completion budget per call")
     temperature: float = Field(0.0, ge=0, le=2)

@@ -45,7 +45,7 @@ from samantha.sre.graph import SteadyStateGraph
 from samantha.sre.incidents import IncidentBook
 from samantha.sre.ledger import ActionLedger, RolloutActions
 from samantha.sre.nodes import SreDeps, SreNodes
-from samantha.sre.playbook_set import load_playbooks
+from samantha.sre.playbook_set import load_playbooks, runner_in_force
 from samantha.sre.triage import Triager, rule_triage
 from samantha.telemetry.host import HostCollector
 from samantha.telemetry.store import TelemetryStore
@@ -144,6 +144,7 @@ class Daemon:
         self.last_error: str | None = None
         self.last_cycle_end = time.monotonic()
         self.rollout: Any = None
+        self._policy_in_force: str | None = None  # sha256 of the module whose playbooks run; None: local set
         self._routers: list[Any] = []
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -190,6 +191,7 @@ class Daemon:
             self.uplink_view = self.uplink.console_view  # the console's Status page
             self._routers.append(make_uplink_router(self.uplink))
             self.rollout, router = _rollout_parts(self)
+            self._local_rollout_policy = self.rollout.policy if self.rollout is not None else None
             self.nodes.d.rollout = self.rollout  # abort_rollout / hold_rollout act on the controller too
             if router is not None:
                 self._routers.append(router)
@@ -252,11 +254,40 @@ class Daemon:
     # ------------------------------------------------------------------ the loops
     def cycle(self) -> dict[str, Any]:
         """One steady-state cycle, then one rollout tick (in a worker thread)."""
+        self._adopt_policy()
         out = self.graph.run_cycle()
         self.surfaces.after_cycle(out)
         if self.rollout is not None:
             self.rollout.tick(self.clock.time())
         return out
+
+    def _adopt_policy(self) -> None:
+        """Run the verified policy module's playbooks and rollout policy; the local (built-in) set without one
+        or in safe mode. Checked before every cycle, applied between cycles: one set per cycle, atomically."""
+        cur, safe = self.uplink.policy.current(), self.uplink.safe.safe
+        key = cur.sha256 if cur is not None and not safe else None
+        if key == self._policy_in_force:
+            return
+        self._policy_in_force = key
+        module = cur.module if key and cur is not None else None
+        source = f"policy module v{module.version}" if module else "local playbooks"
+        try:
+            runner = runner_in_force(self.playbooks, module.playbooks if module else [],
+                                     list(module.gates) if module else [], source)
+        except (KeyError, ValueError) as e:  # the set in force stays; the module's refusal is on record
+            self.audit.append("policy_refused", {"source": source, "reason": str(e)[:500]})
+            self.alerts.fire("samantha_policy_refused", "warning", f"{source}: playbooks not applied: {e}"[:500],
+                             {"source": "uplink"}, key="policy-refused")
+            return
+        self.nodes.adopt(runner)
+        self.runner = runner
+        rollout = module.rollout_policy if module and module.rollout_policy else self._local_rollout_policy
+        if self.rollout is not None and rollout is not None:
+            from samantha.sre.rollout import gate_judge
+
+            self.rollout.adopt(rollout, gate_judge(self.nodes.d.engine, rollout, runner.registry))
+        self.audit.append("policy_adopted", {"source": source, "playbooks": [p.name for p in runner.playbooks],
+                                             "rollout_policy": rollout.name if rollout else None})
 
     async def _sre_loop(self) -> None:
         cfg = self.config.sre
@@ -411,7 +442,8 @@ class Daemon:
                      "eval_interval_s": self.config.sre.eval_interval_s},
             "recovery": self.recovery, "triage": {**self.triager.stats(), "method": "llm" if self.llm else "rules",
                                                   "llm": self.llm.status().model_dump(mode="json") if self.llm else None},
-            "playbooks": [{"name": p.name, "version": p.version} for p in self.playbooks],
+            "playbooks": [{"name": p.name, "version": p.version} for p in self.runner.playbooks],
+            "playbooks_source": "policy module" if self._policy_in_force else "local",
             "rollout": _jsonable(self.rollout.status()) if self.rollout is not None else None,
             "telemetry": {k: v for k, v in self.store.stats().items()
                           if k in ("accepted", "rejected", "shed", "commits", "visibility_lag_ms")},

@@ -122,10 +122,12 @@ def _created_at(bundle_path: str) -> float | None:
         return None
 
 
-def local_records(read: Any) -> tuple[list[RolloutFact], list[RecoveryFact]]:
+def local_records(read: Any, *, final_only: bool = False) -> tuple[list[RolloutFact], list[RecoveryFact]]:
     """Rollouts (newest revision of each) and recoveries from the daemon's tables.
 
     `read(sql, params)` returns an Arrow table (TelemetryStore.read_arrow or a read-only connection).
+    `final_only`: only facts that can no longer change (what the uplink ships once): rollouts that
+    ended, and incident recoveries whose mitigating action was verified or whose incident closed.
     """
     rollouts: list[RolloutFact] = []
     recoveries: list[RecoveryFact] = []
@@ -134,6 +136,8 @@ def local_records(read: Any) -> tuple[list[RolloutFact], list[RecoveryFact]]:
                  "FROM rollouts) WHERE n = 1", [])
         for raw in t.column(0).to_pylist():
             doc = json.loads(raw) if isinstance(raw, str) else raw
+            if final_only and doc["phase"] not in TERMINAL:
+                continue
             rollouts.append(RolloutFact(rollout_id=doc["id"], bundle_id=doc["bundle_id"],
                                         bundle_label=doc.get("bundle_label", ""),
                                         bundle_created_at=doc.get("bundle_created_at") or _created_at(doc["bundle_path"]),
@@ -142,7 +146,7 @@ def local_records(read: Any) -> tuple[list[RolloutFact], list[RecoveryFact]]:
             if rec is not None:
                 recoveries.append(rec)
     if _table_exists(read, "incidents") and _table_exists(read, "actions"):
-        inc = read("SELECT id, opened_ts FROM incidents", []).to_pylist()
+        inc = read("SELECT id, opened_ts, status FROM incidents", []).to_pylist()
         acts = read("SELECT incident_id, kind, status, done_ts, verified_ts FROM actions WHERE incident_id IS NOT NULL "
                     "AND status IN ('done', 'verified') ORDER BY created_ts", []).to_pylist()
         first: dict[str, dict[str, Any]] = {}
@@ -151,7 +155,7 @@ def local_records(read: Any) -> tuple[list[RolloutFact], list[RecoveryFact]]:
                 first[a["incident_id"]] = a
         for i in inc:
             a = first.get(i["id"])
-            if a is None:
+            if a is None or (final_only and a["status"] != "verified" and i["status"] != "closed"):
                 continue
             ts = a["verified_ts"] or a["done_ts"]
             if ts is not None:
@@ -179,21 +183,29 @@ def local_dora(read: Any, since: float, until: float) -> dict[str, Any]:
 
 
 # ---- the fleet (hub Parquet) ----
-def fleet_dora(rollouts_glob: str, recoveries_glob: str | None, since: float, until: float) -> dict[str, Any]:
-    """The same metrics over the fleet's Parquet: columns of RolloutFact / RecoveryFact, with `cube`.
+def _read_facts(con: Any, glob: str | None, model: type[BaseModel], key: tuple[str, ...]) -> list[Any]:
+    """Rows of a Parquet dataset (hive `cube=` partitions as text); none when no file matches yet.
+    The same fact stored twice (a Cube that lost its outbox and sent it again) counts once."""
+    if not glob or not con.sql("SELECT count(*) FROM glob(?)", params=[glob]).fetchall()[0][0]:
+        return []
+    rows = con.sql("SELECT * FROM read_parquet(?, union_by_name = true, hive_partitioning = true, "
+                   "hive_types_autocast = false)", params=[glob]).to_arrow_table().to_pylist()
+    seen: dict[tuple[Any, ...], Any] = {}
+    for r in rows:
+        fact = model.model_validate({k: v for k, v in r.items() if v is not None})
+        seen.setdefault(tuple(getattr(fact, k) for k in key), fact)
+    return list(seen.values())
 
-    Reported per cube and for the whole fleet (deployment frequency summed over cubes).
-    """
+
+def fleet_dora(rollouts_glob: str, recoveries_glob: str | None, since: float, until: float) -> dict[str, Any]:
+    """The same metrics over the fleet's Parquet: columns of RolloutFact / RecoveryFact, the cube from a
+    `cube` column or the hub's `cube=` partition. Reported per cube and for the whole fleet."""
     import duckdb
 
     con = duckdb.connect()
     try:
-        ro = [RolloutFact.model_validate(r) for r in
-              con.sql("SELECT * FROM read_parquet(?, union_by_name = true)", params=[rollouts_glob]).to_arrow_table()
-              .to_pylist()]
-        rc = ([RecoveryFact.model_validate(r) for r in
-               con.sql("SELECT * FROM read_parquet(?, union_by_name = true)", params=[recoveries_glob])
-               .to_arrow_table().to_pylist()] if recoveries_glob else [])
+        ro: list[RolloutFact] = _read_facts(con, rollouts_glob, RolloutFact, ("cube", "rollout_id"))
+        rc: list[RecoveryFact] = _read_facts(con, recoveries_glob, RecoveryFact, ("cube", "source", "ref"))
     finally:
         con.close()
     cubes = sorted({r.cube for r in ro} | {r.cube for r in rc})
@@ -205,3 +217,10 @@ def fleet_dora(rollouts_glob: str, recoveries_glob: str | None, since: float, un
     fleet["deployment_frequency"]["promotions"] = sum(c["deployment_frequency"]["bundles_promoted"]
                                                       for c in per_cube.values())
     return {"scope": "fleet", "cubes": cubes, **fleet, "per_cube": per_cube}
+
+
+def hub_dora(root: str | Path, since: float, until: float) -> dict[str, Any]:
+    """Fleet DORA over a hub's storage root (`reported/<kind>/cube=<id>/day=<d>/*.parquet`)."""
+    base = Path(root) / "reported"
+    return {**fleet_dora(str(base / "rollouts" / "**" / "*.parquet"), str(base / "recoveries" / "**" / "*.parquet"),
+                         since, until), "hub": str(root)}

@@ -12,7 +12,7 @@ from __future__ import annotations
 import fnmatch
 import json
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -352,6 +352,20 @@ class PlaybookRunner:
                 return False
         return not (sc.slot == "standby" and ctx.canary_bundle is None and sc.rollout_step is None
                     and ctx.rollout_step is None)
+
+    def idle(self, statuses: Mapping[str, Status], ctx: RunContext) -> bool:
+        """Would `step` on these gate statuses fire nothing and start no streak or inconclusive timer?
+
+        True lets the steady-state loop skip a cycle's decide: after a step that saw an idle set,
+        every streak is zero, so skipping further idle sets changes nothing.
+        """
+        for pb in self.playbooks:
+            if not self.in_scope(pb, ctx):  # step only resets it
+                continue
+            status = combine([statuses[n] for n in self._refs[pb.name] if n in statuses], pb.when.mode)
+            if status == "fail" or (status == "inconclusive" and pb.limits.on_inconclusive_for is not None):
+                return False
+        return True
 
     def step(self, verdicts: Iterable[Verdict], ctx: RunContext) -> list[Firing]:
         by = {v.gate: v for v in verdicts}

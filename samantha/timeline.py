@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import base64
 import io
-from typing import Any
-
-from matplotlib.figure import Figure
+from typing import TYPE_CHECKING, Any
 
 from samantha.records_access import table_exists
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 SLOT_COLORS = {"active": "#1f77b4", "standby": "#ff7f0e"}
 ACTION_COLORS = {"flip": "#d62728", "quarantine": "#9467bd", "weights": "#2ca02c", "abort_rollout": "#2ca02c",
@@ -45,6 +46,8 @@ def request_series(read: Any, t0: float, t1: float, buckets: int = 120) -> dict[
 def figure(series: dict[str, Any], actions: list[dict[str, Any]], title: str, *, onset: float | None = None
            ) -> Figure:
     """Three stacked panels sharing a time axis (seconds from t0); actions as labelled vertical lines."""
+    from matplotlib.figure import Figure  # ~25 MB resident: loaded when a page or report first draws
+
     fig = Figure(figsize=(9, 5.6), dpi=100, layout="constrained")
     axes = fig.subplots(3, 1, sharex=True)
     t0 = series["t0"]

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import pytest
 
+from samantha.api.daemon_process import free_port as free_port  # tests import it from here
 from samantha.clock import SimClock
 from samantha.config import SamanthaConfig
 
@@ -19,9 +19,3 @@ def sim_clock() -> SimClock:
 @pytest.fixture
 def config(tmp_path: Path) -> SamanthaConfig:
     return SamanthaConfig(data_dir=str(tmp_path / "state"))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]

@@ -1,4 +1,4 @@
-"""Chaos endpoints for the local API: `make_chaos_router(service)`; the daemon and `samantha chaos serve` mount it.
+"""Chaos endpoints for the local API: `make_chaos_router(service)`; the daemon mounts it.
 
 Errors are `{"error": {"code", "reason", "field"}}` with a 4xx status; a bad document
 names the field (and line, for YAML) and nothing already stored is touched.

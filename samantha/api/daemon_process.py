@@ -1,7 +1,8 @@
 """`samantha run` as a child process: for scenario runs, benchmarks, the demo and tests.
 
-Starts the daemon on a config file, waits until its API answers, measures its footprint
-(RSS, USS, CPU share) and stops it with SIGTERM (SIGKILL past a timeout). Always reaped.
+Starts the daemon on a config file, waits until its API answers, calls it as its local admin,
+measures its footprint (RSS, USS, CPU share) and stops it with SIGTERM (SIGKILL past a timeout)
+or kills it outright (a crash). Always reaped.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -22,6 +24,13 @@ import yaml
 
 from samantha.api.client import DaemonClient
 from samantha.config import SamanthaConfig
+
+
+def free_port() -> int:
+    """A port free on loopback now, for a child daemon's `api.port` (it must be known before it starts)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def write_config(config: SamanthaConfig, path: Path) -> Path:
@@ -75,6 +84,19 @@ class DaemonProcess:
         except OSError:
             return ""
 
+    # -- the API as the daemon's local admin (the token file is re-read: every start writes a new one)
+    def request(self, method: str, path: str, *, timeout: float = 30.0, **kw: Any) -> httpx.Response:
+        return httpx.request(method, self.url + path, headers=self.client.headers(), timeout=timeout, **kw)
+
+    def get(self, path: str, **kw: Any) -> Any:
+        """The JSON body; raises on an error status."""
+        r = self.request("GET", path, **kw)
+        r.raise_for_status()
+        return r.json()
+
+    def post(self, path: str, *, timeout: float = 300.0, **kw: Any) -> httpx.Response:
+        return self.request("POST", path, timeout=timeout, **kw)
+
     # -- footprint
     def cpu_mark(self) -> None:
         """Start of a CPU measurement window."""
@@ -109,12 +131,21 @@ class DaemonProcess:
                 p.wait(10)
         return p.returncode
 
-    def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self.stop()
+    def wait_exit(self, timeout: float) -> int:
+        """The exit code of a daemon that goes by itself (a refused start, a crash hook)."""
+        assert self.proc is not None
+        return self.proc.wait(timeout)
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash: nothing runs on the way out."""
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(10)
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.stop()
+        self.kill()
         self.client.close()
 
     def __enter__(self) -> DaemonProcess:

@@ -3,8 +3,8 @@
 - proposals / sanctioned / escalated / rejected / preflight_violations: >= 10,000 generated
   proposals (adversarial ones included) through pre-flight, each checked against the
   independent oracle (samantha/chaos/oracle.py). Target: 0 violations.
-- leftover_faults_after_kill: a real twin and a real chaos host; 20 times: start an
-  experiment, SIGKILL the host once its fault is in, restart it (start-up recovery), count
+- leftover_faults_after_kill: a real twin and a real daemon (`samantha run`); 20 times: start an
+  experiment, SIGKILL the daemon once its fault is in, restart it (start-up recovery), count
   toxics, stopped slots, stressor processes, ballast files and router noise left. Target 0.
 - experiment_abort_s: a standby-latency experiment whose guard gate breaches; from the first
   failing probe to the fault's ledger entry reverted. Target <= 2 s.
@@ -13,26 +13,23 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import random
-import signal
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
-import yaml
 
 from samantha.chaos.oracle import beyond_policy, random_input, random_proposal
 from samantha.chaos.preflight import check
 from samantha.config import SamanthaConfig
+
+if TYPE_CHECKING:
+    from samantha.api.daemon_process import DaemonProcess
 
 KILL_CASES = [("latency", "standby", {"latency_ms": 300, "duration_s": 60}),
               ("sigstop", "standby", {"duration_s": 50}),
@@ -66,52 +63,22 @@ def preflight_bench(n: int, seed: int) -> dict[str, Any]:
             "preflight_us_per_proposal": round(dt / n * 1e6, 1)}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+TWIN_PORTS = ("router_port", "control_port", "slot_a_port", "slot_b_port", "proxy_api_port", "proxy_a_port",
+              "proxy_b_port", "loadgen_port")
 
 
-class HostProc:
-    """`samantha chaos serve` as a child process."""
+def chaos_daemon_config(work: Path, *, probe_interval_s: float) -> SamanthaConfig:
+    """A daemon with chaos mode on a free port and a twin on ephemeral ports feeding it. No playbooks and
+    no LLM: chaos alone acts on the Cube."""
+    from samantha.api.daemon_process import free_port
 
-    def __init__(self, config_path: Path, url: str, log: Path) -> None:
-        self.config_path, self.url, self.log = config_path, url, log
-        self.proc: subprocess.Popen | None = None
-
-    def start(self, timeout: float = 60.0) -> None:
-        with self.log.open("ab") as f:
-            self.proc = subprocess.Popen([sys.executable, "-m", "samantha", "chaos", "serve", "-c",
-                                          str(self.config_path)], stdout=f, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL, env=os.environ.copy())
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"chaos host exited with {self.proc.returncode} (log {self.log})")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
-                    return
-            time.sleep(0.05)
-        raise RuntimeError(f"chaos host not ready in {timeout:.0f} s (log {self.log})")
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-    def get(self, path: str, **kw: Any) -> Any:
-        return httpx.get(self.url + path, timeout=30, **kw).json()
-
-    def post(self, path: str, timeout: float = 300, **kw: Any) -> Any:
-        return httpx.post(self.url + path, timeout=timeout, **kw).json()
+    port = free_port()
+    return SamanthaConfig.model_validate({
+        "data_dir": str((work / "state").absolute()), "api": {"port": port},
+        "twin": {**dict.fromkeys(TWIN_PORTS, 0), "rps": 100,
+                 "ingest_url": f"http://127.0.0.1:{port}/v1/ingest/requests"},
+        "sre": {"playbook_dirs": []}, "llm": {"enabled": False},
+        "chaos": {"probe_interval_s": probe_interval_s}})
 
 
 def _wait(pred: Any, timeout: float, interval: float = 0.1) -> bool:
@@ -125,44 +92,36 @@ def _wait(pred: Any, timeout: float, interval: float = 0.1) -> bool:
 
 
 def live_bench(kills: int, aborts: int, progress: Any = None) -> dict[str, Any]:
+    from samantha.api.daemon_process import DaemonProcess, write_config
     from samantha.twin import lifecycle
 
     work = Path(tempfile.mkdtemp(prefix="samantha-chaos-bench-"))
-    port = _free_port()
-    ports = {k: 0 for k in ("router_port", "control_port", "slot_a_port", "slot_b_port", "proxy_api_port",
-                            "proxy_a_port", "proxy_b_port", "loadgen_port")}
-    config = SamanthaConfig.model_validate({
-        "data_dir": str(work / "state"), "api": {"port": port},
-        "twin": {**ports, "rps": 100, "ingest_url": f"http://127.0.0.1:{port}/v1/ingest/requests"},
-        "chaos": {"probe_interval_s": 0.25}})
-    cfg_path = work / "samantha.yaml"
-    cfg_path.write_text(yaml.safe_dump(config.model_dump(mode="json", exclude_defaults=True)))
-    host = HostProc(cfg_path, f"http://127.0.0.1:{port}", work / "host.log")
+    config = chaos_daemon_config(work, probe_interval_s=0.25)
     out: dict[str, Any] = {"kills": 0, "leftover_faults_after_kill": 0, "leftover_detail": [], "kill_skipped": []}
-    host.start()
+    lifecycle.up(config)  # first: the daemon finds the Cube through the twin's state file
     try:
-        lifecycle.up(config)
-        try:
+        with DaemonProcess(config, write_config(config, work / "samantha.yaml"), log=work / "daemon.log") as daemon:
+            daemon.start().wait_ready()
             time.sleep(3)
-            selftest = host.post("/v1/chaos/selftest")["results"]
+            selftest = daemon.post("/v1/chaos/selftest").json()["results"]
             out["selftest_failed"] = {k: v for k, v in selftest.items() if v != "ok"}
             for i in range(kills):
                 kind, target, params = KILL_CASES[i % len(KILL_CASES)]
                 proposal = {"kind": kind, "target": target, "params": params}
-                if not _wait(lambda p=proposal: host.post("/v1/chaos/preflight", json=p)["verdict"] == "sanctioned",
+                if not _wait(lambda p=proposal: daemon.post("/v1/chaos/preflight", json=p).json()["verdict"] == "sanctioned",
                              60, 0.5):
                     out["kill_skipped"].append(kind)
                     continue
-                t = threading.Thread(target=_swallow, args=(host, proposal), daemon=True)
+                t = threading.Thread(target=_swallow, args=(daemon, proposal), daemon=True)
                 t.start()
                 injected = _wait(lambda k=kind: any(e["kind"] == k and e["state"] == "active" for e in
-                                                    host.get("/v1/chaos/ledger", params={"open_only": True})
+                                                    daemon.get("/v1/chaos/ledger", params={"open_only": True})
                                                     ["injections"]), 30)
                 time.sleep(random.Random(i).uniform(0.0, 1.0))  # somewhere mid-experiment
-                host.kill()
+                daemon.kill()
                 t.join(10)
-                host.start()  # start-up recovery reverts the ledger
-                left = host.get("/v1/chaos/leftovers")
+                daemon.start().wait_ready()  # start-up recovery reverts the ledger
+                left = daemon.get("/v1/chaos/leftovers")
                 noise = bool((left.get("noise") or {}).get("fraction"))
                 n = left.get("total", 0)
                 n = max(n, len(left["toxics"]) + len(left["stopped"]) + len(left["stressors"])
@@ -175,11 +134,11 @@ def live_bench(kills: int, aborts: int, progress: Any = None) -> dict[str, Any]:
                     progress(f"kill {i + 1}/{kills}: {kind}, leftovers {n}")
             abort_s = []
             for i in range(aborts):
-                _wait(lambda: host.post("/v1/chaos/preflight", json={"kind": "latency", "target": "standby",
-                                                                     "params": {"latency_ms": 300}})["verdict"]
+                _wait(lambda: daemon.post("/v1/chaos/preflight", json={"kind": "latency", "target": "standby",
+                                                                     "params": {"latency_ms": 300}}).json()["verdict"]
                       == "sanctioned", 60, 0.5)
                 for _ in range(10):  # the guard must hold before a run starts (the last run's fault may linger)
-                    r = host.post("/v1/chaos/run", json={"template": ABORT_TEMPLATE, "source": "bench-abort"})
+                    r = daemon.post("/v1/chaos/run", json={"template": ABORT_TEMPLATE, "source": "bench-abort"}).json()
                     not_started = r.get("outcome") == "failed" and not r.get("injections")  # before-hypothesis unmet
                     if r.get("outcome") != "rejected" and not not_started:
                         break
@@ -192,16 +151,14 @@ def live_bench(kills: int, aborts: int, progress: Any = None) -> dict[str, Any]:
             out["experiment_abort_s"] = {"runs": aborts, "measured": len(abort_s),
                                          "median": round(statistics.median(abort_s), 3) if abort_s else None,
                                          "max": round(max(abort_s), 3) if abort_s else None, "all": abort_s}
-        finally:
-            lifecycle.down(config)
     finally:
-        host.stop()
+        lifecycle.down(config)
     return out
 
 
-def _swallow(host: HostProc, proposal: dict[str, Any]) -> None:
-    with contextlib.suppress(Exception):  # the host is killed under this request on purpose
-        host.post("/v1/chaos/run", json={"proposal": proposal}, timeout=120)
+def _swallow(daemon: DaemonProcess, proposal: dict[str, Any]) -> None:
+    with contextlib.suppress(Exception):  # the daemon is killed under this request on purpose
+        daemon.post("/v1/chaos/run", json={"proposal": proposal}, timeout=120)
 
 
 def run_chaos_bench(*, proposals: int = 10_000, kills: int = 20, aborts: int = 3, seed: int = 7,

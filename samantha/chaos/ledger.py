@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from samantha.chaos.db import connect
+from samantha.chaos.db import ChaosTables
 from samantha.clock import REAL_CLOCK, Clock
 
 OPEN_STATES = ("intent", "active", "revert_failed")
@@ -42,20 +41,10 @@ CREATE INDEX IF NOT EXISTS injections_experiment ON injections(experiment_id);
 """
 
 
-class Ledger:
+class Ledger(ChaosTables):
     def __init__(self, path: str | Path, clock: Clock = REAL_CLOCK) -> None:
-        self.path = Path(path)
+        super().__init__(path, SCHEMA)
         self.clock = clock
-        self._con = connect(self.path)
-        self._con.executescript(SCHEMA)
-        self._lock = threading.Lock()
-
-    def close(self) -> None:
-        self._con.close()
-
-    def _exec(self, sql: str, params: tuple = ()) -> sqlite3.Cursor:
-        with self._lock:
-            return self._con.execute(sql, params)
 
     def intend(self, experiment_id: str, kind: str, target: str, params: dict[str, Any], revert: dict[str, Any],
                ttl_s: float) -> str:

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
 from pathlib import Path
 from typing import Any
 
-from samantha.chaos.db import connect
+from samantha.chaos.db import ChaosTables
 from samantha.gates.registry import GATE_ADAPTER, Provenance, RegisteredGate
 
 SCHEMA = """
@@ -39,18 +38,9 @@ CREATE TABLE IF NOT EXISTS proposed_gates (
 FINAL_STATES = ("completed", "failed", "aborted", "crashed", "timeout")
 
 
-class ChaosRecords:
+class ChaosRecords(ChaosTables):
     def __init__(self, path: str | Path) -> None:
-        self._con = connect(path)
-        self._con.executescript(SCHEMA)
-        self._lock = threading.Lock()
-
-    def close(self) -> None:
-        self._con.close()
-
-    def _exec(self, sql: str, params: tuple = ()) -> sqlite3.Cursor:
-        with self._lock:
-            return self._con.execute(sql, params)
+        super().__init__(path, SCHEMA)
 
     # --- experiments ------------------------------------------------------------------------
     def start_experiment(self, eid: str, title: str, proposal: dict, preflight: dict, kind: str, target: str,

@@ -1,7 +1,7 @@
 """One Chaos Toolkit run in its own process: `python -m samantha.chaos.runner EXPERIMENT JOURNAL`.
 
 chaoslib installs signal handlers, so it must own a main thread: one experiment per
-process. The process dies with its parent (PR_SET_PDEATHSIG): a crashed host must not
+process. The process dies with its parent (PR_SET_PDEATHSIG): a crashed daemon must not
 leave a runner injecting behind the recovery's back.
 
 chaoslib 1.44 reads neither `settings.runtime.hypothesis` nor the experiment's own

@@ -1,8 +1,8 @@
-"""ChaosService: plan, pre-flight, run, learn, recover. The daemon (or `samantha chaos serve`) hosts it.
+"""ChaosService: plan, pre-flight, run, learn, recover. The daemon (`samantha run`) hosts it.
 
 It owns the chaos SQLite file (ledger, experiments, findings, learned gates, outbox,
-approvals) and reads telemetry from the store the host owns. Experiments run one at
-a time, each in a Chaos Toolkit runner subprocess that dies with the host; the host
+approvals) and reads telemetry from the store the daemon owns. Experiments run one at
+a time, each in a Chaos Toolkit runner subprocess that dies with the daemon; the daemon
 calls `recover_ledger()` at start-up, which reverts whatever a crash left injected.
 """
 
@@ -82,9 +82,9 @@ class ChaosBusy(RuntimeError):
 
 class ChaosService:
     def __init__(self, config: SamanthaConfig, store: TelemetryStore, clock: Clock = REAL_CLOCK, *,
-                 api_url: str | None = None, llm: Any = None, registry: GateRegistry | None = None) -> None:
+                 llm: Any = None, registry: GateRegistry | None = None) -> None:
         self.config, self.cc, self.store, self.clock = config, config.chaos, store, clock
-        self.api_url = api_url or self.cc.api_url or f"http://{config.api.host}:{config.api.port}"
+        self.api_url = self.cc.api_url or f"http://{config.api.host}:{config.api.port}"
         self.llm = llm
         db = config.resolve(self.cc.db)
         self.ledger = Ledger(db, clock)

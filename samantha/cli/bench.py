@@ -45,7 +45,7 @@ def mitigate(as_json: bool = JsonOption,
 @app.command()
 def chaos(as_json: bool = JsonOption,
           proposals: int = typer.Option(10_000, min=1, help="generated proposals through pre-flight"),
-          kills: int = typer.Option(20, min=0, help="SIGKILLs of the chaos host mid-experiment"),
+          kills: int = typer.Option(20, min=0, help="SIGKILLs of the daemon mid-experiment"),
           aborts: int = typer.Option(3, min=0, help="guard-breach runs timed from breach to revert"),
           quick: bool = typer.Option(False, "--quick", help="pre-flight only (no twin)"),
           seed: int = typer.Option(7)) -> None:

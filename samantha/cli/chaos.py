@@ -29,7 +29,7 @@ def call(config: SamanthaConfig, method: str, path: str, *, timeout: float = 30.
         r = httpx.request(method, url, timeout=timeout, headers=auth_headers(config), **kw)
     except httpx.HTTPError as e:
         failure(f"Samantha's API is not reachable at {api_url(config)} ({type(e).__name__}); "
-                "start `samantha run` or `samantha chaos serve`")
+                "start `samantha run`")
     try:
         body = r.json()
     except ValueError:
@@ -43,16 +43,6 @@ def call(config: SamanthaConfig, method: str, path: str, *, timeout: float = 30.
             msg += f"\n  {p['source']}:{p['line']}:{p['column']}: {p['field']}: {p['reason']}"
         (bad_input if r.status_code in (400, 404, 422) else failure)(msg)
     return body
-
-
-@app.command()
-def serve(config: Path | None = ConfigOption,
-          port: int | None = typer.Option(None, help="default: api.port from the config"),
-          port_file: Path | None = typer.Option(None, help="write {port, pid} here once listening")) -> None:
-    """Host the store, telemetry ingest and the chaos API without the daemon (recovers the ledger first)."""
-    from samantha.chaos.host import serve as run_host
-
-    run_host(get_config(config), port=port, port_file=port_file)
 
 
 @app.command()

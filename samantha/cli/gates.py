@@ -15,7 +15,7 @@ app = typer.Typer(no_args_is_help=True, help="Verification gates.")
 
 
 def _local(config: Any) -> list[dict[str, Any]]:
-    """Without a running host: the built-ins plus the learned gates in the chaos state file."""
+    """Without a running daemon: the built-ins plus the learned gates in the chaos state file."""
     from samantha.chaos.records import ChaosRecords
     from samantha.gates.registry import GateRegistry
 

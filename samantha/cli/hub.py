@@ -161,3 +161,24 @@ def queue(kind: str = typer.Argument(..., help="findings | proposed_gates | appr
     """Edge findings, proposed gates and approval requests: queued for people, never applied fleet-wide."""
     res = _call("GET", f"{hub.rstrip('/')}/v1/fleet/queue/{kind}")
     print_json(res) if as_json else console.print(res)
+
+
+@app.command()
+def dora(data_dir: Path = typer.Option(..., "--data-dir", help="the hub's storage root (as given to `hub serve`)"),
+         since: str = typer.Option("7d", "--since", help="start: 30m, 24h, 7d ago, ISO-8601 or epoch seconds"),
+         until: str | None = typer.Option(None, "--until", help="end (default: now); same forms as --since"),
+         as_json: bool = JsonOption) -> None:
+    """Fleet DORA over the hub's Parquet: per cube and fleet-wide (read directly, no hub process needed)."""
+    import duckdb
+
+    from samantha.cli.reporting import parse_window, print_dora
+    from samantha.dora import hub_dora
+
+    s, u = parse_window(since, until)
+    if not (data_dir / "reported").is_dir():
+        bad_input(f"--data-dir: no hub data under {data_dir} (expected {data_dir / 'reported'})")
+    try:
+        out = hub_dora(data_dir, s, u)
+    except (duckdb.Error, ValueError) as e:
+        failure(f"cannot read the fleet's Parquet under {data_dir}: {e}")
+    print_json(out) if as_json else print_dora(out)

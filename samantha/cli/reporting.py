@@ -19,14 +19,18 @@ SinceOption = typer.Option("7d", "--since", help="start: 30m, 24h, 7d ago, ISO-8
 UntilOption = typer.Option(None, "--until", help="end (default: now); same forms as --since")
 
 
-def _window(since: str, until: str | None) -> tuple[float, float]:
+def parse_window(since: str, until: str | None) -> tuple[float, float]:
     from samantha.records_access import parse_when
 
     now = time.time()
     try:
-        s, u = parse_when(since, now), (parse_when(until, now) if until else now)
+        s = parse_when(since, now)
     except ValueError as e:
-        bad_input(f"--since/--until: {e}")
+        bad_input(f"--since: {e}")
+    try:
+        u = parse_when(until, now) if until else now
+    except ValueError as e:
+        bad_input(f"--until: {e}")
     if u <= s:
         bad_input(f"--until ({u:.0f}) must be after --since ({s:.0f})")
     return s, u
@@ -53,7 +57,7 @@ def report(config: Path | None = ConfigOption, since: str = SinceOption, until: 
     from samantha.report import write_report
 
     cfg = get_config(config)
-    s, u = _window(since, until)
+    s, u = parse_window(since, until)
     if not cfg.store_path.exists():
         bad_input(f"no store at {cfg.store_path}: nothing has been recorded yet")
     try:
@@ -86,7 +90,7 @@ def dora(config: Path | None = ConfigOption, since: str = SinceOption, until: st
     from samantha.records_access import LockedByDaemon, open_reader
 
     cfg = get_config(config)
-    s, u = _window(since, until)
+    s, u = parse_window(since, until)
     if fleet_rollouts:
         out = fleet_dora(fleet_rollouts, fleet_recoveries, s, u)
     else:
@@ -97,12 +101,13 @@ def dora(config: Path | None = ConfigOption, since: str = SinceOption, until: st
                 out = local_dora(read, s, u)
         except LockedByDaemon:
             out = json.loads(_via_daemon(cfg, "/v1/dora", since=s, until=u))
-    if as_json:
-        print_json(out)
-        return
-    df, lt, cfr, mttr = (out["deployment_frequency"], out["lead_time"], out["change_failure_rate"], out["mttr"])
+    print_json(out) if as_json else print_dora(out)
+
+
+def print_dora(out: dict) -> None:
     from samantha.report import fmt_secs
 
+    df, lt, cfr, mttr = (out["deployment_frequency"], out["lead_time"], out["change_failure_rate"], out["mttr"])
     console.print(f"[bold]DORA ({out['scope']})[/bold] over {out['window']['days']:.2f} days")
     console.print(f"  deployment frequency  {df['per_day']:.3g}/day ({df['bundles_promoted']} bundles promoted)")
     console.print(f"  lead time             p50 {fmt_secs(lt['p50_s'])}, p95 {fmt_secs(lt['p95_s'])} "
@@ -112,3 +117,8 @@ def dora(config: Path | None = ConfigOption, since: str = SinceOption, until: st
     console.print(f"  change failure rate   {rate} ({cfr['failed']}/{cfr['total']})")
     console.print(f"  MTTR                  p50 {fmt_secs(mttr['p50_s'])}, p95 {fmt_secs(mttr['p95_s'])} "
                   f"({mttr['n']} recoveries)")
+    for cube, c in (out.get("per_cube") or {}).items():
+        rate = "-" if c["change_failure_rate"]["rate"] is None else f"{100 * c['change_failure_rate']['rate']:.0f}%"
+        console.print(f"  {cube}: {c['deployment_frequency']['per_day']:.3g}/day, lead time p50 "
+                      f"{fmt_secs(c['lead_time']['p50_s'])}, failure rate {rate}, MTTR p50 "
+                      f"{fmt_secs(c['mttr']['p50_s'])}")

@@ -3,10 +3,7 @@ escalation waiting in the approval queue, with the exact command to approve it."
 
 from __future__ import annotations
 
-import socket
 import time
-
-import yaml
 
 TITLE = "Chaos: plan, pre-flight, run, learn a gate, escalate to a human"
 WORKDIR = "chaos-act"  # under ctx.workdir; the uplink act decides the escalation left waiting here
@@ -16,42 +13,28 @@ fault: {kind: latency, latency_ms: 200, jitter_ms: 20, duration_s: %s}
 """
 
 
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def run(ctx) -> None:
     from rich.table import Table
 
-    from samantha.chaos.bench import HostProc
-    from samantha.config import SamanthaConfig
+    from samantha.api.daemon_process import DaemonProcess, write_config
+    from samantha.chaos.bench import chaos_daemon_config
     from samantha.operators import add_operator
     from samantha.signing import KeyPair
     from samantha.twin import lifecycle
 
     work = ctx.workdir / WORKDIR
     work.mkdir(parents=True, exist_ok=True)
-    port = _port()
-    ports = {f: 0 for f in ("router_port", "control_port", "slot_a_port", "slot_b_port", "proxy_api_port",
-                            "proxy_a_port", "proxy_b_port", "loadgen_port")}
-    cfg = SamanthaConfig.model_validate({
-        "data_dir": str((work / "state").absolute()), "api": {"port": port},
-        "twin": {**ports, "rps": 100, "ingest_url": f"http://127.0.0.1:{port}/v1/ingest/requests"},
-        "chaos": {"probe_interval_s": 0.3}})
-    cfg_path = (work / "samantha.yaml").absolute()
-    cfg_path.write_text(yaml.safe_dump(cfg.model_dump(mode="json", exclude_defaults=True)))
-    host = HostProc(cfg_path, f"http://127.0.0.1:{port}", work / "host.log")
-    host.start()
+    cfg = chaos_daemon_config(work, probe_interval_s=0.3)
+    cfg_path = write_config(cfg, (work / "samantha.yaml").absolute())
     c = ctx.console
+    lifecycle.up(cfg)  # first: the daemon finds the Cube through the twin's state file
     try:
-        lifecycle.up(cfg)
-        try:
+        with DaemonProcess(cfg, cfg_path, log=work / "daemon.log") as daemon:
+            daemon.start().wait_ready()
             time.sleep(3)
-            st = host.post("/v1/chaos/selftest")["results"]
+            st = daemon.post("/v1/chaos/selftest").json()["results"]
             c.print(f"revert paths self-tested on this Cube: {sum(v == 'ok' for v in st.values())}/{len(st)} ok")
-            plan = host.get("/v1/chaos/plan")
+            plan = daemon.get("/v1/chaos/plan")
             t = Table("verdict", "proposal", "why not (pre-flight)")
             for p in plan["proposals"][: 8 if ctx.fast else 16]:
                 pr = p["proposal"]
@@ -60,7 +43,8 @@ def run(ctx) -> None:
             c.print(t)
             c.print(f"{len(plan['proposals'])} proposals from the dependency map: {plan['counts']}")
 
-            out = host.post("/v1/chaos/run", json={"template": LEARN % (6 if ctx.fast else 12), "source": "demo"})
+            learn = {"template": LEARN % (6 if ctx.fast else 12), "source": "demo"}
+            out = daemon.post("/v1/chaos/run", json=learn).json()
             c.print(f"ran [bold]{out['experiment_id']}[/bold] in a Chaos Toolkit subprocess: {out['outcome']}; "
                     f"journal {out['journal_sha256'][:12]}…; injections "
                     + ", ".join(f"{i['kind']}={i['state']}" for i in out["injections"]), highlight=False)
@@ -72,20 +56,20 @@ def run(ctx) -> None:
                         f"over {g['spec']['window']:g} s — learned from {p['experiment_id']} (journal "
                         f"{p['journal_sha256'][:12]}…, v{p['version']}); queued upward for the hub", highlight=False)
             ctx.facts["chaos findings"] = [f["text"] for f in out["findings"]]
-            left = host.get("/v1/chaos/leftovers")
+            left = daemon.get("/v1/chaos/leftovers")
             c.print(f"faults left on the Cube after the run: {left['total']}")
 
             kill = {"kind": "kill_slot", "target": "active", "params": {"duration_s": 20}}
             t0 = time.monotonic()
             while time.monotonic() - t0 < 30:  # the new gate still sees the run's fault in its window
-                pre = host.post("/v1/chaos/preflight", json=kill)
+                pre = daemon.post("/v1/chaos/preflight", json=kill).json()
                 if pre["verdict"] != "reject":
                     break
                 time.sleep(1)
             held = [r["message"] for r in pre["reasons"] if r["code"] == "gate-failing"]
             c.print(f"the new gate kept chaos on hold for {time.monotonic() - t0:.0f} s after the run"
                     + (f" (still: {held[0]})" if held else ""), highlight=False)
-            esc = host.post("/v1/chaos/run", json={"proposal": kill})
+            esc = daemon.post("/v1/chaos/run", json={"proposal": kill}).json()
             aid = esc["approval"]["id"]
             c.print(f"proposal kill the active slot: {esc['outcome']} — "
                     + "; ".join(f"[{r['code']}] {r['message']}" for r in esc["preflight"]["reasons"]), markup=False,
@@ -99,7 +83,5 @@ def run(ctx) -> None:
             c.print(f"  samantha approvals approve {aid} --key {key_path} --operator alice -c {cfg_path}",
                     highlight=False, soft_wrap=True)
             ctx.facts["chaos escalation waiting"] = aid
-        finally:
-            lifecycle.down(cfg)
     finally:
-        host.stop()
+        lifecycle.down(cfg)

@@ -9,7 +9,6 @@ then the audit chain is verified through the daemon's API. Every time printed is
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -29,12 +28,6 @@ PORTS = ("router_port", "control_port", "slot_a_port", "slot_b_port", "proxy_api
 # live latency, errors and divergence: the shadow-latency gates' calibration false-aborts good bundles
 # under heavy machine load (see tests/rollout/kit.py)
 GATES = ["canary-errors", "canary-latency", "canary-latency-tail", "canary-divergence"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _wait(pred: Callable[[], Any], timeout: float) -> Any:
@@ -58,7 +51,9 @@ def policy_doc(step_s: float, soak_s: float) -> dict[str, Any]:
 
 def story_config(base: Path, template: SamanthaConfig, *, rps: float, policy: dict[str, Any]) -> SamanthaConfig:
     """A twin on ephemeral ports pushing into a daemon on a free port, with the given rollout policy."""
-    port = _free_port()
+    from samantha.api.daemon_process import free_port
+
+    port = free_port()
     base.mkdir(parents=True, exist_ok=True)
     (base / "rollout-policy.yaml").write_text(yaml.safe_dump(policy))
     return SamanthaConfig.model_validate({

@@ -1,5 +1,6 @@
 """Act: the link to the hub drops, the outbox grows within its budget, the policy module expires
-(safe mode), the link returns flapping and the Cube catches up: nothing lost, nothing twice. Then
+(safe mode), the link returns flapping and the Cube catches up: nothing lost, nothing twice. The
+rollouts the Cube ran offline reach the hub as DORA facts, and the hub computes fleet DORA. Then
 an operator's decision on the chaos act's waiting escalation reaches the Cube relayed by the hub."""
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from samantha.alerts import AlertManager
 from samantha.audit import AuditLog, DuckDBAuditStore
 from samantha.clock import REAL_CLOCK, SimClock
 from samantha.config import StoreConfig, UplinkConfig
+from samantha.demo.rollout_history import record_rollout
+from samantha.dora import hub_dora
 from samantha.hub.process import spawn_hub
 from samantha.hub.storage import HubStorage
 from samantha.proxy.client import ProxyClient
@@ -24,12 +27,15 @@ from samantha.signing import KeyPair, trust_public_key
 from samantha.sre import tables
 from samantha.sre.incidents import IncidentBook
 from samantha.sre.ledger import ActionLedger
+from samantha.sre.rollout_state import DuckRolloutStore
 from samantha.telemetry.store import TelemetryStore
 from samantha.uplink.bench import START, Flapper, gauges, raw_requests, rollup_minutes, sre_hour
 from samantha.uplink.policy_module import sign_module
 from samantha.uplink.service import UplinkService
 
-TITLE = "Offline: store-and-forward, signed policy, safe mode, catch-up"
+TITLE = "Offline: store-and-forward, signed policy, safe mode, catch-up, fleet DORA"
+# bundles delivered before the link drops (created hours before), rolled out offline at these hours
+ROLLOUTS = ((1, "v2", 2.0, False), (3, "v3", 1.0, True), (5, "v4", 0.5, False))
 
 
 def run(ctx) -> None:
@@ -57,6 +63,7 @@ def run(ctx) -> None:
         svc = UplinkService(cfg, store, clock, key=key, alerts=alerts, audit=AuditLog(DuckDBAuditStore(conns[0]),
                                                                                       key, clock))
         incidents, ledger = IncidentBook(store, clock), ActionLedger(store, clock)
+        rollouts = DuckRolloutStore(store)
         try:
             module = sign_module({"version": 1, "issued_at": START - 60, "expires_at": START + module_h * 3600,
                                   "fleet": "demo"}, hub_key)
@@ -78,6 +85,10 @@ def run(ctx) -> None:
                     rollup_minutes(store, rng, t0, 3600, 200.0)
                 gauges(store, rng, t0, 3600, 20)
                 sre_hour(incidents, ledger, audit=svc.audit, alerts=alerts, svc=svc, at=t0 + 3600, i=h)
+                for at_h, name, age_h, bad in ROLLOUTS:
+                    if at_h == h:
+                        record_rollout(rollouts, data / "bundles", name, created_at=START - age_h * 3600,
+                                       started_at=t0 + 600, regresses=bad)
                 out = svc.tick()
                 store.retention.run()
                 ob = svc.outbox.stats()
@@ -129,6 +140,7 @@ def run(ctx) -> None:
                       f"through {flap.cuts} link cuts and {attempts} attempts; at the hub: "
                       + ", ".join(f"{k} {v['records']}" for k, v in fleet["kinds"].items())
                       + f"; duplicates {fleet['duplicates']}")
+            _fleet_dora(con, data / "hub", START, clock.time(), ctx.facts)
             ana = KeyPair.generate()
             fresh = sign_module({"version": 2, "issued_at": clock.time() - 60, "expires_at": clock.time() + 7 * 86400,
                                  "fleet": "demo", "operator_keys": [{"name": "ana", "public_key": ana.public.to_b64(),
@@ -148,6 +160,21 @@ def run(ctx) -> None:
                 c.close()
             store.close()
             proxy.close()
+
+
+def _fleet_dora(con, hub_root, since: float, until: float, facts: dict) -> None:
+    from samantha.report import fmt_secs
+
+    d = hub_dora(hub_root, since, until)
+    df, lt, cfr, mttr = d["deployment_frequency"], d["lead_time"], d["change_failure_rate"], d["mttr"]
+    con.print(f"[bold]fleet DORA at the hub[/bold] (samantha hub dora --data-dir {hub_root}), over the "
+              f"{d['window']['days'] * 24:.0f} h the Cube was offline, from {len(d['cubes'])} cube's Parquet:")
+    con.print(f"  deployment frequency {df['per_day']:.3g}/day ({df['bundles_promoted']} bundles promoted); lead time "
+              f"p50 {fmt_secs(lt['p50_s'])}, of which disconnected {fmt_secs(lt['disconnected']['p50_s'])} "
+              f"(measured latency, not failure) and on the Cube {fmt_secs(lt['on_cube']['p50_s'])}; change failure "
+              f"rate {cfr['failed']}/{cfr['total']}; MTTR p50 {fmt_secs(mttr['p50_s'])} over {mttr['n']} recoveries")
+    facts.update({"fleet_dora_per_day": df["per_day"], "fleet_dora_change_failure_rate": cfr["rate"],
+                  "fleet_dora_mttr_p50_s": mttr["p50_s"]})
 
 
 def _relayed_decision(ctx, svc: UplinkService, hub_url: str, ana: KeyPair, now: float) -> None:

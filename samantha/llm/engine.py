@@ -266,7 +266,8 @@ class LlmEngine:
             "model_source": self._choice.source, "model_sha256": self._sha})
         settings = {"model_path": str(self._choice.path), "n_ctx": self.config.n_ctx,
                     "n_threads": self.config.n_threads, "n_gpu_layers": self.config.n_gpu_layers,
-                    "seed": self.config.seed, "chat_format": self.config.chat_format, "nice": self.config.nice}
+                    "seed": self.config.seed, "chat_format": self.config.chat_format, "nice": self.config.nice,
+                    "sched_idle": self.config.sched_idle}
         log_path = self.data_dir / "llm" / "worker.log"
         t0 = self.clock.monotonic()
         try:

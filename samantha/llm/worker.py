@@ -38,6 +38,13 @@ def _messages(req: dict[str, Any], chat_format: str | None) -> list[dict[str, st
     return [{"role": "system", "content": req["system"]}, {"role": "user", "content": req["user"]}]
 
 
+def _lower_priority(settings: dict[str, Any]) -> None:
+    if settings.get("nice"):
+        os.nice(settings["nice"])
+    if settings.get("sched_idle") and hasattr(os, "sched_setscheduler"):
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+
+
 def main(argv: list[str]) -> int:
     settings = json.loads(argv[1])
     out = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
@@ -47,8 +54,7 @@ def main(argv: list[str]) -> int:
         out.write(json.dumps(obj) + "\n")
         out.flush()
 
-    if settings.get("nice"):
-        os.nice(settings["nice"])
+    _lower_priority(settings)
     t0 = time.monotonic()
     try:
         from llama_cpp import Llama

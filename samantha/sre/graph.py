@@ -1,8 +1,9 @@
 """The steady-state graph: its topology in one place, compiled with a persistent checkpointer.
 
-    observe -> evaluate -> triage -> decide -+-> act -> verify -> record
-                                             +-> verify -> record   (only earlier actions to confirm)
-                                             +-> record             (nothing decided, nothing pending)
+    observe -> evaluate -+-> triage -> decide -+-> act -> verify -> record
+                         |                     +-> verify -> record   (only earlier actions to confirm)
+                         |                     +-> record             (nothing decided, nothing pending)
+                         +-> END   (quiet: all gates pass, nothing open; a full cycle still runs every few s)
 
 One LangGraph thread ("steady-state") runs a cycle per invocation; the SQLite
 checkpointer saves the state after every node, so a process killed mid-cycle resumes
@@ -48,7 +49,8 @@ def topology(nodes: SreNodes) -> StateGraph:
     g.add_node("record", nodes.record)
     g.add_edge(START, "observe")
     g.add_edge("observe", "evaluate")
-    g.add_edge("evaluate", "triage")
+    g.add_conditional_edges("evaluate", lambda s: "end" if nodes.quiet(s) else "triage",
+                            {"end": END, "triage": "triage"})
     g.add_edge("triage", "decide")
     g.add_conditional_edges("decide", after_decide, {"act": "act", "verify": "verify", "record": "record"})
     g.add_edge("act", "verify")
@@ -74,6 +76,7 @@ class SteadyStateGraph:
         self.saver, self.conn = open_checkpointer(checkpoint_path)
         self.app = topology(nodes).compile(checkpointer=self.saver)
         self.cycles = 0
+        self.quiet_cycles = 0
         self.last: dict[str, Any] = {}
         self._overhead: deque[float] = deque(maxlen=500)
         self._total: deque[float] = deque(maxlen=500)
@@ -98,6 +101,7 @@ class SteadyStateGraph:
         self._total.append(total)
         self._overhead.append(total - sum(out.get("timings", {}).values()))
         self.last = dict(out)
+        self.quiet_cycles += "decide" not in out.get("timings", {})
         if self.cycles % PRUNE_EVERY == 0:
             self.prune()
         return self.last
@@ -123,7 +127,8 @@ class SteadyStateGraph:
                 return None
             s = sorted(d)
             return round(s[min(len(s) - 1, int(p * len(s)))], 3)
-        return {"cycles": self.cycles, "cycle_ms_p50": q(self._total, 0.5), "cycle_ms_p95": q(self._total, 0.95),
+        return {"cycles": self.cycles, "quiet_cycles": self.quiet_cycles,
+                "cycle_ms_p50": q(self._total, 0.5), "cycle_ms_p95": q(self._total, 0.95),
                 "graph_overhead_ms_p50": q(self._overhead, 0.5), "graph_overhead_ms_p95": q(self._overhead, 0.95),
                 "graph_overhead_ms_mean": round(statistics.fmean(self._overhead), 3) if self._overhead else None,
                 "node_ms": self.last.get("timings", {}), "checkpoints": self.checkpoint_rows()}

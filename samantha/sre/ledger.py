@@ -38,12 +38,14 @@ def decode_rows(table: Any, json_cols: Iterable[str]) -> list[dict[str, Any]]:
 class ActionLedger:
     def __init__(self, store: TelemetryStore, clock: Clock) -> None:
         self.store, self.clock = store, clock
+        self.version = 0  # bumped on every write: lets a reader know nothing changed without a query
 
     def write_intent(self, row: dict[str, Any]) -> bool:
         """Insert the intent unless a row with that id exists (a resumed node). True when inserted."""
         if self.get(row["id"]) is not None:
             return False
         now = self.clock.time()
+        self.version += 1
         self.store.write_sql(
             "INSERT INTO actions (id, request_id, kind, target, reason, requested_by, playbook, playbook_version, "
             "incident_id, proposed, evidence, before, result, status, created_ts, updated_ts) "
@@ -61,6 +63,7 @@ class ActionLedger:
         params: list[Any] = [status, _dumps(result) if result is not None else None, now]
         if stamp:
             params.append(now)
+        self.version += 1
         self.store.write_sql(f"UPDATE actions SET status = ?, result = coalesce(?::JSON, result), updated_ts = ?"
                              f"{stamp} WHERE id = ?", [*params, action_id])
 

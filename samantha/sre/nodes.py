@@ -123,6 +123,15 @@ class SreNodes:
         self._active: tuple[str | None, float] = (None, 0.0)  # the active slot, and when it last changed
         # with no canary on the Cube, gates that judge one have nothing to judge: not evaluated (most of the CPU)
         self._steady_gates = [g for g in deps.runner.gates if not judges_canary(g)]
+        # what the last full cycle left settled: (ledger version, active bundle, when); None = something open
+        self._settled: tuple[int, str | None, float] | None = None
+
+    def adopt(self, runner: PlaybookRunner) -> None:
+        """Run another playbook set from the next cycle (called between cycles, in the loop's thread)."""
+        self.d.runner = runner
+        self.d.playbooks = {p.name: p for p in runner.playbooks}
+        self._steady_gates = [g for g in runner.gates if not judges_canary(g)]
+        self._settled = None
 
     # ------------------------------------------------------------------ observe
     @timed("observe")
@@ -154,6 +163,21 @@ class SreNodes:
         vs = [v.model_dump(mode="json") for v in verdicts]
         return {"verdicts": vs, "failing": [v for v in vs if v["status"] == "fail"]}
 
+    def quiet(self, state: CycleState) -> bool:
+        """Nothing to decide: no playbook would start acting, no canary, the last full cycle left nothing open.
+
+        The playbook runner's streaks are already reset (the last full cycle saw an idle set), no
+        action awaits verification (the ledger has not been written since), and the active bundle
+        is the one `record` last judged, so triage, decide and record would change nothing.
+        """
+        st, cube = self._settled, state.get("cube")
+        if st is None or cube is None or state.get("canary") or state["now"] - st[2] >= self.cfg.full_cycle_every_s:
+            return False
+        active = next(s for s in cube["slots"] if s["role"] == "active")
+        ctx = RunContext(now=state["now"], active_bundle=active["bundle_name"])
+        return (st[0] == self.d.ledger.version and st[1] == active["bundle_id"]
+                and self.d.runner.idle({v["gate"]: v["status"] for v in state.get("verdicts", [])}, ctx))
+
     # ------------------------------------------------------------------- triage
     @timed("triage")
     def triage(self, state: CycleState) -> dict[str, Any]:
@@ -170,7 +194,9 @@ class SreNodes:
         canary = state.get("canary") or {}
         ctx = RunContext(now=now, active_bundle=cube.slot("active").bundle_name if cube else None,
                          canary_bundle=canary.get("name") or canary.get("bundle_id"))
-        firings = self.d.runner.step([Verdict.model_validate(v) for v in state.get("verdicts", [])], ctx)
+        verdicts = [Verdict.model_validate(v) for v in state.get("verdicts", [])]
+        firings = self.d.runner.step(verdicts, ctx)
+        ledger_version = self.d.ledger.version  # before the read: a write racing it unsettles the cycle
         in_flight = self.d.ledger.with_status(["intent", "done"])
         busy = {r["incident_id"] for r in in_flight if r["incident_id"]}
         history = self.d.ledger.history(now - self.d.config.policy.rate_window_s) if firings else []
@@ -218,6 +244,9 @@ class SreNodes:
                     "trigger": f.trigger, "policy": verdict.explain(), "hold_s": getattr(a, "max_hold_s", None)})
         pending = {"intent": sum(r["status"] == "intent" and r["requested_by"] == "playbook" for r in in_flight),
                    "done": sum(r["status"] == "done" and r["kind"] in effects.CUBE_KINDS for r in in_flight)}
+        settled = not (in_flight or decisions or firings or self.d.incidents.open_incidents() or canary
+                       or cube is None) and self.d.runner.idle({v.gate: v.status for v in verdicts}, ctx)
+        self._settled = (ledger_version, cube.slot("active").bundle_id, now) if settled and cube else None
         return {"firings": [_firing_summary(f) for f in firings], "decisions": decisions, "refusals": refusals,
                 "pending": pending}
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from samantha.config import SamanthaConfig
-from samantha.playbooks import Playbook, lint
+from samantha.gates.registry import GateRegistry, Provenance
+from samantha.gates.spec import GateBase
+from samantha.playbooks import Playbook, PlaybookRunner, lint
 from samantha.validated_yaml import DocumentError, Problem
 
 SHIPPED = Path(__file__).resolve().parents[2] / "playbooks"
@@ -28,3 +30,17 @@ def load_playbooks(config: SamanthaConfig) -> list[Playbook]:
     if problems:
         raise DocumentError(problems)
     return [ld.playbook for ld in loaded if ld.playbook is not None]
+
+
+def runner_in_force(local: list[Playbook], offered: list[Playbook], gates: list[GateBase], source: str
+                    ) -> PlaybookRunner:
+    """The hub's signed playbooks (with the gates they name) replace the local set; an empty offer keeps it.
+
+    Raises KeyError naming a playbook's unknown gate: the caller keeps the set in force.
+    """
+    if not offered:
+        return PlaybookRunner(local)
+    registry = GateRegistry.with_builtins()
+    for g in gates:
+        registry.add(g, Provenance(source="playbook", playbook=source), replace=True)
+    return PlaybookRunner(offered, registry)

@@ -92,10 +92,16 @@ class RolloutController:
         self._last_verdict: StepVerdict | None = None
         self._cube_state: CubeState | None = None
         self._known_good: set[str] = set()
+        self._next: tuple[RolloutPolicy, Judge] | None = None
         if self._rec is not None and self._rec.last_known_good:
             self._known_good.add(self._rec.last_known_good)
 
     # ------------------------------------------------------------------ public API
+
+    def adopt(self, policy: RolloutPolicy, judge: Judge) -> None:
+        """Use this policy from the next rollout; one in progress finishes under the policy it started with."""
+        with self._lock:
+            self._next = (policy, judge)
 
     def status(self) -> RolloutStatus:
         rec = self._published  # a copy taken at the last save: safe to read from any thread
@@ -131,6 +137,8 @@ class RolloutController:
                 raise RolloutRefused(409, "safe_mode", "the Cube is in safe mode: no rollouts")
             if state.slot("active").bundle_id == info.bundle_id:
                 raise RolloutRefused(409, "already_active", f"{info.label} is already the active bundle", "bundle")
+            if self._next is not None:
+                (self.policy, self.judge), self._next = self._next, None
             self._rec = RolloutRecord(
                 id=f"ro{int(now)}{uuid.uuid4().hex[:6]}", request_id=request_id, bundle_ref=bundle,
                 bundle_path=info.path, bundle_id=info.bundle_id, bundle_label=info.label,

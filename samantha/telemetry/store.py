@@ -16,7 +16,7 @@ import logging
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -206,11 +206,16 @@ class TelemetryStore:
     def ingest_requests(self, records: Iterable[Any]) -> IngestResult:
         """`RequestEvent`s or dicts. For high rates use `ingest_request_columns`."""
         limits = self.limits()
-        cols: list[list[Any]] = [[] for _ in range(7)]
+        return self._ingest_rows("requests", schema.REQUESTS, records, lambda rec: check_request(rec, limits))
+
+    def _ingest_rows(self, table: str, arrow_schema: pa.Schema, records: Iterable[Any],
+                     check: Callable[[Any], Sequence[Any]]) -> IngestResult:
+        """Each record checked into a row (a bad one rejected by its index), the good ones put as one Arrow table."""
+        cols: list[list[Any]] = [[] for _ in arrow_schema]
         rejects: list[Reject] = []
         for i, rec in enumerate(records):
             try:
-                row = check_request(rec, limits)
+                row = check(rec)
             except RecordError as e:
                 rejects.append(Reject(i, e.field, e.reason, e.detail))
                 continue
@@ -218,9 +223,9 @@ class TelemetryStore:
                 c.append(v)
         result = self._rejected(rejects)
         if cols[0]:
-            tbl = pa.Table.from_arrays([pa.array(c, type=f.type) for c, f in zip(cols, schema.REQUESTS, strict=True)],
-                                       schema=schema.REQUESTS)
-            self._put("requests", tbl, tbl.num_rows, tbl.nbytes, result)
+            tbl = pa.Table.from_arrays([pa.array(c, type=f.type) for c, f in zip(cols, arrow_schema, strict=True)],
+                                       schema=arrow_schema)
+            self._put(table, tbl, tbl.num_rows, tbl.nbytes, result)
         return result
 
     def ingest_request_columns(self, ts: Any, slot: Any, bundle: Any, latency_ms: Any, ok: Any,
@@ -280,22 +285,7 @@ class TelemetryStore:
     def ingest_events(self, records: Iterable[Any]) -> IngestResult:
         """`Event`s or dicts {ts, kind, source, severity, attrs}."""
         limits = self.limits()
-        cols: list[list[Any]] = [[] for _ in range(5)]
-        rejects: list[Reject] = []
-        for i, rec in enumerate(records):
-            try:
-                row = check_event(rec, limits, _dumps)
-            except RecordError as e:
-                rejects.append(Reject(i, e.field, e.reason, e.detail))
-                continue
-            for c, v in zip(cols, row, strict=True):
-                c.append(v)
-        result = self._rejected(rejects)
-        if cols[0]:
-            tbl = pa.Table.from_arrays([pa.array(c, type=f.type) for c, f in zip(cols, schema.EVENTS, strict=True)],
-                                       schema=schema.EVENTS)
-            self._put("events", tbl, tbl.num_rows, tbl.nbytes, result)
-        return result
+        return self._ingest_rows("events", schema.EVENTS, records, lambda rec: check_event(rec, limits, _dumps))
 
     def emit_event(self, kind: str, attrs: Mapping[str, Any] | None = None, *, source: str = "telemetry",
                    severity: str = "info") -> None:

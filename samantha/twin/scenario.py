@@ -159,10 +159,9 @@ def telemetry_server(data_dir: Path) -> Iterator[tuple[str, SamanthaConfig]]:
     data_dir.mkdir(parents=True, exist_ok=True)
     cfg_file = data_dir / "samantha.yaml"
     cfg_file.write_text(f"data_dir: {data_dir}\n")
-    port_probe = __import__("socket").socket()
-    port_probe.bind(("127.0.0.1", 0))
-    port = port_probe.getsockname()[1]
-    port_probe.close()
+    from samantha.api.daemon_process import free_port
+
+    port = free_port()
     log = open(data_dir / "telemetry-serve.log", "ab")  # noqa: SIM115 - handed to the child
     proc = subprocess.Popen([sys.executable, "-m", "samantha", "telemetry", "serve", "--port", str(port),
                              "--config", str(cfg_file)], stdout=log, stderr=subprocess.STDOUT,
@@ -370,15 +369,11 @@ def _with_samantha(scenario: Scenario, tmp: Path, speed: float, progress: Callab
 
     The daemon measures the run from its own DuckDB file (POST /v1/measure) before it is stopped;
     its footprint (RSS, USS, CPU share over the timeline) goes into the report."""
-    import socket
-
     import yaml
 
-    from samantha.api.daemon_process import DaemonProcess, write_config
+    from samantha.api.daemon_process import DaemonProcess, free_port, write_config
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     cfg = _ephemeral_twin(tmp / "state", f"http://127.0.0.1:{port}/v1/ingest/requests", 0)
     update: dict[str, Any] = {"api": cfg.api.model_copy(update={"port": port}),
                               "llm": cfg.llm.model_copy(update={"enabled": llm})}

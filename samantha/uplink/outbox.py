@@ -17,7 +17,8 @@ Classes, in the order the budget takes from them:
   replaced by a *gap record* (same seq and id, payload = what was dropped, counted);
 - important (alerts, findings, proposed gates): replaced by gap records only when no
   bulk batch is left to give;
-- critical (audit, incidents, actions, approval requests, gap records): never dropped.
+- critical (audit, incidents, actions, approval requests, gap records, and the DORA facts
+  rollouts and recoveries): never dropped.
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ Klass = Literal["critical", "important", "bulk"]
 KIND_CLASS: dict[str, Klass] = {
     "audit": "critical", "incidents": "critical", "actions": "critical", "approval_requests": "critical",
     "gap": "critical",
+    # DORA facts: a few a day, and a dropped one would bias the fleet's numbers, not just thin them
+    "rollouts": "critical", "recoveries": "critical",
     "alerts": "important", "findings": "important", "proposed_gates": "important",
     "requests_1m": "bulk", "samples_1m": "bulk",
 }
@@ -279,6 +282,24 @@ class Outbox:
         if not rows:
             return 0
         return self.append(kind, pa.Table.from_pylist(rows), "ts")
+
+    def append_once(self, kind: str, tbl: pa.Table, ts_column: str) -> int:
+        """Queue the rows whose `record_key` was never queued before (kept in `outbox_sent`, committed with
+        the rows): for final facts re-derived from the daemon's records on every tick."""
+        with self.lock:
+            sent = {r[0] for r in self.conn.execute("SELECT record_key FROM outbox_sent WHERE kind = ?",
+                                                    [kind]).fetchall()}
+            keys = tbl.column("record_key").to_pylist()
+            new = [i for i, k in enumerate(keys) if k not in sent]
+            if not new:
+                return 0
+            part = tbl.take(pa.array(new))
+            with self._tx():
+                n = self._append(kind, part, ts_column, None)
+                self.conn.executemany("INSERT INTO outbox_sent VALUES (?, ?, ?)",
+                                      [[kind, keys[i], float(part.column(ts_column)[j].as_py())]
+                                       for j, i in enumerate(new)])
+            return n
 
     def _append(self, kind: str, tbl: pa.Table, ts_column: str, resolution_s: float | None) -> int:
         if tbl.num_rows == 0:

@@ -1,7 +1,7 @@
 """`UplinkService`: the uplink as one object the daemon ticks (or the CLI runs when no daemon does).
 
 Each `tick(now)`:
-1. collects new Reported State into the outbox and enforces its disk budget;
+1. collects new Reported State (and final DORA facts) into the outbox and enforces its disk budget;
 2. when the hub is configured and the backoff allows: pulls the policy module, pulls
    relayed operator documents, uploads (bounded by `uplink.sync_max_s`);
 3. evaluates safe mode and applies its effects (audit, alert, `CubeRuntime.safe_mode`);
@@ -31,6 +31,7 @@ from samantha.gates.engine import GateEngine
 from samantha.gates.spec import StalenessGate
 from samantha.signing import KeyPair, PublicKey, load_public_keys
 from samantha.telemetry.store import SampleBatch, TelemetryStore
+from samantha.uplink.dora_facts import queue_dora_facts
 from samantha.uplink.operator_docs import DECISION_KIND, OVERRIDE_KIND, Checked, check_operator_doc
 from samantha.uplink.outbox import Outbox
 from samantha.uplink.policy_module import Offer, PolicyStore, doc_sha
@@ -102,7 +103,8 @@ class UplinkService:
         with self._lock:
             now = self.clock.time() if now is None else now
             self.store.flush()
-            out: dict[str, Any] = {"collected": self.outbox.collect(now), "budget": self.outbox.enforce_budget()}
+            out: dict[str, Any] = {"collected": {**self.outbox.collect(now), **queue_dora_facts(self.outbox)},
+                                   "budget": self.outbox.enforce_budget()}
             if sync and self.uploader is not None and self.uploader.due(now):
                 out.update(self._exchange(force=False, max_seconds=self.cfg.sync_max_s))
             out["safe_mode"] = self.evaluate_safe_mode(now).safe
@@ -119,6 +121,7 @@ class UplinkService:
             now = self.clock.time()
             self.store.flush()
             self.outbox.collect(now)
+            queue_dora_facts(self.outbox)
             self.outbox.enforce_budget()
             out = self._exchange(force=True, max_seconds=max_seconds, progress=progress)
             out["safe_mode"] = self.evaluate_safe_mode(self.clock.time()).safe

@@ -1,4 +1,4 @@
-"""End to end on the real twin with a real chaos host and real Chaos Toolkit runs."""
+"""End to end on the real twin with a real daemon (chaos mode) and real Chaos Toolkit runs."""
 
 from __future__ import annotations
 
@@ -10,18 +10,19 @@ from pathlib import Path
 
 import pytest
 
+from samantha.api.daemon_process import DaemonProcess
 from samantha.approvals import make_decision
 from samantha.gates.engine import GateEngine
 from samantha.gates.registry import GATE_ADAPTER
 from samantha.gates.replay import Recording
 from samantha.operators import add_operator
 from samantha.signing import KeyPair, sha256_hex
-from tests.chaos.kit import Host, chaos_env, wait_for
+from tests.chaos.kit import chaos_env, wait_for
 
 EXPERIMENTS = Path(__file__).parents[2] / "experiments"
 
 
-def run_template(host: Host, name: str) -> dict:
+def run_template(host: DaemonProcess, name: str) -> dict:
     r = host.post("/v1/chaos/run", json={"template": (EXPERIMENTS / name).read_text(), "source": name})
     assert r.status_code == 200, r.text
     return r.json()
@@ -66,7 +67,7 @@ def test_standby_latency_finding_becomes_a_gate_that_fires_in_a_replay(tmp_path)
     assert during.status == "fail", during
 
 
-def _operator(host: Host, tmp_path: Path, name: str, role: str, expires_in: float = 3600) -> KeyPair:
+def _operator(host: DaemonProcess, tmp_path: Path, name: str, role: str, expires_in: float = 3600) -> KeyPair:
     key = KeyPair.generate()
     key.save(tmp_path / f"{name}.key")
     add_operator(Path(host.config.data_dir) / "operators.yaml", name, role, key.public, time.time() + expires_in)
@@ -116,7 +117,7 @@ def test_kill_active_is_escalated_then_a_signed_approval_resumes_it_after_a_rest
         assert host.get(f"/v1/chaos/approvals/{aid}")["status"] == "pending"
 
         host.stop()  # the waiting thread survives a restart (SQLite checkpointer)
-        host.start()
+        host.start().wait_ready()
         good = make_decision(aid, "approve", key, alice, operator="alice", now=time.time())
         status, body = send(good)
         assert status == 200, body
@@ -137,7 +138,7 @@ def test_kill_active_is_escalated_then_a_signed_approval_resumes_it_after_a_rest
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)
-def test_host_killed_mid_experiment_leaves_no_fault_after_recovery(tmp_path):
+def test_daemon_killed_mid_experiment_leaves_no_fault_after_recovery(tmp_path):
     cases = [("latency", "standby", {"latency_ms": 300, "duration_s": 60}, "toxics"),
              ("sigstop", "standby", {"duration_s": 50}, "stopped"),
              ("memory_hog", "host", {"mb": 32, "duration_s": 60}, "stressors"),  # cpu_burn: no CPU headroom here
@@ -160,14 +161,14 @@ def test_host_killed_mid_experiment_leaves_no_fault_after_recovery(tmp_path):
             assert left[where], (kind, left)  # the fault is really in
             host.kill()  # SIGKILL: no rollback runs; the runner dies with it (PDEATHSIG)
             t.join(10)
-            host.start()  # start-up recovers the ledger before it serves
+            host.start().wait_ready()  # start-up recovers the ledger before it serves
             left = host.get("/v1/chaos/leftovers")
             assert left["total"] == 0 and not (left["noise"] or {}).get("fraction"), (kind, left)
             assert host.get("/v1/chaos/ledger", params={"open_only": True})["injections"] == []
-            rec = host.get("/healthz")["recovery"]
+            rec = host.get("/v1/chaos/ledger")["recovery"]
             assert any(r["kind"] == kind and r["reverted"] for r in rec["reverted"]), rec
 
 
-def _swallow(host: Host, proposal: dict) -> None:
-    with contextlib.suppress(Exception):  # the host is killed under this request on purpose
+def _swallow(host: DaemonProcess, proposal: dict) -> None:
+    with contextlib.suppress(Exception):  # the daemon is killed under this request on purpose
         host.post("/v1/chaos/run", json={"proposal": proposal}, timeout=120)

@@ -13,14 +13,15 @@ import httpx
 import pytest
 
 from samantha.api.client import auth_headers
+from samantha.api.daemon_process import DaemonProcess
 from samantha.chaos.service import leftovers
 from samantha.operators import add_operator
-from tests.sre.kit import DaemonProc, twin_and_daemon, wait_for
+from tests.sre.kit import twin_and_daemon, wait_for
 
 LATENCY = {"kind": "latency", "target": "standby", "params": {"latency_ms": 300, "duration_s": 60}}
 
 
-def _inject(d: DaemonProc, headers: dict[str, str]) -> threading.Thread:
+def _inject(d: DaemonProcess, headers: dict[str, str]) -> threading.Thread:
     wait_for(lambda: httpx.post(f"{d.url}/v1/chaos/preflight", json=LATENCY, headers=headers, timeout=30)
              .json()["verdict"] == "sanctioned", 90, "latency sanctioned", interval=0.5)
 
@@ -74,7 +75,7 @@ def test_daemon_recovers_the_chaos_ledger_and_reverts_on_sigterm(tmp_path: Path)
 
         t = _inject(d, auth_headers(cfg))
         assert leftovers(cfg)["toxics"]
-        assert d.stop(40) == 0  # SIGTERM mid-experiment: a clean exit ...
+        assert d.stop(40) == 0, d.tail()  # SIGTERM mid-experiment: a clean exit ...
         t.join(10)
         left = leftovers(cfg)
         assert left["total"] == 0, left  # ... with the fault reverted before it

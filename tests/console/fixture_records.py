@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
+import pytest
 
 from samantha.sre import tables
 from samantha.sre.rollout_state import ROLLOUTS_DDL, RolloutRecord
@@ -97,3 +98,12 @@ EXPECTED = {
                                                                                "failed": 1}},
     "mttr": {"n": 3, "p50_s": 0.8, "p95_s": 1.88},
 }
+
+
+def assert_subset(actual: dict, expected: dict, path: str = "") -> None:
+    """Every expected figure (nested), compared with pytest.approx; extra keys in `actual` are ignored."""
+    for k, v in expected.items():
+        if isinstance(v, dict):
+            assert_subset(actual[k], v, f"{path}{k}.")
+        else:
+            assert actual[k] == pytest.approx(v), f"{path}{k}: {actual[k]} != {v}"

@@ -8,18 +8,18 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from samantha.api.daemon_process import DaemonProcess, write_config
 from samantha.config import SamanthaConfig
 from samantha.operators import add_operator
 from tests.conftest import free_port
 from tests.console.fixture_records import build_store
-from tests.sre.kit import DaemonProc, write_config
 
 ROLES = ("viewer", "approver", "admin")
 
 
 @dataclass
 class ConsoleDaemon:
-    proc: DaemonProc
+    proc: DaemonProcess
     config: SamanthaConfig
     config_path: Path
     tokens: dict[str, str] = field(default_factory=dict)
@@ -51,7 +51,7 @@ def console_daemon(tmp_path: Path, *, records: bool = True, **api: object) -> It
     if records:
         build_store(cfg.store_path, tmp_path / "bundles")
     tokens = {role: add_operator(cfg.resolve(cfg.api.operators_file), f"{role}-op", role) for role in ROLES}
-    proc = DaemonProc(cfg, write_config(cfg, tmp_path / "samantha.yaml"))
+    proc = DaemonProcess(cfg, write_config(cfg, tmp_path / "samantha.yaml"))
     try:
         proc.start().wait_ready(60)
         yield ConsoleDaemon(proc, cfg, proc.config_path, tokens)

@@ -15,15 +15,7 @@ import yaml
 
 from samantha.dora import RecoveryFact, RolloutFact, compute, fleet_dora, local_dora
 from samantha.records_access import open_reader, parse_when
-from tests.console.fixture_records import EXPECTED, SINCE, T0, UNTIL, build_store
-
-
-def _subset(actual: dict, expected: dict, path: str = "") -> None:
-    for k, v in expected.items():
-        if isinstance(v, dict):
-            _subset(actual[k], v, f"{path}{k}.")
-        else:
-            assert actual[k] == pytest.approx(v), f"{path}{k}: {actual[k]} != {v}"
+from tests.console.fixture_records import EXPECTED, SINCE, T0, UNTIL, assert_subset, build_store
 
 
 @pytest.fixture
@@ -47,7 +39,7 @@ def test_dora_cli_matches_the_hand_computed_fixture(store: tuple[Path, Path]) ->
     out = _cli(cfg, "dora", "--since", str(SINCE), "--until", str(UNTIL), "--json")
     assert out.returncode == 0, out.stderr
     doc = json.loads(out.stdout)
-    _subset(doc, EXPECTED)
+    assert_subset(doc, EXPECTED)
     assert doc["scope"] == "cube"
     assert {r["ref"] for r in doc["mttr"]["recoveries"]} == {"r3", "inc-a", "inc-b"}  # inc-c only alerted
     assert [b["bundle"] for b in doc["lead_time"]["per_bundle"]] == ["r1", "r2"]  # r5 ended outside the window

@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from samantha.gates.spec import ThresholdGate
 from samantha.gates.verdict import Verdict
@@ -232,6 +234,52 @@ def test_runner_inconclusive_policy_and_priority():
     assert [(f.playbook, f.trigger, f.actions[0].action) for f in out] == [("low", "inconclusive", "safe_mode")]
     both = r.step([_v("host-memory", "fail", 100.0)], RunContext(100.0))
     assert [f.playbook for f in both] == ["high", "low"]
+
+
+_STATUS = st.sampled_from(["pass", "fail", "inconclusive", None])  # None: the gate gave no verdict
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(_STATUS, _STATUS, st.booleans()), min_size=1, max_size=60))
+def test_skipping_idle_steps_never_changes_what_fires(seq):
+    """The steady-state loop skips decide on an idle set when the last step saw one too: same firings."""
+    def runner() -> PlaybookRunner:
+        return PlaybookRunner([
+            _pb(name="any2", when={"any": ["host-memory", "host-disk"], "for": 2}, limits={"cooldown": 3}),
+            _pb(name="all3s", when={"all": ["host-memory", "host-disk"], "for": "3s"}),
+            _pb(name="inc", when={"any": ["host-disk"]},
+                limits={"on_inconclusive_for": {"after": 4, "then": [{"action": "safe_mode"}]}}),
+            _pb(name="canary", when={"any": ["host-memory"], "scope": {"slot": "standby"}},
+                limits={"on_inconclusive_for": {"after": 2, "then": [{"action": "hold_rollout"}]}})])
+
+    every, skipping = runner(), runner()
+    fired_every, fired_skipping, last_idle = [], [], False
+    for t, (mem, disk, canary) in enumerate(seq):
+        vs = [_v(g, s, float(t)) for g, s in (("host-memory", mem), ("host-disk", disk)) if s]
+        ctx = RunContext(float(t), canary_bundle="b" if canary else None)
+        fired_every += every.step(vs, ctx)
+        idle = skipping.idle({v.gate: v.status for v in vs}, ctx)
+        if not (idle and last_idle):
+            fired_skipping += skipping.step(vs, ctx)
+            last_idle = idle
+    key = [(f.ts, f.playbook, f.trigger, f.suppressed) for f in fired_every]
+    assert key == [(f.ts, f.playbook, f.trigger, f.suppressed) for f in fired_skipping]
+
+
+def test_idle_means_no_playbook_could_start_acting():
+    r = PlaybookRunner([_pb(name="inc", when={"any": ["host-disk"]},
+                            limits={"on_inconclusive_for": {"after": 4, "then": [{"action": "safe_mode"}]}}),
+                        _pb(name="mem")])
+    now = RunContext(0.0)
+    assert r.idle({"host-memory": "pass", "host-disk": "pass"}, now)
+    assert r.idle({"host-memory": "inconclusive", "host-disk": "pass"}, now)  # "mem" has no inconclusive policy
+    assert not r.idle({"host-memory": "fail", "host-disk": "pass"}, now)
+    assert not r.idle({"host-memory": "pass", "host-disk": "inconclusive"}, now)  # "inc" would start its timer
+    assert not r.idle({"host-memory": "pass"}, now)  # no verdict for host-disk is inconclusive too
+    canary = PlaybookRunner([_pb(name="c", when={"any": ["host-disk"], "scope": {"slot": "standby"}},
+                                 limits={"on_inconclusive_for": {"after": 4, "then": [{"action": "hold_rollout"}]}})])
+    assert canary.idle({}, now)  # no canary: out of scope, step would only reset it
+    assert not canary.idle({}, RunContext(0.0, canary_bundle="b"))
 
 
 def test_combine_never_turns_missing_data_into_pass():

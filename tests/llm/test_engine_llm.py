@@ -41,6 +41,13 @@ def test_constrained_output_validates_and_is_recorded(engine: LlmEngine, llm_sin
     assert 0 < rec.infer_s <= rec.latency_s
 
 
+def test_the_worker_runs_under_sched_idle_so_the_fast_path_always_wins(engine: LlmEngine) -> None:
+    pid = engine.status().worker_pid
+    assert pid is not None and pid != os.getpid()
+    assert os.sched_getscheduler(pid) == os.SCHED_IDLE
+    assert os.sched_getscheduler(os.getpid()) == os.SCHED_OTHER  # the daemon itself keeps normal priority
+
+
 def test_tiny_timeout_kills_the_worker_and_falls_back_then_recovers(tmp_path: Path) -> None:
     eng, sink = make_engine(tmp_path, timeout_s=0.05)
     try:

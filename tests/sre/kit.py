@@ -1,21 +1,14 @@
-"""SRE test kit: a real twin and a real daemon process on ephemeral ports, always torn down."""
+"""SRE test kit: a real twin and a real daemon process (DaemonProcess) on ephemeral ports, always torn down."""
 
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
-import yaml
-
-from samantha.api.client import DaemonClient
+from samantha.api.daemon_process import DaemonProcess, write_config
 from samantha.config import SamanthaConfig
 from tests.conftest import free_port
 from tests.twin.twinkit import EPHEMERAL, Twin, start_twin
@@ -38,12 +31,6 @@ def sre_config(tmp_path: Path, *, rps: float = 200, playbooks: Path | None = PLA
     return SamanthaConfig.model_validate(doc)
 
 
-def write_config(config: SamanthaConfig, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(config.model_dump(mode="json", exclude_defaults=True)))
-    return path
-
-
 def wait_for(pred: Callable[[], Any], timeout: float, what: str, interval: float = 0.1) -> Any:
     deadline = time.monotonic() + timeout
     last_exc: Exception | None = None
@@ -59,76 +46,12 @@ def wait_for(pred: Callable[[], Any], timeout: float, what: str, interval: float
                                                                                   if last_exc else ""))
 
 
-class DaemonProc:
-    """`samantha run` as a child process."""
-
-    def __init__(self, config: SamanthaConfig, config_path: Path, env: dict[str, str] | None = None) -> None:
-        self.config, self.config_path = config, config_path
-        self.env = {**os.environ, **(env or {})}
-        self.log = Path(config.data_dir).parent / f"daemon-{int(time.time() * 1000)}.log"
-        self.proc: subprocess.Popen | None = None
-        self.url = f"http://127.0.0.1:{config.api.port}"
-        self.client = DaemonClient(self.url, timeout=10.0, token_file=Path(config.data_dir) / "api.token")
-
-    def start(self) -> DaemonProc:
-        self.log.parent.mkdir(parents=True, exist_ok=True)
-        with self.log.open("ab") as f:
-            self.proc = subprocess.Popen([sys.executable, "-m", "samantha", "run", "-c", str(self.config_path)],
-                                         stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=self.env)
-        return self
-
-    def wait_ready(self, timeout: float = 60.0) -> DaemonProc:
-        def up() -> bool:
-            if self.proc is not None and self.proc.poll() is not None:
-                raise RuntimeError(f"daemon exited with {self.proc.returncode}:\n{self.tail()}")
-            return httpx.get(self.url + "/healthz", timeout=1.0).status_code == 200
-
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with contextlib.suppress(httpx.HTTPError):
-                if up():
-                    return self
-            time.sleep(0.1)
-        raise AssertionError(f"daemon not ready in {timeout:.0f}s:\n{self.tail()}")
-
-    def tail(self, n: int = 3000) -> str:
-        try:
-            return self.log.read_text(errors="replace")[-n:]
-        except OSError:
-            return ""
-
-    def wait_exit(self, timeout: float) -> int:
-        assert self.proc is not None
-        return self.proc.wait(timeout)
-
-    def stop(self, timeout: float = 30.0) -> int | None:
-        """SIGTERM, then SIGKILL if it does not go; returns the exit code."""
-        p = self.proc
-        if p is None or p.poll() is not None:
-            return None if p is None else p.returncode
-        p.send_signal(signal.SIGTERM)
-        try:
-            return p.wait(timeout)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait(10)
-            raise AssertionError(f"daemon ignored SIGTERM for {timeout:.0f}s:\n{self.tail()}") from None
-
-    def close(self) -> None:
-        with contextlib.suppress(AssertionError):
-            self.stop()
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
-        self.client.close()
-
-
 @contextlib.contextmanager
-def twin_and_daemon(tmp_path: Path, env: dict[str, str] | None = None, **kw: Any) -> Iterator[tuple[Twin, DaemonProc]]:
+def twin_and_daemon(tmp_path: Path, env: dict[str, str] | None = None, **kw: Any) -> Iterator[tuple[Twin, DaemonProcess]]:
     config = sre_config(tmp_path, **kw)
     path = write_config(config, tmp_path / "samantha.yaml")
     with contextlib.contextmanager(start_twin)(config) as twin:
-        daemon = DaemonProc(config, path, env)
+        daemon = DaemonProcess(config, path, env=env)
         try:
             yield twin, daemon.start().wait_ready()
         finally:
@@ -143,5 +66,5 @@ def load_and_flip(twin: Twin, name: str, tag: str, **profile: Any) -> None:
     twin.cube.flip(request_id=f"test-flip-{tag}")
 
 
-def flips(daemon: DaemonProc) -> list[dict[str, Any]]:
+def flips(daemon: DaemonProcess) -> list[dict[str, Any]]:
     return daemon.client.actions(kind="flip")

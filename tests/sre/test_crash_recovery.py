@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from samantha.api.daemon_process import DaemonProcess
 from samantha.sre.crashpoint import ENV
-from tests.sre.kit import DaemonProc, flips, load_and_flip, twin_and_daemon, wait_for
+from tests.sre.kit import flips, load_and_flip, twin_and_daemon, wait_for
 
 
 @pytest.mark.slow
@@ -29,7 +30,7 @@ def test_sigkill_mid_flip_then_restart_flips_exactly_once(tmp_path: Path, point:
         else:
             assert after_crash.generation == gen0 + 1 and after_crash.slot("active").bundle_id == good
 
-        restarted = DaemonProc(daemon.config, daemon.config_path)  # same state dir, no crash hook
+        restarted = DaemonProcess(daemon.config, daemon.config_path)  # same state dir, no crash hook
         try:
             restarted.start().wait_ready()
             st = restarted.client.status()
@@ -49,6 +50,6 @@ def test_sigkill_mid_flip_then_restart_flips_exactly_once(tmp_path: Path, point:
                      "more cycles after recovery")
             assert twin.cube.state().generation == gen0 + 1 and len(flips(restarted)) == 1
             assert restarted.client.get("/v1/audit/verify")["ok"]
-            assert restarted.stop() == 0
+            assert restarted.stop() == 0, restarted.tail()
         finally:
             restarted.close()

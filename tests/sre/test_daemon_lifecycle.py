@@ -17,8 +17,9 @@ import httpx
 import pytest
 
 from samantha.api.client import auth_headers
+from samantha.api.daemon_process import DaemonProcess, write_config
 from tests.conftest import free_port
-from tests.sre.kit import DaemonProc, sre_config, wait_for, write_config
+from tests.sre.kit import sre_config, wait_for
 
 
 def _recv_all(sock: socket.socket, until: str, timeout: float) -> list[str]:
@@ -52,7 +53,7 @@ def test_daemon_lifecycle_notify_api_errors_cli_and_sigterm(tmp_path: Path) -> N
     sock_path = str(tmp_path / "notify.sock")
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(sock_path)
-    daemon = DaemonProc(config, path, env={"NOTIFY_SOCKET": sock_path, "WATCHDOG_USEC": "400000"})
+    daemon = DaemonProcess(config, path, env={"NOTIFY_SOCKET": sock_path, "WATCHDOG_USEC": "400000"})
     try:
         daemon.start()
         msgs = _recv_all(sock, "READY=1", 60)
@@ -93,7 +94,7 @@ def test_daemon_lifecycle_notify_api_errors_cli_and_sigterm(tmp_path: Path) -> N
         # one writer: a second daemon on the same state directory is refused
         other = sre_config(tmp_path, sre={"cube_url": config.sre.cube_url})
         other = other.model_copy(update={"data_dir": config.data_dir})
-        second = DaemonProc(other, write_config(other, tmp_path / "other.yaml")).start()
+        second = DaemonProcess(other, write_config(other, tmp_path / "other.yaml")).start()
         try:
             assert second.wait_exit(60) == 1
             assert "lock" in second.tail().lower()
@@ -102,7 +103,7 @@ def test_daemon_lifecycle_notify_api_errors_cli_and_sigterm(tmp_path: Path) -> N
         c.close()
 
         _recv_all(sock, "-", 0.3)  # drain the watchdog backlog (a full queue drops datagrams, by design)
-        assert daemon.stop(30) == 0
+        assert daemon.stop(30) == 0, daemon.tail()
         bye = _recv_all(sock, "STOPPING=1", 3)
         assert any("STOPPING=1" in m for m in bye), bye
         assert "samantha: stopped" in daemon.tail()

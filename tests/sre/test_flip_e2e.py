@@ -16,6 +16,9 @@ from tests.sre.kit import flips, load_and_flip, twin_and_daemon, wait_for
 def test_active_failure_is_flipped_and_anti_flap_limit_holds(tmp_path: Path) -> None:
     with twin_and_daemon(tmp_path, policy={"flip_max_per_hour": 1}) as (twin, daemon):
         wait_for(lambda: daemon.client.status()["verdicts"], 30, "first gate verdicts")
+        # all gates pass and nothing is open: cycles end after evaluate (the CPU saving), full ones still run
+        loop = wait_for(lambda: (lp := daemon.client.status()["loop"])["quiet_cycles"] > 0 and lp, 30, "quiet cycles")
+        assert loop["quiet_cycles"] < loop["cycles"]
         good = twin.cube.state().slot("active").bundle_id
 
         # an operator promotes a bundle that answers half of its requests with HTTP 500
@@ -52,7 +55,7 @@ def test_active_failure_is_flipped_and_anti_flap_limit_holds(tmp_path: Path) -> 
         audit = daemon.client.get("/v1/audit/verify")
         assert audit["ok"] and audit["count"] >= 3
         done_ts = flip["done_ts"]
-        assert daemon.stop() == 0
+        assert daemon.stop() == 0, daemon.tail()
 
     # after a clean stop the store is the daemon's no more: check the router's telemetry independently
     con = duckdb.connect(str(Path(daemon.config.data_dir) / "telemetry.duckdb"), read_only=True)

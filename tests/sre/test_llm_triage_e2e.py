@@ -29,7 +29,7 @@ def _flip_after_failure(tmp_path: Path, llm: bool) -> tuple[dict[str, Any], floa
         if llm:
             inc = wait_for(lambda: (i := daemon.client.get(f"/v1/incidents/{flip['incident_id']}"))["triage"]
                            and i["triage"].get("method") == "llm" and i, 120, "the LLM's triage on the incident")
-        assert daemon.stop() == 0
+        assert daemon.stop() == 0, daemon.tail()
         return flip, flip["created_ts"] - onset, inc, Path(daemon.config.data_dir) / "telemetry.duckdb"
 
 

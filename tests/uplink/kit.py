@@ -110,11 +110,28 @@ def cli(args: list[str], cfg_path: Path | None = None, timeout: float = 120) -> 
 
 
 def publish_module(tmp: Path, hub_url: str, hub_key_path: Path, version: int, valid_for: str, operator: KeyPair,
-                   *extra: str) -> None:
+                   *extra: str, body_extra: dict | None = None) -> None:
     """`samantha hub publish` a module whose operator `ana` may approve and override."""
     body = tmp / f"module-v{version}.yaml"
     body.write_text(yaml.safe_dump({"version": version, "fleet": "twins", "operator_keys": [
-        {"name": "ana", "public_key": operator.public.to_b64(), "roles": ["approve", "override"]}]}))
+        {"name": "ana", "public_key": operator.public.to_b64(), "roles": ["approve", "override"]}],
+        **(body_extra or {})}))
     r = cli(["hub", "publish", str(body), "--key", str(hub_key_path), "--hub", hub_url, "--valid-for", valid_for,
              *extra])
     assert r.returncode == 0, r.stderr + r.stdout
+
+
+@contextlib.contextmanager
+def hub_twin_daemon(tmp: Path, cube: str) -> Iterator[tuple[str, Path, KeyPair, Any, Any]]:
+    """A real hub, twin and daemon syncing every 0.3 s: (hub url, hub key file, operator `ana`, twin, daemon)."""
+    from samantha.hub.process import spawn_hub
+    from tests.sre.kit import twin_and_daemon
+
+    hub_key, operator = KeyPair.generate(), KeyPair.generate()
+    hub_key_path = tmp / "hub.key"
+    hub_key.save(hub_key_path)
+    trust_public_key(hub_key.public, tmp / "state" / "keys" / "hub")
+    with spawn_hub(tmp / "hub") as hub, \
+            twin_and_daemon(tmp, rps=10, uplink={"hub_url": hub.value, "cube_id": cube, "interval_s": 0.3,
+                                                  "backoff_initial_s": 0.2, "backoff_max_s": 1.0}) as (twin, d):
+        yield hub.value, hub_key_path, operator, twin, d

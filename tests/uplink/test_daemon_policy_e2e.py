@@ -17,36 +17,31 @@ import httpx
 import pytest
 
 from samantha.api.client import auth_headers
-from samantha.hub.process import spawn_hub
-from samantha.signing import KeyPair, trust_public_key
+from samantha.signing import KeyPair
 from samantha.uplink.policy_module import sign_module
-from tests.sre.kit import twin_and_daemon, wait_for
-from tests.uplink.kit import cli, publish_module
+from tests.sre.kit import wait_for
+from tests.uplink.kit import cli, hub_twin_daemon, publish_module
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 CUBE = "cube-e2e"
 
 
 def test_policy_module_safe_mode_and_relayed_decisions_through_the_daemon(tmp_path):
-    hub_key, operator = KeyPair.generate(), KeyPair.generate()
-    hub_key_path = tmp_path / "hub.key"
-    hub_key.save(hub_key_path)
-    trust_public_key(hub_key.public, tmp_path / "state" / "keys" / "hub")
-    with spawn_hub(tmp_path / "hub") as hub, \
-            twin_and_daemon(tmp_path, rps=10, uplink={"hub_url": hub.value, "cube_id": CUBE, "interval_s": 0.3,
-                                                       "backoff_initial_s": 0.2, "backoff_max_s": 1.0}) as (twin, d):
+    with hub_twin_daemon(tmp_path, CUBE) as (hub_url, hub_key_path, operator, twin, d):
+        hub_key = KeyPair.load(hub_key_path)
+
         def st():
             return httpx.get(f"{d.url}/v1/uplink/status", timeout=10, headers=auth_headers(d.config)).json()
 
         # a module arrives and is applied
-        publish_module(tmp_path, hub.value, hub_key_path, 1, "8s", operator)
+        publish_module(tmp_path, hub_url, hub_key_path, 1, "8s", operator)
         wait_for(lambda: st()["policy"].get("version") == 1, 20, "module v1 applied")
         assert st()["safe_mode"]["safe"] is False
 
         # a tampered module is refused, the alert fires, v1 stays in force
         forged = sign_module({"version": 2, "issued_at": time.time(), "expires_at": time.time() + 3600}, hub_key)
         forged["expires_at"] += 86400 * 365
-        httpx.put(f"{hub.value}/v1/policy", json=forged, timeout=10).raise_for_status()
+        httpx.put(f"{hub_url}/v1/policy", json=forged, timeout=10).raise_for_status()
         s = wait_for(lambda: (x := st())["last_offer"] and x["last_offer"].get("code") == "bad_signature" and x, 20,
                      "tampered module refused")
         assert s["policy"]["version"] == 1
@@ -66,36 +61,36 @@ def test_policy_module_safe_mode_and_relayed_decisions_through_the_daemon(tmp_pa
         assert {g["gate"]: g["status"] for g in s["drift"]}["bundle-expiry"] == "pass", s["drift"]
 
         # a valid newer module restores normal mode
-        publish_module(tmp_path, hub.value, hub_key_path, 3, "1h", operator)
+        publish_module(tmp_path, hub_url, hub_key_path, 3, "1h", operator)
         s = wait_for(lambda: (x := st())["policy"].get("version") == 3 and not x["safe_mode"]["safe"] and x, 20,
                      "normal mode with v3")
         assert "v3" in s["safe_mode"]["left_because"]
         wait_for(lambda: not twin.cube.state().safe_mode, 10, "the twin out of safe mode")
 
         # a downgrade (older version, validly signed) is refused; v3 stays
-        publish_module(tmp_path, hub.value, hub_key_path, 2, "1h", operator, "--force")
+        publish_module(tmp_path, hub_url, hub_key_path, 2, "1h", operator, "--force")
         s = wait_for(lambda: (x := st())["last_offer"].get("code") == "rollback" and x, 20, "downgrade refused")
         assert s["policy"]["version"] == 3
 
         # expiry again, then an operator override (role `override`) leaves safe mode
-        publish_module(tmp_path, hub.value, hub_key_path, 4, "10s", operator)
+        publish_module(tmp_path, hub_url, hub_key_path, 4, "10s", operator)
         wait_for(lambda: st()["policy"].get("version") == 4, 20, "module v4 applied")
         wait_for(lambda: st()["safe_mode"]["safe"], 30, "safe mode after v4 expired")
         op_key = tmp_path / "ana.key"
         operator.save(op_key)
-        r = cli(["hub", "override", "--cube", CUBE, "--key", str(op_key), "--hub", hub.value, "--operator", "ana",
+        r = cli(["hub", "override", "--cube", CUBE, "--key", str(op_key), "--hub", hub_url, "--operator", "ana",
                  "--reason", "site visit, bundle checked by hand", "--valid-for", "1h"])
         assert r.returncode == 0, r.stderr
         s = wait_for(lambda: (x := st())["safe_mode"]["safe"] is False and x, 20, "override leaves safe mode")
         assert "override by ana" in s["safe_mode"]["left_because"]
 
         # approval decisions relayed by the hub: a signed one is accepted, a forged one refused
-        r = cli(["hub", "decide", "req-123", "--cube", CUBE, "--approve", "--key", str(op_key), "--hub", hub.value,
+        r = cli(["hub", "decide", "req-123", "--cube", CUBE, "--approve", "--key", str(op_key), "--hub", hub_url,
                  "--operator", "ana"])
         assert r.returncode == 0, r.stderr
         stranger = tmp_path / "stranger.key"
         KeyPair.generate().save(stranger)
-        r = cli(["hub", "decide", "req-124", "--cube", CUBE, "--approve", "--key", str(stranger), "--hub", hub.value,
+        r = cli(["hub", "decide", "req-124", "--cube", CUBE, "--approve", "--key", str(stranger), "--hub", hub_url,
                  "--operator", "mallory"])
         assert r.returncode == 0, r.stderr
 

@@ -17,6 +17,10 @@ def test_the_demo_act_shows_drop_growth_safe_mode_and_catch_up(config, tmp_path)
     assert "SAFE MODE since +8 h" in out and "normal mode" in out
     assert ctx.facts["uplink_duplicates_at_hub"] == 0
     assert ctx.facts["uplink_catchup_x_realtime"] >= 100
+    # the 3 rollouts run offline reached the hub: 2 bundles promoted in 12 h, 1 of 3 regressed, snapped back in 0.6 s
+    assert "fleet DORA at the hub" in out
+    assert ctx.facts["fleet_dora_per_day"] == 4.0 and ctx.facts["fleet_dora_change_failure_rate"] == 0.333333
+    assert ctx.facts["fleet_dora_mttr_p50_s"] == 0.6
 
 
 @pytest.mark.slow
