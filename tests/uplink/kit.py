@@ -122,8 +122,10 @@ def publish_module(tmp: Path, hub_url: str, hub_key_path: Path, version: int, va
 
 
 @contextlib.contextmanager
-def hub_twin_daemon(tmp: Path, cube: str) -> Iterator[tuple[str, Path, KeyPair, Any, Any]]:
-    """A real hub, twin and daemon syncing every 0.3 s: (hub url, hub key file, operator `ana`, twin, daemon)."""
+def hub_twin_daemon(tmp: Path, cube: str, rps: float = 10, **sections: Any
+                    ) -> Iterator[tuple[str, Path, KeyPair, Any, Any]]:
+    """A real hub, twin and daemon syncing every 0.3 s: (hub url, hub key file, operator `ana`, twin, daemon).
+    `sections`: more daemon config (e.g. chaos={...})."""
     from samantha.hub.process import spawn_hub
     from tests.sre.kit import twin_and_daemon
 
@@ -132,6 +134,7 @@ def hub_twin_daemon(tmp: Path, cube: str) -> Iterator[tuple[str, Path, KeyPair, 
     hub_key.save(hub_key_path)
     trust_public_key(hub_key.public, tmp / "state" / "keys" / "hub")
     with spawn_hub(tmp / "hub") as hub, \
-            twin_and_daemon(tmp, rps=10, uplink={"hub_url": hub.value, "cube_id": cube, "interval_s": 0.3,
-                                                  "backoff_initial_s": 0.2, "backoff_max_s": 1.0}) as (twin, d):
+            twin_and_daemon(tmp, rps=rps, uplink={"hub_url": hub.value, "cube_id": cube, "interval_s": 0.3,
+                                                   "backoff_initial_s": 0.2, "backoff_max_s": 1.0},
+                            **sections) as (twin, d):
         yield hub.value, hub_key_path, operator, twin, d

@@ -19,10 +19,9 @@ import httpx
 import pytest
 
 from samantha.api.client import auth_headers
-from samantha.hub.process import spawn_hub
-from samantha.signing import KeyPair, trust_public_key
-from tests.sre.kit import twin_and_daemon, wait_for
-from tests.uplink.kit import cli, publish_module
+from samantha.signing import KeyPair
+from tests.sre.kit import wait_for
+from tests.uplink.kit import cli, hub_twin_daemon, publish_module
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 CUBE = "cube-relay"
@@ -30,15 +29,10 @@ KILL = (Path(__file__).parents[2] / "experiments" / "kill-active-slot.yaml").rea
 
 
 def test_a_decision_relayed_by_the_hub_resumes_or_closes_an_escalated_experiment(tmp_path):
-    hub_key, ana = KeyPair.generate(), KeyPair.generate()
-    hub_key.save(hub_key_path := tmp_path / "hub.key")
-    ana.save(ana_path := tmp_path / "ana.key")
     KeyPair.generate().save(stranger_path := tmp_path / "mallory.key")
-    trust_public_key(hub_key.public, tmp_path / "state" / "keys" / "hub")
-    with spawn_hub(tmp_path / "hub") as hub, \
-            twin_and_daemon(tmp_path, rps=50, chaos={"probe_interval_s": 0.3},
-                            uplink={"hub_url": hub.value, "cube_id": CUBE, "interval_s": 0.3,
-                                    "backoff_initial_s": 0.2, "backoff_max_s": 1.0}) as (twin, d):
+    with hub_twin_daemon(tmp_path, CUBE, rps=50, chaos={"probe_interval_s": 0.3}) as (hub_url, hub_key_path, ana,
+                                                                                     twin, d):
+        ana.save(ana_path := tmp_path / "ana.key")
         h = auth_headers(d.config)
 
         def get(path: str, **kw: Any) -> Any:
@@ -54,7 +48,7 @@ def test_a_decision_relayed_by_the_hub_resumes_or_closes_an_escalated_experiment
         def decide(aid: str, verb: str, key: Path, operator: str, proposal_key: str) -> dict[str, Any]:
             """`samantha hub decide`, then the Cube's verdict once the uplink pulled it."""
             before = set(relayed())
-            r = cli(["hub", "decide", aid, "--cube", CUBE, f"--{verb}", "--key", str(key), "--hub", hub.value,
+            r = cli(["hub", "decide", aid, "--cube", CUBE, f"--{verb}", "--key", str(key), "--hub", hub_url,
                      "--operator", operator, "--proposal-key", proposal_key, "--reason", "e2e"])
             assert r.returncode == 0, r.stderr + r.stdout
             return wait_for(lambda: [v for k, v in relayed().items() if k not in before], 30,
@@ -67,14 +61,14 @@ def test_a_decision_relayed_by_the_hub_resumes_or_closes_an_escalated_experiment
                 return out if out.get("outcome") == "escalated" else None  # rejected while the Cube settles
             return wait_for(once, 120, "kill-active-slot escalated", interval=2)["approval"]
 
-        publish_module(tmp_path, hub.value, hub_key_path, 1, "1h", ana)
+        publish_module(tmp_path, hub_url, hub_key_path, 1, "1h", ana)
         wait_for(lambda: get("/v1/uplink/status")["policy"].get("version") == 1, 30, "module v1 applied")
         item = escalate()
         aid, pkey = item["id"], item["proposal"]["key"]
         assert get("/v1/chaos/experiments")["experiments"] == []
         # the request reaches the hub's queue with what the operator signs against
         queued = wait_for(lambda: {x["doc"]["id"]: x["doc"] for x in httpx.get(
-            f"{hub.value}/v1/fleet/queue/approval_requests", timeout=10).json()["items"]}.get(aid), 30,
+            f"{hub_url}/v1/fleet/queue/approval_requests", timeout=10).json()["items"]}.get(aid), 30,
             "the escalation queued at the hub")
         assert queued["proposal_key"] == pkey and "active-slot-down" in {r["code"] for r in queued["reasons"]}
 
@@ -103,9 +97,9 @@ def test_a_decision_relayed_by_the_hub_resumes_or_closes_an_escalated_experiment
         wait_for(lambda: twin.cube.state().slot("active").healthy, 30, "active slot healthy again")
 
         # the same signed document relayed again: a replay, refused
-        doc = next(x["doc"] for x in httpx.get(f"{hub.value}/v1/cubes/{CUBE}/decisions", timeout=10).json()
+        doc = next(x["doc"] for x in httpx.get(f"{hub_url}/v1/cubes/{CUBE}/decisions", timeout=10).json()
                    ["decisions"] if x["doc"]["nonce"] == ok["doc"]["nonce"])
-        httpx.post(f"{hub.value}/v1/cubes/{CUBE}/decisions", json=doc, timeout=10).raise_for_status()
+        httpx.post(f"{hub_url}/v1/cubes/{CUBE}/decisions", json=doc, timeout=10).raise_for_status()
         wait_for(lambda: [x for x in get("/v1/uplink/decisions")["decisions"]
                           if x["doc"].get("nonce") == doc["nonce"] and x["status"] == "refused"
                           and "replay" in x["reason"]], 30, "replay refused")
