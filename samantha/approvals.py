@@ -29,7 +29,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from samantha.chaos.db import connect
+from samantha.chaos.db import ChaosTables
 from samantha.chaos.graph import ChaosGraph, ChaosState
 from samantha.chaos.preflight import PreflightResult
 from samantha.chaos.proposal import Proposal
@@ -64,23 +64,17 @@ def make_decision(approval_id: str, verb: str, proposal_key: str, key: KeyPair, 
     return sign_document(doc, key)
 
 
-class ApprovalQueue:
+class ApprovalQueue(ChaosTables):
     def __init__(self, service: Any) -> None:
         self.service = service
         self.config, self.cc, self.clock = service.config, service.cc, service.clock
-        self._con = connect(self.config.resolve(self.cc.db))
-        self._con.executescript(SCHEMA)
-        self._lock = threading.Lock()
+        super().__init__(self.config.resolve(self.cc.db), SCHEMA)
         self.graph = ChaosGraph(_Nodes(service, self), self.config.resolve(self.cc.checkpoint_path))
         self.on_record: Callable[[dict[str, Any]], None] | None = None  # the daemon queues it up to the hub
 
     def close(self) -> None:
         self.graph.close()
-        self._con.close()
-
-    def _exec(self, sql: str, params: tuple = ()) -> sqlite3.Cursor:
-        with self._lock:
-            return self._con.execute(sql, params)
+        super().close()
 
     # --- the chaos thread -------------------------------------------------------------------
     def submit(self, p: Proposal, *, guards: list[Any] = (), extra_hypothesis: list[str] = (),
