@@ -446,7 +446,8 @@ class Daemon:
             "playbooks_source": "policy module" if self._policy_in_force else "local",
             "rollout": _jsonable(self.rollout.status()) if self.rollout is not None else None,
             "telemetry": {k: v for k, v in self.store.stats().items()
-                          if k in ("accepted", "rejected", "shed", "commits", "visibility_lag_ms")},
+                          if k in ("accepted", "rejected", "shed", "commits", "committed_by_table",
+                                   "visibility_lag_ms")},
             "alerts_active": len(self.alerts.active()),
             "uplink": self.uplink.summary(),
         }

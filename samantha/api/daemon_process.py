@@ -78,6 +78,16 @@ class DaemonProcess:
             time.sleep(0.1)
         raise RuntimeError(f"the daemon was not ready in {timeout:.0f}s:\n{self.tail()}")
 
+    def wait_requests(self, rows: int = 200, timeout: float = 30.0) -> DaemonProcess:
+        """Until `rows` request rows are committed in the daemon: pre-flight's error budget is unknown before."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with contextlib.suppress(httpx.HTTPError, ValueError, KeyError):
+                if self.client.status()["telemetry"]["committed_by_table"].get("requests", 0) >= rows:
+                    return self
+            time.sleep(0.1)
+        raise RuntimeError(f"the daemon had not received {rows} request rows in {timeout:.0f}s:\n{self.tail()}")
+
     def tail(self, n: int = 3000) -> str:
         try:
             return self.log.read_text(errors="replace")[-n:]

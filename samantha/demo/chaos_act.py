@@ -30,8 +30,7 @@ def run(ctx) -> None:
     lifecycle.up(cfg)  # first: the daemon finds the Cube through the twin's state file
     try:
         with DaemonProcess(cfg, cfg_path, log=work / "daemon.log") as daemon:
-            daemon.start().wait_ready()
-            time.sleep(3)
+            daemon.start().wait_ready().wait_requests()
             st = daemon.post("/v1/chaos/selftest").json()["results"]
             c.print(f"revert paths self-tested on this Cube: {sum(v == 'ok' for v in st.values())}/{len(st)} ok")
             plan = daemon.get("/v1/chaos/plan")

@@ -41,4 +41,4 @@ def chaos_env(tmp_path: Path, **kw: Any) -> Iterator[tuple[Twin, DaemonProcess]]
     config = chaos_config(tmp_path, **kw)
     path = write_config(config, tmp_path / "samantha.yaml")
     with contextlib.contextmanager(start_twin)(config) as twin, DaemonProcess(config, path) as daemon:
-        yield twin, daemon.start().wait_ready()
+        yield twin, daemon.start().wait_ready().wait_requests()
