@@ -19,8 +19,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -31,6 +30,7 @@ from samantha.clock import Clock
 from samantha.config import AlertsConfig
 from samantha.domain import Severity
 from samantha.signing import canonical_json, sha256_hex
+from samantha.transaction import transaction
 
 AlertStatus = Literal["firing", "resolved"]
 ZERO_TIME = "0001-01-01T00:00:00Z"  # Alertmanager's "not set" for endsAt
@@ -202,16 +202,9 @@ class AlertManager:
             return f"{type(e).__name__}: {e}"[:500]
         return None if 200 <= r.status_code < 300 else f"HTTP {r.status_code}"
 
-    @contextmanager
-    def _tx(self) -> Iterator[None]:
+    def _tx(self) -> AbstractContextManager[Any]:
         """The alert record and its notifications commit together, or not at all."""
-        self.conn.execute("BEGIN TRANSACTION")
-        try:
-            yield
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        self.conn.execute("COMMIT")
+        return transaction(self.conn)
 
     def _resolve(self, current: Alert, now: float) -> Alert:
         self.conn.execute("UPDATE alerts SET status = 'resolved', ends_at = ?, updated_at = ? WHERE id = ?",

@@ -38,6 +38,7 @@ from samantha.signing import (
     sign_document,
     verify_document,
 )
+from samantha.transaction import transaction
 
 GENESIS = "0" * 64
 FIELDS = ("seq", "ts", "kind", "payload", "prev_hash", "hash", "signature")
@@ -76,16 +77,11 @@ class DuckDBAuditStore:
 
     def append(self, record: dict[str, Any], head: dict[str, Any]) -> None:
         r = record
-        self.conn.execute("BEGIN TRANSACTION")
-        try:
-            self.conn.execute("INSERT INTO audit VALUES (?, ?, ?, ?, ?, ?, ?)",
-                              [r["seq"], r["ts"], r["kind"], json.dumps(r["payload"]), r["prev_hash"], r["hash"],
-                               json.dumps(r["signature"])])
-            self.conn.execute("INSERT OR REPLACE INTO audit_head VALUES (1, ?)", [json.dumps(head)])
-            self.conn.execute("COMMIT")
-        except Exception:
-            self.conn.execute("ROLLBACK")
-            raise
+        with transaction(self.conn) as con:
+            con.execute("INSERT INTO audit VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        [r["seq"], r["ts"], r["kind"], json.dumps(r["payload"]), r["prev_hash"], r["hash"],
+                         json.dumps(r["signature"])])
+            con.execute("INSERT OR REPLACE INTO audit_head VALUES (1, ?)", [json.dumps(head)])
 
     def _exists(self) -> bool:
         q = "SELECT count(*) FROM information_schema.tables WHERE table_name IN ('audit', 'audit_head')"

@@ -26,6 +26,8 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from samantha.transaction import transaction
+
 if TYPE_CHECKING:
     from samantha.telemetry.store import TelemetryStore
 
@@ -178,14 +180,9 @@ class Retention:
             n = con.execute(f"SELECT count(*) FROM {table} WHERE ts < $cutoff{keep}", {"cutoff": cutoff}).fetchone()[0]
             if not n:
                 return 0
-            con.execute("BEGIN TRANSACTION")
-            try:
+            with transaction(con):
                 con.execute(_ROLLUPS[table].format(keep=keep), params)
                 con.execute(f"DELETE FROM {table} WHERE ts < $cutoff{keep}", {"cutoff": cutoff})
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
         self.dropped_rows[table] = self.dropped_rows.get(table, 0) + n
         return n
 

@@ -49,6 +49,7 @@ from samantha.telemetry.validation import (
     float_column,
     is_sequence,
 )
+from samantha.transaction import transaction
 
 log = logging.getLogger(__name__)
 
@@ -345,9 +346,7 @@ class TelemetryStore:
             t0 = time.perf_counter()
             try:
                 tables = {name: _BUILDERS[name]([c for c, _, _ in chunks]) for name, chunks in taken.items() if chunks}
-                con = self._con
-                con.execute("BEGIN TRANSACTION")
-                try:
+                with transaction(self._con) as con:
                     if new_series:
                         _insert(con, "series", pa.table({
                             "id": [s.id for s in new_series], "metric": [s.metric for s in new_series],
@@ -355,10 +354,6 @@ class TelemetryStore:
                             "labels": [s.labels_json for s in new_series]}, schema=schema.SERIES))
                     for name, tbl in tables.items():
                         _insert(con, name, tbl)
-                    con.execute("COMMIT")
-                except BaseException:
-                    con.execute("ROLLBACK")
-                    raise
             except Exception:
                 log.exception("telemetry commit failed; %d rows lost", rows)
                 self.series.requeue(new_series)

@@ -39,6 +39,7 @@ import pyarrow.parquet as pq
 
 from samantha.clock import Clock
 from samantha.signing import sha256_hex
+from samantha.transaction import transaction
 
 Klass = Literal["critical", "important", "bulk"]
 KIND_CLASS: dict[str, Klass] = {
@@ -226,14 +227,12 @@ class Outbox:
 
     @contextmanager
     def _tx(self) -> Iterator[None]:
-        self.conn.execute("BEGIN TRANSACTION")
         try:
-            yield
+            with transaction(self.conn):
+                yield
         except BaseException:
-            self.conn.execute("ROLLBACK")
             self._state = None  # the cache may hold values that were rolled back
             raise
-        self.conn.execute("COMMIT")
 
     def _get(self, key: str) -> str | None:
         if self._state is None:
