@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 import typer
 
+from samantha.api.client import auth_headers
 from samantha.cli.chaos import api_url
 from samantha.cli.common import ConfigOption, JsonOption, console, get_config, print_json
 
@@ -37,7 +38,7 @@ def list_(config: Path | None = ConfigOption, as_json: bool = JsonOption) -> Non
     """Gates with their provenance (source; for learned gates: experiment, journal hash, version)."""
     cfg = get_config(config)
     try:
-        gates = httpx.get(api_url(cfg) + "/v1/chaos/gates", timeout=5).json()["gates"]
+        gates = httpx.get(api_url(cfg) + "/v1/chaos/gates", headers=auth_headers(cfg), timeout=5).json()["gates"]
         source = "api"
     except (httpx.HTTPError, ValueError, KeyError):
         gates, source = _local(cfg), "local"

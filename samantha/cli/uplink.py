@@ -36,6 +36,16 @@ def _daemon(cfg: SamanthaConfig) -> str | None:
     return url
 
 
+def _call(cfg: SamanthaConfig, url: str, method: str, path: str, **kw: Any) -> Any:
+    """One request to the running daemon, as the CLI's operator (its token): the daemon's JSON answer."""
+    from samantha.api.client import auth_headers
+
+    r = httpx.request(method, url + path, headers=auth_headers(cfg), **kw)
+    if r.status_code in (401, 403):
+        failure(f"the daemon refused {method} {path}: {r.text[:300]}")
+    return r.json()
+
+
 @contextlib.contextmanager
 def _local(cfg: SamanthaConfig) -> Iterator[Any]:
     from samantha.uplink.local import local_service
@@ -97,7 +107,7 @@ def status(config: Path | None = ConfigOption, as_json: bool = JsonOption) -> No
     cfg = get_config(config)
     url = _daemon(cfg)
     if url:
-        st = httpx.get(f"{url}/v1/uplink/status", timeout=30).json()
+        st = _call(cfg, url, "GET", "/v1/uplink/status", timeout=30)
     else:
         with _local(cfg) as svc:
             svc.tick(sync=False)
@@ -114,9 +124,8 @@ def sync(config: Path | None = ConfigOption, as_json: bool = JsonOption,
         bad_input("uplink.hub_url is not configured")
     url = _daemon(cfg)
     if url:
-        r = httpx.post(f"{url}/v1/uplink/sync", params={"max_seconds": max_seconds} if max_seconds else None,
-                       timeout=(max_seconds or 3600) + 30)
-        out = r.json()
+        out = _call(cfg, url, "POST", "/v1/uplink/sync", params={"max_seconds": max_seconds} if max_seconds else None,
+                    timeout=(max_seconds or 3600) + 30)
     else:
         with _local(cfg) as svc:
             if as_json:
@@ -152,7 +161,7 @@ def offer(path: Path = typer.Argument(..., help="a signed policy module (JSON)")
     doc = _read_json(path)
     url = _daemon(cfg)
     if url:
-        res = httpx.post(f"{url}/v1/uplink/policy", json=doc, timeout=30).json()
+        res = _call(cfg, url, "POST", "/v1/uplink/policy", json=doc, timeout=30)
     else:
         with _local(cfg) as svc:
             res = svc.offer_module(doc, source=f"file:{path}").as_dict()
@@ -170,7 +179,7 @@ def operator(path: Path = typer.Argument(..., help="a signed safe-mode override 
     doc = _read_json(path)
     url = _daemon(cfg)
     if url:
-        res = httpx.post(f"{url}/v1/uplink/operator", json=doc, timeout=30).json()
+        res = _call(cfg, url, "POST", "/v1/uplink/operator", json=doc, timeout=30)
     else:
         with _local(cfg) as svc:
             c = svc.submit_operator_doc(doc, source=f"file:{path}")
@@ -186,7 +195,7 @@ def policy(config: Path | None = ConfigOption, as_json: bool = JsonOption) -> No
     cfg = get_config(config)
     url = _daemon(cfg)
     if url:
-        info = httpx.get(f"{url}/v1/uplink/policy", timeout=10).json()
+        info = _call(cfg, url, "GET", "/v1/uplink/policy", timeout=10)
     else:
         with _local(cfg) as svc:
             info = svc.policy.info(svc.clock.time())

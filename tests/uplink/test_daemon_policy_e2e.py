@@ -58,6 +58,11 @@ def test_policy_module_safe_mode_and_relayed_decisions_through_the_daemon(tmp_pa
         # the bundle-expiry drift SLO reads the twin's signed bundle expiry (30 days) through the daemon's cycle
         left = re.search(r"active bundle expires in ([0-9.]+) h", out.stdout)
         assert left and 700 < float(left.group(1)) <= 720, out.stdout
+        # the uplink commands go through the running daemon as its local operator (token), not unauthenticated
+        up = cli(["uplink", "status", "--json"], tmp_path / "samantha.yaml")
+        assert up.returncode == 0 and json.loads(up.stdout)["safe_mode"]["safe"] is True, up.stdout + up.stderr
+        pol = cli(["uplink", "policy", "--json"], tmp_path / "samantha.yaml")
+        assert pol.returncode == 0 and json.loads(pol.stdout)["version"] == 1, pol.stdout + pol.stderr
         assert {g["gate"]: g["status"] for g in s["drift"]}["bundle-expiry"] == "pass", s["drift"]
 
         # a valid newer module restores normal mode
