@@ -3,7 +3,11 @@
 Run from a checkout that has the twin (samantha/twin): starts `telemetry serve` and
 `twin up` (200 rps, shadow on), runs an A/A phase (standby = the active's model,
 re-signed as another version), then a bad canary (error_rate 0.2), stops everything
-and exports Parquet. Usage: python benchmarks/record_twin.py OUT_DIR [--aa 90] [--bad 40]
+and exports Parquet. Usage: python benchmarks/record_twin.py OUT_DIR [--aa 90] [--bad 40] [--stress N]
+
+It prints the A/A phase's shadow bias as JSON: how the standby's shadow-scored latencies
+compare with the active's live ones when both serve the same model. `--stress N` runs N
+busy-loop processes throughout, to see the bias on a CPU-saturated Cube.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ def main() -> None:
     ap.add_argument("--aa", type=float, default=90)
     ap.add_argument("--bad", type=float, default=40)
     ap.add_argument("--rps", type=float, default=200)
+    ap.add_argument("--stress", type=int, default=0, help="busy-loop processes to run alongside")
     a = ap.parse_args()
     out = a.out.absolute()
     state = out / "state"
@@ -42,6 +47,8 @@ def main() -> None:
                  "ingest_url": f"http://127.0.0.1:{port}/v1/ingest/requests"}}))
     env = {**os.environ, "SAMANTHA_CONFIG": str(cfg)}
     py = [sys.executable, "-m", "samantha"]
+    burners = [subprocess.Popen([sys.executable, "-c", "import time\nend = time.time() + 3600\n"
+                                 "while time.time() < end: pass"]) for _ in range(a.stress)]
     serve = subprocess.Popen([*py, "telemetry", "serve", "--port", str(port)], env=env,
                              stdout=subprocess.DEVNULL, stderr=open(out / "serve.log", "wb"))  # noqa: SIM115
     try:
@@ -81,6 +88,7 @@ def main() -> None:
         op("shadow", enabled=True)
         event("rollout.start", bundle="sensor-mlp@1b", note="A/A: same weights as the active")
         op("weights", standby=5)
+        aa_window = (time.time() + 2, time.time() + a.aa)  # skip the first seconds: samples in flight
         time.sleep(a.aa)
         op("weights", standby=0)
         op("load", bundle=str(bad))
@@ -91,6 +99,8 @@ def main() -> None:
         op("weights", standby=0)
         time.sleep(1)
     finally:
+        for b in burners:
+            b.kill()
         subprocess.run([*py, "twin", "down"], env=env, capture_output=True)
         serve.send_signal(signal.SIGINT)
         try:
@@ -98,7 +108,35 @@ def main() -> None:
         except subprocess.TimeoutExpired:
             serve.kill()
             serve.wait()
-    subprocess.run([*py, "telemetry", "export", "--parquet", str(out / "parquet")], env=env, check=True)
+    subprocess.run([*py, "telemetry", "export", "--parquet", str(out / "parquet")], env=env, check=True,
+                   stdout=subprocess.DEVNULL)
+    print(json.dumps(aa_bias(out / "parquet" / "requests.parquet", aa_window, a.stress)))
+
+
+def aa_bias(requests: Path, window: tuple[float, float], stress: int) -> dict[str, object]:
+    """Shadow vs live latency while both slots serve the same model: 1.0 and 0.5 mean no bias."""
+    import duckdb
+
+    q = f"""SELECT slot, shadow, latency_ms FROM read_parquet('{requests}')
+            WHERE ok AND ts BETWEEN {window[0]} AND {window[1]}"""
+    rows = duckdb.sql(q).fetchall()
+    live = sorted(r[2] for r in rows if r[0] == "active" and not r[1])
+    shadow = [r[2] for r in rows if r[0] == "standby" and r[1]]
+    if not live or not shadow:
+        return {"error": "no A/A samples", "live": len(live), "shadow": len(shadow)}
+
+    def pct(xs: list[float], q: float) -> float:
+        return sorted(xs)[min(len(xs) - 1, int(q * len(xs)))]
+
+    p50, p99 = pct(live, 0.5), pct(live, 0.99)
+    over50 = sum(x > p50 for x in shadow) / len(shadow)
+    over99 = sum(x > p99 for x in shadow) / len(shadow)
+    return {"stress_procs": stress, "live_n": len(live), "shadow_n": len(shadow),
+            "live_p50_ms": round(p50, 3), "shadow_p50_ms": round(pct(shadow, 0.5), 3),
+            "median_ratio": round(pct(shadow, 0.5) / p50, 3),
+            "shadow_over_live_p50": round(over50, 4), "odds_p50": round(over50 / 0.5, 3),
+            "shadow_over_live_p99": round(over99, 4), "odds_p99": round(over99 / 0.01, 3),
+            "loadavg_1m": round(os.getloadavg()[0], 2)}
 
 
 if __name__ == "__main__":

@@ -2,8 +2,7 @@
 
 Driven by telemetry recorded from the twin (samantha/gates/fixtures/twin_recording: an A/A
 canary, then a canary whose bundle answers 20% of requests with errors), replayed tick by
-tick into a fresh DuckDB store on a simulated clock. The lead wires this act to the live
-twin once both branches are merged.
+tick into a fresh DuckDB store on a simulated clock (the story act shows the same gates live).
 """
 
 from __future__ import annotations

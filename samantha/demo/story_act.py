@@ -25,9 +25,6 @@ from samantha.config import SamanthaConfig
 TITLE = "The SRE story: a rollout promoted, a bad bundle caught, a degraded slot flipped"
 PORTS = ("router_port", "control_port", "slot_a_port", "slot_b_port", "proxy_api_port", "proxy_a_port",
          "proxy_b_port", "loadgen_port")
-# live latency, errors and divergence: the shadow-latency gates' calibration false-aborts good bundles
-# under heavy machine load (see tests/rollout/kit.py)
-GATES = ["canary-errors", "canary-latency", "canary-latency-tail", "canary-divergence"]
 
 
 def _wait(pred: Callable[[], Any], timeout: float) -> Any:
@@ -44,7 +41,7 @@ def _wait(pred: Callable[[], Any], timeout: float) -> Any:
 
 
 def policy_doc(step_s: float, soak_s: float) -> dict[str, Any]:
-    return {"name": "demo", "gates": GATES, "shadow": {"min_samples": 100, "min_duration": step_s},
+    return {"name": "demo", "shadow": {"min_samples": 100, "min_duration": step_s},
             "steps": [{"weight": w, "min_samples": 20, "min_duration": step_s} for w in (1, 5, 25, 50, 100)],
             "soak": soak_s}
 

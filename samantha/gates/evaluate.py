@@ -201,9 +201,22 @@ def sequential_start(g: SequentialGate, ctx: EvalContext) -> float:
     return ctx.now - g.window
 
 
-def _latency_threshold(g: SequentialGate, base: Rows, fallback: Rows) -> tuple[float, str] | None:
+# Thresholds a gate keeps for the whole rollout once taken (rows that precede it or open it never change).
+FIXED_THRESHOLDS = ("baseline", "shadow-load")
+
+
+def _latency_threshold(g: SequentialGate, base: Rows, concurrent: Rows) -> tuple[float, str] | None:
+    """The incumbent's latency quantile that both samples are counted against.
+
+    The margin (`null_odds`) is calibrated for a threshold at the incumbent's own quantile. Mirroring
+    every request to the standby adds load, which moves the pre-rollout quantile deep into today's
+    lower tail, where a small measurement asymmetry between the paths becomes large odds. Shadow
+    gates therefore take the threshold from the incumbent's first requests under shadow load.
+    """
     need = max(50, math.ceil(5 / (1 - g.quantile)))
-    for rows, label in ((base, "baseline"), (fallback, "concurrent")):
+    sources = ((concurrent.head(need), "shadow-load"),) if g.channel == "shadow" else \
+        ((base, "baseline"), (concurrent, "concurrent"))
+    for rows, label in sources:
         if rows.n >= need:
             return float(np.quantile(rows.latency_ms, g.quantile)), label
     return None
@@ -236,8 +249,8 @@ def sequential(g: SequentialGate, rf: RequestFrame | None, ctx: EvalContext) -> 
             thr = cache.threshold if cache is not None and cache.threshold is not None else None
             if thr is None:
                 thr = _latency_threshold(g, incumbent(rf, start - g.baseline, start), i)
-                if cache is not None and thr is not None and thr[1] == "baseline":
-                    cache.threshold = thr  # the baseline precedes the rollout: it never changes
+                if cache is not None and thr is not None and thr[1] in FIXED_THRESHOLDS:
+                    cache.threshold = thr
             if thr is None:
                 return Verdict.make(g, "inconclusive", "too few incumbent latencies for a threshold", now,
                                     (start, now), {"canary": c.n, "incumbent": i.n})

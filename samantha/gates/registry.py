@@ -31,9 +31,9 @@ HOST_METRICS = (
     "host_load", "host_temperature_celsius",
 )
 TWIN_METRICS = ("input_feature_mean",)
-# The twin's shadow path measures mirrored requests slower than the live path (they compete with the
-# live call for the same cores). A/A on the twin (same model both slots, recorded 2026-11-27): the odds
-# of exceeding the active's median were 1.6-2.0x, its p99 1.0-1.2x. The margins sit above that.
+# Margins for shadow-channel latency. Timed end to end, mirrored requests looked slower than live ones
+# (A/A odds 1.6-2.0x at the median); the twin now rebuilds shadow latency from the standby's service
+# time (A/A 0.94x, docs/gates.md). The margins stay for runtimes that cannot report service time.
 SHADOW_ODDS_P50 = 2.5
 SHADOW_ODDS_P99 = 1.5
 KNOWN_METRICS = frozenset((*REQUEST_METRICS, *STALENESS_METRICS.values(), *HOST_METRICS, *TWIN_METRICS))

@@ -19,7 +19,7 @@ from scipy import stats
 from samantha.gates.windows import TelemetryReader
 
 FIXTURE = Path(__file__).parent / "fixtures" / "twin_traffic_fit.json"
-TWIN_RECORDING = Path(__file__).parent / "fixtures" / "twin_recording"  # the run the fit came from
+TWIN_RECORDING = Path(__file__).parent / "fixtures" / "twin_recording"  # backtest fixture (README beside it)
 KNOTS = np.linspace(0.0, 1.0, 401)
 
 

@@ -46,6 +46,9 @@ class Rows:
         a, b = int(np.searchsorted(self.ts, start, "right")), int(np.searchsorted(self.ts, end, "right"))
         return Rows(self.ts[a:b], self.ok[a:b], self.latency_ms[a:b], self.divergence[a:b])
 
+    def head(self, n: int) -> Rows:
+        return Rows(self.ts[:n], self.ok[:n], self.latency_ms[:n], self.divergence[:n])
+
     def where(self, mask: np.ndarray) -> Rows:
         return Rows(self.ts[mask], self.ok[mask], self.latency_ms[mask], self.divergence[mask])
 

@@ -5,6 +5,12 @@ the table with a single assignment, so no request ever sees a half-swapped state
 In shadow mode each request served by the active slot is mirrored to the standby
 and the two outputs are compared (total variation distance); the shadow answer is
 never returned. Every inference becomes a RequestEvent for the telemetry pusher.
+
+A mirrored answer is read after the live one has been handled, so its end-to-end
+time carries queueing the live path never sees (it grows with host CPU load). A
+shadow event's latency is therefore what the live path would have measured had
+the standby served this very request: the standby's own service time plus the
+live call's path overhead (its end-to-end time minus the active's service time).
 """
 
 from __future__ import annotations
@@ -48,6 +54,10 @@ class Outcome:
     probs: list[float] | None  # None unless a finite answer
     bundle: str | None
     reason: str | None = None
+    service_ms: float | None = None  # the slot's own compute time, when it reports one
+
+    def path_overhead_ms(self) -> float | None:
+        return None if self.service_ms is None else max(0.0, self.latency_ms - self.service_ms)
 
 
 def divergence(p: list[float], q: list[float] | None) -> float:
@@ -124,11 +134,13 @@ class Router:
             doc = orjson.loads(data)
             probs = doc["probs"]
             bundle = doc.get("bundle") or link.bundle_id
+            service = doc.get("service_ms")
         except (orjson.JSONDecodeError, KeyError, TypeError):
             return Outcome(502, data, latency, None, link.bundle_id, "slot answer is not valid JSON")
         if not all(isinstance(v, float | int) and math.isfinite(v) for v in probs):
             return Outcome(502, data, latency, None, bundle, "model produced a non-finite output")
-        return Outcome(200, data, latency, probs, bundle)
+        return Outcome(200, data, latency, probs, bundle,
+                       service_ms=float(service) if isinstance(service, float | int) else None)
 
     def _record(self, role: SlotRole, out: Outcome, *, shadow: bool = False, div: float | None = None) -> None:
         ok = out.probs is not None
@@ -157,21 +169,24 @@ class Router:
             return Response(out.status, out.body)
         self._record(role, out)
         if mirror is not None:
-            mirror.add_done_callback(lambda t, p=out.probs: self._shadow_done(t, p))
+            mirror.add_done_callback(lambda t, live=out: self._shadow_done(t, live))
         headers = {"x-cube-slot": link.name, "x-cube-role": role}
         if out.probs is not None:
             return Response(200, out.body, headers=headers)
         return json_response({"error": {"code": "inference_failed", "reason": out.reason, "slot": link.name}}, 502) \
             if out.status == 502 else Response(out.status, out.body, headers=headers)
 
-    def _shadow_done(self, task: asyncio.Task, active_probs: list[float] | None) -> None:
+    def _shadow_done(self, task: asyncio.Task, live: Outcome) -> None:
         self._tasks.discard(task)
         if task.cancelled():
             return
         out: Outcome = task.result()
         div = None
-        if active_probs is not None:  # only a good incumbent answer is a reference
-            div = divergence(active_probs, out.probs)
+        if live.probs is not None:  # only a good incumbent answer is a reference
+            div = divergence(live.probs, out.probs)
         if 400 <= out.status < 500:
             return
+        overhead = live.path_overhead_ms()
+        if out.service_ms is not None and overhead is not None:
+            out.latency_ms = out.service_ms + overhead
         self._record("standby", out, shadow=True, div=div)

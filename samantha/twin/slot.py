@@ -72,7 +72,10 @@ class SlotServer:
     async def load(self, path: str) -> dict:
         async with self._load_lock:
             vb = self._verify(path)
-            new = Generation(vb, vb.model(), vb.profile, time.time())
+            model = vb.model()
+            for _ in range(8):  # warm caches before the first real request, as a serving runtime would
+                model.predict(np.zeros(N_FEATURES, dtype=np.float32))
+            new = Generation(vb, model, vb.profile, time.time())
             old, self.gen = self.gen, new  # one assignment: each request sees old or new, never a mix
             self._leak.clear()
             self._arm_crash(vb.profile)
@@ -159,6 +162,7 @@ class SlotServer:
         if x.shape != (N_FEATURES,) or not np.all(np.isfinite(x)):
             return error_response(422, "invalid", f"x must be {N_FEATURES} finite numbers", "x")
         gen.inflight += 1
+        t0 = time.perf_counter()
         try:
             p = self.effective_profile() if not self.overlay.is_clean() else gen.profile
             if p.cpu_burn:
@@ -175,7 +179,8 @@ class SlotServer:
                 probs = np.full_like(probs, math.nan)
             self.served += 1
             return Response(200, orjson.dumps({"probs": probs.tolist(), "cls": int(np.nanargmax(probs))
-                                               if np.isfinite(probs).all() else -1, "bundle": gen.bundle.bundle_id}))
+                                               if np.isfinite(probs).all() else -1, "bundle": gen.bundle.bundle_id,
+                                               "service_ms": round((time.perf_counter() - t0) * 1000, 3)}))
         finally:
             gen.inflight -= 1
 

@@ -17,7 +17,7 @@ from samantha.playbooks import backtest, load_playbook
 from tests.gates.recorded import TWIN_RECORDING, load_twin_recording
 
 ROOT = Path(__file__).resolve().parents[2]
-BAD_BUNDLE = "320d2eec36e9be1f29b16ceb079e1a34d0e893b6c2834ac00c141252ffdfc804"  # error_rate 0.2 profile
+BAD_BUNDLE = "3da496f120dab85971ac1c26a54f3e1011f1d7adcd7001fd38aee3227cf393e3"  # error_rate 0.2 profile
 
 
 def _bad_start() -> float:

@@ -81,6 +81,30 @@ def test_shadow_divergence_reaches_the_store(tmp_path: Path) -> None:
     assert active and all(r["slot"] == "active" and r["ok"] == 1.0 and r["div"] is None for r in active)
 
 
+def test_shadow_latency_is_the_standbys_own_service_time_on_the_live_path(tmp_path: Path) -> None:
+    """A mirrored answer is read late, so its latency is rebuilt: the standby's service time + the live path's
+    overhead on the same request. A slow standby must still show every millisecond of its slowness."""
+    serve, store_cfg, url = _serve_store(tmp_path)
+    try:
+        for twin in start_twin(twin_config(tmp_path, ingest_url=url)):
+            twin.bundle("slow", seed=0, latency_ms=25.0)
+            twin.cube.load("slow", request_id="l1")
+            twin.cube.set_shadow(True, request_id="s1")
+            twin.set_load(rps=100)
+            time.sleep(2.5)
+            twin.set_load(rps=0)
+            time.sleep(0.5)
+    finally:
+        _stop(serve)
+    with TelemetryStore.open(store_cfg) as store:
+        rows = store.read_arrow("SELECT shadow, count(*) AS n, min(latency_ms) AS lo, median(latency_ms) AS p50 "
+                                "FROM requests WHERE ok GROUP BY ALL").to_pylist()
+    by = {r["shadow"]: r for r in rows}
+    assert by[True]["n"] > 150 and by[False]["n"] > 150, rows
+    assert by[True]["lo"] >= 24.0, rows  # the injected 25 ms is inside the service time (event-loop timers: ms grain)
+    assert by[False]["p50"] < 25.0 <= by[True]["p50"], rows
+
+
 def test_router_keeps_serving_and_bounds_its_buffer_when_the_ingest_is_down(tmp_path: Path) -> None:
     dead = f"http://127.0.0.1:{free_port()}/v1/ingest/requests"
     for twin in start_twin(twin_config(tmp_path, ingest_url=dead, telemetry_buffer_max=200)):
