@@ -163,6 +163,11 @@ class SreNodes:
         vs = [v.model_dump(mode="json") for v in verdicts]
         return {"verdicts": vs, "failing": [v for v in vs if v["status"] == "fail"]}
 
+    def may_be_quiet(self, now: float | None = None) -> bool:
+        """The last full cycle settled and is recent enough that this cycle could skip triage and decide."""
+        st = self._settled
+        return st is not None and (self.d.clock.time() if now is None else now) - st[2] < self.cfg.full_cycle_every_s
+
     def quiet(self, state: CycleState) -> bool:
         """Nothing to decide: no playbook would start acting, no canary, the last full cycle left nothing open.
 
@@ -171,7 +176,7 @@ class SreNodes:
         is the one `record` last judged, so triage, decide and record would change nothing.
         """
         st, cube = self._settled, state.get("cube")
-        if st is None or cube is None or state.get("canary") or state["now"] - st[2] >= self.cfg.full_cycle_every_s:
+        if st is None or cube is None or state.get("canary") or not self.may_be_quiet(state["now"]):
             return False
         active = next(s for s in cube["slots"] if s["role"] == "active")
         ctx = RunContext(now=state["now"], active_bundle=active["bundle_name"])
