@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -211,7 +212,10 @@ class _ClientConn(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         if self.fut is not None and not self.fut.done():
-            self.fut.set_result((self.parser.get_status_code(), b"".join(self.body), self.parser.should_keep_alive()))
+            # stamped as the bytes are parsed, not when the awaiting coroutine resumes: a caller that
+            # resumes late (the loop busy with another request) must not look like a slow upstream
+            self.fut.set_result((self.parser.get_status_code(), b"".join(self.body), self.parser.should_keep_alive(),
+                                 time.perf_counter()))
 
     def close(self) -> None:
         self.closed = True
@@ -237,6 +241,12 @@ class Upstream:
 
     async def request(self, method: str, path: str, body: bytes = b"", *, timeout: float = 5.0,
                       content_type: str = "application/json") -> tuple[int, bytes]:
+        status, data, _ = await self.timed_request(method, path, body, timeout=timeout, content_type=content_type)
+        return status, data
+
+    async def timed_request(self, method: str, path: str, body: bytes = b"", *, timeout: float = 5.0,
+                            content_type: str = "application/json") -> tuple[int, bytes, float]:
+        """(status, body, seconds from sending the request to parsing the whole answer)."""
         loop = asyncio.get_running_loop()
         head = (f"{method} {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
                 f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n\r\n").encode("latin-1")
@@ -248,9 +258,10 @@ class Upstream:
             fut = loop.create_future()
             conn.fut, conn.got_bytes = fut, False
             timer = loop.call_later(timeout, _expire, fut)
+            sent = time.perf_counter()
             conn.transport.write(head + body)  # type: ignore[union-attr]
             try:
-                status, data, keep = await fut
+                status, data, keep, parsed = await fut
             except UpstreamError as e:
                 conn.close()
                 # a pooled connection the peer had already closed: retry once on a fresh one
@@ -264,7 +275,7 @@ class Upstream:
                 self.idle.append(conn)
             else:
                 conn.close()
-            return status, data
+            return status, data, parsed - sent
         raise UpstreamError("no usable connection")
 
     def close(self) -> None:

@@ -6,11 +6,14 @@ In shadow mode each request served by the active slot is mirrored to the standby
 and the two outputs are compared (total variation distance); the shadow answer is
 never returned. Every inference becomes a RequestEvent for the telemetry pusher.
 
-A mirrored answer is read after the live one has been handled, so its end-to-end
-time carries queueing the live path never sees (it grows with host CPU load). A
-shadow event's latency is therefore what the live path would have measured had
-the standby served this very request: the standby's own service time plus the
-live call's path overhead (its end-to-end time minus the active's service time).
+A mirrored answer is read after the live one has been handled, and reaches a slot
+that was woken second, so its end-to-end time carries queueing the live path
+never sees (it grows with host CPU load). A shadow event's latency is therefore
+what the live path would have measured had the standby served this very request:
+the standby's own service time plus the live call's path overhead. A real fault on
+the standby's path (a slow proxy in front of it) still counts: when the standby's
+path overhead, timed at the transport, exceeds the live one's by more than
+PATH_FAULT_FLOOR_MS, the excess is added.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ import orjson
 from samantha.domain import SlotRole
 from samantha.twin.http import Request, Response, Upstream, UpstreamError, error_response, json_response
 from samantha.twin.telemetry_push import TelemetryPusher
+
+PATH_FAULT_FLOOR_MS = 20.0  # path delay beyond the live path's that scheduling on a saturated host does not explain
 
 
 @dataclass(frozen=True)
@@ -55,9 +60,21 @@ class Outcome:
     bundle: str | None
     reason: str | None = None
     service_ms: float | None = None  # the slot's own compute time, when it reports one
+    transport_ms: float | None = None  # request written to answer parsed, timed in the connection's callbacks
 
-    def path_overhead_ms(self) -> float | None:
-        return None if self.service_ms is None else max(0.0, self.latency_ms - self.service_ms)
+    def path_overhead_ms(self, timed_at_transport: bool = False) -> float | None:
+        total = self.transport_ms if timed_at_transport else self.latency_ms
+        return None if self.service_ms is None or total is None else max(0.0, total - self.service_ms)
+
+
+def shadow_latency_ms(mirrored: Outcome, live: Outcome) -> float:
+    """What the live path would have measured had the standby served this request (see module doc)."""
+    live_overhead = live.path_overhead_ms()
+    if mirrored.service_ms is None or live_overhead is None:
+        return mirrored.latency_ms
+    excess = (mirrored.path_overhead_ms(timed_at_transport=True) or 0.0) - \
+        (live.path_overhead_ms(timed_at_transport=True) or 0.0)
+    return mirrored.service_ms + live_overhead + (excess if excess > PATH_FAULT_FLOOR_MS else 0.0)
 
 
 def divergence(p: list[float], q: list[float] | None) -> float:
@@ -124,7 +141,7 @@ class Router:
     async def call(self, link: Link, body: bytes) -> Outcome:
         t0 = time.perf_counter()
         try:
-            status, data = await link.upstream.request("POST", "/infer", body, timeout=self.timeout_s)
+            status, data, elapsed = await link.upstream.timed_request("POST", "/infer", body, timeout=self.timeout_s)
         except UpstreamError as e:
             return Outcome(502, b"", (time.perf_counter() - t0) * 1000, None, link.bundle_id, str(e))
         latency = (time.perf_counter() - t0) * 1000
@@ -139,7 +156,7 @@ class Router:
             return Outcome(502, data, latency, None, link.bundle_id, "slot answer is not valid JSON")
         if not all(isinstance(v, float | int) and math.isfinite(v) for v in probs):
             return Outcome(502, data, latency, None, bundle, "model produced a non-finite output")
-        return Outcome(200, data, latency, probs, bundle,
+        return Outcome(200, data, latency, probs, bundle, transport_ms=elapsed * 1000,
                        service_ms=float(service) if isinstance(service, float | int) else None)
 
     def _record(self, role: SlotRole, out: Outcome, *, shadow: bool = False, div: float | None = None) -> None:
@@ -186,7 +203,5 @@ class Router:
             div = divergence(live.probs, out.probs)
         if 400 <= out.status < 500:
             return
-        overhead = live.path_overhead_ms()
-        if out.service_ms is not None and overhead is not None:
-            out.latency_ms = out.service_ms + overhead
+        out.latency_ms = shadow_latency_ms(out, live)
         self._record("standby", out, shadow=True, div=div)

@@ -1,12 +1,13 @@
-"""Pure pieces of the twin: divergence, fault-profile overlay, the bounded telemetry buffer."""
+"""Pure pieces of the twin: divergence, shadow latency, fault-profile overlay, the bounded telemetry buffer."""
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from samantha.twin.fault_profile import FaultProfile
-from samantha.twin.router import divergence
+from samantha.twin.router import PATH_FAULT_FLOOR_MS, Outcome, divergence, shadow_latency_ms
 from samantha.twin.telemetry_push import TelemetryPusher
 
 probs = st.lists(st.floats(0, 1), min_size=4, max_size=4).filter(lambda v: sum(v) > 0).map(
@@ -42,3 +43,31 @@ def test_overlay_takes_the_degradation_knobs_only() -> None:
     merged = base.overlay(FaultProfile(error_rate=0.5, nan_rate=0.2))
     assert (merged.latency_ms, merged.error_rate, merged.nan_rate) == (10, 0.5, 0.2)
     assert FaultProfile().is_clean() and merged.active_knobs() == ["latency_ms", "error_rate", "nan_rate"]
+
+
+def _outcome(e2e: float, transport: float, service: float | None) -> Outcome:
+    return Outcome(200, b"", e2e, [1.0], "b", service_ms=service, transport_ms=transport)
+
+
+@given(st.floats(0.05, 50), st.floats(0, 5), st.floats(0, 5), st.floats(0, PATH_FAULT_FLOOR_MS - 0.01),
+       st.floats(0.05, 50))
+def test_shadow_latency_is_the_standbys_service_on_the_live_path(service: float, live_ovh: float, late: float,
+                                                                 queued: float, active_service: float) -> None:
+    """Read late (`late`) or queued at its slot (`queued`, under the floor): neither counts against the standby."""
+    live = _outcome(active_service + live_ovh + 0.5, active_service + live_ovh, active_service)
+    mirrored = _outcome(service + live_ovh + queued + late + 3.0, service + live_ovh + queued, service)
+    assert shadow_latency_ms(mirrored, live) == pytest.approx(service + live_ovh + 0.5)
+
+
+@given(st.floats(0.05, 50), st.floats(0, 5), st.floats(PATH_FAULT_FLOOR_MS + 0.01, 5000))
+def test_a_fault_on_the_standbys_path_counts_in_full(service: float, live_ovh: float, proxy_delay: float) -> None:
+    live = _outcome(1.0 + live_ovh, 1.0 + live_ovh, 1.0)
+    mirrored = _outcome(service + live_ovh + proxy_delay + 2.0, service + live_ovh + proxy_delay, service)
+    assert shadow_latency_ms(mirrored, live) == pytest.approx(service + live_ovh + proxy_delay)
+
+
+def test_without_a_reported_service_time_the_measured_latency_stands() -> None:
+    live = _outcome(1.0, 0.8, None)
+    mirrored = _outcome(7.0, 6.0, None)
+    assert shadow_latency_ms(mirrored, live) == 7.0
+    assert shadow_latency_ms(_outcome(7.0, 6.0, 2.0), live) == 7.0
