@@ -267,7 +267,7 @@ class SreNodes:
         kind = a.action
         gates = ", ".join(sorted({v.gate for v in f.evidence}))[:300]
         # the failing gates are always named: "which gate fired" is the first question after an action
-        reason = (f"{a.reason} [{gates}]" if a.reason else f"playbook {pb.name} v{pb.version}: {f.trigger} on {gates}")[:2000]
+        reason = (f"{a.reason} (gates: {gates})" if a.reason else f"playbook {pb.name} v{pb.version}: {f.trigger} on {gates}")[:2000]
         fields: dict[str, Any] = {}
         if kind in ("flip", "abort_rollout", "hold_rollout"):
             fields["target_slot"] = "standby"
