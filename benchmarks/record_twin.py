@@ -121,19 +121,19 @@ def aa_bias(requests: Path, window: tuple[float, float], stress: int) -> dict[st
             WHERE ok AND ts BETWEEN {window[0]} AND {window[1]}"""
     rows = duckdb.sql(q).fetchall()
     live = sorted(r[2] for r in rows if r[0] == "active" and not r[1])
-    shadow = [r[2] for r in rows if r[0] == "standby" and r[1]]
+    shadow = sorted(r[2] for r in rows if r[0] == "standby" and r[1])
     if not live or not shadow:
         return {"error": "no A/A samples", "live": len(live), "shadow": len(shadow)}
 
-    def pct(xs: list[float], q: float) -> float:
-        return sorted(xs)[min(len(xs) - 1, int(q * len(xs)))]
+    def pct(xs: list[float], q: float) -> float:  # xs sorted
+        return xs[min(len(xs) - 1, int(q * len(xs)))]
 
-    p50, p99 = pct(live, 0.5), pct(live, 0.99)
+    p50, p99, shadow_p50 = pct(live, 0.5), pct(live, 0.99), pct(shadow, 0.5)
     over50 = sum(x > p50 for x in shadow) / len(shadow)
     over99 = sum(x > p99 for x in shadow) / len(shadow)
     return {"stress_procs": stress, "live_n": len(live), "shadow_n": len(shadow),
-            "live_p50_ms": round(p50, 3), "shadow_p50_ms": round(pct(shadow, 0.5), 3),
-            "median_ratio": round(pct(shadow, 0.5) / p50, 3),
+            "live_p50_ms": round(p50, 3), "shadow_p50_ms": round(shadow_p50, 3),
+            "median_ratio": round(shadow_p50 / p50, 3),
             "shadow_over_live_p50": round(over50, 4), "odds_p50": round(over50 / 0.5, 3),
             "shadow_over_live_p99": round(over99, 4), "odds_p99": round(over99 / 0.01, 3),
             "loadavg_1m": round(os.getloadavg()[0], 2)}
