@@ -30,8 +30,8 @@ def main() -> None:
     ap.add_argument("--warmup", type=float, default=10)
     ap.add_argument("--profile", type=Path, default=None)
     args = ap.parse_args()
-    from samantha.api.daemon_process import DaemonProcess, free_port, write_config
-    from samantha.config import SamanthaConfig
+    from samantha.core.config import SamanthaConfig
+    from samantha.harness.daemon_process import DaemonProcess, free_port, write_config
     from samantha.twin import lifecycle
 
     tmp = Path(tempfile.mkdtemp(prefix="samantha-footprint-"))

@@ -36,7 +36,7 @@ def main() -> None:
     out = a.out.absolute()
     state = out / "state"
     state.mkdir(parents=True, exist_ok=True)
-    from samantha.api.daemon_process import free_port
+    from samantha.harness.daemon_process import free_port
 
     port = free_port()
     cfg = out / "samantha.yaml"
@@ -62,10 +62,10 @@ def main() -> None:
         st = json.loads(subprocess.run([*py, "twin", "up", "--json", "--rps", str(a.rps)], env=env, check=True,
                                        capture_output=True, text=True).stdout)
         ctl = f"http://127.0.0.1:{st['ports']['control_port']}"
-        from samantha.config import load_config  # noqa: I001 (samantha.twin lives on wip/twin)
-        from samantha.signing import KeyPair
-        from samantha.twin.bundle import build_bundle
-        from samantha.twin.fault_profile import FaultProfile
+        from samantha.core.config import load_config  # noqa: I001 (samantha.twin lives on wip/twin)
+        from samantha.core.signing import KeyPair
+        from samantha.twin.toy_bundle import build_bundle
+        from samantha.cube.fault_profile import FaultProfile
         from samantha.twin.supervisor import TwinPaths
 
         paths = TwinPaths.of(load_config(cfg))

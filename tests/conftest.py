@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from samantha.api.daemon_process import free_port as free_port  # tests import it from here
-from samantha.clock import SimClock
-from samantha.config import SamanthaConfig
+from samantha.core.clock import SimClock
+from samantha.core.config import SamanthaConfig
+from samantha.harness.daemon_process import free_port as free_port  # tests import it from here
 
 
 @pytest.fixture

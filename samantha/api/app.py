@@ -17,10 +17,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from samantha import __version__
+from samantha.core.domain import PlaybookActionKind
 from samantha.cube.protocol import REQUEST_ID_PATTERN
-from samantha.domain import PlaybookActionKind
-from samantha.sre.measure import measure
-from samantha.sre.tables import ACTION_STATUSES
+from samantha.harness.measure import measure
+from samantha.loop.tables import ACTION_STATUSES
 from samantha.telemetry.ingest_http import make_ingest_router
 from samantha.telemetry.store import TelemetryStore
 

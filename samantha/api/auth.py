@@ -1,7 +1,7 @@
 """Operator authentication and authorisation for the local API and the web console.
 
 - A token (`Authorization: Bearer <token>`) maps to an operator and a role from the
-  trusted-operators file (`samantha/operators.py`); the console trades a token for a
+  trusted-operators file (`samantha/core/operators.py`); the console trades a token for a
   session cookie (HttpOnly, SameSite=Strict) with a per-session CSRF token.
 - `AuthMiddleware` guards every route, including routers other parts mount: GET/HEAD need
   viewer, anything else needs the role in `MUTATION_ROLES` (admin when no rule matches).
@@ -30,11 +30,11 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from samantha import metrics
-from samantha.clock import REAL_CLOCK, Clock
-from samantha.config import ApiConfig, SamanthaConfig
-from samantha.operators import OperatorsFile, Role, load_operators
-from samantha.ratelimit import SlidingWindowLimiter
+from samantha.api import metrics
+from samantha.core.clock import REAL_CLOCK, Clock
+from samantha.core.config import ApiConfig, SamanthaConfig
+from samantha.core.operators import OperatorsFile, Role, load_operators
+from samantha.kernel.ratelimit import SlidingWindowLimiter
 
 log = logging.getLogger("samantha.api.auth")
 
@@ -194,7 +194,7 @@ def local_token_path(config: SamanthaConfig) -> Path:
 
 def write_token_file(path: Path) -> str:
     """A fresh local token, readable by the owner only (written 0600 from the start)."""
-    from samantha.operators import new_token
+    from samantha.core.operators import new_token
 
     token = new_token()
     path.parent.mkdir(parents=True, exist_ok=True)

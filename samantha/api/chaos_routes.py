@@ -16,7 +16,7 @@ from samantha.chaos.catalog import catalog_table
 from samantha.chaos.experiment import parse_template
 from samantha.chaos.proposal import Proposal
 from samantha.chaos.service import ChaosBusy, ChaosService, leftovers
-from samantha.validated_yaml import DocumentError
+from samantha.core.validated_yaml import DocumentError
 
 
 def _err(status: int, code: str, reason: str, field: str | None = None, **extra: Any) -> JSONResponse:
@@ -153,7 +153,7 @@ def make_chaos_router(service: ChaosService) -> APIRouter:
     def _decide(aid: str, decision: dict[str, Any], verb: str) -> Any:
         if service.approvals is None:
             return _err(404, "no_approvals", "approvals are not enabled on this host")
-        from samantha.approvals import DecisionRefused
+        from samantha.chaos.approvals import DecisionRefused
 
         try:
             return service.approvals.decide(aid, decision, expect=verb)

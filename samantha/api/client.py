@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from samantha.config import SamanthaConfig
+from samantha.core.config import SamanthaConfig
 
 RUN_FILE = "daemon.json"  # under data_dir: pid and URL of the running daemon
 

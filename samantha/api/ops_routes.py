@@ -13,7 +13,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from samantha import metrics
+from samantha.api import metrics
 from samantha.api.auth import Principal, require
 
 Reader = Callable[[str, Any], Any]
@@ -39,7 +39,7 @@ def make_ops_router(read: Reader, *, cube: str = "") -> APIRouter:
     def dora(since: float | None = Query(None, description="epoch s; default 7 days before until"),
              until: float | None = Query(None, description="epoch s; default now"),
              _: Principal = Depends(require("viewer"))) -> Any:
-        from samantha.dora import local_dora
+        from samantha.reporting.dora import local_dora
 
         w = _window(since, until)
         return w if isinstance(w, JSONResponse) else local_dora(read, *w)
@@ -47,7 +47,7 @@ def make_ops_router(read: Reader, *, cube: str = "") -> APIRouter:
     @router.get("/v1/report.html")
     def report(since: float | None = Query(None), until: float | None = Query(None),
                _: Principal = Depends(require("viewer"))) -> Any:
-        from samantha.report import build, render
+        from samantha.reporting.report import build, render
 
         w = _window(since, until)
         return w if isinstance(w, JSONResponse) else HTMLResponse(render(build(read, *w, cube=cube)))

@@ -15,8 +15,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from samantha.cube.protocol import REQUEST_ID_PATTERN
-from samantha.sre.bundles import BundleRejected
-from samantha.sre.rollout import RolloutController, RolloutRefused
+from samantha.rollout.bundle_check import BundleRejected
+from samantha.rollout.controller import RolloutController, RolloutRefused
 
 MAX_BODY = 64 * 1024
 

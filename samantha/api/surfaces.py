@@ -11,7 +11,8 @@ import contextlib
 import logging
 from typing import Any
 
-from samantha import __version__, metrics
+from samantha import __version__
+from samantha.api import metrics
 from samantha.api.auth import AuthService, check_binding, install
 from samantha.api.ops_routes import make_ops_router
 

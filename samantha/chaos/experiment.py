@@ -1,7 +1,7 @@
 """Proposal -> Chaos Toolkit experiment document; templates (experiments/*.yaml); journal reading.
 
 Document shape:
-- steady-state hypothesis: one probe per gate (samantha.faults.probes.gate_ok), asking
+- steady-state hypothesis: one probe per gate (samantha.chaos.providers.probes.gate_ok), asking
   Samantha's gates over her local API, checked continuously during the method;
 - method: [enable_shadow] + inject(the catalog fault) [+ await_restart] + hold;
 - rollbacks: revert_experiment, always present (and run with strategy `always`).
@@ -16,11 +16,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from samantha.chaos.catalog import NETWORK_KINDS, Fault, FaultBase, Target
 from samantha.chaos.proposal import Proposal
+from samantha.core.validated_yaml import load_model, load_model_file
 from samantha.gates.spec import Gate, GateBase
-from samantha.validated_yaml import load_model, load_model_file
 
-PROBES = "samantha.faults.probes"
-ACTIONS = "samantha.faults.actions"
+PROBES = "samantha.chaos.providers.probes"
+ACTIONS = "samantha.chaos.providers.actions"
 BASELINE_S = 3.0  # shadow traffic on the standby before its fault: the findings' baseline
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from samantha.chaos.db import ChaosTables
-from samantha.clock import REAL_CLOCK, Clock
+from samantha.core.clock import REAL_CLOCK, Clock
 
 OPEN_STATES = ("intent", "active", "revert_failed")
 SCHEMA = """

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from samantha.signing import canonical_json, sha256_hex
+from samantha.core.signing import canonical_json, sha256_hex
 
 Source = Literal["planner", "llm", "template", "operator", "test"]
 

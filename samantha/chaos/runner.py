@@ -40,7 +40,7 @@ def run(experiment: dict[str, Any], frequency_s: float) -> dict[str, Any]:
     from chaoslib.run import RunEventHandler
     from chaoslib.types import Schedule, Strategy
 
-    from samantha.faults import actions
+    from samantha.chaos.providers import actions
 
     class AbortOnDeviation(RunEventHandler):  # type: ignore[misc]
         def continuous_hypothesis_iteration(self, iteration_index: int, state: Any) -> None:

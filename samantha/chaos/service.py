@@ -29,7 +29,21 @@ from samantha.chaos import planner
 from samantha.chaos.catalog import KINDS, TARGETS, parse_fault
 from samantha.chaos.experiment import ExperimentTemplate, build_document, summarize_journal
 from samantha.chaos.ledger import Ledger
-from samantha.chaos.preflight import (
+from samantha.chaos.proposal import Proposal
+from samantha.chaos.providers.revert import is_stopped, revert, stressors
+from samantha.chaos.records import ChaosRecords
+from samantha.core.clock import REAL_CLOCK, Clock
+from samantha.core.config import SamanthaConfig
+from samantha.core.signing import sha256_hex
+from samantha.cube.client import CubeClient
+from samantha.cube.protocol import CubeState
+from samantha.cube.proxy_client import ProxyClient
+from samantha.gates.engine import GateEngine
+from samantha.gates.registry import GATE_ADAPTER, GateRegistry
+from samantha.gates.spec import GateBase
+from samantha.gates.verdict import Verdict
+from samantha.kernel.policy import CubeSnapshot, SlotState
+from samantha.kernel.preflight import (
     GateStatus,
     HostSnapshot,
     PreflightInput,
@@ -37,20 +51,6 @@ from samantha.chaos.preflight import (
     check,
     may_run_approved,
 )
-from samantha.chaos.proposal import Proposal
-from samantha.chaos.records import ChaosRecords
-from samantha.clock import REAL_CLOCK, Clock
-from samantha.config import SamanthaConfig
-from samantha.cube.client import CubeClient
-from samantha.cube.protocol import CubeState
-from samantha.faults.revert import is_stopped, revert, stressors
-from samantha.gates.engine import GateEngine
-from samantha.gates.registry import GATE_ADAPTER, GateRegistry
-from samantha.gates.spec import GateBase
-from samantha.gates.verdict import Verdict
-from samantha.policy import CubeSnapshot, SlotState
-from samantha.proxy.client import ProxyClient
-from samantha.signing import sha256_hex
 from samantha.telemetry.store import TelemetryStore
 
 log = logging.getLogger(__name__)
@@ -97,7 +97,7 @@ class ChaosService:
         self.engine = GateEngine(store, clock)
         self._eval_lock = threading.Lock()
         self._run_lock = threading.Lock()
-        self.approvals: Any = None  # set by attach_approvals (samantha.approvals)
+        self.approvals: Any = None  # set by attach_approvals (samantha.chaos.approvals)
         self.last_recovery: dict[str, Any] = {}
 
     def close(self) -> None:
@@ -394,7 +394,7 @@ class ChaosService:
                                                           "input_noise", "sigstop", "cpu_burn", "memory_hog",
                                                           "disk_pressure")) -> dict[str, Any]:
         """Exercise each revert path once on the standby/host with a minimal fault, and verify it is gone."""
-        from samantha.faults import actions
+        from samantha.chaos.providers import actions
 
         eid = "selftest-" + uuid.uuid4().hex[:8]
         conf = self._configuration(eid, self.journals / f"{eid}.probes.jsonl")

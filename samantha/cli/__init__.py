@@ -27,7 +27,7 @@ def version() -> None:
 def demo(config: Path | None = ConfigOption,
          fast: bool = typer.Option(False, "--fast", help="shorter acts, for tests")) -> None:
     """Run the main job on the embedded twin and tell the story live."""
-    from samantha.demo import run_demo
+    from samantha.harness.demo import run_demo
 
     raise typer.Exit(run_demo(get_config(config), fast=fast))
 

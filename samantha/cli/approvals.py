@@ -55,8 +55,8 @@ def show(approval_id: str, config: Path | None = ConfigOption, as_json: bool = J
 
 def _decide(verb: str, approval_id: str, key_path: Path, operator: str, reason: str, ttl_s: float,
             config: Path | None, as_json: bool) -> None:
-    from samantha.approvals import make_decision
-    from samantha.signing import KeyPair, SignatureError
+    from samantha.chaos.approvals import make_decision
+    from samantha.core.signing import KeyPair, SignatureError
 
     cfg = get_config(config)
     try:

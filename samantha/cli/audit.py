@@ -7,9 +7,9 @@ from pathlib import Path
 import duckdb
 import typer
 
-from samantha.audit import DuckDBAuditStore, JsonlAuditStore, verify_store
 from samantha.cli.common import ConfigOption, JsonOption, bad_input, console, get_config, print_json
-from samantha.signing import PublicKey, SignatureError
+from samantha.core.audit import DuckDBAuditStore, JsonlAuditStore, verify_store
+from samantha.core.signing import PublicKey, SignatureError
 
 app = typer.Typer(no_args_is_help=True, help="The signed, hash-chained decision log.")
 

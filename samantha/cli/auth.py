@@ -21,8 +21,8 @@ def add(name: str = typer.Argument(..., help="operator name (letters, digits, . 
     """Add (or re-issue) an operator and print their new token once; only its sha256 is stored."""
     from pydantic import ValidationError
 
-    from samantha.operators import add_operator
-    from samantha.validated_yaml import DocumentError
+    from samantha.core.operators import add_operator
+    from samantha.core.validated_yaml import DocumentError
 
     cfg = get_config(config)
     if role not in ("viewer", "approver", "admin"):
@@ -47,8 +47,8 @@ def add(name: str = typer.Argument(..., help="operator name (letters, digits, . 
 @app.command("list")
 def list_cmd(config: Path | None = ConfigOption, as_json: bool = JsonOption) -> None:
     """Operators, their roles, and whether they have a token and a signing key."""
-    from samantha.operators import load_operators
-    from samantha.validated_yaml import DocumentError
+    from samantha.core.operators import load_operators
+    from samantha.core.validated_yaml import DocumentError
 
     cfg = get_config(config)
     path = cfg.resolve(cfg.api.operators_file)

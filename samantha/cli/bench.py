@@ -22,7 +22,7 @@ def judge(as_json: bool = JsonOption,
           quick: bool = typer.Option(False, "--quick", help="fewer rollouts and a smaller store, for tests"),
           seed: int = typer.Option(7, help="random seed (runs are reproducible)")) -> None:
     """A/A false aborts, detection rate and time per degradation, and 100-gate evaluation latency."""
-    from samantha.gates.judge_bench import run_judge_bench
+    from samantha.harness.bench.judge import run_judge_bench
 
     result = run_judge_bench(quick=quick, seed=seed, progress=not as_json)
     _emit(result, as_json)
@@ -35,7 +35,7 @@ def mitigate(as_json: bool = JsonOption,
              fault_free_minutes: float = typer.Option(30.0, min=0, help="minutes of fault-free traffic to judge")) -> None:
     """Hard-fault time to mitigate, soft-fault time to detect, false actions: real scenario runs."""
     from samantha.cli.common import err_console
-    from samantha.twin.mitigate_bench import run_mitigate_bench
+    from samantha.harness.bench.mitigate import run_mitigate_bench
 
     result = run_mitigate_bench(repeats=repeats, quick=quick, fault_free_minutes=fault_free_minutes,
                                 log=lambda m: err_console.print(m, highlight=False))
@@ -50,7 +50,7 @@ def chaos(as_json: bool = JsonOption,
           quick: bool = typer.Option(False, "--quick", help="pre-flight only (no twin)"),
           seed: int = typer.Option(7)) -> None:
     """Chaos: verdict counts and pre-flight violations, leftovers after SIGKILL, gate breach -> fault reverted."""
-    from samantha.chaos.bench import run_chaos_bench
+    from samantha.harness.bench.chaos import run_chaos_bench
 
     def progress(msg: str) -> None:
         if not as_json:
@@ -74,7 +74,7 @@ def offline(as_json: bool = JsonOption,
     records lost, duplicates at the hub, catch-up speed, safe-mode entry."""
     from rich.progress import Progress
 
-    from samantha.uplink.bench import run_offline_bench
+    from samantha.harness.bench.offline import run_offline_bench
 
     kw = dict(days=days, rps=rps, budget_mb=budget_mb, full_rate_hours=full_rate_hours,
               tail_full_hours=tail_full_hours)

@@ -10,17 +10,17 @@ import typer
 from pydantic import ValidationError
 
 from samantha.cli.common import ConfigOption, JsonOption, console, failure, get_config, print_json
-from samantha.signing import KeyPair, SignatureError
-from samantha.twin.bundle import (
+from samantha.core.signing import KeyPair, SignatureError
+from samantha.core.validated_yaml import DocumentError, load_model, load_model_file
+from samantha.cube.bundle import (
     BundleError,
-    build_bundle,
     load_trusted_keys,
     sign_bundle,
     trust_key,
     verify_bundle,
 )
-from samantha.twin.fault_profile import FaultProfile
-from samantha.validated_yaml import DocumentError, load_model, load_model_file
+from samantha.cube.fault_profile import FaultProfile
+from samantha.twin.toy_bundle import build_bundle
 
 app = typer.Typer(no_args_is_help=True, help="Signed model bundles for the Cube's slots.")
 keys_app = typer.Typer(no_args_is_help=True, help="ed25519 signing keys for bundles.")
@@ -126,7 +126,7 @@ def new_operator(name: str = typer.Argument(..., help="the operator's name"),
     """Create an operator key for signing approval decisions, and (by default) trust it on this Cube."""
     import time
 
-    from samantha.operators import add_operator
+    from samantha.core.operators import add_operator
 
     if role not in ("approver", "admin", "viewer"):
         from samantha.cli.common import bad_input

@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 
 from samantha.cli.common import ConfigOption, JsonOption, bad_input, console, failure, get_config, print_json
-from samantha.config import SamanthaConfig
+from samantha.core.config import SamanthaConfig
 
 app = typer.Typer(no_args_is_help=True, help="Chaos experiments: plan, pre-flight, run, findings.")
 
@@ -49,7 +49,7 @@ def call(config: SamanthaConfig, method: str, path: str, *, timeout: float = 30.
 def validate(file: Path, as_json: bool = JsonOption) -> None:
     """Check an experiment template: every problem with file:line:column, field and reason."""
     from samantha.chaos.experiment import load_template
-    from samantha.validated_yaml import DocumentError
+    from samantha.core.validated_yaml import DocumentError
 
     try:
         t = load_template(file)

@@ -11,8 +11,8 @@ import typer
 from pydantic import BaseModel
 from rich.console import Console
 
-from samantha.config import SamanthaConfig, load_config
-from samantha.validated_yaml import DocumentError
+from samantha.core.config import SamanthaConfig, load_config
+from samantha.core.validated_yaml import DocumentError
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from samantha.cli.common import ConfigOption, JsonOption, console, get_config, print_json
-from samantha.config import SamanthaConfig
+from samantha.core.config import SamanthaConfig
 
 app = typer.Typer(no_args_is_help=True, help="Inspect and check samantha.yaml.")
 

@@ -31,8 +31,8 @@ def _call(fn):  # noqa: ANN001, ANN202
 
 def run(config: Path | None = ConfigOption) -> None:
     """Run the daemon in the foreground (API, ingest, gates, steady-state graph); SIGTERM/Ctrl-C stop it."""
-    from samantha.daemon import run as run_daemon
-    from samantha.validated_yaml import DocumentError
+    from samantha.core.validated_yaml import DocumentError
+    from samantha.daemon.daemon import run as run_daemon
 
     cfg = get_config(config)
     try:

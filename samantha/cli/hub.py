@@ -20,7 +20,7 @@ KeyOption = typer.Option(..., "--key", help="private key file (create one with `
 
 
 def _key(path: Path) -> Any:
-    from samantha.signing import KeyPair, SignatureError
+    from samantha.core.signing import KeyPair, SignatureError
 
     try:
         return KeyPair.load(path)
@@ -66,9 +66,9 @@ def publish(path: Path = typer.Argument(..., help="policy module body, YAML or J
     """Validate, sign (ed25519) and publish a policy module. Cubes verify it before applying."""
     from pydantic import ValidationError
 
+    from samantha.core.validated_yaml import DocumentError, parse_yaml, problems_from_validation
     from samantha.gates.spec import parse_duration
     from samantha.uplink.policy_module import PolicyModule, sign_module
-    from samantha.validated_yaml import DocumentError, parse_yaml, problems_from_validation
 
     try:
         body, marks = parse_yaml(path.read_text(), str(path))
@@ -172,7 +172,7 @@ def dora(data_dir: Path = typer.Option(..., "--data-dir", help="the hub's storag
     import duckdb
 
     from samantha.cli.reporting import parse_window, print_dora
-    from samantha.dora import hub_dora
+    from samantha.reporting.dora import hub_dora
 
     s, u = parse_window(since, until)
     if not (data_dir / "reported").is_dir():

@@ -9,7 +9,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from samantha.cli.common import ConfigOption, JsonOption, bad_input, console, failure, get_config, print_json
-from samantha.validated_yaml import DocumentError
+from samantha.core.validated_yaml import DocumentError
 
 app = typer.Typer(no_args_is_help=True, help="The local LLM: model status and the triage check.")
 

@@ -38,7 +38,7 @@ def serve(config: Path | None = ConfigOption,
 @app.command("list")
 def list_proxies(config: Path | None = ConfigOption, url: str | None = UrlOption, json: bool = JsonOption) -> None:
     """List proxies and their toxics."""
-    from samantha.proxy.client import ProxyApiError, ProxyClient
+    from samantha.cube.proxy_client import ProxyApiError, ProxyClient
 
     base = url or get_config(config).proxy.url
     try:
@@ -64,7 +64,7 @@ def bench(json: bool = JsonOption,
           seconds: float = typer.Option(10.0, help="length of the interleaved direct/proxied phase"),
           toxic_seconds: float = typer.Option(5.0, help="length of the latency-toxic phase")) -> None:
     """Measure proxy overhead (p50, vs direct in the same run) and latency-toxic accuracy."""
-    from samantha.proxy.bench import run_bench
+    from samantha.harness.bench.proxy import run_bench
 
     if json:
         print_json(run_bench(rps=rps, seconds=seconds, toxic_seconds=toxic_seconds))

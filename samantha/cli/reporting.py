@@ -20,7 +20,7 @@ UntilOption = typer.Option(None, "--until", help="end (default: now); same forms
 
 
 def parse_window(since: str, until: str | None) -> tuple[float, float]:
-    from samantha.records_access import parse_when
+    from samantha.reporting.records_access import parse_when
 
     now = time.time()
     try:
@@ -53,8 +53,8 @@ def report(config: Path | None = ConfigOption, since: str = SinceOption, until: 
            html: Path = typer.Option(..., "--html", help="write the self-contained HTML report here"),
            as_json: bool = JsonOption) -> None:
     """Incidents with timelines and actions, rollouts step by step, chaos, approvals, drift SLOs, DORA."""
-    from samantha.records_access import LockedByDaemon, open_reader
-    from samantha.report import write_report
+    from samantha.reporting.records_access import LockedByDaemon, open_reader
+    from samantha.reporting.report import write_report
 
     cfg = get_config(config)
     s, u = parse_window(since, until)
@@ -86,8 +86,8 @@ def dora(config: Path | None = ConfigOption, since: str = SinceOption, until: st
     """Deployment frequency, lead time, change failure rate and MTTR from this Cube's records (or a fleet's)."""
     import json
 
-    from samantha.dora import fleet_dora, local_dora
-    from samantha.records_access import LockedByDaemon, open_reader
+    from samantha.reporting.dora import fleet_dora, local_dora
+    from samantha.reporting.records_access import LockedByDaemon, open_reader
 
     cfg = get_config(config)
     s, u = parse_window(since, until)
@@ -105,7 +105,7 @@ def dora(config: Path | None = ConfigOption, since: str = SinceOption, until: st
 
 
 def print_dora(out: dict) -> None:
-    from samantha.report import fmt_secs
+    from samantha.reporting.report import fmt_secs
 
     df, lt, cfr, mttr = (out["deployment_frequency"], out["lead_time"], out["change_failure_rate"], out["mttr"])
     console.print(f"[bold]DORA ({out['scope']})[/bold] over {out['window']['days']:.2f} days")

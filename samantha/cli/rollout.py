@@ -43,8 +43,8 @@ def _show(doc: dict[str, Any], as_json: bool) -> None:
     if as_json:
         print_json(doc)
         return
-    from samantha.sre.rollout_state import RolloutStatus
-    from samantha.sre.rollout_view import render
+    from samantha.rollout.record import RolloutStatus
+    from samantha.rollout.view import render
 
     console.print(render(RolloutStatus.model_validate(doc)))
 
@@ -68,8 +68,8 @@ def start(bundle: str = typer.Argument(..., help="bundle directory, or >= 8 hex 
 def _follow(base: str, quiet: bool, limit_s: float = 24 * 3600) -> dict[str, Any]:
     from rich.live import Live
 
-    from samantha.sre.rollout_state import RolloutStatus
-    from samantha.sre.rollout_view import render
+    from samantha.rollout.record import RolloutStatus
+    from samantha.rollout.view import render
 
     deadline = time.monotonic() + limit_s
     doc = _call("GET", f"{base}/v1/rollout/status")

@@ -83,7 +83,7 @@ def bench(quick: bool = typer.Option(False, "--quick", help="shorter run (< 60 s
     """Measure ingest, the DuckDB bulk ceiling, window queries and a cardinality attack."""
     from rich.console import Console
 
-    from samantha.telemetry.bench import run_bench
+    from samantha.harness.bench.telemetry import run_bench
 
     err = Console(stderr=True)
     with err.status("benchmarking the telemetry store") as status:

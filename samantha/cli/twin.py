@@ -76,8 +76,8 @@ def scenario_run(file: Path, config: Path | None = ConfigOption, as_json: bool =
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from samantha.cli.common import bad_input, err_console
+    from samantha.core.validated_yaml import DocumentError
     from samantha.twin.scenario import load_scenario, run_scenario
-    from samantha.validated_yaml import DocumentError
 
     try:
         sc = load_scenario(file)
@@ -101,7 +101,7 @@ def scenario_run(file: Path, config: Path | None = ConfigOption, as_json: bool =
 def bench(as_json: bool = JsonOption, step_s: float = typer.Option(3.0, help="seconds per rate step"),
           flips: int = typer.Option(10, help="flips to time under 200 rps")) -> None:
     """Router max rps (p99 < 50 ms, proxies in path) and flip time under load; one JSON object."""
-    from samantha.twin.bench import run_bench
+    from samantha.harness.bench.twin import run_bench
 
     out = run_bench(step_s=step_s, flips=flips)
     print_json(out) if as_json else console.print_json(data=out)

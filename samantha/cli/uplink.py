@@ -17,7 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from samantha.cli.common import ConfigOption, JsonOption, bad_input, console, failure, get_config, print_json
-from samantha.config import SamanthaConfig
+from samantha.core.config import SamanthaConfig
 
 app = typer.Typer(no_args_is_help=True, help="Store-and-forward to the hub, the signed policy module, safe mode.")
 

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from samantha.domain import Severity
+from samantha.core.domain import Severity
 
 
 class _Action(BaseModel):

@@ -13,7 +13,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from samantha.clock import REAL_CLOCK, Clock
+from samantha.core.clock import REAL_CLOCK, Clock
 from samantha.gates import evaluate as ev
 from samantha.gates.evaluate import EvalContext
 from samantha.gates.spec import (

@@ -25,8 +25,8 @@ from typing import Any
 import duckdb
 import pyarrow.parquet as pq
 
-from samantha.fsutil import atomic_write
-from samantha.signing import sha256_hex
+from samantha.core.fsutil import atomic_write
+from samantha.core.signing import sha256_hex
 
 CUBE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 BATCH_RE = re.compile(r"^([0-9a-f]{12})-(\d{10})$")

@@ -16,12 +16,12 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, Field
 
-from samantha.domain import ProbableCause, Record
+from samantha.core.domain import ProbableCause, Record
+from samantha.core.validated_yaml import load_model_file
 from samantha.llm.engine import LlmEngine
 from samantha.llm.schemas import DEFAULT_ACTIONS
 from samantha.llm.triage import TriageResult, triage, warm_prompt
 from samantha.llm.triage_input import TriageInput
-from samantha.validated_yaml import load_model_file
 
 FIXTURES_DIR = Path(__file__).resolve().parent / "fixtures"
 

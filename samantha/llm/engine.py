@@ -29,8 +29,8 @@ from typing import IO, Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from samantha.clock import REAL_CLOCK, Clock
-from samantha.config import LlmConfig, SamanthaConfig
+from samantha.core.clock import REAL_CLOCK, Clock
+from samantha.core.config import LlmConfig, SamanthaConfig
 from samantha.llm.model_file import ModelChoice, ModelUnavailable, model_sha256, resolve_model
 from samantha.llm.prompts import RenderedPrompt
 from samantha.llm.records import JsonlSink, LlmCallRecord, Outcome, Sink, deliver

@@ -1,4 +1,4 @@
-"""Versioned prompt templates (Jinja2), one file per task and version: `prompts/<task>.v<N>.j2`.
+"""Versioned prompt templates (Jinja2), one file per task and version: `prompt_templates/<task>.v<N>.j2`.
 
 A template defines two blocks, `system` and `user`. It sees two kinds of input:
 - `data`: the telemetry-derived part, already fenced and escaped by `quote_data`;
@@ -31,12 +31,11 @@ class PromptError(Exception):
 
 
 def shipped_prompts_dir() -> Path:
-    """`prompts/` at the repository root (installed wheels carry it as samantha/_prompts)."""
-    here = Path(__file__).resolve().parent.parent
-    for candidate in (here.parent / "prompts", here / "_prompts"):
-        if candidate.is_dir():
-            return candidate
-    raise PromptError(f"no prompts directory next to {here}")
+    """The templates shipped as package data, beside this module."""
+    here = Path(__file__).resolve().parent / "prompt_templates"
+    if not here.is_dir():
+        raise PromptError(f"no prompt templates directory at {here}")
+    return here
 
 
 @dataclass(frozen=True)

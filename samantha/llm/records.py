@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from samantha.domain import Record
+from samantha.core.domain import Record
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from samantha.domain import ProbableCause
+from samantha.core.domain import ProbableCause
 
 DEFAULT_ACTIONS: tuple[str, ...] = ("abort_rollout", "flip", "quarantine", "alert", "safe_mode",
                                     "hold_rollout", "none")

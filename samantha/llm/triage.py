@@ -17,7 +17,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from samantha.domain import ProbableCause
+from samantha.core.domain import ProbableCause
 from samantha.llm.engine import LlmEngine, LlmRequest
 from samantha.llm.prompts import PromptError, RenderedPrompt, load_template, render
 from samantha.llm.records import LlmCallRecord, Outcome

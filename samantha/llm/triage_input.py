@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from samantha.domain import Record, Severity, SlotRole
+from samantha.core.domain import Record, Severity, SlotRole
 
 VerdictKind = Literal["error_rate", "latency", "divergence", "drift", "resource", "availability", "policy", "other"]
 ChangeKind = Literal["deploy", "rollout_step", "flip", "config", "policy", "fault", "other"]

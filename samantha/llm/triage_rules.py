@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from samantha.domain import ProbableCause
+from samantha.core.domain import ProbableCause
 from samantha.llm.triage_input import TriageInput
 
 RECENT_DEPLOY_S = 900.0  # a deploy within this window makes the new bundle the first suspect

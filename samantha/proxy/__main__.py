@@ -13,7 +13,7 @@ import signal
 import sys
 from pathlib import Path
 
-from samantha.clock import REAL_CLOCK
+from samantha.core.clock import REAL_CLOCK
 from samantha.proxy.registry import Registry
 from samantha.proxy.server import ProxyRuntime, bind_control_socket, new_event_loop
 
@@ -30,8 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    from samantha.config import load_config
-    from samantha.validated_yaml import DocumentError
+    from samantha.core.config import load_config
+    from samantha.core.validated_yaml import DocumentError
 
     try:
         cfg = load_config(args.config).proxy

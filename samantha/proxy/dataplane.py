@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, cast
 
-from samantha.clock import Clock
+from samantha.core.clock import Clock
 from samantha.proxy.toxics import http_error_response
 
 if TYPE_CHECKING:

@@ -12,7 +12,7 @@ import ipaddress
 import logging
 from typing import Any
 
-from samantha.clock import Clock
+from samantha.core.clock import Clock
 from samantha.proxy.dataplane import Connection, start_listener
 from samantha.proxy.toxics import MAX_NAME, ToxicError, ToxicSpec, parse_toxic, update_toxic
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import uvicorn
 
-from samantha.clock import REAL_CLOCK, Clock
+from samantha.core.clock import REAL_CLOCK, Clock
 from samantha.proxy.http_api import build_app
 from samantha.proxy.registry import Registry
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import psutil
 
-from samantha.clock import REAL_CLOCK, Clock
+from samantha.core.clock import REAL_CLOCK, Clock
 from samantha.telemetry.store import TelemetryStore
 
 _SENSOR_LABEL_CHARS = 60

@@ -39,7 +39,7 @@ from typing import Any, Protocol
 import numpy as np
 import pyarrow as pa
 
-from samantha.clock import REAL_CLOCK, Clock
+from samantha.core.clock import REAL_CLOCK, Clock
 
 _BY_COLUMNS = ("slot", "bundle", "shadow")
 

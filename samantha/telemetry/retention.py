@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from samantha.transaction import transaction
+from samantha.core.transaction import transaction
 
 if TYPE_CHECKING:
     from samantha.telemetry.store import TelemetryStore

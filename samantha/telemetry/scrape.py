@@ -17,8 +17,8 @@ from typing import Any
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from samantha.clock import REAL_CLOCK, Clock
-from samantha.config import ScrapeTarget
+from samantha.core.clock import REAL_CLOCK, Clock
+from samantha.core.config import ScrapeTarget
 from samantha.telemetry.store import TelemetryStore
 from samantha.telemetry.validation import BAD_EXPOSITION, IngestResult, Reject
 

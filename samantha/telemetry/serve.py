@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
-from samantha.clock import REAL_CLOCK, Clock
+from samantha.core.clock import REAL_CLOCK, Clock
 from samantha.telemetry.ingest_http import make_ingest_router
 from samantha.telemetry.store import TelemetryStore
 

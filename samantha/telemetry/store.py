@@ -26,8 +26,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from samantha.clock import REAL_CLOCK, Clock
-from samantha.config import SamanthaConfig, StoreConfig
+from samantha.core.clock import REAL_CLOCK, Clock
+from samantha.core.config import SamanthaConfig, StoreConfig
+from samantha.core.transaction import transaction
 from samantha.telemetry import schema
 from samantha.telemetry.buffer import WriteBuffer
 from samantha.telemetry.cardinality import SeriesRegistry
@@ -49,7 +50,6 @@ from samantha.telemetry.validation import (
     float_column,
     is_sequence,
 )
-from samantha.transaction import transaction
 
 log = logging.getLogger(__name__)
 

@@ -20,6 +20,8 @@ import httpx
 import orjson
 from pydantic import BaseModel, ValidationError
 
+from samantha.core.signing import canonical_json
+from samantha.cube.bundle import BundleError, load_trusted_keys
 from samantha.cube.protocol import (
     CubeState,
     FlipRequest,
@@ -34,10 +36,9 @@ from samantha.cube.protocol import (
     Weights,
     WeightsRequest,
 )
-from samantha.signing import canonical_json
-from samantha.twin.bundle import BundleError, load_trusted_keys, verify_bundle
 from samantha.twin.http import Request, Response, Upstream, error_response, json_response
 from samantha.twin.router import Link, Router, RouteTable
+from samantha.twin.toy_bundle import verify_toy_bundle
 
 MAX_REMEMBERED = 10_000
 PERSISTED_REQUESTS = 1_000
@@ -221,7 +222,7 @@ class CubeControl:
         if self.safe_mode:
             raise Refused(409, "safe_mode", "the Cube is in safe mode: no loads until it is turned off")
         try:
-            vb = verify_bundle(self._resolve(req.bundle), load_trusted_keys(self.trusted_path))
+            vb = verify_toy_bundle(self._resolve(req.bundle), load_trusted_keys(self.trusted_path))
         except BundleError as e:
             raise Refused(422, e.kind, str(e), "bundle") from None
         if vb.bundle_id in self.quarantine:

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import psutil
 
-from samantha.config import SamanthaConfig
+from samantha.core.config import SamanthaConfig
 from samantha.twin.supervisor import TwinPaths
 
 

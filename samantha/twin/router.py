@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from samantha.domain import SlotRole
+from samantha.core.domain import SlotRole
 from samantha.twin.http import Request, Response, Upstream, UpstreamError, error_response, json_response
 from samantha.twin.telemetry_push import TelemetryPusher
 

@@ -23,14 +23,21 @@ from typing import Any, Literal
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from samantha.config import SamanthaConfig, TwinConfig
+from samantha.core.config import SamanthaConfig, TwinConfig
+from samantha.core.signing import KeyPair
+from samantha.core.validated_yaml import (
+    DocumentError,
+    Problem,
+    field_path,
+    load_model_file,
+    locate,
+    parse_yaml,
+)
 from samantha.cube.client import CubeClient
+from samantha.cube.fault_profile import FaultProfile
 from samantha.cube.protocol import CubeError
-from samantha.signing import KeyPair
 from samantha.twin import lifecycle
-from samantha.twin.bundle import build_bundle
-from samantha.twin.fault_profile import FaultProfile
-from samantha.validated_yaml import DocumentError, Problem, field_path, load_model_file, locate, parse_yaml
+from samantha.twin.toy_bundle import build_bundle
 
 SlotRef = Literal["active", "standby", "A", "B"]
 
@@ -159,7 +166,7 @@ def telemetry_server(data_dir: Path) -> Iterator[tuple[str, SamanthaConfig]]:
     data_dir.mkdir(parents=True, exist_ok=True)
     cfg_file = data_dir / "samantha.yaml"
     cfg_file.write_text(f"data_dir: {data_dir}\n")
-    from samantha.api.daemon_process import free_port
+    from samantha.harness.daemon_process import free_port
 
     port = free_port()
     log = open(data_dir / "telemetry-serve.log", "ab")  # noqa: SIM115 - handed to the child
@@ -243,7 +250,7 @@ class Runner:
                             delay_s=delay)
             detail = f"{m.label} {m.bundle_id[:12]} weight={d.weight} shadow={d.shadow} rollout={d.rollout}"
         elif ev.fault is not None:
-            from samantha.proxy.client import ProxyClient
+            from samantha.cube.proxy_client import ProxyClient
 
             f, slot = ev.fault, self._slot(ev.fault.slot)
             name = f.name or f"{f.toxic.type}_{self.n}"
@@ -255,7 +262,7 @@ class Runner:
             self._fault(f"toxic_{f.toxic.type}", at, f.slot, slot=slot, toxic=name, bundle_id=self._bundle_on(slot))
             detail = f"{f.toxic.type} on slot {slot} ({f.slot}) {f.toxic.attributes}"
         elif ev.remove_fault is not None:
-            from samantha.proxy.client import ProxyClient
+            from samantha.cube.proxy_client import ProxyClient
 
             slot = self._slot(ev.remove_fault.slot)
             with ProxyClient(f"http://{self.st['host']}:{self.st['ports']['proxy_api_port']}") as pc:
@@ -331,7 +338,7 @@ class Runner:
 
 
 def traffic_from_store(store_cfg: SamanthaConfig) -> dict[str, Any]:
-    from samantha.sre.measure import traffic_by_role
+    from samantha.harness.measure import traffic_by_role
     from samantha.telemetry.store import TelemetryStore
 
     with TelemetryStore.open(store_cfg) as store:
@@ -371,7 +378,7 @@ def _with_samantha(scenario: Scenario, tmp: Path, speed: float, progress: Callab
     its footprint (RSS, USS, CPU share over the timeline) goes into the report."""
     import yaml
 
-    from samantha.api.daemon_process import DaemonProcess, free_port, write_config
+    from samantha.harness.daemon_process import DaemonProcess, free_port, write_config
 
     port = free_port()
     cfg = _ephemeral_twin(tmp / "state", f"http://127.0.0.1:{port}/v1/ingest/requests", 0)

@@ -24,8 +24,8 @@ import orjson
 import psutil
 from pydantic import ValidationError
 
-from samantha.twin.bundle import BundleError, VerifiedBundle, load_trusted_keys, verify_bundle
-from samantha.twin.fault_profile import FaultProfile
+from samantha.cube.bundle import BundleError, VerifiedBundle, load_trusted_keys
+from samantha.cube.fault_profile import FaultProfile
 from samantha.twin.http import (
     HttpServer,
     Request,
@@ -36,6 +36,7 @@ from samantha.twin.http import (
     write_port_file,
 )
 from samantha.twin.model import N_FEATURES, SensorModel
+from samantha.twin.toy_bundle import bundle_model, verify_toy_bundle
 
 CRASH_EXIT = 70
 
@@ -67,12 +68,12 @@ class SlotServer:
 
     # -- bundle lifecycle --------------------------------------------------
     def _verify(self, path: str) -> VerifiedBundle:
-        return verify_bundle(path, load_trusted_keys(self.trusted_path))
+        return verify_toy_bundle(path, load_trusted_keys(self.trusted_path))
 
     async def load(self, path: str) -> dict:
         async with self._load_lock:
             vb = self._verify(path)
-            model = vb.model()
+            model = bundle_model(vb)
             for _ in range(8):  # warm caches before the first real request, as a serving runtime would
                 model.predict(np.zeros(N_FEATURES, dtype=np.float32))
             new = Generation(vb, model, vb.profile, time.time())

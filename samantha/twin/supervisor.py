@@ -23,9 +23,10 @@ from typing import Any
 
 import httpx
 
-from samantha.config import SamanthaConfig
-from samantha.signing import KeyPair
-from samantha.twin.bundle import BundleError, build_bundle, load_trusted_keys, trust_key, verify_bundle
+from samantha.core.config import SamanthaConfig
+from samantha.core.signing import KeyPair
+from samantha.cube.bundle import BundleError, load_trusted_keys, trust_key
+from samantha.twin.toy_bundle import build_bundle, verify_toy_bundle
 
 STATE_FILE = "twin.json"
 GOOD_BUNDLE = "sensor-mlp-1"
@@ -67,7 +68,7 @@ def prepare(config: SamanthaConfig) -> Path:
             trust_key(key, paths.trusted_keys)
     good = paths.bundles_dir / GOOD_BUNDLE
     try:
-        verify_bundle(good, load_trusted_keys(paths.trusted_keys))
+        verify_toy_bundle(good, load_trusted_keys(paths.trusted_keys))
     except BundleError:
         import shutil
 
@@ -164,7 +165,7 @@ class Supervisor:
             self.ports.update(json.loads(text))
 
     def _configure_proxies(self) -> None:
-        from samantha.proxy.client import ProxyClient
+        from samantha.cube.proxy_client import ProxyClient
 
         with ProxyClient(f"http://{self._addr('proxy_api_port')}") as c:  # populate: create or keep, idempotent
             infos = c.populate([{"name": f"slot-{s}", "listen": self._addr(f"proxy_{s}_port"),

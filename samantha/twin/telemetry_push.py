@@ -5,7 +5,7 @@ batch of JSON lines every `batch_ms`. While the ingest is down the buffer keeps
 the newest events up to `max_events` and counts what it had to drop.
 
 Input statistics go beside them, so input drift is visible: every `INPUT_GROUP` requests the mean
-of each input feature becomes one `input_feature_mean{feature="i"}` sample (`samantha.domain.Sample`)
+of each input feature becomes one `input_feature_mean{feature="i"}` sample (`samantha.core.domain.Sample`)
 posted to the ingest's `samples` table. Fixed-size groups keep the samples' spread independent of the
 request rate, so a change of load alone does not look like drift; one series per feature keeps
 cardinality small.

@@ -16,7 +16,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from samantha.dora import local_records
+from samantha.reporting.dora import local_records
 from samantha.uplink.outbox import Outbox
 
 ROLLOUT_SCHEMA = pa.schema([("ts", pa.float64()), ("record_key", pa.string()), ("rollout_id", pa.string()),

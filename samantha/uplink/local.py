@@ -9,12 +9,12 @@ import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
-from samantha.alerts import AlertManager
-from samantha.audit import AuditLog, DuckDBAuditStore
-from samantha.clock import REAL_CLOCK, Clock
-from samantha.config import SamanthaConfig
-from samantha.signing import KeyPair
+from samantha.core.audit import AuditLog, DuckDBAuditStore
+from samantha.core.clock import REAL_CLOCK, Clock
+from samantha.core.config import SamanthaConfig
+from samantha.core.signing import KeyPair
 from samantha.telemetry.store import TelemetryStore
+from samantha.uplink.alerts import AlertManager
 from samantha.uplink.service import UplinkService
 
 

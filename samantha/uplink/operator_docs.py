@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from samantha.signing import KeyPair, PublicKey, SignatureError, sign_document, verify_document
+from samantha.core.signing import KeyPair, PublicKey, SignatureError, sign_document, verify_document
 
 OVERRIDE_KIND = "samantha/safe-mode-override"
 DECISION_KIND = "samantha/approval-decision"

@@ -37,9 +37,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from samantha.clock import Clock
-from samantha.signing import sha256_hex
-from samantha.transaction import transaction
+from samantha.core.clock import Clock
+from samantha.core.signing import sha256_hex
+from samantha.core.transaction import transaction
 
 Klass = Literal["critical", "important", "bulk"]
 KIND_CLASS: dict[str, Klass] = {

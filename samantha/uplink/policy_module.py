@@ -24,11 +24,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from samantha.fsutil import atomic_write
-from samantha.gates.rollout_policy import RolloutPolicy
-from samantha.gates.spec import Gate
-from samantha.playbooks import Playbook
-from samantha.signing import (
+from samantha.core.fsutil import atomic_write
+from samantha.core.signing import (
     KeyPair,
     PublicKey,
     SignatureError,
@@ -37,6 +34,9 @@ from samantha.signing import (
     sign_document,
     verify_document,
 )
+from samantha.gates.rollout_policy import RolloutPolicy
+from samantha.gates.spec import Gate
+from samantha.playbooks.playbook import Playbook
 
 MODULE_KIND = "samantha/policy-module"
 MAX_CLOCK_SKEW_S = 300.0

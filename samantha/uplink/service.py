@@ -24,12 +24,12 @@ from typing import Any
 
 import httpx
 
-from samantha.clock import Clock
-from samantha.config import SamanthaConfig
-from samantha.fsutil import atomic_write
+from samantha.core.clock import Clock
+from samantha.core.config import SamanthaConfig
+from samantha.core.fsutil import atomic_write
+from samantha.core.signing import KeyPair, PublicKey, load_public_keys
 from samantha.gates.engine import GateEngine
 from samantha.gates.spec import StalenessGate
-from samantha.signing import KeyPair, PublicKey, load_public_keys
 from samantha.telemetry.store import SampleBatch, TelemetryStore
 from samantha.uplink.dora_facts import queue_dora_facts
 from samantha.uplink.operator_docs import DECISION_KIND, OVERRIDE_KIND, Checked, check_operator_doc

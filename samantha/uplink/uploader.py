@@ -21,8 +21,8 @@ from typing import Any
 
 import httpx
 
-from samantha.clock import Clock
-from samantha.signing import sha256_hex
+from samantha.core.clock import Clock
+from samantha.core.signing import sha256_hex
 from samantha.uplink.outbox import Outbox
 
 ProgressFn = Callable[[int, int, dict[str, Any]], None]  # (sent so far, total pending at start, batch)

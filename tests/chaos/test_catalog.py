@@ -14,7 +14,7 @@ from samantha.chaos.catalog import (
     intensity_params,
     parse_fault,
 )
-from samantha.chaos.oracle import BOUNDS
+from samantha.harness.chaos_oracle import BOUNDS
 
 
 def test_every_kind_has_a_profile_and_the_oracle_knows_it():

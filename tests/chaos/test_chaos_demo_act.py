@@ -3,7 +3,7 @@ import re
 import pytest
 from rich.console import Console
 
-from samantha.demo import DemoContext, chaos_act
+from samantha.harness.demo import DemoContext, chaos_act
 
 
 @pytest.mark.slow

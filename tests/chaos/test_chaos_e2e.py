@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from samantha.api.daemon_process import DaemonProcess
-from samantha.approvals import make_decision
+from samantha.chaos.approvals import make_decision
+from samantha.core.operators import add_operator
+from samantha.core.signing import KeyPair, sha256_hex
 from samantha.gates.engine import GateEngine
 from samantha.gates.registry import GATE_ADAPTER
 from samantha.gates.replay import Recording
-from samantha.operators import add_operator
-from samantha.signing import KeyPair, sha256_hex
+from samantha.harness.daemon_process import DaemonProcess
 from tests.chaos.kit import chaos_env, wait_for
 
 EXPERIMENTS = Path(__file__).parents[2] / "experiments"

@@ -13,9 +13,9 @@ import httpx
 import pytest
 
 from samantha.api.client import auth_headers
-from samantha.api.daemon_process import DaemonProcess
 from samantha.chaos.service import leftovers
-from samantha.operators import add_operator
+from samantha.core.operators import add_operator
+from samantha.harness.daemon_process import DaemonProcess
 from tests.sre.kit import twin_and_daemon, wait_for
 
 LATENCY = {"kind": "latency", "target": "standby", "params": {"latency_ms": 300, "duration_s": 60}}

@@ -7,16 +7,16 @@ from types import SimpleNamespace
 
 import pytest
 
-from samantha.approvals import ApprovalQueue, make_decision
 from samantha.chaos import planner
-from samantha.chaos.preflight import GateStatus, HostSnapshot, PreflightInput, check
+from samantha.chaos.approvals import ApprovalQueue, make_decision
 from samantha.chaos.proposal import Proposal
-from samantha.config import SamanthaConfig
+from samantha.core.config import SamanthaConfig
+from samantha.core.operators import add_operator
+from samantha.core.signing import KeyPair
+from samantha.kernel.policy import CubeSnapshot, SlotState
+from samantha.kernel.preflight import GateStatus, HostSnapshot, PreflightInput, check
 from samantha.llm.chaos_planning import ChaosAdvice
 from samantha.llm.chaos_planning import Proposal as LlmProposal
-from samantha.operators import add_operator
-from samantha.policy import CubeSnapshot, SlotState
-from samantha.signing import KeyPair
 
 
 def test_every_slot_path_gets_a_failure_and_a_latency_under_the_timeout():

@@ -9,8 +9,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from samantha.chaos.catalog import KINDS, PROTECTED_TARGETS
-from samantha.chaos.oracle import beyond_policy, random_input, random_proposal
-from samantha.chaos.preflight import (
+from samantha.chaos.proposal import Proposal
+from samantha.core.config import ChaosLimits
+from samantha.harness.chaos_oracle import beyond_policy, random_input, random_proposal
+from samantha.kernel.policy import CubeSnapshot, SlotState
+from samantha.kernel.preflight import (
     GateStatus,
     HostSnapshot,
     PreflightInput,
@@ -18,9 +21,6 @@ from samantha.chaos.preflight import (
     in_window,
     may_run_approved,
 )
-from samantha.chaos.proposal import Proposal
-from samantha.config import ChaosLimits
-from samantha.policy import CubeSnapshot, SlotState
 
 B = "b" * 64
 GOOD_CUBE = CubeSnapshot(active=SlotState(bundle="a" * 64, healthy=True, loaded=True, verified=True),

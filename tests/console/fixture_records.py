@@ -9,8 +9,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from samantha.sre import tables
-from samantha.sre.rollout_state import ROLLOUTS_DDL, RolloutRecord
+from samantha.loop import tables
+from samantha.rollout.record import ROLLOUTS_DDL, RolloutRecord
 
 T0 = 1_800_000_000.0
 SINCE, UNTIL = T0, T0 + 2 * 86400

@@ -8,9 +8,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from samantha.api.daemon_process import DaemonProcess, write_config
-from samantha.config import SamanthaConfig
-from samantha.operators import add_operator
+from samantha.core.config import SamanthaConfig
+from samantha.core.operators import add_operator
+from samantha.harness.daemon_process import DaemonProcess, write_config
 from tests.conftest import free_port
 from tests.console.fixture_records import build_store
 

@@ -18,9 +18,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from samantha.api.auth import BindRefused, check_binding, required_role
-from samantha.config import SamanthaConfig
-from samantha.operators import Role, add_operator, parse_operators
-from samantha.validated_yaml import DocumentError
+from samantha.core.config import SamanthaConfig
+from samantha.core.operators import Role, add_operator, parse_operators
+from samantha.core.validated_yaml import DocumentError
 from tests.conftest import free_port
 from tests.console.kit import console_daemon
 from tests.sre.kit import wait_for, write_config

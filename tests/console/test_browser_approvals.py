@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from samantha.api.client import auth_headers
-from samantha.operators import add_operator
+from samantha.core.operators import add_operator
 from tests.console.browser import ARTIFACTS, browser, login
 from tests.sre.kit import twin_and_daemon, wait_for
 

@@ -13,8 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from samantha.dora import RecoveryFact, RolloutFact, compute, fleet_dora, local_dora
-from samantha.records_access import open_reader, parse_when
+from samantha.reporting.dora import RecoveryFact, RolloutFact, compute, fleet_dora, local_dora
+from samantha.reporting.records_access import open_reader, parse_when
 from tests.console.fixture_records import EXPECTED, SINCE, T0, UNTIL, assert_subset, build_store
 
 
@@ -56,7 +56,7 @@ def test_dora_bad_window_is_bad_input(store: tuple[Path, Path]) -> None:
 def test_fleet_dora_over_parquet(tmp_path: Path, store: tuple[Path, Path]) -> None:
     db, _ = store
     with open_reader(db) as read:
-        from samantha.dora import local_records
+        from samantha.reporting.dora import local_records
 
         ro, rc = local_records(read)
         local = local_dora(read, SINCE, UNTIL)

@@ -85,7 +85,7 @@ def test_grafana_dashboard_queries_only_exported_series() -> None:
     import json
     import re
 
-    from samantha import metrics
+    from samantha.api import metrics
 
     dash = json.loads((Path(__file__).resolve().parents[2] / "packaging/grafana/samantha.json").read_text())
     exprs = [t["expr"] for p in dash["panels"] for t in p.get("targets", [])]

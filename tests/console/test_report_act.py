@@ -9,14 +9,14 @@ import duckdb
 import pytest
 from rich.console import Console
 
-from samantha.demo import ACTS, DemoContext, report_act
-from samantha.sre import tables
+from samantha.harness.demo import ACTS, DemoContext, report_act
+from samantha.loop import tables
 from tests.console.fixture_records import T0, build_store
 
 
 @pytest.mark.timeout(120)
 def test_report_act_writes_the_report_and_prints_its_path(config, tmp_path: Path) -> None:
-    assert ACTS[-1] == "samantha.demo.report_act"
+    assert ACTS[-1] == "samantha.harness.demo.report_act"
     (tmp_path / "sre" / "state").mkdir(parents=True)
     build_store(tmp_path / "sre" / "state" / "telemetry.duckdb", tmp_path / "bundles")
     # the fixture is dated in the future; the act reports the last 24 h, so move it to now

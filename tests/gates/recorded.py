@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
-from samantha.clock import SimClock
-from samantha.config import StoreConfig
-from samantha.gates.traffic_model import TWIN_RECORDING  # noqa: E402  (recorded twin telemetry, Parquet)
+from samantha.core.clock import SimClock
+from samantha.core.config import StoreConfig
+from samantha.harness.traffic_model import TWIN_RECORDING  # noqa: E402  (recorded twin telemetry, Parquet)
 from samantha.telemetry.store import SampleBatch, TelemetryStore
 
 

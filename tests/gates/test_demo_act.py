@@ -7,15 +7,15 @@ import io
 import pytest
 from rich.console import Console
 
-from samantha.config import SamanthaConfig
-from samantha.demo import ACTS, DemoContext
+from samantha.core.config import SamanthaConfig
+from samantha.harness.demo import ACTS, DemoContext
 
 
 @pytest.mark.timeout(120)
 def test_gates_act(tmp_path):
-    from samantha.demo import gates_act
+    from samantha.harness.demo import gates_act
 
-    assert "samantha.demo.gates_act" in ACTS
+    assert "samantha.harness.demo.gates_act" in ACTS
     out = io.StringIO()
     ctx = DemoContext(config=SamanthaConfig(data_dir=str(tmp_path)), console=Console(file=out, width=120),
                       workdir=tmp_path, fast=True)

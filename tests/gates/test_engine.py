@@ -7,7 +7,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from samantha.clock import SimClock
+from samantha.core.clock import SimClock
 from samantha.gates.engine import GateEngine, plan
 from samantha.gates.evaluate import EvalContext
 from samantha.gates.registry import GATE_ADAPTER

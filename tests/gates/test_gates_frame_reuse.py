@@ -40,7 +40,7 @@ def test_an_extended_frame_is_no_longer_current_and_the_new_one_is():
 
 def test_engine_handles_windows_shorter_than_its_refetch_margin():
     """A 1 s window starts after the engine's refetch cut; it must be fetched afresh, not spliced."""
-    from samantha.clock import SimClock
+    from samantha.core.clock import SimClock
     from samantha.gates.engine import GateEngine
 
     r = Reader()

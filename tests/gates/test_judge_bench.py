@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from samantha.gates.judge_bench import CASES, tail_stretch
-from samantha.gates.traffic_model import KNOTS, TrafficModel
+from samantha.harness.bench.judge import CASES, tail_stretch
+from samantha.harness.traffic_model import KNOTS, TrafficModel
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -7,9 +7,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from samantha.core.validated_yaml import DocumentError, load_model
 from samantha.gates.registry import GATE_ADAPTER, GateRegistry, Provenance, builtin_gates
 from samantha.gates.spec import GATE_KINDS, DriftGate, min_samples, parse_duration
-from samantha.validated_yaml import DocumentError, load_model
 
 
 @pytest.mark.parametrize("text,seconds", [("250ms", 0.25), ("30s", 30), ("5m", 300), ("1h", 3600), ("2d", 172800),

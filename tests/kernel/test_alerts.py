@@ -10,8 +10,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import duckdb
 import pytest
 
-from samantha.alerts import ZERO_TIME, AlertManager, dedup_key
-from samantha.config import AlertsConfig
+from samantha.core.config import AlertsConfig
+from samantha.uplink.alerts import ZERO_TIME, AlertManager, dedup_key
 
 
 class Receiver:

@@ -12,7 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from samantha.audit import (
+from samantha.cli import app
+from samantha.core.audit import (
     GENESIS,
     AuditLog,
     DuckDBAuditStore,
@@ -22,9 +23,8 @@ from samantha.audit import (
     verify,
     verify_store,
 )
-from samantha.cli import app
-from samantha.clock import SimClock
-from samantha.signing import KeyPair, sign_document
+from samantha.core.clock import SimClock
+from samantha.core.signing import KeyPair, sign_document
 
 KEY = KeyPair.generate()
 OTHER = KeyPair.generate()

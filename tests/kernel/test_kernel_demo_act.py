@@ -1,7 +1,7 @@
 import pytest
 from rich.console import Console
 
-from samantha.demo import DemoContext, kernel_act
+from samantha.harness.demo import DemoContext, kernel_act
 
 
 @pytest.mark.timeout(60)

@@ -7,9 +7,9 @@ is wrong (not only one that crashes) fails them.
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from samantha.config import PolicyConfig
-from samantha.domain import ActionKind
-from samantha.policy import (
+from samantha.core.config import PolicyConfig
+from samantha.core.domain import ActionKind
+from samantha.kernel.policy import (
     REQUESTER_SCOPES,
     SCOPE_ALLOWS,
     ActionRecord,

@@ -2,8 +2,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from samantha.clock import SimClock
-from samantha.ratelimit import SlidingWindowLimiter, allows, count_in_window, retry_after
+from samantha.core.clock import SimClock
+from samantha.kernel.ratelimit import SlidingWindowLimiter, allows, count_in_window, retry_after
 
 
 def test_window_is_half_open_and_counts_the_future():

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from samantha.config import LlmConfig
+from samantha.core.config import LlmConfig
 from samantha.llm.engine import LlmEngine
 from samantha.llm.records import LlmCallRecord
 

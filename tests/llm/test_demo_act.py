@@ -7,8 +7,8 @@ import io
 import pytest
 from rich.console import Console
 
-from samantha.config import SamanthaConfig
-from samantha.demo import DemoContext, llm_act
+from samantha.core.config import SamanthaConfig
+from samantha.harness.demo import DemoContext, llm_act
 
 pytestmark = [pytest.mark.llm, pytest.mark.slow, pytest.mark.timeout(240)]
 

@@ -7,8 +7,8 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
-from samantha.config import LlmConfig
-from samantha.domain import ProbableCause
+from samantha.core.config import LlmConfig
+from samantha.core.domain import ProbableCause
 from samantha.llm.engine import LlmReply
 from samantha.llm.records import LlmCallRecord
 from samantha.llm.triage import TriageAnswer, triage

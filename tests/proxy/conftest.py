@@ -10,8 +10,8 @@ import pytest
 import toxiproxy.api
 from toxiproxy import Toxiproxy
 
+from samantha.cube.proxy_client import ProxyClient
 from samantha.proxy import ProxyServerHandle, start_proxy_server
-from samantha.proxy.client import ProxyClient
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import requests
 
-from samantha.proxy.client import AlreadyExists, InvalidRequest, NotFound
+from samantha.cube.proxy_client import AlreadyExists, InvalidRequest, NotFound
 
 pytestmark = pytest.mark.timeout(60)
 

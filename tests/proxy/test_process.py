@@ -10,8 +10,8 @@ import sys
 
 import pytest
 
-from samantha.proxy.client import ProxyClient
-from samantha.proxy.process import spawn_echo_upstream, spawn_proxy
+from samantha.cube.proxy_client import ProxyClient
+from samantha.harness.proxy_process import spawn_echo_upstream, spawn_proxy
 from tests.proxy.rawhttp import exchange, get
 
 

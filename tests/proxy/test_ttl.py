@@ -9,7 +9,7 @@ import pytest
 import requests
 from toxiproxy import Toxiproxy
 
-from samantha.clock import SimClock
+from samantha.core.clock import SimClock
 from samantha.proxy.registry import Registry
 from tests.proxy.rawhttp import exchange, get
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from samantha.clock import SimClock
+from samantha.core.clock import SimClock
 from samantha.cube.protocol import CubeError, CubeState, MutationResult, QuarantineEntry, SlotState, Weights
 from samantha.gates.rollout_policy import StepVerdict
 from samantha.gates.verdict import Status
-from samantha.sre.bundles import BundleInfo, BundleRejected
+from samantha.rollout.bundle_check import BundleInfo, BundleRejected
 
 OLD, NEW = "a" * 64, "b" * 64
 

@@ -13,8 +13,8 @@ import duckdb
 import httpx
 import yaml
 
-from samantha.api.daemon_process import DaemonProcess, write_config
 from samantha.gates.rollout_policy import RolloutPolicy
+from samantha.harness.daemon_process import DaemonProcess, write_config
 from tests.sre.kit import sre_config
 from tests.twin.twinkit import Twin, start_twin
 

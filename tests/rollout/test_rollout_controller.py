@@ -9,15 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from samantha.clock import SimClock
-from samantha.config import PolicyConfig
+from samantha.core.clock import SimClock
+from samantha.core.config import PolicyConfig
 from samantha.cube.protocol import CubeError
 from samantha.gates.rollout_policy import RolloutPolicy
-from samantha.policy import ActionRecord
-from samantha.sre.action_log import DuckActionLog, MemoryActionLog
-from samantha.sre.bundles import BundleInfo, BundleRejected
-from samantha.sre.rollout import RolloutController, RolloutRefused
-from samantha.sre.rollout_state import DuckRolloutStore, MemoryRolloutStore
+from samantha.kernel.policy import ActionRecord
+from samantha.loop.action_log import DuckActionLog, MemoryActionLog
+from samantha.rollout.bundle_check import BundleInfo, BundleRejected
+from samantha.rollout.controller import RolloutController, RolloutRefused
+from samantha.rollout.record import DuckRolloutStore, MemoryRolloutStore
 from samantha.telemetry.store import TelemetryStore
 from tests.rollout.fakes import NEW, OLD, Crash, FakeCube, ScriptedJudge, verifier
 

@@ -31,7 +31,7 @@ def test_detection_mitigation_and_actions_come_from_the_store() -> None:
 def test_corrective_action_outside_a_fault_window_counts_as_false() -> None:
     import duckdb  # pure logic of the window rule, on DuckDB SQL like the store
 
-    from samantha.sre.measure import measure
+    from samantha.harness.measure import measure
 
     con = duckdb.connect()
     con.execute("CREATE TABLE requests (ts DOUBLE, slot VARCHAR, bundle VARCHAR, latency_ms DOUBLE, ok BOOLEAN, "

@@ -7,14 +7,14 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from samantha.config import SamanthaConfig
-from samantha.demo import ACTS, DemoContext, story_act
+from samantha.core.config import SamanthaConfig
+from samantha.harness.demo import ACTS, DemoContext, story_act
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(240)
 def test_story_act_fast(tmp_path: Path) -> None:
-    assert "samantha.demo.story_act" in ACTS
+    assert "samantha.harness.demo.story_act" in ACTS
     console = Console(record=True, width=160)
     cfg = SamanthaConfig(data_dir=str(tmp_path), llm={"enabled": False})  # rules triage: no model load in CI
     ctx = DemoContext(config=cfg, console=console, workdir=tmp_path, fast=True)

@@ -8,8 +8,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from samantha.api.daemon_process import DaemonProcess, write_config
-from samantha.config import SamanthaConfig
+from samantha.core.config import SamanthaConfig
+from samantha.harness.daemon_process import DaemonProcess, write_config
 from tests.conftest import free_port
 from tests.twin.twinkit import EPHEMERAL, Twin, start_twin
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from samantha.api.daemon_process import DaemonProcess
-from samantha.sre.crashpoint import ENV
+from samantha.core.crashpoint import ENV
+from samantha.harness.daemon_process import DaemonProcess
 from tests.sre.kit import flips, load_and_flip, twin_and_daemon, wait_for
 
 

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from samantha.api.client import auth_headers
-from samantha.api.daemon_process import DaemonProcess, write_config
+from samantha.harness.daemon_process import DaemonProcess, write_config
 from tests.conftest import free_port
 from tests.sre.kit import sre_config, wait_for
 

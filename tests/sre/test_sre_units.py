@@ -9,15 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from samantha.clock import SimClock
-from samantha.config import SamanthaConfig
+from samantha.core.clock import SimClock
+from samantha.core.config import SamanthaConfig
 from samantha.cube.protocol import CubeState, QuarantineEntry, SlotState, Weights
-from samantha.sd_notify import Notifier, watchdog_interval_s
-from samantha.sre import effects, tables
-from samantha.sre.graph import after_decide
-from samantha.sre.incidents import IncidentBook
-from samantha.sre.ledger import ActionLedger
-from samantha.sre.triage import Triager, rule_triage
+from samantha.daemon.sd_notify import Notifier, watchdog_interval_s
+from samantha.loop import effects, tables
+from samantha.loop.graph import after_decide
+from samantha.loop.incidents import IncidentBook
+from samantha.loop.ledger import ActionLedger
+from samantha.loop.triage import Triager, rule_triage
 from samantha.telemetry.store import TelemetryStore
 
 A, B = "a" * 64, "b" * 64

@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from samantha.clock import REAL_CLOCK
-from samantha.config import SamanthaConfig
+from samantha.core.clock import REAL_CLOCK
+from samantha.core.config import SamanthaConfig
 from samantha.telemetry import TelemetryStore
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from samantha.config import SamanthaConfig, StoreConfig
+from samantha.core.config import SamanthaConfig, StoreConfig
 from samantha.telemetry import TelemetryStore
 from samantha.telemetry.cardinality import OVERFLOW_KEY, SeriesRegistry
 

@@ -10,13 +10,13 @@ import time
 
 import pytest
 
-from samantha.config import SamanthaConfig
+from samantha.core.config import SamanthaConfig
 from samantha.telemetry import TelemetryStore
 
 CHILD = r"""
 import sys, time
 import numpy as np
-from samantha.config import SamanthaConfig
+from samantha.core.config import SamanthaConfig
 from samantha.telemetry import SampleBatch, TelemetryStore
 
 store = TelemetryStore.open(SamanthaConfig(data_dir=sys.argv[1]))

@@ -13,7 +13,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from samantha.config import SamanthaConfig
+from samantha.core.config import SamanthaConfig
 from samantha.telemetry import TelemetryStore
 from samantha.telemetry.ingest_http import make_ingest_router
 from tests.conftest import free_port

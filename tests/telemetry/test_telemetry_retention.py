@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from samantha.config import SamanthaConfig, StoreConfig
+from samantha.core.config import SamanthaConfig, StoreConfig
 from samantha.telemetry import SampleBatch, TelemetryStore
 
 

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
-from samantha.clock import SimClock
-from samantha.config import ScrapeTarget
+from samantha.core.clock import SimClock
+from samantha.core.config import ScrapeTarget
 from samantha.telemetry import TelemetryStore
 from samantha.telemetry import queries as q
 from samantha.telemetry.host import HostCollector

@@ -8,9 +8,9 @@ import time
 import numpy as np
 import pytest
 
-from samantha.clock import REAL_CLOCK
-from samantha.config import SamanthaConfig, StoreConfig
-from samantha.domain import Event, RequestEvent, Sample
+from samantha.core.clock import REAL_CLOCK
+from samantha.core.config import SamanthaConfig, StoreConfig
+from samantha.core.domain import Event, RequestEvent, Sample
 from samantha.telemetry import SampleBatch, TelemetryStore
 from samantha.telemetry import queries as q
 

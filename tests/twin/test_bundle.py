@@ -10,17 +10,17 @@ from pathlib import Path
 
 import pytest
 
-from samantha.clock import SimClock
-from samantha.signing import KeyPair
-from samantha.twin.bundle import (
+from samantha.core.clock import SimClock
+from samantha.core.signing import KeyPair
+from samantha.cube.bundle import (
     BundleError,
-    build_bundle,
     load_trusted_keys,
     sign_bundle,
     trust_key,
     verify_bundle,
 )
-from samantha.twin.fault_profile import FaultProfile
+from samantha.cube.fault_profile import FaultProfile
+from samantha.twin.toy_bundle import build_bundle, bundle_model
 
 
 @pytest.fixture
@@ -37,7 +37,8 @@ def test_good_bundle_verifies_and_identity_is_stable(tmp_path: Path, key: KeyPai
     vb = verify_bundle(tmp_path / "b", trusted(key))
     assert vb.bundle_id == m.bundle_id and len(vb.bundle_id) == 64
     assert vb.profile.error_rate == 0.2
-    assert vb.model().predict(vb.model().w1[:, 0] * 0).shape == (4,)
+    model = bundle_model(vb)
+    assert model.predict(model.w1[:, 0] * 0).shape == (4,)
     # re-signing with another key does not change identity (quarantine cannot be laundered)
     other = KeyPair.generate()
     assert sign_bundle(tmp_path / "b", other).bundle_id == m.bundle_id

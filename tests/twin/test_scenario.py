@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from samantha.core.validated_yaml import DocumentError
 from samantha.twin.scenario import load_scenario
-from samantha.validated_yaml import DocumentError
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 SHIPPED = {"good-rollout", "bad-canary-errors", "slow-canary-latency", "divergent-canary", "active-degradation",

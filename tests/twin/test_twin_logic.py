@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from samantha.twin.fault_profile import FaultProfile
+from samantha.cube.fault_profile import FaultProfile
 from samantha.twin.router import PATH_FAULT_FLOOR_MS, Outcome, divergence, shadow_latency_ms
 from samantha.twin.telemetry_push import TelemetryPusher
 

@@ -12,11 +12,11 @@ import psutil
 import pytest
 from scipy.stats import binomtest
 
-from samantha.clock import SimClock
+from samantha.core.clock import SimClock
+from samantha.core.signing import KeyPair
 from samantha.cube.protocol import CubeError
-from samantha.signing import KeyPair
 from samantha.twin import lifecycle
-from samantha.twin.bundle import build_bundle
+from samantha.twin.toy_bundle import build_bundle
 from tests.twin.twinkit import Twin, twin_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]

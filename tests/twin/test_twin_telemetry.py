@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from samantha.config import SamanthaConfig
+from samantha.core.config import SamanthaConfig
 from samantha.telemetry.store import TelemetryStore
 from tests.conftest import free_port
 from tests.twin.twinkit import start_twin, twin_config

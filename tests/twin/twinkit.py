@@ -10,12 +10,13 @@ from typing import Any
 
 import httpx
 
-from samantha.config import SamanthaConfig, TwinConfig
+from samantha.core.config import SamanthaConfig, TwinConfig
+from samantha.core.signing import KeyPair
+from samantha.cube.bundle import Manifest
 from samantha.cube.client import CubeClient
-from samantha.signing import KeyPair
+from samantha.cube.fault_profile import FaultProfile
 from samantha.twin import lifecycle
-from samantha.twin.bundle import Manifest, build_bundle
-from samantha.twin.fault_profile import FaultProfile
+from samantha.twin.toy_bundle import build_bundle
 
 EPHEMERAL = {k: 0 for k in ("router_port", "control_port", "slot_a_port", "slot_b_port", "proxy_api_port",
                             "proxy_a_port", "proxy_b_port", "loadgen_port")}

@@ -4,9 +4,9 @@ import pytest
 from typer.testing import CliRunner
 
 from samantha.cli import app
-from samantha.clock import SimClock
-from samantha.config import SamanthaConfig, load_config
-from samantha.validated_yaml import DocumentError
+from samantha.core.clock import SimClock
+from samantha.core.config import SamanthaConfig, load_config
+from samantha.core.validated_yaml import DocumentError
 
 
 def test_defaults_need_no_file(tmp_path, monkeypatch):

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from samantha.config import load_config
+from samantha.core.config import load_config
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

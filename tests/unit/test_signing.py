@@ -2,7 +2,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from samantha.signing import KeyPair, SignatureError, canonical_json, sign_document, verify_document
+from samantha.core.signing import KeyPair, SignatureError, canonical_json, sign_document, verify_document
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=20)

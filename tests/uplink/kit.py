@@ -14,19 +14,19 @@ from typing import Any
 import numpy as np
 import yaml
 
-from samantha.clock import SimClock
-from samantha.config import SamanthaConfig
+from samantha.core.clock import SimClock
+from samantha.core.config import SamanthaConfig
+from samantha.core.signing import KeyPair, trust_public_key
+from samantha.cube.proxy_client import ProxyClient
 from samantha.hub.storage import HubStorage
-from samantha.proxy.client import ProxyClient
-from samantha.signing import KeyPair, trust_public_key
 from samantha.telemetry.store import TelemetryStore
 
 
 @contextlib.contextmanager
 def hub_behind_proxy(root: Path) -> Iterator[tuple[str, str, ProxyClient]]:
     """(hub URL, proxied URL the Cube uses, proxy client); proxy 'hub' sits between them."""
-    from samantha.hub.process import spawn_hub
-    from samantha.proxy.process import spawn_proxy
+    from samantha.harness.hub_process import spawn_hub
+    from samantha.harness.proxy_process import spawn_proxy
 
     with spawn_hub(root) as hub, spawn_proxy() as pp:
         proxy = ProxyClient(pp.value)
@@ -58,7 +58,7 @@ def hub_key(cfg: SamanthaConfig) -> KeyPair:
 
 def seed(cfg: SamanthaConfig, *, hours: int = 6, rps: float = 2.0, audit_per_hour: int = 5) -> None:
     """The last `hours` (real time) of request telemetry and signed audit records, in the Cube's DuckDB file."""
-    from samantha.audit import AuditLog, DuckDBAuditStore
+    from samantha.core.audit import AuditLog, DuckDBAuditStore
 
     rng = np.random.default_rng(1)
     clock = SimClock(time.time() - hours * 3600)
@@ -126,7 +126,7 @@ def hub_twin_daemon(tmp: Path, cube: str, rps: float = 10, **sections: Any
                     ) -> Iterator[tuple[str, Path, KeyPair, Any, Any]]:
     """A real hub, twin and daemon syncing every 0.3 s: (hub url, hub key file, operator `ana`, twin, daemon).
     `sections`: more daemon config (e.g. chaos={...})."""
-    from samantha.hub.process import spawn_hub
+    from samantha.harness.hub_process import spawn_hub
     from tests.sre.kit import twin_and_daemon
 
     hub_key, operator = KeyPair.generate(), KeyPair.generate()

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from samantha.api.client import auth_headers
-from samantha.signing import KeyPair
+from samantha.core.signing import KeyPair
 from samantha.uplink.policy_module import sign_module
 from tests.sre.kit import wait_for
 from tests.uplink.kit import cli, hub_twin_daemon, publish_module

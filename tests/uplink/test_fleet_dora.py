@@ -10,10 +10,10 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from samantha.clock import SimClock
+from samantha.core.clock import SimClock
+from samantha.core.signing import sha256_hex
 from samantha.hub.storage import HubStorage
-from samantha.records_access import open_reader
-from samantha.signing import sha256_hex
+from samantha.reporting.records_access import open_reader
 from samantha.uplink.dora_facts import RECOVERY_SCHEMA, ROLLOUT_SCHEMA, final_fact_tables, queue_dora_facts
 from samantha.uplink.outbox import Outbox, from_parquet, to_parquet
 from tests.console.fixture_records import EXPECTED, SINCE, T0, UNTIL, assert_subset, build_store

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from samantha.hub.process import spawn_hub
+from samantha.harness.hub_process import spawn_hub
 from samantha.hub.storage import HubStorage
 from tests.rollout.kit import rollout_env, short_policy
 from tests.sre.kit import wait_for

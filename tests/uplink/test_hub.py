@@ -6,8 +6,8 @@ import httpx
 import pyarrow as pa
 import pytest
 
-from samantha.hub.process import spawn_hub
-from samantha.signing import sha256_hex
+from samantha.core.signing import sha256_hex
+from samantha.harness.hub_process import spawn_hub
 from samantha.uplink.outbox import to_parquet
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(60)]

@@ -11,7 +11,7 @@ import time
 import httpx
 import pytest
 
-from samantha.uplink.bench import Flapper
+from samantha.harness.bench.offline import Flapper
 from samantha.uplink.local import local_service
 from tests.uplink.kit import cli, cube_config, cube_keys, hub_behind_proxy, hub_view, seed, write_config
 

@@ -6,9 +6,9 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from samantha.audit import AuditLog, DuckDBAuditStore
-from samantha.config import StoreConfig
-from samantha.signing import KeyPair
+from samantha.core.audit import AuditLog, DuckDBAuditStore
+from samantha.core.config import StoreConfig
+from samantha.core.signing import KeyPair
 from samantha.telemetry.store import SampleBatch, TelemetryStore
 from samantha.uplink.outbox import Outbox, from_parquet
 

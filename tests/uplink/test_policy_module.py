@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from samantha.signing import KeyPair, SignatureError, sign_document
+from samantha.core.signing import KeyPair, SignatureError, sign_document
 from samantha.uplink.policy_module import PolicyStore, sign_module
 
 NOW = 1_800_000_000.0

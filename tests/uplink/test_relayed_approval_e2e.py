@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from samantha.api.client import auth_headers
-from samantha.signing import KeyPair
+from samantha.core.signing import KeyPair
 from tests.sre.kit import wait_for
 from tests.uplink.kit import cli, hub_twin_daemon, publish_module
 

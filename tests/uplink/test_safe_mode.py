@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from samantha.signing import KeyPair
+from samantha.core.signing import KeyPair
 from samantha.uplink.operator_docs import OVERRIDE_KIND, check_operator_doc, sign_operator_doc
 from samantha.uplink.safe_mode import SafeModeState, next_state, with_override
 

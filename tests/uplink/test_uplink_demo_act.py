@@ -1,13 +1,13 @@
 import pytest
 from rich.console import Console
 
-from samantha.demo import ACTS, DemoContext, uplink_act
+from samantha.harness.demo import ACTS, DemoContext, uplink_act
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(150)
 def test_the_demo_act_shows_drop_growth_safe_mode_and_catch_up(config, tmp_path):
-    assert "samantha.demo.uplink_act" in ACTS
+    assert "samantha.harness.demo.uplink_act" in ACTS
     console = Console(record=True, width=160)
     ctx = DemoContext(config=config.model_copy(update={"data_dir": str(tmp_path)}), console=console,
                       workdir=tmp_path, fast=True)
@@ -26,7 +26,7 @@ def test_the_demo_act_shows_drop_growth_safe_mode_and_catch_up(config, tmp_path)
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_after_the_chaos_act_the_hub_relays_a_decision_on_its_waiting_escalation(config, tmp_path):
-    from samantha.demo import chaos_act
+    from samantha.harness.demo import chaos_act
 
     console = Console(record=True, width=240)
     ctx = DemoContext(config=config.model_copy(update={"data_dir": str(tmp_path)}), console=console,

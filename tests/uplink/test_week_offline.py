@@ -3,7 +3,7 @@ code path at a low rate: real store, retention, outbox, hub and proxy processes)
 
 import pytest
 
-from samantha.uplink.bench import run_offline_bench
+from samantha.harness.bench.offline import run_offline_bench
 
 
 @pytest.mark.slow

@@ -21,11 +21,12 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
-from samantha import metrics, timeline
+from samantha.api import metrics
 from samantha.api.auth import SESSION_COOKIE, AuthError, AuthService, Principal, require
-from samantha.operators import Role
-from samantha.report import OPTIONAL_TABLES, _generic, fmt_secs, fmt_ts
-from samantha.signing import KeyPair, sign_document
+from samantha.core.operators import Role
+from samantha.core.signing import KeyPair, sign_document
+from samantha.reporting import timeline
+from samantha.reporting.report import OPTIONAL_TABLES, _generic, fmt_secs, fmt_ts
 
 HERE = Path(__file__).parent
 DECISIONS = ("approve", "deny")
@@ -163,7 +164,7 @@ def make_console_router(daemon: Any, auth: AuthService, read: Any) -> APIRouter:
             raise AuthError(422, "invalid", "a decision needs a reason")
         port, _ = _get(approval_id)
         doc = sign_web_decision(approval_id, decision, reason.strip()[:1000], p, daemon.key, daemon.clock.time())
-        from samantha.approvals import DecisionRefused
+        from samantha.chaos.approvals import DecisionRefused
 
         try:
             port.decide_signed(approval_id, doc)

@@ -1,0 +1,16 @@
+"""The shared core: domain records, injected time, configuration, signing, validated YAML, DuckDB transactions
+and the signed audit log. Imports nothing else of Samantha.
+
+- `audit`: The decision log: append-only, hash-chained, and signed with the Cube's ed25519 key.
+- `clock`: Injected time: every component that waits or timestamps takes a Clock.
+- `config`: `samantha.yaml`, loaded into pydantic models.
+- `crashpoint`: Test-only fault hook: SIGKILL this process at a named point, to prove crash recovery.
+- `domain`: Typed domain records shared across subsystems. Declare them here once; import, don't re-declare.
+- `fsutil`: Crash-safe file replacement: the old content or the new one, never a torn mix.
+- `operators`: The trusted-operators file: who may read, approve and administer this Cube.
+- `signing`: ed25519 keys, canonical JSON, and detached signatures.
+- `transaction`: One explicit DuckDB transaction: everything inside commits together, or nothing does.
+- `validated_yaml`: YAML documents validated by pydantic, with errors that name file, line, column and field.
+"""
+
+__all__ = ["audit", "clock", "config", "crashpoint", "domain", "fsutil", "operators", "signing", "transaction", "validated_yaml"]

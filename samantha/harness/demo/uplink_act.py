@@ -1,0 +1,217 @@
+"""Act: the link to the hub drops, the outbox grows within its budget, the policy module expires
+(safe mode), the link returns flapping and the Cube catches up: nothing lost, nothing twice. The
+rollouts the Cube ran offline reach the hub as DORA facts, and the hub computes fleet DORA. Then
+an operator's decision on the chaos act's waiting escalation reaches the Cube relayed by the hub."""
+
+from __future__ import annotations
+
+import secrets
+import time
+
+import httpx
+import numpy as np
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from samantha.core.audit import AuditLog, DuckDBAuditStore
+from samantha.core.clock import REAL_CLOCK, SimClock
+from samantha.core.config import StoreConfig, UplinkConfig
+from samantha.core.signing import KeyPair, trust_public_key
+from samantha.cube.proxy_client import ProxyClient
+from samantha.harness.bench.offline import START, Flapper, gauges, raw_requests, rollup_minutes, sre_hour
+from samantha.harness.demo.rollout_history import record_rollout
+from samantha.harness.hub_process import spawn_hub
+from samantha.harness.proxy_process import spawn_proxy
+from samantha.hub.storage import HubStorage
+from samantha.loop import tables
+from samantha.loop.incidents import IncidentBook
+from samantha.loop.ledger import ActionLedger
+from samantha.reporting.dora import hub_dora
+from samantha.rollout.record import DuckRolloutStore
+from samantha.telemetry.store import TelemetryStore
+from samantha.uplink.alerts import AlertManager
+from samantha.uplink.policy_module import sign_module
+from samantha.uplink.service import UplinkService
+
+TITLE = "Offline: store-and-forward, signed policy, safe mode, catch-up, fleet DORA"
+# bundles delivered before the link drops (created hours before), rolled out offline at these hours
+ROLLOUTS = ((1, "v2", 2.0, False), (3, "v3", 1.0, True), (5, "v4", 0.5, False))
+
+
+def run(ctx) -> None:
+    con = ctx.console
+    hours = 12 if ctx.fast else 72
+    module_h = 8 if ctx.fast else 48
+    clock = SimClock(START)
+    rng = np.random.default_rng(5)
+    hub_key = KeyPair.generate()
+    data = ctx.workdir / "uplink"
+    trust_public_key(hub_key.public, data / "keys" / "hub")
+    with spawn_hub(data / "hub") as hub, spawn_proxy() as pp:
+        proxy = ProxyClient(pp.value)
+        link = proxy.create_proxy("hub", hub.value.removeprefix("http://"))
+        cfg = ctx.config.model_copy(update={
+            "data_dir": str(data),
+            "store": StoreConfig(disk_budget_mb=24, max_past_age_s=30 * 86400, buffer_max_rows=2_000_000),
+            "uplink": UplinkConfig(hub_url=f"http://127.0.0.1:{link.listen_port}", cube_id="cube-demo",
+                                   outbox_budget_fraction=0.02, timeout_s=2.0)})
+        store = TelemetryStore.open(cfg, clock, start_writer=False)
+        tables.create(store.write_sql)
+        key = KeyPair.load_or_create(cfg.cube_key_path)
+        conns = [store.connection(), store.connection()]
+        alerts = AlertManager(conns[1], cfg.alerts, clock)
+        svc = UplinkService(cfg, store, clock, key=key, alerts=alerts, audit=AuditLog(DuckDBAuditStore(conns[0]),
+                                                                                      key, clock))
+        incidents, ledger = IncidentBook(store, clock), ActionLedger(store, clock)
+        rollouts = DuckRolloutStore(store)
+        try:
+            module = sign_module({"version": 1, "issued_at": START - 60, "expires_at": START + module_h * 3600,
+                                  "fleet": "demo"}, hub_key)
+            httpx.put(f"{hub.value}/v1/policy", json=module, timeout=10).raise_for_status()
+            svc.force_sync()
+            con.print(f"hub at {hub.value}, reached through the fault proxy; policy module v1 pulled "
+                      f"(signed, expires in {module_h} h)")
+            proxy.disable("hub")
+            con.print(f"[bold red]the link drops[/bold red]: {hours} simulated hours offline at 200 rps")
+            t = Table("sim time", "outbox batches", "outbox MB / budget", "downsampled", "gap records",
+                      "sync", "mode")
+            peak, last_safe = 0, False
+            for h in range(hours):
+                t0 = START + h * 3600
+                clock.advance(t0 + 3600 - clock.time())
+                if h < 1:
+                    raw_requests(store, rng, t0, 3600, 200.0)
+                else:
+                    rollup_minutes(store, rng, t0, 3600, 200.0)
+                gauges(store, rng, t0, 3600, 20)
+                sre_hour(incidents, ledger, audit=svc.audit, alerts=alerts, svc=svc, at=t0 + 3600, i=h)
+                for at_h, name, age_h, bad in ROLLOUTS:
+                    if at_h == h:
+                        record_rollout(rollouts, data / "bundles", name, created_at=START - age_h * 3600,
+                                       started_at=t0 + 600, regresses=bad)
+                out = svc.tick()
+                store.retention.run()
+                ob = svc.outbox.stats()
+                peak = max(peak, ob["pending_bytes"])
+                if h % max(1, hours // 8) == 0 or h == hours - 1 or out["safe_mode"] != last_safe:
+                    sync = (out.get("sync") or {}).get("error") or ("backoff" if not out.get("sync") else "ok")
+                    t.add_row(f"+{h + 1} h", str(ob["pending_batches"]),
+                              f"{ob['pending_bytes'] / 1e6:.2f} / {ob['budget_bytes'] / 1e6:.2f}",
+                              str(ob["downsampled_batches"]), str(ob["gap_records"]),
+                              sync.split(":")[0][:24], "[bold red]SAFE" if out["safe_mode"] else "normal")
+                last_safe = out["safe_mode"]
+            con.print(t)
+            st = svc.status()
+            if st["safe_mode"]["safe"]:
+                con.print(f"[bold red]SAFE MODE[/bold red] since +{(st['safe_mode']['since'] - START) / 3600:.0f} h: "
+                          f"{st['safe_mode']['reason']} (chaos off, rollouts frozen, last-known-good bundle stays)")
+            con.print("drift SLOs: " + ", ".join(f"{d['gate']} [{'green' if d['status'] == 'pass' else 'red'}]"
+                                                 f"{d['status']}[/]" for d in st["drift"]))
+            offline_s = hours * 3600
+            con.print("[bold green]the link returns[/bold green], flapping, with 10% of requests answered 500")
+            proxy.enable("hub")
+            proxy.add_toxic("hub", "http_error", {"status_code": 500}, toxicity=0.1, name="e500")
+            t_catch = time.perf_counter()
+            attempts = 0
+            with Flapper(proxy, "hub", seed=2) as flap, \
+                    Progress(TextColumn("[bold]catch-up"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[k]}"),
+                             TimeElapsedColumn(), console=con) as bar:
+                total = svc.outbox.stats()["pending_batches"]
+                task = bar.add_task("catch-up", total=total, k="")
+                while attempts < 500 and time.perf_counter() - t_catch < 120:
+                    attempts += 1
+
+                    def prog(done, _total, b, base=total - svc.outbox.stats()["pending_batches"]):
+                        bar.update(task, completed=base + done, k=f"{b['kind']} #{b['seq']}")
+
+                    res = svc.force_sync(progress=prog)["sync"]
+                    if res["ok"] and res["remaining"] == 0:
+                        bar.update(task, completed=total)
+                        break
+                    time.sleep(0.02)
+            wall = time.perf_counter() - t_catch
+            proxy.remove_toxic("hub", "e500")
+            hs = HubStorage(data / "hub")
+            try:
+                fleet = hs.fleet_stats()
+            finally:
+                hs.close()
+            con.print(f"caught up {offline_s / 3600:.0f} h in {wall:.1f} s ({offline_s / wall:.0f}x real time) "
+                      f"through {flap.cuts} link cuts and {attempts} attempts; at the hub: "
+                      + ", ".join(f"{k} {v['records']}" for k, v in fleet["kinds"].items())
+                      + f"; duplicates {fleet['duplicates']}")
+            _fleet_dora(con, data / "hub", START, clock.time(), ctx.facts)
+            ana = KeyPair.generate()
+            fresh = sign_module({"version": 2, "issued_at": clock.time() - 60, "expires_at": clock.time() + 7 * 86400,
+                                 "fleet": "demo", "operator_keys": [{"name": "ana", "public_key": ana.public.to_b64(),
+                                                                     "roles": ["approve"]}]}, hub_key)
+            httpx.put(f"{hub.value}/v1/policy", json=fresh, timeout=10).raise_for_status()
+            svc.force_sync()
+            con.print(f"hub publishes v2: {'[bold red]still SAFE' if svc.safe.safe else '[green]normal mode'}"
+                      f"[/] ({svc.safe.left_because or svc.safe.reason})")
+            _relayed_decision(ctx, svc, hub.value, ana, clock.time())
+            ctx.facts.update({"uplink_outbox_peak_mb": round(peak / 1e6, 2),
+                              "uplink_catchup_x_realtime": round(offline_s / wall),
+                              "uplink_duplicates_at_hub": fleet["duplicates"]})
+        finally:
+            svc.close()
+            alerts.close()
+            for c in conns:
+                c.close()
+            store.close()
+            proxy.close()
+
+
+def _fleet_dora(con, hub_root, since: float, until: float, facts: dict) -> None:
+    from samantha.reporting.report import fmt_secs
+
+    d = hub_dora(hub_root, since, until)
+    df, lt, cfr, mttr = d["deployment_frequency"], d["lead_time"], d["change_failure_rate"], d["mttr"]
+    con.print(f"[bold]fleet DORA at the hub[/bold] (samantha hub dora --data-dir {hub_root}), over the "
+              f"{d['window']['days'] * 24:.0f} h the Cube was offline, from {len(d['cubes'])} cube's Parquet:")
+    con.print(f"  deployment frequency {df['per_day']:.3g}/day ({df['bundles_promoted']} bundles promoted); lead time "
+              f"p50 {fmt_secs(lt['p50_s'])}, of which disconnected {fmt_secs(lt['disconnected']['p50_s'])} "
+              f"(measured latency, not failure) and on the Cube {fmt_secs(lt['on_cube']['p50_s'])}; change failure "
+              f"rate {cfr['failed']}/{cfr['total']}; MTTR p50 {fmt_secs(mttr['p50_s'])} over {mttr['n']} recoveries")
+    facts.update({"fleet_dora_per_day": df["per_day"], "fleet_dora_change_failure_rate": cfr["rate"],
+                  "fleet_dora_mttr_p50_s": mttr["p50_s"]})
+
+
+def _relayed_decision(ctx, svc: UplinkService, hub_url: str, ana: KeyPair, now: float) -> None:
+    """Deny the escalation the chaos act left waiting, from the hub: signed by `ana` (role approve in module v2),
+    relayed, pulled by the uplink, checked and applied by the chaos act's own approval queue."""
+    from samantha.chaos.approvals import RelayedDecisions, attach_approvals
+    from samantha.chaos.service import ChaosService
+    from samantha.core.config import load_config
+    from samantha.harness.demo.chaos_act import WORKDIR
+    from samantha.uplink.operator_docs import DECISION_KIND, sign_operator_doc
+
+    aid, cfg_path = ctx.facts.get("chaos escalation waiting"), ctx.workdir / WORKDIR / "samantha.yaml"
+    if not aid or not cfg_path.exists():
+        ctx.console.print("relayed approval decisions: no escalation is waiting (the chaos act did not run before)")
+        return
+    ccfg = load_config(cfg_path)
+    store = TelemetryStore.open(ccfg, REAL_CLOCK, start_writer=False)
+    chaos = ChaosService(ccfg, store, REAL_CLOCK)
+    queue = attach_approvals(chaos)
+    try:
+        svc.on_decision = relayed = RelayedDecisions(queue, svc.audit)
+        doc = sign_operator_doc({"kind": DECISION_KIND, "cube": svc.cube_id, "request_id": aid, "decision": "deny",
+                                 "proposal_key": queue.get(aid)["proposal"]["key"], "operator": "ana",
+                                 "nonce": secrets.token_hex(12), "issued_at": now, "expires_at": now + 3600,
+                                 "reason": "not during the catch-up"}, ana)
+        httpx.post(f"{hub_url}/v1/cubes/{svc.cube_id}/decisions", json=doc, timeout=10).raise_for_status()
+        got = svc.force_sync().get("decisions") or {"received": 0}
+        for t in relayed.threads:
+            t.join(30)
+        row = svc.decisions(1)[0]
+        ctx.console.print(f"a decision relayed by the hub: ana denies [bold]{aid}[/bold] (the chaos act's kill of the "
+                          f"active slot); the Cube pulled {got['received']}, verified it ({row['status']}) and the "
+                          f"queue applied it: [bold]{queue.get(aid)['status']}[/bold], audited as relayed by hub",
+                          highlight=False)
+        ctx.facts["uplink_relayed_decision"] = f"{aid} {queue.get(aid)['status']}"
+    finally:
+        svc.on_decision = None
+        queue.close()
+        chaos.close()
+        store.close()

@@ -1,0 +1,9 @@
+"""The safety kernel, pure: policy rules and pre-flight rules, each with an id and a catalog, and the one view
+that turns Cube state into the kernel's snapshot. Imports only the core.
+
+- `policy`: The safety kernel: every action, from any requester, is judged here before it reaches the Cube.
+- `preflight`: Pre-flight: the blast-radius check every proposal passes before it may run. Pure.
+- `ratelimit`: Sliding-window rate limits: one pure counting rule, and a small clock-injected limiter.
+"""
+
+__all__ = ["policy", "preflight", "ratelimit"]

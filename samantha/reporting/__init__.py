@@ -1,0 +1,10 @@
+"""What happened on this Cube, for humans and for DORA: records read from outside the daemon, DORA metrics,
+timelines, the HTML report.
+
+- `dora`: DORA for the edge: the four metrics from a Cube's own records (or a fleet's Parquet).
+- `records_access`: Reading the daemon's records from outside it: through its API while it runs, else read-only.
+- `report`: `samantha report`: one self-contained HTML file (inline CSS, plots as PNG data URIs).
+- `timeline`: Incident timelines: requests, errors and latency per slot, with actions marked, as SVG or PNG.
+"""
+
+__all__ = ["dora", "records_access", "report", "timeline"]

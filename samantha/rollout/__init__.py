@@ -1,0 +1,11 @@
+"""Progressive rollouts: the controller (an explicit state machine persisted at every transition), its record,
+its wiring and its view.
+
+- `bundle_check`: Find and verify a bundle before a rollout: the controller's first check (the Cube checks again).
+- `controller`: The progressive-rollout controller: an explicit state machine, persisted at every transition.
+- `record`: The rollout controller's persisted state: one record per rollout, appended on every transition.
+- `view`: Rich rendering of a RolloutStatus: the step ladder with weights, the gate verdicts, the decisions.
+- `wiring`: Builds a RolloutController from config and the daemon's parts (store, Cube client, clock).
+"""
+
+__all__ = ["bundle_check", "controller", "record", "view", "wiring"]

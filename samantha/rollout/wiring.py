@@ -1,0 +1,29 @@
+"""Builds a RolloutController from config and the daemon's parts (store, Cube client, clock)."""
+
+from __future__ import annotations
+
+from samantha.core.clock import REAL_CLOCK, Clock
+from samantha.core.config import SamanthaConfig
+from samantha.cube.protocol import CubeRuntime
+from samantha.gates.engine import GateEngine
+from samantha.gates.registry import GateRegistry
+from samantha.gates.rollout_policy import RolloutPolicy
+from samantha.loop.action_log import ActionRecorder, DuckActionLog
+from samantha.rollout.bundle_check import BundleCatalog
+from samantha.rollout.controller import AlertSink, RolloutController, gate_judge
+from samantha.telemetry.store import TelemetryStore
+
+
+def build_controller(config: SamanthaConfig, store: TelemetryStore, cube: CubeRuntime, *,
+                     policy: RolloutPolicy | None = None, clock: Clock = REAL_CLOCK,
+                     registry: GateRegistry | None = None, actions: ActionRecorder | None = None,
+                     alert: AlertSink | None = None, max_step_s: float = 1800.0) -> RolloutController:
+    from samantha.rollout.record import DuckRolloutStore
+
+    policy = policy or RolloutPolicy()
+    catalog = BundleCatalog(config.resolve(config.twin.bundles_dir).absolute(),
+                            config.resolve(config.twin.trusted_keys).absolute(), clock)
+    return RolloutController(cube, gate_judge(GateEngine(store, clock), policy, registry), policy, clock,
+                             verify=catalog.verify, store=DuckRolloutStore(store),
+                             actions=actions or DuckActionLog(store, clock), kernel=config.policy, alert=alert,
+                             max_step_s=max_step_s)

@@ -1,1 +1,0 @@
-"""Steady-state SRE: the LangGraph loop, its nodes, the write-ahead action ledger, incidents, and the progressive-rollout controller."""

@@ -1,0 +1,40 @@
+"""The twin's bundles: the toy numpy model trained from a seed, written in the Cube's bundle format."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from samantha.core.clock import REAL_CLOCK, Clock
+from samantha.core.signing import KeyPair, PublicKey
+from samantha.cube.bundle import WEIGHTS, BundleError, Manifest, VerifiedBundle, verify_bundle, write_bundle
+from samantha.cube.fault_profile import FaultProfile
+from samantha.twin.model import SensorModel, train_model
+
+__all__ = ["build_bundle", "bundle_model", "verify_toy_bundle"]
+
+
+def build_bundle(directory: str | Path, *, name: str, version: str, seed: int = 0,
+                 profile: FaultProfile | None = None, ttl: timedelta = timedelta(days=30),
+                 key: KeyPair | None = None, clock: Clock = REAL_CLOCK) -> Manifest:
+    """Train the toy model, write weights and manifest; sign when `key` is given."""
+    return write_bundle(directory, {WEIGHTS: train_model(seed).to_npz()}, name=name, version=version,
+                        profile=profile, ttl=ttl, key=key, clock=clock)
+
+
+def bundle_model(bundle: VerifiedBundle) -> SensorModel:
+    """The toy model in a verified bundle, from the bytes that were hashed."""
+    try:
+        return SensorModel.from_npz(bundle.files[WEIGHTS])
+    except (KeyError, ValueError, OSError) as e:
+        raise BundleError("malformed", f"{WEIGHTS}: {e}") from None
+
+
+def verify_toy_bundle(directory: str | Path, trusted: dict[str, PublicKey], *,
+                      clock: Clock = REAL_CLOCK) -> VerifiedBundle:
+    """`verify_bundle`, then the toy model must load: a malformed bundle is found before any swap."""
+    vb = verify_bundle(directory, trusted, clock=clock)
+    if WEIGHTS not in vb.files:
+        raise BundleError("malformed", f"the manifest lists no {WEIGHTS}")
+    bundle_model(vb)
+    return vb
