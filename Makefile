@@ -43,6 +43,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check samantha tests benchmarks
+	$(BIN)/lint-imports
 	$(BIN)/pytest -q
 
 bench: $(STAMP)
@@ -50,6 +51,7 @@ bench: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check samantha tests benchmarks
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf $(VENV) .samantha .pytest_cache
