@@ -24,7 +24,7 @@ app = typer.Typer(no_args_is_help=True, help="SRE playbooks: JSON Schema, lint, 
 @app.command()
 def schema() -> None:
     """Print the playbook JSON Schema (for editor autocompletion)."""
-    from samantha.playbooks.playbook import playbook_schema
+    from samantha.playbooks import playbook_schema
 
     print_json(playbook_schema())
 
@@ -47,7 +47,7 @@ def gates(as_json: bool = JsonOption) -> None:
 def lint_cmd(files: list[Path] = typer.Argument(..., help="playbook YAML files"),
              config: Path | None = ConfigOption, as_json: bool = JsonOption) -> None:
     """Report every problem in every file at once (file:line:column reason). Exit 2 on any problem."""
-    from samantha.playbooks.playbook import lint
+    from samantha.playbooks import lint
 
     cfg = get_config(config)
     loaded, problems = lint(files, raw_horizon_s=cfg.store.raw_horizon_s)
@@ -71,7 +71,7 @@ def test_cmd(files: list[Path] = typer.Argument(..., help="playbook YAML files")
     """Backtest playbooks on recorded telemetry on a simulated clock; report every action that would fire."""
     from samantha.core.clock import SimClock
     from samantha.gates.replay import Recording, RecordingError
-    from samantha.playbooks.playbook import backtest, lint
+    from samantha.playbooks import backtest, lint
 
     cfg = get_config(config)
     loaded, problems = lint(files, raw_horizon_s=cfg.store.raw_horizon_s)

@@ -44,7 +44,7 @@ from samantha.loop.incidents import IncidentBook
 from samantha.loop.ledger import ActionLedger, RolloutActions
 from samantha.loop.nodes import SreDeps, SreNodes
 from samantha.loop.triage import Triager, rule_triage
-from samantha.playbooks.playbook import PlaybookRunner
+from samantha.playbooks import PlaybookRunner
 from samantha.playbooks.playbook_set import load_playbooks, runner_in_force
 from samantha.telemetry.host import HostCollector
 from samantha.telemetry.store import TelemetryStore

@@ -33,7 +33,7 @@ from samantha.loop.incidents import IncidentBook
 from samantha.loop.ledger import ActionLedger
 from samantha.loop.state import CycleState
 from samantha.loop.triage import Triager
-from samantha.playbooks.playbook import Firing, Playbook, PlaybookRunner, RunContext
+from samantha.playbooks import Firing, Playbook, PlaybookRunner, RunContext
 from samantha.telemetry.store import TelemetryStore
 
 log = logging.getLogger(__name__)

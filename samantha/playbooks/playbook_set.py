@@ -8,7 +8,7 @@ from samantha.core.config import SamanthaConfig
 from samantha.core.validated_yaml import DocumentError, Problem
 from samantha.gates.registry import GateRegistry, Provenance
 from samantha.gates.spec import GateBase
-from samantha.playbooks.playbook import Playbook, PlaybookRunner, lint
+from samantha.playbooks import Playbook, PlaybookRunner, lint
 
 SHIPPED = Path(__file__).resolve().parents[2] / "playbooks"
 

@@ -36,7 +36,7 @@ from samantha.core.signing import (
 )
 from samantha.gates.rollout_policy import RolloutPolicy
 from samantha.gates.spec import Gate
-from samantha.playbooks.playbook import Playbook
+from samantha.playbooks import Playbook
 
 MODULE_KIND = "samantha/policy-module"
 MAX_CLOCK_SKEW_S = 300.0

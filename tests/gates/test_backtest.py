@@ -13,7 +13,7 @@ import pytest
 
 from samantha.core.clock import SimClock
 from samantha.gates.replay import Recording, RecordingError
-from samantha.playbooks.playbook import backtest, load_playbook
+from samantha.playbooks import backtest, load_playbook
 from tests.gates.recorded import TWIN_RECORDING, load_twin_recording
 
 ROOT = Path(__file__).resolve().parents[2]

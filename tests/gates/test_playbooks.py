@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from samantha.gates.spec import ThresholdGate
 from samantha.gates.verdict import Verdict
-from samantha.playbooks.playbook import Playbook, PlaybookRunner, RunContext, combine, lint, load_playbook
+from samantha.playbooks import Playbook, PlaybookRunner, RunContext, combine, lint, load_playbook
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = sorted((ROOT / "playbooks").glob("*.yaml"))

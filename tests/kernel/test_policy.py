@@ -234,7 +234,7 @@ def test_every_shipped_playbook_action_is_allowed_in_its_scope():
     """The kernel's allow-list and the shipped playbooks agree (the lint checks the playbooks' own rules)."""
     from pathlib import Path
 
-    from samantha.playbooks.playbook import load_playbook
+    from samantha.playbooks import load_playbook
 
     files = sorted(Path(__file__).resolve().parents[2].joinpath("playbooks").glob("*.yaml"))
     assert files
