@@ -496,7 +496,7 @@ class RolloutController:
                                   request_id=rid, evidence=_evidence(call.evidence) | {"args": call.args})
         rec.pending = Pending(op=call.op.name, request_id=rid, args=call.args, ts=self.clock.time(), action_id=aid)
         self._save(rec)
-        return self._send(rec, call, rid, aid)
+        return self._send(rec, call, rec.pending)
 
     def _check(self, rec: RolloutRecord, call: CubeCall) -> Outcome | None:
         """The safety kernel's verdict on the call, on fresh Cube state: None when allowed."""
@@ -517,31 +517,32 @@ class RolloutController:
             self._save(rec)
         return Outcome("refused", why)
 
-    def _send(self, rec: RolloutRecord, call: CubeCall, rid: str, aid: str | None) -> Outcome:
+    def _send(self, rec: RolloutRecord, call: CubeCall, p: Pending) -> Outcome:
+        """The call at the Cube with the pending intent's request id."""
         t0 = time.perf_counter()
         try:
-            res = call.op.perform(self.cube, rec, call.args, call.reason, rid)
+            res = call.op.perform(self.cube, rec, call.args, call.reason, p.request_id)
         except CubeError as e:
-            if aid:
-                self.actions.finish(aid, "failed", e.reason)
+            if p.action_id:
+                self.actions.finish(p.action_id, "failed", e.reason)
             rec.pending = None
             detail = f"{e.code}: {e.reason}"
-            self._note(rec, call.op.decision(call.args), call.reason, "failed", detail, call.evidence, rid,
+            self._note(rec, call.op.decision(call.args), call.reason, "failed", detail, call.evidence, p.request_id,
                        (time.perf_counter() - t0) * 1000)
             self._save(rec)
             return Outcome("failed", detail)
         self._cube_state = res.state
-        return self._took_effect(rec, call, rid, aid, res.state, (time.perf_counter() - t0) * 1000,
+        return self._took_effect(rec, call, p, res.state, (time.perf_counter() - t0) * 1000,
                                  None if res.applied else "already applied (same request id)")
 
-    def _took_effect(self, rec: RolloutRecord, call: CubeCall, rid: str, aid: str | None, state: CubeState,
-                     ms: float, earlier: str | None) -> Outcome:
+    def _took_effect(self, rec: RolloutRecord, call: CubeCall, p: Pending, state: CubeState, ms: float,
+                     earlier: str | None) -> Outcome:
         """Result and transition, persisted together. `earlier`: how we know it took effect before a restart."""
-        if aid:
-            self.actions.finish(aid, "done", earlier or "applied")
+        if p.action_id:
+            self.actions.finish(p.action_id, "done", earlier or "applied")
         rec.pending = None
         self._note(rec, call.op.decision(call.args), call.reason, "done",
-                   "completed after restart" if earlier else "", call.evidence, rid, ms)
+                   "completed after restart" if earlier else "", call.evidence, p.request_id, ms)
         call.op.then(self, rec, call.args, state)
         self._save(rec)
         return DONE
@@ -556,10 +557,10 @@ class RolloutController:
         except RolloutRefused:
             state = None  # the re-send below finds out whether the Cube is back
         if state is not None and call.op.applied_in(state, rec, p.args):
-            out = self._took_effect(rec, call, p.request_id, p.action_id, state, (time.perf_counter() - t0) * 1000,
+            out = self._took_effect(rec, call, p, state, (time.perf_counter() - t0) * 1000,
                                     "already applied (seen in the Cube's state)")
         else:
-            out = self._send(rec, call, p.request_id, p.action_id)
+            out = self._send(rec, call, p)
         if not out.ok:
             self._snap_back(rec, f"resume of {p.op} failed", None)
             self._end(rec, "failed", f"resume of {p.op} after restart failed: {out.detail}")
