@@ -41,7 +41,7 @@ from samantha.gates.engine import GateEngine
 from samantha.loop import effects, tables
 from samantha.loop.graph import SteadyStateGraph
 from samantha.loop.incidents import IncidentBook
-from samantha.loop.ledger import ActionLedger, RolloutActions
+from samantha.loop.ledger import ActionLedger
 from samantha.loop.nodes import SreDeps, SreNodes
 from samantha.loop.triage import Triager, rule_triage
 from samantha.playbooks import PlaybookRunner
@@ -76,6 +76,7 @@ def _rollout_parts(daemon: Daemon) -> tuple[Any, Any]:
     """The progressive-rollout controller and its API router, when that subsystem is installed."""
     try:
         from samantha.api.rollout_routes import make_rollout_router
+        from samantha.rollout.actions import RolloutActions
         from samantha.rollout.wiring import build_controller
     except ImportError:
         return None, None

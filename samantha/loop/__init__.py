@@ -1,7 +1,6 @@
 """The steady-state loop: the LangGraph graph (topology, nodes, state), the write-ahead action ledger,
 incidents and advisory triage.
 
-- `action_log`: Write-ahead action records: the intent is stored before the Cube is called, the result after.
 - `effects`: What each action does at the Cube, how to tell it already happened, and how telemetry confirms it.
 - `graph`: The steady-state graph: its topology in one place, compiled with a persistent checkpointer.
 - `incidents`: Incidents: open on a playbook firing, group related failing verdicts, link actions, close when quiet.
@@ -13,4 +12,4 @@ incidents and advisory triage.
 - `triage`: Advisory triage, off the fast path: a bounded queue and one worker thread.
 """
 
-__all__ = ["action_log", "effects", "graph", "incidents", "ledger", "llm_triage", "nodes", "state", "tables", "triage"]
+__all__ = ["effects", "graph", "incidents", "ledger", "llm_triage", "nodes", "state", "tables", "triage"]

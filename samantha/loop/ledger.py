@@ -100,30 +100,3 @@ class ActionLedger:
     def counts(self) -> dict[str, int]:
         t = self.store.read_arrow("SELECT status, count(*) AS n FROM actions GROUP BY status")
         return {r["status"]: int(r["n"]) for r in t.to_pylist()}
-
-
-class RolloutActions:
-    """The rollout controller's action recorder over the shared ledger (its `ActionRecorder` seam).
-
-    Its rows carry requested_by=rollout: the daemon's verify node confirms their effect from
-    telemetry like any other, but never re-drives them (the controller owns its retries), and
-    the kernel's limits count playbook and rollout actions together.
-    """
-
-    def __init__(self, ledger: ActionLedger, snapshot: Any) -> None:
-        self.ledger, self.snapshot = ledger, snapshot  # snapshot(): Cube state summary, {} when unknown
-
-    def intent(self, *, kind: str, target: str, reason: str, request_id: str, evidence: dict[str, Any]) -> str:
-        bundle = target if len(target) == 64 and all(c in "0123456789abcdef" for c in target) else None
-        self.ledger.write_intent({
-            "id": request_id, "kind": kind, "target": target, "reason": reason or kind, "requested_by": "rollout",
-            "proposed": {"kind": kind, "target_bundle": bundle, "reason": reason}, "evidence": [evidence],
-            "before": self.snapshot()})
-        return request_id
-
-    def finish(self, action_id: str, status: str, detail: str = "") -> None:
-        self.ledger.mark(action_id, "done" if status == "done" else "failed",
-                         {"rollout_status": status, "detail": detail[:2000]})
-
-    def history(self) -> list[ActionRecord]:
-        return self.ledger.history(self.ledger.clock.time() - 86400)

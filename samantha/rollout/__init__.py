@@ -1,6 +1,7 @@
 """Progressive rollouts: the controller (an explicit state machine persisted at every transition), its record,
 its wiring and its view.
 
+- `actions`: How the controller records its Cube calls write-ahead: `ActionRecorder`, over the shared ledger.
 - `bundle_check`: Find and verify a bundle before a rollout: the controller's first check (the Cube checks again).
 - `controller`: The progressive-rollout controller: an explicit state machine, persisted at every transition.
 - `record`: The rollout controller's persisted state: one record per rollout, appended on every transition.
@@ -8,4 +9,4 @@ its wiring and its view.
 - `wiring`: Builds a RolloutController from config and the daemon's parts (store, Cube client, clock).
 """
 
-__all__ = ["bundle_check", "controller", "record", "view", "wiring"]
+__all__ = ["actions", "bundle_check", "controller", "record", "view", "wiring"]

@@ -8,7 +8,9 @@ from samantha.cube.protocol import CubeRuntime
 from samantha.gates.engine import GateEngine
 from samantha.gates.registry import GateRegistry
 from samantha.gates.rollout_policy import RolloutPolicy
-from samantha.loop.action_log import ActionRecorder, DuckActionLog
+from samantha.loop import tables
+from samantha.loop.ledger import ActionLedger
+from samantha.rollout.actions import ActionRecorder, RolloutActions
 from samantha.rollout.bundle_check import BundleCatalog
 from samantha.rollout.controller import AlertSink, RolloutController, gate_judge
 from samantha.telemetry.store import TelemetryStore
@@ -25,5 +27,11 @@ def build_controller(config: SamanthaConfig, store: TelemetryStore, cube: CubeRu
                             config.resolve(config.twin.trusted_keys).absolute(), clock)
     return RolloutController(cube, gate_judge(GateEngine(store, clock), policy, registry), policy, clock,
                              verify=catalog.verify, store=DuckRolloutStore(store),
-                             actions=actions or DuckActionLog(store, clock), kernel=config.policy, alert=alert,
+                             actions=actions or _ledger_actions(store, clock), kernel=config.policy, alert=alert,
                              max_step_s=max_step_s)
+
+
+def _ledger_actions(store: TelemetryStore, clock: Clock) -> RolloutActions:
+    """Without a recorder from the daemon: the shared `actions` ledger on the same store (no Cube snapshot)."""
+    tables.create(store.write_sql)
+    return RolloutActions(ActionLedger(store, clock), dict)

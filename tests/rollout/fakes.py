@@ -1,14 +1,17 @@
-"""Fakes for unit tests of the controller's logic only: an in-memory Cube and a scripted judge."""
+"""Fakes for unit tests of the controller's logic only: an in-memory Cube, a scripted judge, an action log."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, get_args
 
-from samantha.core.clock import SimClock
+from samantha.core.clock import Clock, SimClock
+from samantha.core.domain import ActionKind
 from samantha.cube.protocol import CubeError, CubeState, MutationResult, QuarantineEntry, SlotState, Weights
 from samantha.gates.rollout_policy import StepVerdict
 from samantha.gates.verdict import Status
+from samantha.kernel.policy import ActionRecord
 from samantha.rollout.bundle_check import BundleInfo, BundleRejected
 
 OLD, NEW = "a" * 64, "b" * 64
@@ -116,3 +119,28 @@ def verifier(known: dict[str, BundleInfo]) -> Callable[[str], BundleInfo]:
             raise BundleRejected("not_found", f"no bundle {ref!r}")
         return known[ref]
     return verify
+
+
+class MemoryActionLog:
+    """The controller's ActionRecorder in memory (the daemon's is RolloutActions over the actions ledger)."""
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self.rows: dict[str, dict[str, Any]] = {}
+
+    def intent(self, *, kind: str, target: str, reason: str, request_id: str, evidence: dict[str, Any]) -> str:
+        aid = uuid.uuid4().hex[:16]
+        self.rows[aid] = {"ts": self.clock.time(), "kind": kind, "target": target, "reason": reason,
+                          "request_id": request_id, "status": "intent", "evidence": evidence, "detail": ""}
+        return aid
+
+    def finish(self, action_id: str, status: str, detail: str = "") -> None:
+        # an intent from before a restart is unknown here: record the outcome anyway
+        self.rows.setdefault(action_id, {"ts": self.clock.time(), "kind": "?", "target": "?", "reason": "",
+                                         "request_id": "", "evidence": {}})
+        self.rows[action_id].update(status=status, detail=detail, done_ts=self.clock.time())
+
+    def history(self) -> list[ActionRecord]:
+        kinds = get_args(ActionKind)  # what the kernel's limits count (not load, weights, shadow)
+        return [ActionRecord(ts=r["ts"], kind=r["kind"], requested_by="rollout", target=r["target"])
+                for r in self.rows.values() if r["status"] == "done" and r["kind"] in kinds]

@@ -14,12 +14,14 @@ from samantha.core.config import PolicyConfig
 from samantha.cube.protocol import CubeError
 from samantha.gates.rollout_policy import RolloutPolicy
 from samantha.kernel.policy import ActionRecord
-from samantha.loop.action_log import DuckActionLog, MemoryActionLog
+from samantha.loop import tables
+from samantha.loop.ledger import ActionLedger
+from samantha.rollout.actions import RolloutActions
 from samantha.rollout.bundle_check import BundleInfo, BundleRejected
 from samantha.rollout.controller import RolloutController, RolloutRefused
 from samantha.rollout.record import DuckRolloutStore, MemoryRolloutStore
 from samantha.telemetry.store import TelemetryStore
-from tests.rollout.fakes import NEW, OLD, Crash, FakeCube, ScriptedJudge, verifier
+from tests.rollout.fakes import NEW, OLD, Crash, FakeCube, MemoryActionLog, ScriptedJudge, verifier
 
 FAR = 4_000_000_000.0
 
@@ -191,26 +193,60 @@ def test_restart_mid_call_completes_it_once(tmp_path: Path, sim_clock: SimClock)
     """The process dies after the Cube applied the flip and before the result was recorded: a new
     controller on the same DuckDB file re-sends the same request id; the Cube flips exactly once."""
     db = TelemetryStore(tmp_path / "d.duckdb", clock=sim_clock)
+    tables.create(db.write_sql)
     try:
-        ctl, cube = make(sim_clock, store=DuckRolloutStore(db), actions=DuckActionLog(db, sim_clock))
+        ctl, cube = make(sim_clock, store=DuckRolloutStore(db), actions=RolloutActions(ActionLedger(db, sim_clock), dict))
         ctl.start("new", "req-1")
         cube.crash_on = "flip"
         with pytest.raises(Crash):
             run(ctl, sim_clock, 20)
         assert cube.active == "B" and len(cube.ops("flip")) == 1
         del ctl
-        ctl2, _ = make(sim_clock, store=DuckRolloutStore(db), actions=DuckActionLog(db, sim_clock), cube=cube)
+        ctl2, _ = make(sim_clock, store=DuckRolloutStore(db), actions=RolloutActions(ActionLedger(db, sim_clock), dict),
+                       cube=cube)
         assert ctl2.status().phase == "flipping" and ctl2.status().rollout.pending.op == "flip"
         run(ctl2, sim_clock, 1)
         st = ctl2.status()
         assert st.phase == "promoted" and len(cube.ops("flip")) == 1 and st.rollout.last_known_good == OLD
         flips = [d for d in st.rollout.decisions if d.kind == "flip"]
         assert flips[-1].detail == "completed after restart"
-        rows = db.read_arrow("SELECT kind, status FROM rollout_actions WHERE kind = 'flip' ORDER BY ts").to_pylist()
-        assert [r["status"] for r in rows] == ["intent", "done"]
+        rows = db.read_arrow("SELECT id, status FROM actions WHERE kind = 'flip'").to_pylist()
+        assert [(r["id"], r["status"]) for r in rows] == [(flips[-1].request_id, "done")]  # one row: intent, then done
         assert len(DuckRolloutStore(db).history(st.rollout.id)) == st.rollout.rev
     finally:
         db.close()
+
+
+def test_restart_after_the_cube_forgot_the_request_id_does_not_flip_twice(sim_clock: SimClock) -> None:
+    """The Cube restarted too and lost its request ids: the resume sees in the Cube's state that the flip
+    took effect and completes it, instead of re-sending it (a second flip would put the old bundle back)."""
+    store = MemoryRolloutStore()
+    ctl, cube = make(sim_clock, store=store)
+    ctl.start("new", "req-1")
+    cube.crash_on = "flip"
+    with pytest.raises(Crash):
+        run(ctl, sim_clock, 20)
+    cube.seen.clear()
+    ctl2, _ = make(sim_clock, store=store, cube=cube)
+    run(ctl2, sim_clock, 1)
+    st = ctl2.status()
+    assert st.phase == "promoted" and len(cube.ops("flip")) == 1 and cube.active == "B"
+    assert [d.detail for d in st.rollout.decisions if d.kind == "flip"][-1] == "completed after restart"
+
+
+def test_restart_mid_quarantine_completes_it_and_ends_the_abort(sim_clock: SimClock) -> None:
+    store = MemoryRolloutStore()
+    ctl, cube = make(sim_clock, judge=ScriptedJudge(lambda step: "fail" if step == 1 else "pass"), store=store)
+    ctl.start("new", "req-1")
+    cube.crash_on = "quarantine"
+    with pytest.raises(Crash):
+        run(ctl, sim_clock, 2)
+    assert cube.weight == 0 and NEW in cube.quarantined and store.latest().pending.op == "quarantine"
+    ctl2, _ = make(sim_clock, store=store, cube=cube)
+    run(ctl2, sim_clock, 1)
+    st = ctl2.status()
+    assert st.phase == "aborted" and st.rollout.quarantined and st.rollout.pending is None
+    assert "step 2 (5%)" in st.rollout.reason and len(cube.ops("quarantine")) == 1 and cube.ops("weights") == [1, 5, 0]
 
 
 def test_restart_mid_step_resumes_judging_where_it_was(tmp_path: Path, sim_clock: SimClock) -> None:
