@@ -14,7 +14,7 @@ from typing import Any, Literal, Protocol
 
 from samantha.core.clock import REAL_CLOCK, Clock
 from samantha.kernel.policy import ActionRecord
-from samantha.rollout.record import SqlStore
+from samantha.loop.tables import SqlStore
 
 ActionStatus = Literal["done", "failed", "refused"]
 

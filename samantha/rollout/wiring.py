@@ -9,6 +9,7 @@ from samantha.gates.engine import GateEngine
 from samantha.gates.registry import GateRegistry
 from samantha.gates.rollout_policy import RolloutPolicy
 from samantha.loop.action_log import ActionRecorder, DuckActionLog
+from samantha.loop.known_good import KnownGood
 from samantha.rollout.bundle_check import BundleCatalog
 from samantha.rollout.controller import AlertSink, RolloutController, gate_judge
 from samantha.telemetry.store import TelemetryStore
@@ -17,7 +18,9 @@ from samantha.telemetry.store import TelemetryStore
 def build_controller(config: SamanthaConfig, store: TelemetryStore, cube: CubeRuntime, *,
                      policy: RolloutPolicy | None = None, clock: Clock = REAL_CLOCK,
                      registry: GateRegistry | None = None, actions: ActionRecorder | None = None,
-                     alert: AlertSink | None = None, max_step_s: float = 1800.0) -> RolloutController:
+                     alert: AlertSink | None = None, max_step_s: float = 1800.0,
+                     known_good: KnownGood | None = None) -> RolloutController:
+    """`known_good`: the Cube's one known-good set (the daemon's, shared with the SRE loop); None: one on `store`."""
     from samantha.rollout.record import DuckRolloutStore
 
     policy = policy or RolloutPolicy()
@@ -26,4 +29,5 @@ def build_controller(config: SamanthaConfig, store: TelemetryStore, cube: CubeRu
     return RolloutController(cube, gate_judge(GateEngine(store, clock), policy, registry), policy, clock,
                              verify=catalog.verify, store=DuckRolloutStore(store),
                              actions=actions or DuckActionLog(store, clock), kernel=config.policy, alert=alert,
-                             max_step_s=max_step_s)
+                             max_step_s=max_step_s,
+                             known_good=known_good if known_good is not None else KnownGood(store, clock))
