@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,15 +35,16 @@ from samantha.chaos.providers.revert import is_stopped, revert, stressors
 from samantha.chaos.records import ChaosRecords
 from samantha.core.clock import REAL_CLOCK, Clock
 from samantha.core.config import SamanthaConfig
+from samantha.core.domain import RolloutMark
 from samantha.core.signing import sha256_hex
 from samantha.cube.client import CubeClient
 from samantha.cube.protocol import CubeState
 from samantha.cube.proxy_client import ProxyClient
 from samantha.gates.engine import GateEngine
 from samantha.gates.registry import GATE_ADAPTER, GateRegistry
-from samantha.gates.spec import GateBase
+from samantha.gates.spec import GateBase, judges_canary
 from samantha.gates.verdict import Verdict
-from samantha.kernel.policy import CubeSnapshot, SlotState
+from samantha.kernel.policy import CubeSnapshot
 from samantha.kernel.preflight import (
     GateStatus,
     HostSnapshot,
@@ -51,6 +53,8 @@ from samantha.kernel.preflight import (
     check,
     may_run_approved,
 )
+from samantha.kernel.view import kernel_snapshot
+from samantha.loop.known_good import KnownGood
 from samantha.telemetry.store import TelemetryStore
 
 log = logging.getLogger(__name__)
@@ -82,8 +86,13 @@ class ChaosBusy(RuntimeError):
 
 class ChaosService:
     def __init__(self, config: SamanthaConfig, store: TelemetryStore, clock: Clock = REAL_CLOCK, *,
-                 llm: Any = None, registry: GateRegistry | None = None) -> None:
+                 llm: Any = None, registry: GateRegistry | None = None, known_good: KnownGood | None = None,
+                 rollout: Callable[[], RolloutMark | None] | None = None) -> None:
+        """`known_good`: the Cube's one known-good set (the daemon's); None: one on `store`. `rollout`: the
+        rollout controller's mark (`RolloutController.mark`), when the daemon runs one."""
         self.config, self.cc, self.store, self.clock = config, config.chaos, store, clock
+        self.known_good = known_good if known_good is not None else KnownGood(store, clock)
+        self.rollout = rollout
         self.api_url = self.cc.api_url or f"http://{config.api.host}:{config.api.port}"
         self.llm = llm
         db = config.resolve(self.cc.db)
@@ -117,15 +126,9 @@ class ChaosService:
             return self.engine.evaluate(gates)
 
     def steady_state_gates(self) -> list[str]:
-        """Gates that say whether the Cube is in steady state now. Canary-vs-incumbent judges (mSPRT, judge,
-        compare) only mean something during a rollout, and chaos never runs during one (policy kernel)."""
-        out = []
-        for e in self.registry.entries():
-            g = e.gate
-            if g.kind in ("judge", "compare") or (g.kind == "sequential" and g.method == "msprt"):  # type: ignore[attr-defined]
-                continue
-            out.append(g.name)
-        return out
+        """Gates that say whether the Cube is in steady state now: every gate but those that judge a canary
+        (`judges_canary`), which only mean something during a rollout, and chaos never runs during one."""
+        return [e.gate.name for e in self.registry.entries() if not judges_canary(e.gate)]
 
     def gates_list(self) -> list[dict[str, Any]]:
         return [{"name": e.gate.name, "kind": e.gate.kind, "description": e.gate.description,  # type: ignore[attr-defined]
@@ -136,17 +139,9 @@ class ChaosService:
         with CubeClient(endpoints(self.config).control_url, timeout=5.0) as c:
             return c.state()
 
-    @staticmethod
-    def cube_snapshot(st: CubeState) -> CubeSnapshot:
-        def slot(role: str) -> SlotState:
-            s = st.slot(role)  # type: ignore[arg-type]
-            return SlotState(bundle=s.bundle_id, healthy=s.healthy, loaded=s.loaded, verified=s.verified)
-
-        w = st.weights.standby / 100.0
-        return CubeSnapshot(active=slot("active"), standby=slot("standby"),
-                            weights={"active": 1.0 - w, "standby": w},
-                            quarantined=frozenset(q.bundle_id for q in st.quarantine), safe_mode=st.safe_mode,
-                            rollout_in_progress=w > 0)
+    def cube_snapshot(self, st: CubeState) -> CubeSnapshot:
+        """The kernel's snapshot pre-flight judges on (samantha/kernel/view.py)."""
+        return kernel_snapshot(st, self.rollout() if self.rollout is not None else None, self.known_good.snapshot())
 
     def host_snapshot(self) -> HostSnapshot:
         data = Path(self.config.data_dir)

@@ -5,6 +5,7 @@ and the signed audit log. Imports nothing else of Samantha.
 - `clock`: Injected time: every component that waits or timestamps takes a Clock.
 - `config`: `samantha.yaml`, loaded into pydantic models.
 - `crashpoint`: Test-only fault hook: SIGKILL this process at a named point, to prove crash recovery.
+- `cube_state`: The Cube's state as its runtime reports it: slots, weights, shadow, quarantine, safe mode.
 - `domain`: Typed domain records shared across subsystems. Declare them here once; import, don't re-declare.
 - `fsutil`: Crash-safe file replacement: the old content or the new one, never a torn mix.
 - `operators`: The trusted-operators file: who may read, approve and administer this Cube.
@@ -13,4 +14,4 @@ and the signed audit log. Imports nothing else of Samantha.
 - `validated_yaml`: YAML documents validated by pydantic, with errors that name file, line, column and field.
 """
 
-__all__ = ["audit", "clock", "config", "crashpoint", "domain", "fsutil", "operators", "signing", "transaction", "validated_yaml"]
+__all__ = ["audit", "clock", "config", "crashpoint", "cube_state", "domain", "fsutil", "operators", "signing", "transaction", "validated_yaml"]

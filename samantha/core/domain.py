@@ -77,3 +77,16 @@ class Event(Record):
     attrs: dict[str, Any] = Field(default_factory=dict)
 
     _v = field_validator("ts")(_finite)
+
+
+class RolloutMark(BaseModel):
+    """What the safety kernel needs of the rollout controller's record: is a rollout under way, of which
+    bundle, in which phase. The controller's record projects onto it (`RolloutRecord.mark()`); the kernel's
+    view (samantha/kernel/view.py) reads it without importing the rollout package."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rollout_id: str
+    bundle_id: str
+    phase: str = Field(description="the controller's phase (idle, loading, shadow, step, soak, flipping, ...)")
+    active: bool = Field(description="the rollout is not in a terminal phase: the controller is driving it")

@@ -4,65 +4,36 @@ The twin implements it over HTTP (samantha/twin/control.py); a real Cube's runti
 implements the same calls. Every mutating call takes a request id, is idempotent
 (a repeated id returns the recorded result and is not applied again) and returns
 the new state. See docs/cube-runtime.md.
+
+The state records (CubeState, SlotState, Weights, QuarantineEntry) live in samantha/core/cube_state.py, so
+the safety kernel can read them; they are re-exported here.
 """
 
 from __future__ import annotations
 
-from typing import Literal, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from samantha.core.domain import SlotRole
+from samantha.core.cube_state import (
+    BUNDLE_ID_PATTERN,
+    CubeState,
+    QuarantineEntry,
+    SlotName,
+    SlotState,
+    Weights,
+)
 
-SlotName = Literal["A", "B"]
+__all__ = ["BUNDLE_ID_PATTERN", "REQUEST_ID_PATTERN", "CubeError", "CubeRuntime", "CubeState", "FlipRequest",
+           "LoadRequest", "Model", "Mutation", "MutationResult", "QuarantineEntry", "QuarantineRequest",
+           "ReleaseRequest", "SafeModeRequest", "ShadowRequest", "SlotName", "SlotState", "Weights",
+           "WeightsRequest"]
+
 REQUEST_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
-BUNDLE_ID_PATTERN = r"^[0-9a-f]{64}$"
 
 
 class Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-
-class SlotState(Model):
-    name: SlotName
-    role: SlotRole
-    bundle_id: str | None = None
-    bundle_name: str | None = None
-    bundle_version: str | None = None
-    bundle_expires_at: float | None = Field(None, description="the loaded bundle's signed expiry, epoch seconds")
-    loaded: bool = False
-    verified: bool = False
-    healthy: bool = False
-    health_detail: str | None = None
-    fault_knobs: list[str] = Field(default_factory=list, description="non-clean fault-profile knobs (twin only)")
-
-
-class QuarantineEntry(Model):
-    bundle_id: str = Field(pattern=BUNDLE_ID_PATTERN)
-    reason: str = ""
-    at: float = Field(description="wall time, epoch seconds")
-
-
-class Weights(Model):
-    active: float = Field(ge=0, le=100)
-    standby: float = Field(ge=0, le=100)
-
-
-class CubeState(Model):
-    slots: list[SlotState]
-    active: SlotName
-    weights: Weights
-    shadow: bool
-    quarantine: list[QuarantineEntry]
-    safe_mode: bool
-    generation: int = Field(description="increments on every applied mutation")
-    ts: float
-
-    def slot(self, role: SlotRole) -> SlotState:
-        return next(s for s in self.slots if s.role == role)
-
-    def is_quarantined(self, bundle_id: str | None) -> bool:
-        return bundle_id is not None and any(q.bundle_id == bundle_id for q in self.quarantine)
 
 
 class Mutation(Model):

@@ -41,6 +41,7 @@ from samantha.gates.engine import GateEngine
 from samantha.loop import effects, tables
 from samantha.loop.graph import SteadyStateGraph
 from samantha.loop.incidents import IncidentBook
+from samantha.loop.known_good import KnownGood
 from samantha.loop.ledger import ActionLedger
 from samantha.loop.nodes import SreDeps, SreNodes
 from samantha.loop.triage import Triager, rule_triage
@@ -99,7 +100,7 @@ def _rollout_parts(daemon: Daemon) -> tuple[Any, Any]:
         policy = load_model_file(RolloutPolicy, cfg.resolve(cfg.sre.rollout_policy))
     controller = build_controller(cfg, daemon.store, daemon.cube, clock=daemon.clock, policy=policy,
                                   actions=RolloutActions(daemon.ledger, snapshot), alert=alert,
-                                  max_step_s=cfg.sre.rollout_max_step_s)
+                                  max_step_s=cfg.sre.rollout_max_step_s, known_good=daemon.known_good)
     return controller, make_rollout_router(controller)
 
 
@@ -111,7 +112,8 @@ def _chaos_parts(daemon: Daemon) -> tuple[Any, Any]:
     from samantha.chaos.approvals import ConsoleApprovals, RelayedDecisions, attach_approvals
     from samantha.chaos.service import ChaosService
 
-    service = ChaosService(daemon.config, daemon.store, daemon.clock, llm=daemon.llm)
+    service = ChaosService(daemon.config, daemon.store, daemon.clock, llm=daemon.llm, known_good=daemon.known_good,
+                           rollout=lambda: daemon.rollout.mark() if daemon.rollout is not None else None)
     try:
         service.recover_ledger()  # a crash may have left faults injected: revert them first
         queue = attach_approvals(service)
@@ -173,11 +175,13 @@ class Daemon:
             self.cube = CubeClient(cube_url(cfg), timeout=cfg.sre.cube_timeout_s)
             self.ledger = ActionLedger(self.store, clock)
             self.incidents = IncidentBook(self.store, clock)
+            self.known_good = KnownGood(self.store, clock)  # the one set: loop, rollout controller and chaos read it
             self.triager = Triager(self.incidents, self._triage_fn(), queue_size=cfg.sre.triage_queue).start()
             deps = SreDeps(config=cfg, clock=clock, store=self.store, cube=self.cube,
                            engine=GateEngine(self.store, clock), runner=self.runner, ledger=self.ledger,
                            incidents=self.incidents, triager=self.triager, audit=self.audit, alert=self._alert,
-                           resolve_alert=self._resolve_alert, playbooks={p.name: p for p in self.playbooks})
+                           resolve_alert=self._resolve_alert, playbooks={p.name: p for p in self.playbooks},
+                           known_good=self.known_good)
             self.nodes = SreNodes(deps)
             self.graph = SteadyStateGraph(self.nodes, cfg.resolve(cfg.sre.checkpoint_path),
                                           keep=cfg.sre.checkpoint_keep)
@@ -446,6 +450,7 @@ class Daemon:
             "playbooks": [{"name": p.name, "version": p.version} for p in self.runner.playbooks],
             "playbooks_source": "policy module" if self._policy_in_force else "local",
             "rollout": _jsonable(self.rollout.status()) if self.rollout is not None else None,
+            "known_good": self.known_good.rows(),
             "telemetry": {k: v for k, v in self.store.stats().items()
                           if k in ("accepted", "rejected", "shed", "commits", "committed_by_table",
                                    "visibility_lag_ms")},

@@ -257,3 +257,15 @@ GATE_KINDS = ("threshold", "compare", "judge", "sequential", "drift", "staleness
 
 def min_samples(gate: GateBase) -> int:
     return gate.min_samples if gate.min_samples is not None else gate.default_min_samples()  # type: ignore[attr-defined]
+
+
+def judges_canary(gate: GateBase) -> bool:
+    """The gate judges a canary: it compares the standby with the incumbent (compare, judge, mSPRT), or watches
+    the standby slot (a CUSUM, threshold or drift gate on `slot: standby`). With no canary on the Cube such a
+    gate has nothing to judge, so the steady-state loop skips it and chaos pre-flight does not count it as a
+    steady-state gate. The one definition: the SRE loop and chaos both ask this function."""
+    if isinstance(gate, CompareGate | JudgeGate):
+        return True
+    if isinstance(gate, SequentialGate):
+        return gate.method != "cusum" or gate.slot == "standby"
+    return getattr(gate, "slot", None) == "standby"

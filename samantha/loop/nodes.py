@@ -22,14 +22,24 @@ from typing import Any, Protocol
 from samantha.core.clock import Clock
 from samantha.core.config import SamanthaConfig
 from samantha.core.crashpoint import crashpoint
+from samantha.core.domain import RolloutMark
 from samantha.cube.protocol import CubeError, CubeRuntime, CubeState
 from samantha.gates.engine import GateEngine
-from samantha.gates.spec import CompareGate, GateBase, JudgeGate, SequentialGate
+from samantha.gates.spec import judges_canary
 from samantha.gates.verdict import Verdict
-from samantha.kernel.policy import ActionRecord, CubeSnapshot, ProposedAction, decide
+from samantha.kernel.policy import (
+    ActionRecord,
+    CubeSnapshot,
+    ProposedAction,
+    Scope,
+    decide,
+    scope_for_playbook,
+)
 from samantha.kernel.policy import SlotState as PolicySlot
+from samantha.kernel.view import kernel_snapshot
 from samantha.loop import effects
 from samantha.loop.incidents import IncidentBook
+from samantha.loop.known_good import KnownGood
 from samantha.loop.ledger import ActionLedger
 from samantha.loop.state import CycleState
 from samantha.loop.triage import Triager
@@ -61,9 +71,12 @@ class SreDeps:
     resolve_alert: Callable[[str], None]
     playbooks: dict[str, Playbook] = field(default_factory=dict)
     rollout: RolloutHooks | None = None  # the progressive-rollout controller, when the daemon runs one
+    known_good: KnownGood | None = None  # the Cube's one known-good set; None: one on `store`
 
 
 class RolloutHooks(Protocol):
+    def mark(self) -> RolloutMark | None: ...
+
     def abort(self, reason: str) -> Any: ...
 
     def hold(self, reason: str, hold_s: float) -> bool: ...
@@ -83,41 +96,16 @@ def timed(name: str) -> Callable[[Callable[..., dict[str, Any]]], Callable[..., 
     return wrap
 
 
-def judges_canary(g: GateBase) -> bool:
-    """Gates that compare a canary (the standby during a rollout) with the incumbent, or watch the standby."""
-    if isinstance(g, CompareGate | JudgeGate):
-        return True
-    if isinstance(g, SequentialGate):
-        return g.method != "cusum" or g.slot == "standby"
-    return getattr(g, "slot", None) == "standby"
-
-
-def policy_snapshot(state: CubeState, known_good: set[str]) -> CubeSnapshot:
-    def slot(role: str) -> PolicySlot:
-        s = state.slot(role)  # type: ignore[arg-type]
-        return PolicySlot(bundle=s.bundle_id, healthy=s.healthy, loaded=s.loaded, verified=s.verified)
-
-    w = state.weights
-    return CubeSnapshot(active=slot("active"), standby=slot("standby"),
-                        weights={"active": w.active / 100, "standby": w.standby / 100},
-                        quarantined=frozenset(q.bundle_id for q in state.quarantine), safe_mode=state.safe_mode,
-                        rollout_in_progress=w.standby > 0 or state.shadow, known_good=frozenset(known_good))
-
-
-def scope_of(pb: Playbook) -> str:
-    sc = pb.when.scope
-    if sc.slot == "active":
-        return "active"
-    if sc.slot == "standby" or sc.rollout_step is not None:
-        return "canary"
-    return "host"
+def _scope(pb: Playbook) -> Scope:
+    """The kernel scope a playbook acts in (the kernel's `scope_for_playbook` on its `when.scope`)."""
+    return scope_for_playbook(pb.when.scope.slot, pb.when.scope.rollout_step is not None)
 
 
 class SreNodes:
     def __init__(self, deps: SreDeps) -> None:
         self.d = deps
         self.cfg = deps.config.sre
-        self.known_good: set[str] = set()
+        self.known_good = deps.known_good if deps.known_good is not None else KnownGood(deps.store, deps.clock)
         self._canary: tuple[str | None, float | None] = (None, None)
         self._refusals: dict[tuple[Any, ...], float] = {}
         self._active: tuple[str | None, float] = (None, 0.0)  # the active slot, and when it last changed
@@ -147,7 +135,7 @@ class SreNodes:
         elif self._active[0] is None:
             self._active = (cube.active, 0.0)
         sb = cube.slot("standby")
-        canary_id = sb.bundle_id if (cube.weights.standby > 0 or cube.shadow) else None
+        canary_id = sb.bundle_id if cube.standby_takes_traffic else None
         if canary_id != self._canary[0]:
             self._canary = (canary_id, now if canary_id else None)
         canary = {"bundle_id": canary_id, "name": sb.bundle_name, "start": self._canary[1]} if canary_id else None
@@ -205,7 +193,7 @@ class SreNodes:
         in_flight = self.d.ledger.with_status(["intent", "done"])
         busy = {r["incident_id"] for r in in_flight if r["incident_id"]}
         history = self.d.ledger.history(now - self.d.config.policy.rate_window_s) if firings else []
-        snap = policy_snapshot(cube, self.known_good) if cube else None
+        snap = self.kernel_view(cube) if cube else None
         decisions: list[dict[str, Any]] = []
         refusals: list[dict[str, Any]] = []
         for f in firings:
@@ -218,7 +206,7 @@ class SreNodes:
             if f.suppressed:
                 self._refuse(refusals, inc, now, pb.name, "-", ["playbook-limits"], [f.suppressed])
                 continue
-            if scope_of(pb) == "active" and any(v.window[0] < self._active[1] for v in f.evidence):
+            if _scope(pb) == "active" and any(v.window[0] < self._active[1] for v in f.evidence):
                 self._refuse(refusals, inc, now, pb.name, "-", ["evidence-predates-flip"],
                              ["the verdicts' window starts before the last flip: it judges the previous active slot"])
                 continue
@@ -255,8 +243,13 @@ class SreNodes:
         return {"firings": [_firing_summary(f) for f in firings], "decisions": decisions, "refusals": refusals,
                 "pending": pending}
 
+    def kernel_view(self, cube: CubeState) -> CubeSnapshot:
+        """The kernel's snapshot this loop judges its playbooks' actions on (samantha/kernel/view.py)."""
+        mark = self.d.rollout.mark() if self.d.rollout is not None else None
+        return kernel_snapshot(cube, mark, self.known_good.snapshot())
+
     def _incident_key(self, pb: Playbook, cube: CubeState | None) -> str:
-        scope = scope_of(pb)
+        scope = _scope(pb)
         if scope == "host" or cube is None:
             return scope
         role = "active" if scope == "active" else "standby"
@@ -280,7 +273,7 @@ class SreNodes:
         elif kind == "alert":
             fields["severity"] = a.severity
         try:
-            return ProposedAction(kind=kind, scope=scope_of(pb), requested_by="playbook", playbook=pb.name,
+            return ProposedAction(kind=kind, scope=_scope(pb), requested_by="playbook", playbook=pb.name,
                                   reason=reason, cooldown_s=pb.limits.cooldown, firing=firing,
                                   max_actions_per_hour=pb.limits.max_actions_per_hour, **fields), ""
         except ValueError as e:
@@ -414,7 +407,8 @@ class SreNodes:
             key = f"active:{(active['bundle_id'] or 'empty')[:16]}"
             if active["bundle_id"] and active["healthy"] and not any(
                     i["key"] == key for i in self.d.incidents.open_incidents()):
-                self.known_good.add(active["bundle_id"])
+                self.known_good.add(active["bundle_id"], source="loop",
+                                    reason="active, healthy, no open incident at the end of a cycle")
         return {"closed": closed}
 
 

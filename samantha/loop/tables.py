@@ -1,15 +1,31 @@
-"""DDL of the SRE tables in the daemon's DuckDB file: `actions` (write-ahead) and `incidents`.
+"""DDL of the SRE tables in the daemon's DuckDB file: `actions` (write-ahead), `incidents` and `known_good`.
 
-Neither table is touched by telemetry retention. Ids are unique by construction
+None of these tables is touched by telemetry retention. Ids are unique by construction
 (no key constraint: DuckDB updates on indexed tables are delete+insert, and these rows
 are updated in place several times).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
+
+
+class SqlStore(Protocol):
+    """The two calls of TelemetryStore (the daemon's one writer) that the tables' owners write and read through."""
+
+    def write_sql(self, sql: str, params: list[Any] | None = None) -> None: ...
+
+    def read_arrow(self, sql: str, params: list[Any] | None = None) -> Any: ...
+
 
 ACTION_STATUSES = ("intent", "done", "verified", "reverted", "failed")
+
+KNOWN_GOOD_DDL = """CREATE TABLE IF NOT EXISTS known_good (
+    bundle_id VARCHAR NOT NULL,         -- append-only; samantha/loop/known_good.py
+    added_ts DOUBLE NOT NULL,
+    source VARCHAR NOT NULL,            -- who vouched: loop (healthy active, no open incident) | rollout (promoted)
+    reason VARCHAR NOT NULL
+)"""
 
 DDL = [
     """CREATE TABLE IF NOT EXISTS actions (
@@ -51,6 +67,7 @@ DDL = [
         cause VARCHAR,
         triage JSON
     )""",
+    KNOWN_GOOD_DDL,
 ]
 
 

@@ -31,13 +31,15 @@ from typing import Any, Literal
 
 from samantha.core.clock import REAL_CLOCK, Clock
 from samantha.core.config import PolicyConfig
+from samantha.core.domain import RolloutMark
 from samantha.cube.protocol import CubeError, CubeRuntime, CubeState, MutationResult
 from samantha.gates.actions import Alert, Quarantine
 from samantha.gates.engine import GateEngine
 from samantha.gates.registry import GateRegistry
 from samantha.gates.rollout_policy import RolloutPolicy, StepVerdict, judge_step
 from samantha.kernel.policy import CubeSnapshot, ProposedAction, decide
-from samantha.kernel.policy import SlotState as KernelSlot
+from samantha.kernel.view import kernel_snapshot
+from samantha.loop.known_good import KnownGood
 from samantha.rollout.actions import ActionRecorder
 from samantha.rollout.bundle_check import BundleInfo, BundleRejected
 from samantha.rollout.record import (
@@ -74,16 +76,6 @@ def gate_judge(engine: GateEngine, policy: RolloutPolicy, registry: GateRegistry
         return judge_step(engine, policy, step, now, rollout_start=rollout_start, step_start=step_start,
                           registry=reg, canary_bundle=bundle)
     return judge
-
-
-def snapshot(state: CubeState, *, rollout: bool, known_good: set[str]) -> CubeSnapshot:
-    def slot(role: Literal["active", "standby"]) -> KernelSlot:
-        s = state.slot(role)
-        return KernelSlot(bundle=s.bundle_id, healthy=s.healthy, loaded=s.loaded, verified=s.verified)
-    return CubeSnapshot(active=slot("active"), standby=slot("standby"),
-                        weights={"active": state.weights.active / 100, "standby": state.weights.standby / 100},
-                        quarantined=frozenset(q.bundle_id for q in state.quarantine), safe_mode=state.safe_mode,
-                        rollout_in_progress=rollout, known_good=frozenset(known_good))
 
 
 # ---------------------------------------------------------------------- the operations table
@@ -193,7 +185,7 @@ class RolloutController:
     def __init__(self, cube: CubeRuntime, judge: Judge, policy: RolloutPolicy, clock: Clock = REAL_CLOCK, *,
                  verify: Callable[[str], BundleInfo], store: RolloutStore, actions: ActionRecorder,
                  kernel: PolicyConfig | None = None, alert: AlertSink | None = None,
-                 max_step_s: float = 1800.0) -> None:
+                 max_step_s: float = 1800.0, known_good: KnownGood | None = None) -> None:
         self.cube, self.judge, self.policy, self.clock = cube, judge, policy, clock
         self.verify, self.store, self.actions, self.alert = verify, store, actions, alert
         self.kernel = kernel or PolicyConfig()
@@ -203,10 +195,11 @@ class RolloutController:
         self._published: RolloutRecord | None = self._rec.model_copy(deep=True) if self._rec else None
         self._last_verdict: StepVerdict | None = None
         self._cube_state: CubeState | None = None
-        self._known_good: set[str] = set()
+        self.known_good = known_good if known_good is not None else KnownGood()  # the Cube's one set (the daemon's)
         self._next: tuple[RolloutPolicy, Judge] | None = None
         if self._rec is not None and self._rec.last_known_good:
-            self._known_good.add(self._rec.last_known_good)
+            self.known_good.add(self._rec.last_known_good, source="rollout",
+                                reason=f"rollout {self._rec.id}: last-known-good standby")
         self._phases: dict[Phase, Callable[[RolloutRecord, float], None]] = {
             "loading": self._on_loading, "shadow": self._on_judged, "step": self._on_judged,
             "soak": self._on_judged, "flipping": self._on_flipping}
@@ -217,6 +210,16 @@ class RolloutController:
         """Use this policy from the next rollout; one in progress finishes under the policy it started with."""
         with self._lock:
             self._next = (policy, judge)
+
+    def mark(self) -> RolloutMark | None:
+        """The newest record as the kernel's view reads it (the copy taken at the last save: any thread)."""
+        rec = self._published
+        return rec.mark() if rec is not None else None
+
+    def kernel_view(self, state: CubeState) -> CubeSnapshot:
+        """The kernel's snapshot this controller's Cube calls are judged on (samantha/kernel/view.py)."""
+        rec = self._rec
+        return kernel_snapshot(state, rec.mark() if rec is not None else None, self.known_good.snapshot())
 
     def status(self) -> RolloutStatus:
         rec = self._published  # a copy taken at the last save: safe to read from any thread
@@ -414,8 +417,8 @@ class RolloutController:
             return
         rec.last_known_good = state.slot("standby").bundle_id
         if rec.last_known_good:
-            self._known_good.add(rec.last_known_good)
-        self._known_good.add(rec.bundle_id)
+            self.known_good.add(rec.last_known_good, source="rollout", reason=f"rollout {rec.id}: the bundle it replaced")
+        self.known_good.add(rec.bundle_id, source="rollout", reason=f"rollout {rec.id}: promoted")
         self._note(rec, "promote", f"{rec.bundle_label} is active; last-known-good standby: "
                    f"{(rec.last_known_good or '-')[:16]}", "done", "",
                    rec.step_verdicts[-1] if rec.step_verdicts else None)
@@ -581,8 +584,7 @@ class RolloutController:
         action = ProposedAction(kind=kind, scope="rollout", requested_by="rollout", reason=reason[:2000],
                                 target_slot=target_slot,
                                 target_bundle=rec.bundle_id if kind in ("quarantine", "flip") else None)
-        d = decide(action, snapshot(state, rollout=rec.active, known_good=self._known_good),
-                   self.actions.history(), self.clock.time(), self.kernel)
+        d = decide(action, self.kernel_view(state), self.actions.history(), self.clock.time(), self.kernel)
         return d.allowed, d.explain()
 
     # ------------------------------------------------------------------ records

@@ -13,7 +13,9 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from samantha.core.domain import RolloutMark
 from samantha.gates.rollout_policy import StepVerdict
+from samantha.loop.tables import SqlStore
 
 Phase = Literal["idle", "loading", "shadow", "step", "soak", "flipping", "promoted", "aborted", "failed"]
 TERMINAL: frozenset[str] = frozenset({"idle", "promoted", "aborted", "failed"})
@@ -88,6 +90,10 @@ class RolloutRecord(_M):
     def active(self) -> bool:
         return self.phase not in TERMINAL
 
+    def mark(self) -> RolloutMark:
+        """What the safety kernel's view reads of this record (samantha/kernel/view.py)."""
+        return RolloutMark(rollout_id=self.id, bundle_id=self.bundle_id, phase=self.phase, active=self.active)
+
     @property
     def weight(self) -> float:
         if self.phase in ("step", "soak", "flipping") and self.step is not None and not self.snapped:
@@ -120,14 +126,6 @@ class MemoryRolloutStore:
 
     def latest(self) -> RolloutRecord | None:
         return RolloutRecord.model_validate_json(self.rows[-1]) if self.rows else None
-
-
-class SqlStore(Protocol):
-    """The two calls of TelemetryStore this module uses (the daemon's one writer)."""
-
-    def write_sql(self, sql: str, params: list[Any] | None = None) -> None: ...
-
-    def read_arrow(self, sql: str, params: list[Any] | None = None) -> Any: ...
 
 
 ROLLOUTS_DDL = """CREATE TABLE IF NOT EXISTS rollouts (

@@ -9,6 +9,7 @@ from samantha.gates.engine import GateEngine
 from samantha.gates.registry import GateRegistry
 from samantha.gates.rollout_policy import RolloutPolicy
 from samantha.loop import tables
+from samantha.loop.known_good import KnownGood
 from samantha.loop.ledger import ActionLedger
 from samantha.rollout.actions import ActionRecorder, RolloutActions
 from samantha.rollout.bundle_check import BundleCatalog
@@ -19,7 +20,9 @@ from samantha.telemetry.store import TelemetryStore
 def build_controller(config: SamanthaConfig, store: TelemetryStore, cube: CubeRuntime, *,
                      policy: RolloutPolicy | None = None, clock: Clock = REAL_CLOCK,
                      registry: GateRegistry | None = None, actions: ActionRecorder | None = None,
-                     alert: AlertSink | None = None, max_step_s: float = 1800.0) -> RolloutController:
+                     alert: AlertSink | None = None, max_step_s: float = 1800.0,
+                     known_good: KnownGood | None = None) -> RolloutController:
+    """`known_good`: the Cube's one known-good set (the daemon's, shared with the SRE loop); None: one on `store`."""
     from samantha.rollout.record import DuckRolloutStore
 
     policy = policy or RolloutPolicy()
