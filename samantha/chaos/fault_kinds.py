@@ -20,6 +20,7 @@ protected targets are named there too, in the kernel, which judges them.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import math
 from collections.abc import Callable, Iterator, Sequence
@@ -250,7 +251,7 @@ class FaultKind:
     targets: tuple[str, ...]
     revert: str  # how it is reverted, in words (approval context, catalog)
     revert_op: str  # the ledger revert op its injector writes (samantha.chaos.providers.revert)
-    inject: str  # the injector: a function name in samantha.chaos.providers.actions
+    inject: str  # the injector: a function of samantha.chaos.providers.actions, or "module:function"
     intensities: tuple[dict[str, Any], dict[str, Any], dict[str, Any]]  # low, medium, high parameters
     selftest: dict[str, Any] | None = None  # minimal parameters that exercise the revert; None: cannot self-test
     plan: Callable[[float], Sequence[Candidate]] = _no_candidates  # planner candidates, given the upstream timeout
@@ -292,9 +293,10 @@ class FaultKind:
 
     def injector(self) -> Callable[..., dict[str, Any]]:
         """The provider function that injects this kind: (fault, target, configuration, ledger) -> output."""
-        fn = getattr(importlib.import_module(ACTIONS), self.inject, None)
+        module, _, name = self.inject.rpartition(":")
+        fn = getattr(importlib.import_module(module or ACTIONS), name, None)
         if not callable(fn):
-            raise LookupError(f"{self.name}: {ACTIONS}.{self.inject} is not a provider function")
+            raise LookupError(f"{self.name}: {module or ACTIONS}.{name} is not a provider function")
         return fn
 
     def parse(self, params: dict[str, Any]) -> FaultBase:
@@ -344,6 +346,15 @@ class FaultRegistry:
                 raise ValueError(f"{k.name}: planner candidate on {c.target}, not one of {k.targets}")
         self._kinds[k.name] = k
         return k
+
+    @contextlib.contextmanager
+    def registered(self, k: FaultKind) -> Iterator[FaultKind]:
+        """Register `k` for the duration of a with-block (tests; a kind under development)."""
+        self.register(k)
+        try:
+            yield k
+        finally:
+            del self._kinds[k.name]
 
     def __getitem__(self, name: str) -> FaultKind:
         return self._kinds[name]
