@@ -12,10 +12,10 @@ from fastapi import APIRouter, Body, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from samantha.chaos.catalog import catalog_table
 from samantha.chaos.experiment import parse_template
-from samantha.chaos.proposal import Proposal
+from samantha.chaos.fault_kinds import catalog_table
 from samantha.chaos.service import ChaosBusy, ChaosService, leftovers
+from samantha.core.proposal import Proposal
 from samantha.core.validated_yaml import DocumentError
 
 

@@ -31,8 +31,8 @@ from typing import Any
 
 from samantha.chaos.db import ChaosTables
 from samantha.chaos.graph import ChaosGraph, ChaosState
-from samantha.chaos.proposal import Proposal
 from samantha.core.operators import OperatorSpec, load_operators
+from samantha.core.proposal import Proposal
 from samantha.core.signing import KeyPair, PublicKey, SignatureError, sign_document, verify_document
 from samantha.core.validated_yaml import DocumentError
 from samantha.gates.registry import GATE_ADAPTER

@@ -3,7 +3,9 @@
 Document shape:
 - steady-state hypothesis: one probe per gate (samantha.chaos.providers.probes.gate_ok), asking
   Samantha's gates over her local API, checked continuously during the method;
-- method: [enable_shadow] + inject(the catalog fault) [+ await_restart] + hold;
+- method: [enable_shadow + baseline] + inject(the catalog fault) + [the kind's extra steps, e.g.
+  await_restart] + [hold]; the kind's registry declaration (samantha/chaos/fault_kinds.py) decides
+  the bracketed parts;
 - rollbacks: revert_experiment, always present (and run with strategy `always`).
 """
 
@@ -14,13 +16,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from samantha.chaos.catalog import NETWORK_KINDS, Fault, FaultBase, Target
-from samantha.chaos.proposal import Proposal
+from samantha.chaos.fault_kinds import ACTIONS, REGISTRY, Fault, FaultBase, Target
+from samantha.core.proposal import Proposal
 from samantha.core.validated_yaml import load_model, load_model_file
 from samantha.gates.spec import Gate, GateBase
 
 PROBES = "samantha.chaos.providers.probes"
-ACTIONS = "samantha.chaos.providers.actions"
 BASELINE_S = 3.0  # shadow traffic on the standby before its fault: the findings' baseline
 
 
@@ -57,7 +58,7 @@ def parse_template(text: str, source: str) -> ExperimentTemplate:
 def wants_shadow(fault: FaultBase, target: str, explicit: bool | None) -> bool:
     if explicit is not None:
         return explicit
-    return target == "standby" and (fault.kind in NETWORK_KINDS or fault.kind == "sigstop")  # type: ignore[attr-defined]
+    return target == "standby" and REGISTRY[fault.kind].shadow_on_standby  # type: ignore[attr-defined]
 
 
 def _probe(name: str, arguments: dict[str, Any]) -> dict[str, Any]:
@@ -69,6 +70,7 @@ def build_document(*, experiment_id: str, proposal: Proposal, fault: FaultBase, 
                    hypothesis: list[str], guards: list[GateBase] = (), shadow: bool | None = None,
                    slot: str | None = None, extension: dict[str, Any] | None = None) -> dict[str, Any]:
     kind = fault.kind  # type: ignore[attr-defined]
+    fk = REGISTRY[kind]
     probes = [_probe(f"gate:{g}", {"gate": g}) for g in dict.fromkeys(hypothesis)]
     probes += [_probe(f"guard:{g.name}", {"gate": g.name, "spec": g.model_dump(mode="json")}) for g in guards]
     method: list[dict[str, Any]] = []
@@ -82,11 +84,8 @@ def build_document(*, experiment_id: str, proposal: Proposal, fault: FaultBase, 
                    "provider": {"type": "python", "module": ACTIONS, "func": "inject",
                                 "arguments": {"kind": kind, "target": proposal.target,
                                               "params": fault.model_dump(mode="json", exclude={"kind"})}}})
-    if kind == "kill_slot" and slot is not None:
-        method.append({"type": "probe", "name": "slot-restarts",
-                       "provider": {"type": "python", "module": ACTIONS, "func": "await_restart",
-                                    "arguments": {"role_slot": slot, "timeout_s": fault.restart_timeout_s}}})  # type: ignore[attr-defined]
-    if kind != "rollback_drill":  # the drill holds and flips back inside its own action
+    method += fk.after_inject(fault, slot)
+    if not fk.holds_itself:  # e.g. the drill holds and flips back inside its own action
         method.append({"type": "action", "name": "hold",
                        "provider": {"type": "python", "module": ACTIONS, "func": "hold",
                                     "arguments": {"duration_s": fault.duration_s}}})

@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from samantha.chaos.catalog import FaultBase
 from samantha.chaos.experiment import JournalSummary
+from samantha.chaos.fault_kinds import REGISTRY, FaultBase
 from samantha.gates.registry import Provenance, RegisteredGate
 from samantha.gates.spec import ThresholdGate
 
@@ -84,7 +84,7 @@ def derive(*, fault: FaultBase, target: str, summary: JournalSummary, probe_log:
         else:
             out.append(Finding("no_restart", f"killed {target} slot was not seen healthy again within "
                                f"{fault.restart_timeout_s:g} s", {}))  # type: ignore[attr-defined]
-    if injected_at is not None and kind in ("latency", "bandwidth", "timeout", "sigstop"):
+    if injected_at is not None and REGISTRY[kind].learns_latency:
         end = reverted_at or (injected_at + fault.duration_s)
         base = latencies(injected_at - 30.0, injected_at)
         during = latencies(injected_at + 0.5, end)
@@ -103,12 +103,7 @@ def derive(*, fault: FaultBase, target: str, summary: JournalSummary, probe_log:
 
 
 def _label(fault: FaultBase, target: str) -> str:
-    k = fault.kind  # type: ignore[attr-defined]
-    if k == "latency":
-        return f"{fault.latency_ms} ms latency on the {target} path"  # type: ignore[attr-defined]
-    if k == "input_noise":
-        return f"input noise (sigma {fault.sigma:g}) on {fault.fraction:.0%} of requests"  # type: ignore[attr-defined]
-    return f"{k.replace('_', ' ')} on the {target} path" if target in ("active", "standby") else k.replace("_", " ")
+    return fault.describe(target)
 
 
 def compile_gates(findings: list[dict[str, Any]], *, experiment_id: str, journal_sha256: str,

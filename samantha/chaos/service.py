@@ -27,15 +27,15 @@ import psutil
 
 from samantha.chaos import findings as fnd
 from samantha.chaos import planner
-from samantha.chaos.catalog import KINDS, TARGETS, parse_fault
 from samantha.chaos.experiment import ExperimentTemplate, build_document, summarize_journal
+from samantha.chaos.fault_kinds import REGISTRY, parse_fault
 from samantha.chaos.ledger import Ledger
-from samantha.chaos.proposal import Proposal
 from samantha.chaos.providers.revert import is_stopped, revert, stressors
 from samantha.chaos.records import ChaosRecords
 from samantha.core.clock import REAL_CLOCK, Clock
 from samantha.core.config import SamanthaConfig
 from samantha.core.domain import RolloutMark
+from samantha.core.proposal import Proposal
 from samantha.core.signing import sha256_hex
 from samantha.cube.client import CubeClient
 from samantha.cube.protocol import CubeState
@@ -161,7 +161,7 @@ class ChaosService:
         return max(0.0, 1.0 - (e / n) / (1.0 - self.cc.slo_target))
 
     def revert_tested(self) -> frozenset[str]:
-        return frozenset(self.ledger.reverted_kinds() & set(KINDS))
+        return frozenset(self.ledger.reverted_kinds() & set(REGISTRY.names()))
 
     def preflight_input(self, p: Proposal, *, guards: list[GateBase] = (), cube: CubeState | None = None,
                         host: HostSnapshot | None = None, verdicts: list[Verdict] | None = None) -> PreflightInput:
@@ -172,7 +172,7 @@ class ChaosService:
             verdicts = [*verdicts, *self.evaluate(specs=[g.model_dump(mode="json") for g in guards])]
         gates = [GateStatus(name=v.gate, status=v.status, reason=v.reason) for v in verdicts]
         return PreflightInput(
-            proposal=p, now=now, gates=gates, hypothesis_gates=[*self.cc.hypothesis_gates, *(g.name for g in guards)],
+            proposal=p, fault=REGISTRY.resolve(p), now=now, gates=gates, hypothesis_gates=[*self.cc.hypothesis_gates, *(g.name for g in guards)],
             error_budget_remaining=self.error_budget(), host=host or self.host_snapshot(),
             cube=self.cube_snapshot(cube or self.cube_state()), running_experiments=len(self.records.running()),
             revert_tested=self.revert_tested(), recent_drills=self.records.drills_since(now - 3600),
@@ -198,7 +198,7 @@ class ChaosService:
 
             state = {"active": cube.active, "standby_weight": w, "gates_failing": [v.gate for v in verdicts
                                                                                   if v.status == "fail"]}
-            advice = propose_experiments(state, KINDS, TARGETS, self.llm)
+            advice = propose_experiments(state, REGISTRY.names(), REGISTRY.targets(), self.llm)
             extra, dropped = planner.from_llm(advice)
             props += [planner.score(p, now=now, last_run=last, incident_causes=list(incident_causes),
                                     standby_weight_pct=w) for p in extra]
@@ -385,26 +385,24 @@ class ChaosService:
             self.approvals.expire_due()
         return out
 
-    def selftest_reverts(self, kinds: tuple[str, ...] = ("latency", "timeout", "reset_peer", "bandwidth", "http_error",
-                                                          "input_noise", "sigstop", "cpu_burn", "memory_hog",
-                                                          "disk_pressure")) -> dict[str, Any]:
-        """Exercise each revert path once on the standby/host with a minimal fault, and verify it is gone."""
+    def selftest_reverts(self, kinds: tuple[str, ...] | None = None) -> dict[str, Any]:
+        """Exercise each revert path once on the standby/host with a minimal fault, and verify it is gone.
+
+        The minimal fault and its target come from each kind's registry declaration (`FaultKind.selftest`);
+        by default every kind that declares one."""
         from samantha.chaos.providers import actions
 
         eid = "selftest-" + uuid.uuid4().hex[:8]
         conf = self._configuration(eid, self.journals / f"{eid}.probes.jsonl")
         conf["experiment_id"] = eid
-        minimal = {"latency": {"latency_ms": 1}, "timeout": {"timeout_ms": 1, "toxicity": 0.001},
-                   "reset_peer": {"toxicity": 0.001}, "bandwidth": {"rate_kbps": 1_000_000, "toxicity": 0.001},
-                   "http_error": {"toxicity": 0.001}, "input_noise": {"fraction": 0.001, "sigma": 0.01},
-                   "sigstop": {"duration_s": 0.2}, "cpu_burn": {"cores": 0.05}, "memory_hog": {"mb": 4},
-                   "disk_pressure": {"mb": 1}}
         results = {}
-        for k in kinds:
-            target = {"input_noise": "router", "cpu_burn": "host", "memory_hog": "host",
-                      "disk_pressure": "host"}.get(k, "standby")
+        for k in REGISTRY.selftestable() if kinds is None else kinds:
             try:
-                actions.inject(k, target, {**minimal[k], "duration_s": 2.0}, configuration=conf)
+                fk = REGISTRY[k]
+                if fk.selftest is None:
+                    raise ValueError(f"{k} declares no self-test")
+                actions.inject(k, fk.selftest_target, {**fk.selftest, "duration_s": fk.selftest_duration_s},
+                               configuration=conf)
                 done = self.ledger.revert_open(revert, experiment_id=eid)
                 ok = all(d["reverted"] for d in done) and self._verify_clean()
                 results[k] = "ok" if ok else f"revert did not verify: {done}"

@@ -153,8 +153,8 @@ def selftest(config: Path | None = ConfigOption, as_json: bool = JsonOption) -> 
 
 @app.command()
 def catalog(as_json: bool = JsonOption) -> None:
-    """The fault catalog with each kind's blast-radius profile and parameter ranges."""
-    from samantha.chaos.catalog import catalog_table
+    """The fault catalog (the fault-kind registry) with each kind's blast-radius profile and parameter ranges."""
+    from samantha.chaos.fault_kinds import catalog_table
 
     rows = catalog_table()
     if as_json:
@@ -163,3 +163,24 @@ def catalog(as_json: bool = JsonOption) -> None:
     for r in rows:
         console.print(f"[bold]{r['kind']}[/bold] on {'/'.join(r['targets'])}: {r['summary']} revert: {r['revert']}",
                       highlight=False)
+
+
+@app.command()
+def rules(as_json: bool = JsonOption) -> None:
+    """The safety kernel's rules: the policy rules every action passes and the pre-flight rules every
+    experiment passes, each with its id and explanation."""
+    from samantha.kernel.policy import rule_catalog as policy_rules
+    from samantha.kernel.preflight import rule_catalog as preflight_rules
+
+    out = {"policy": [{"id": r["id"], "description": r["doc"]} for r in policy_rules()],
+           "preflight": [{"id": r["id"], "description": r["doc"]} for r in preflight_rules()]}
+    if as_json:
+        print_json(out)
+        return
+    from rich.table import Table
+
+    for name, title in (("policy", "policy rules (every action)"), ("preflight", "pre-flight rules (every experiment)")):
+        t = Table("id", "description", title=title, title_justify="left")
+        for r in out[name]:
+            t.add_row(r["id"], escape(r["description"]))
+        console.print(t)

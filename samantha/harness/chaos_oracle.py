@@ -4,6 +4,10 @@ Written from the issue's text, separately from preflight.py and without its help
 or the catalog's models, so the property tests and `samantha bench chaos` can count
 `preflight_violations`: proposals pre-flight sanctioned that this oracle says are
 beyond policy. The parameter bounds are restated as literals on purpose.
+
+`beyond_policy` judges the raw proposal only; it never reads the input's `fault` (what the
+chaos registry resolved it to). `random_input` resolves it through the registry only because
+the kernel's input carries that resolution: building the input is not judging it.
 """
 
 from __future__ import annotations
@@ -12,8 +16,9 @@ import math
 import random
 from typing import Any
 
-from samantha.chaos.proposal import Proposal
+from samantha.chaos.fault_kinds import preflight_input
 from samantha.core.config import ChaosLimits
+from samantha.core.proposal import Proposal
 from samantha.kernel.policy import CubeSnapshot, SlotState
 from samantha.kernel.preflight import GateStatus, HostSnapshot, PreflightInput
 
@@ -212,4 +217,4 @@ def random_input(rng: random.Random, proposal: Proposal, limits: ChaosLimits | N
     }
     for key in rng.sample(list(spoilers), rng.choice([0, 0, 1, 1, 2, len(spoilers)])):
         healthy[key] = spoilers[key]()
-    return PreflightInput(**healthy)  # type: ignore[arg-type]
+    return preflight_input(**healthy)  # type: ignore[arg-type]

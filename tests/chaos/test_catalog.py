@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from samantha.chaos.catalog import (
-    FAULT_MODELS,
+from samantha.chaos.fault_kinds import (
     KINDS,
-    PROFILES,
+    REGISTRY,
     FaultError,
     blast_radius,
     catalog_table,
@@ -18,7 +17,7 @@ from samantha.harness.chaos_oracle import BOUNDS
 
 
 def test_every_kind_has_a_profile_and_the_oracle_knows_it():
-    assert set(KINDS) == set(FAULT_MODELS) == set(BOUNDS)
+    assert set(KINDS) == {k.model.model_fields["kind"].default for k in REGISTRY} == set(BOUNDS)
     for row in catalog_table():
         assert row["revert"] and row["targets"] and "duration_s" in row["ranges"]
 
@@ -42,5 +41,5 @@ def test_blast_radius_by_role_and_weights():
     assert blast_radius(f, "standby", 20).live_share == pytest.approx(0.1)
     assert blast_radius(f, "active", 20).live_share == pytest.approx(0.4)
     assert blast_radius(parse_fault("kill_slot", {}), "active").path_down
-    assert PROFILES["cpu_burn"].targets == ("host",)
+    assert REGISTRY["cpu_burn"].targets == ("host",)
     assert blast_radius(parse_fault("cpu_burn", {"cores": 1.5}), "host").cpu_cores == 1.5

@@ -9,12 +9,13 @@ import pytest
 
 from samantha.chaos import planner
 from samantha.chaos.approvals import ApprovalQueue, make_decision
-from samantha.chaos.proposal import Proposal
+from samantha.chaos.fault_kinds import preflight_input
 from samantha.core.config import SamanthaConfig
 from samantha.core.operators import add_operator
+from samantha.core.proposal import Proposal
 from samantha.core.signing import KeyPair
 from samantha.kernel.policy import CubeSnapshot, SlotState
-from samantha.kernel.preflight import GateStatus, HostSnapshot, PreflightInput, check
+from samantha.kernel.preflight import GateStatus, HostSnapshot, check
 from samantha.llm.chaos_planning import ChaosAdvice
 from samantha.llm.chaos_planning import Proposal as LlmProposal
 
@@ -67,7 +68,7 @@ class _Service:
 
     def preflight(self, p, guards=()):
         good = SlotState(bundle="a" * 64, healthy=True, loaded=True, verified=True)
-        inp = PreflightInput(proposal=p, now=time.time(), gates=[GateStatus(name="g", status="pass")],
+        inp = preflight_input(proposal=p, now=time.time(), gates=[GateStatus(name="g", status="pass")],
                              hypothesis_gates=["g"], error_budget_remaining=1.0,
                              host=HostSnapshot(cpu_count=2, cpu_used_ratio=0, mem_available_mb=4000, disk_free_mb=9e4),
                              cube=CubeSnapshot(active=good, standby=good.model_copy(update={"bundle": "b" * 64})),

@@ -8,15 +8,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from samantha.chaos.catalog import KINDS, PROTECTED_TARGETS
-from samantha.chaos.proposal import Proposal
+from samantha.chaos.fault_kinds import KINDS, PROTECTED_TARGETS, preflight_input
 from samantha.core.config import ChaosLimits
+from samantha.core.proposal import Proposal
 from samantha.harness.chaos_oracle import beyond_policy, random_input, random_proposal
 from samantha.kernel.policy import CubeSnapshot, SlotState
 from samantha.kernel.preflight import (
     GateStatus,
     HostSnapshot,
-    PreflightInput,
     check,
     in_window,
     may_run_approved,
@@ -28,13 +27,13 @@ GOOD_CUBE = CubeSnapshot(active=SlotState(bundle="a" * 64, healthy=True, loaded=
 GATES = [GateStatus(name="active-error-rate", status="pass"), GateStatus(name="latency-slo-p99", status="pass")]
 
 
-def inp(kind: str = "latency", target: str = "standby", params: dict | None = None, **kw) -> PreflightInput:
+def inp(kind: str = "latency", target: str = "standby", params: dict | None = None, **kw):
     base = dict(proposal=Proposal(kind=kind, target=target, params={"latency_ms": 200} if params is None else params),
                 now=1_800_000_000.0, gates=GATES, hypothesis_gates=["active-error-rate"], error_budget_remaining=0.9,
                 host=HostSnapshot(cpu_count=2, cpu_used_ratio=0.2, mem_available_mb=4000, disk_free_mb=50_000),
                 cube=GOOD_CUBE, running_experiments=0, revert_tested=frozenset(KINDS))
     base.update(kw)
-    return PreflightInput(**base)
+    return preflight_input(**base)
 
 
 def codes(r) -> set[str]:

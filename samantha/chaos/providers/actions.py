@@ -1,12 +1,15 @@
 """Chaos Toolkit actions. Each one records its ledger entry (revert + TTL) before it injects.
 
+`inject` dispatches on the kind: the fault-kind registry (samantha/chaos/fault_kinds.py) names
+each kind's injector, one of the `inject_*` functions below, (fault, target, configuration,
+ledger) -> output.
+
 `configuration` (set by samantha/chaos/experiment.py) names the ledger, the experiment,
 the Cube's control and proxy APIs, the twin state file and the ballast directory.
 """
 
 from __future__ import annotations
 
-import math
 import signal
 import subprocess
 import sys
@@ -18,7 +21,7 @@ from typing import Any
 
 import httpx
 
-from samantha.chaos.catalog import NETWORK_KINDS, TOXIC_TYPE, FaultBase, parse_fault
+from samantha.chaos.fault_kinds import REGISTRY, FaultBase
 from samantha.chaos.ledger import Ledger
 from samantha.chaos.providers import cube
 from samantha.chaos.providers.revert import revert
@@ -40,32 +43,31 @@ def _ttl(c: dict[str, Any], fault: FaultBase) -> float:
 
 
 def inject(kind: str, target: str, params: dict[str, Any], configuration: dict[str, Any] | None = None) -> dict:
-    """Inject one catalog fault on a target role. The catalog validates the parameters again here."""
+    """Inject one catalog fault on a target role. The registry validates the parameters again here."""
     c = configuration or {}
-    fault = parse_fault(kind, params)
+    fault = REGISTRY.parse(kind, params)
+    injector = REGISTRY[kind].injector()
     led = _ledger(c)
     try:
-        return _INJECT[kind](fault, target, c, led)
+        return injector(fault, target, c, led)
     finally:
         led.close()
 
 
-def _toxic(f: Any, target: str, c: dict[str, Any], led: Ledger) -> dict:
+def inject_toxic(f: Any, target: str, c: dict[str, Any], led: Ledger) -> dict:
+    """A proxy toxic on the target slot's data path; the fault's model names the toxic (`f.toxic()`)."""
     slot = cube.slot_of_role(c["control_url"], target)
     proxy, name = cube.proxy_name(slot), f"chaos-{uuid.uuid4().hex[:12]}"
-    attrs = {"latency": {"latency": getattr(f, "latency_ms", 0), "jitter": getattr(f, "jitter_ms", 0)},
-             "timeout": {"timeout": getattr(f, "timeout_ms", 0)}, "reset_peer": {"timeout": getattr(f, "timeout_ms", 0)},
-             "bandwidth": {"rate": getattr(f, "rate_kbps", 0)},
-             "http_error": {"status_code": getattr(f, "status_code", 503)}}[f.kind]
+    toxic_type, attrs = f.toxic()
     iid = led.intend(c["experiment_id"], f.kind, target, f.model_dump(mode="json"),
                      {"op": "remove_toxic", "proxy_url": c["proxy_url"], "proxy": proxy, "name": name}, _ttl(c, f))
     with ProxyClient(c["proxy_url"], timeout=5.0) as p:
-        p.add_toxic(proxy, TOXIC_TYPE[f.kind], attrs, toxicity=f.toxicity, name=name, ttl_s=_ttl(c, f))
+        p.add_toxic(proxy, toxic_type, attrs, toxicity=f.toxicity, name=name, ttl_s=_ttl(c, f))
     led.mark_active(iid, f"{f.kind} toxic {name} on {proxy}")
     return {"injection_id": iid, "slot": slot, "proxy": proxy, "toxic": name, "at": time.time()}
 
 
-def _noise(f: Any, target: str, c: dict[str, Any], led: Ledger) -> dict:
+def inject_noise(f: Any, target: str, c: dict[str, Any], led: Ledger) -> dict:
     iid = led.intend(c["experiment_id"], f.kind, target, f.model_dump(mode="json"),
                      {"op": "noise_off", "control_url": c["control_url"]}, _ttl(c, f))
     r = httpx.post(f"{c['control_url']}/v1/twin/noise", json={"fraction": f.fraction, "sigma": f.sigma}, timeout=5.0)
@@ -74,7 +76,7 @@ def _noise(f: Any, target: str, c: dict[str, Any], led: Ledger) -> dict:
     return {"injection_id": iid, "at": time.time()}
 
 
-def _sigstop(f: Any, target: str, c: dict[str, Any], led: Ledger) -> dict:
+def inject_sigstop(f: Any, target: str, c: dict[str, Any], led: Ledger) -> dict:
     slot = cube.slot_of_role(c["control_url"], target)
     proc = cube.slot_process(c["twin_state"], slot)
     iid = led.intend(c["experiment_id"], f.kind, target, f.model_dump(mode="json"),
@@ -84,7 +86,7 @@ def _sigstop(f: Any, target: str, c: dict[str, Any], led: Ledger) -> dict:
     return {"injection_id": iid, "slot": slot, "pid": proc.pid, "at": time.time()}
 
 
-def _kill(f: Any, target: str, c: dict[str, Any], led: Ledger) -> dict:
+def inject_kill(f: Any, target: str, c: dict[str, Any], led: Ledger) -> dict:
     slot = cube.slot_of_role(c["control_url"], target)
     proc = cube.slot_process(c["twin_state"], slot)
     iid = led.intend(c["experiment_id"], f.kind, target, f.model_dump(mode="json"),
@@ -96,17 +98,13 @@ def _kill(f: Any, target: str, c: dict[str, Any], led: Ledger) -> dict:
     return {"injection_id": iid, "slot": slot, "pid": proc.pid, "at": t0}
 
 
-def _stressor(f: Any, target: str, c: dict[str, Any], led: Ledger) -> dict:
+def inject_stressor(f: Any, target: str, c: dict[str, Any], led: Ledger) -> dict:
+    """Stressor processes; the fault's model says which and how much (`f.stressor_jobs()`)."""
     tag = "st" + uuid.uuid4().hex[:12]
     iid = led.intend(c["experiment_id"], f.kind, target, f.model_dump(mode="json"),
                      {"op": "kill_stressor", "tag": tag}, _ttl(c, f))
-    if f.kind == "cpu_burn":
-        n = math.ceil(f.cores)
-        jobs = [("cpu", f.cores / n)] * n
-    else:
-        jobs = [("memory", float(f.mb))]
     pids = []
-    for what, amount in jobs:  # own session: a crash of the runner must not take them along unrecorded
+    for what, amount in f.stressor_jobs():  # own session: a crash of the runner must not take them along unrecorded
         p = subprocess.Popen([sys.executable, "-m", "samantha.chaos.providers.stressor", what, "--amount", str(amount),
                               "--duration", str(f.duration_s), "--tag", tag,
                               "--reserve-mb", str(c.get("memory_reserve_mb", 256))],
@@ -117,7 +115,7 @@ def _stressor(f: Any, target: str, c: dict[str, Any], led: Ledger) -> dict:
     return {"injection_id": iid, "pids": pids, "tag": tag, "at": time.time()}
 
 
-def _disk(f: Any, target: str, c: dict[str, Any], led: Ledger) -> dict:
+def inject_disk(f: Any, target: str, c: dict[str, Any], led: Ledger) -> dict:
     d = Path(c["ballast_dir"])
     d.mkdir(parents=True, exist_ok=True)
     path = d / f"ballast-{uuid.uuid4().hex[:12]}.bin"
@@ -132,7 +130,7 @@ def _disk(f: Any, target: str, c: dict[str, Any], led: Ledger) -> dict:
     return {"injection_id": iid, "path": str(path), "at": time.time()}
 
 
-def _drill(f: Any, target: str, c: dict[str, Any], led: Ledger) -> dict:
+def inject_drill(f: Any, target: str, c: dict[str, Any], led: Ledger) -> dict:
     url = c["control_url"]
     before = cube.state(url)["active"]
     other = "B" if before == "A" else "A"
@@ -156,10 +154,6 @@ def _drill(f: Any, target: str, c: dict[str, Any], led: Ledger) -> dict:
     led.mark_reverted(iid, detail)
     return {"injection_id": iid, "from": before, "to": other, "flip_ms": round(flip_ms, 1),
             "back_ms": round(back_ms, 1), "total_ms": round(flip_ms + back_ms, 1), "at": time.time()}
-
-
-_INJECT = {**{k: _toxic for k in NETWORK_KINDS}, "input_noise": _noise, "sigstop": _sigstop, "kill_slot": _kill,
-           "cpu_burn": _stressor, "memory_hog": _stressor, "disk_pressure": _disk, "rollback_drill": _drill}
 
 
 def enable_shadow(configuration: dict[str, Any] | None = None) -> dict:

@@ -1,8 +1,9 @@
-"""A proposed experiment: a catalog kind, a target role and raw parameters, from any source.
+"""A proposed chaos experiment: a fault kind, a target role and raw parameters, from any source.
 
-Parameters stay raw (unvalidated) here on purpose: pre-flight is the one place that
-judges them, so a proposal from the LLM, a template or an adversary gets the same
-refusal with the same reasons.
+A domain record in the core because the safety kernel's pre-flight judges it and the kernel
+imports only the core. Parameters stay raw (unvalidated) here on purpose: pre-flight is the
+one place that judges them (after the chaos fault-kind registry resolved them), so a proposal
+from the LLM, a template or an adversary gets the same refusal with the same reasons.
 """
 
 from __future__ import annotations
