@@ -80,7 +80,9 @@ def export_window(url: str, headers: dict[str, str], since: float, until: float,
 
 def measure_live(url: str, headers: dict[str, str], faults: list[dict[str, Any]], t0: float, duration_s: float,
                  end: float) -> dict[str, Any]:
-    """Measure a daemon that keeps running, from its records exported over the run's window."""
+    """Measure a daemon that keeps running, from its records exported over the run's window: from t0 (a rollout
+    from an hour before) to `end` or now, whichever is later. For a run that has just ended that is the same
+    as measure_stopped on the daemon's file, less traffic from before t0 in `by_role`."""
     con = export_window(url, headers, t0, max(end, time.time()) + 1)
     try:
         return measure(_Reader(lambda sql, params=None: con.sql(sql, params=params or None).to_arrow_table()),
