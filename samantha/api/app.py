@@ -13,32 +13,14 @@ from typing import Any, Literal, Protocol
 from fastapi import FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from samantha import __version__
 from samantha.core.domain import PlaybookActionKind
 from samantha.cube.protocol import REQUEST_ID_PATTERN
-from samantha.harness.measure import measure
 from samantha.loop.tables import ACTION_STATUSES
 from samantha.telemetry.ingest_http import make_ingest_router
 from samantha.telemetry.store import TelemetryStore
-
-
-class MeasuredFault(BaseModel):
-    model_config = ConfigDict(extra="allow")  # the scenario's own detail (kind, target, knobs) comes back as sent
-    onset_s: float = Field(ge=0)
-    cleared_s: float | None = Field(None, ge=0)
-    bundle_id: str | None = None
-
-
-class MeasureRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    faults: list[MeasuredFault] = Field(max_length=1000)
-    t0: float = Field(gt=0, description="scenario start, wall epoch seconds")
-    duration_s: float = Field(gt=0, le=86400)
-    end: float = Field(gt=0, description="scenario end, wall epoch seconds")
-
 
 ActionStatus = Literal[ACTION_STATUSES]  # type: ignore[valid-type]
 
@@ -142,12 +124,6 @@ def make_app(view: DaemonView) -> FastAPI:
     def audit_verify() -> Any:
         report = view.audit_verify()
         return report if report.get("ok") else JSONResponse(report, status_code=409)
-
-    @app.post("/v1/measure")
-    def measure_run(body: MeasureRequest) -> dict[str, Any]:
-        """A scenario's detection, mitigation, actions and false actions, from the daemon's own tables."""
-        view.store.flush()
-        return measure(view.store, [f.model_dump() for f in body.faults], body.t0, body.duration_s, body.end)
 
     for router in view.extra_routers():
         app.include_router(router)

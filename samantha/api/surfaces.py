@@ -28,7 +28,7 @@ class Surfaces:
         self.scheme = "https" if self.tls else "http"
         read = self.read
         cube_id = daemon.key.public.key_id if getattr(daemon, "key", None) is not None else ""
-        self.routers = [make_ops_router(read, cube=cube_id)]
+        self.routers = [make_ops_router(read, cube=cube_id, flush=daemon.store.flush)]
         with contextlib.suppress(ImportError):  # the console ships in the same package; guard partial installs
             from samantha.api.console import make_console_router
 

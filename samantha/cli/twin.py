@@ -77,7 +77,8 @@ def scenario_run(file: Path, config: Path | None = ConfigOption, as_json: bool =
 
     from samantha.cli.common import bad_input, err_console
     from samantha.core.validated_yaml import DocumentError
-    from samantha.twin.scenario import load_scenario, run_scenario
+    from samantha.harness.scenario_run import run_scenario
+    from samantha.twin.scenario import load_scenario
 
     try:
         sc = load_scenario(file)

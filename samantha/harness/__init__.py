@@ -1,7 +1,7 @@
 """The harness, the top layer beside the CLI: benchmarks, scenario measurement, process helpers and the demo.
 Only the CLI (and tests) import it.
 
-- `bench`: TODO
+- `bench`: Benchmarks: each one a function that returns one JSON-able dict; `samantha bench ...` prints it.
 - `chaos_oracle`: An independent restatement of chaos policy, and adversarial proposal generation.
 - `daemon_process`: `samantha run` as a child process: for scenario runs, benchmarks, the demo and tests.
 - `demo`: `samantha demo`: the main job on the embedded twin, told as a sequence of acts.
@@ -9,7 +9,8 @@ Only the CLI (and tests) import it.
 - `hub_process`: Run the hub as a real child process (tests, bench, demo); `.value` is its URL.
 - `measure`: Scenario measurement: when Samantha detected each fault, when traffic left the bad slot, what it did.
 - `proxy_process`: Spawn helpers: run the proxy (or the echo upstream) as a real child process and reap it.
+- `scenario_run`: Scenario runs with Samantha measured: a fresh daemon beside a fresh twin, or an attached pair.
 - `traffic_model`: A small generative model of Cube traffic, fitted to recorded twin telemetry.
 """
 
-__all__ = ["bench", "chaos_oracle", "daemon_process", "demo", "echo_upstream", "hub_process", "measure", "proxy_process", "traffic_model"]
+__all__ = ["bench", "chaos_oracle", "daemon_process", "demo", "echo_upstream", "hub_process", "measure", "proxy_process", "scenario_run", "traffic_model"]

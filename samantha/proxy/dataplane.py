@@ -18,13 +18,10 @@ import socket
 import struct
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, Protocol, cast
 
 from samantha.core.clock import Clock
-from samantha.proxy.toxics import http_error_response
-
-if TYPE_CHECKING:
-    from samantha.proxy.registry import Proxy, Toxic
+from samantha.proxy.toxics import Toxic, http_error_response
 
 HIGH_WATER = 1 << 20  # queued bytes per link before the source is paused
 LOW_WATER = 1 << 18
@@ -36,6 +33,20 @@ class _Closed(Exception):
 
 
 Emit = Callable[[bytes], Awaitable[None]]
+
+
+class ServedProxy(Protocol):
+    """What the data plane needs of the proxy it serves (the registry's `Proxy` is one): the clock,
+    the live connection set, the current toxic chain per direction and the upstream address."""
+
+    clock: Clock
+    connections: set[Connection]
+
+    def chain(self, direction: str) -> list[Toxic]: ...
+
+    def has_toxics(self, direction: str) -> bool: ...
+
+    def upstream_addr(self) -> tuple[str, int]: ...
 
 
 class Link:
@@ -389,7 +400,7 @@ class _Side(asyncio.Protocol):
 
 
 class _ClientSide(_Side):
-    def __init__(self, proxy: Proxy) -> None:
+    def __init__(self, proxy: ServedProxy) -> None:
         self.proxy = proxy
         super().__init__(Connection(proxy), "upstream")
 
@@ -410,7 +421,7 @@ class _UpstreamSide(_Side):
 
 
 class Connection:
-    def __init__(self, proxy: Proxy) -> None:
+    def __init__(self, proxy: ServedProxy) -> None:
         self.proxy = proxy
         self.client: asyncio.Transport | None = None
         self.server: asyncio.Transport | None = None
@@ -475,6 +486,6 @@ class Connection:
         self.proxy.connections.discard(self)
 
 
-async def start_listener(proxy: Proxy, host: str, port: int) -> asyncio.Server:
+async def start_listener(proxy: ServedProxy, host: str, port: int) -> asyncio.Server:
     loop = asyncio.get_running_loop()
     return await loop.create_server(lambda: _ClientSide(proxy), host, port, reuse_address=True)

@@ -14,7 +14,7 @@ from typing import Any
 
 from samantha.core.clock import Clock
 from samantha.proxy.dataplane import Connection, start_listener
-from samantha.proxy.toxics import MAX_NAME, ToxicError, ToxicSpec, parse_toxic, update_toxic
+from samantha.proxy.toxics import MAX_NAME, Toxic, ToxicError, parse_toxic, update_toxic
 
 log = logging.getLogger("samantha.proxy")
 
@@ -80,23 +80,6 @@ def parse_address(value: Any, field: str, *, listen: bool) -> tuple[str, int]:
     if not host:
         raise _bad(f"{field}: host is missing")
     return host.strip("[]"), port
-
-
-class Toxic:
-    """A live toxic; replaced (never mutated) on update so connections re-roll toxicity."""
-
-    __slots__ = ("spec", "deadline", "expires_at")
-
-    def __init__(self, spec: ToxicSpec, deadline: float | None, expires_at: float | None) -> None:
-        self.spec = spec
-        self.deadline = deadline  # clock.monotonic() at which the ttl runs out
-        self.expires_at = expires_at  # same instant, wall time, for humans and ledgers
-
-    def to_json(self) -> dict[str, Any]:
-        out = self.spec.to_json()
-        if self.expires_at is not None:
-            out["expires_at"] = round(self.expires_at, 3)
-        return out
 
 
 class Proxy:

@@ -82,6 +82,23 @@ class ToxicSpec:
                 "stream": self.stream, "toxicity": self.toxicity}
 
 
+class Toxic:
+    """A live toxic; replaced (never mutated) on update so connections re-roll toxicity."""
+
+    __slots__ = ("spec", "deadline", "expires_at")
+
+    def __init__(self, spec: ToxicSpec, deadline: float | None, expires_at: float | None) -> None:
+        self.spec = spec
+        self.deadline = deadline  # clock.monotonic() at which the ttl runs out
+        self.expires_at = expires_at  # same instant, wall time, for humans and ledgers
+
+    def to_json(self) -> dict[str, Any]:
+        out = self.spec.to_json()
+        if self.expires_at is not None:
+            out["expires_at"] = round(self.expires_at, 3)
+        return out
+
+
 def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 

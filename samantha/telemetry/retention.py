@@ -23,13 +23,15 @@ import math
 import os
 import threading
 import time
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any, Protocol
 
+from samantha.core.clock import Clock
+from samantha.core.config import StoreConfig
 from samantha.core.transaction import transaction
-
-if TYPE_CHECKING:
-    from samantha.telemetry.store import TelemetryStore
 
 MAX_PASSES = 12
 TARGET_FILL = 0.8  # when over budget, drop down to this fraction of it
@@ -70,8 +72,24 @@ FROM requests WHERE ts < $cutoff{keep} GROUP BY ALL
 _ROLLUPS = {"samples": _SAMPLES_ROLLUP, "requests": _REQUESTS_ROLLUP}
 
 
+class RetainedStore(Protocol):
+    """What retention needs of the store it keeps under budget (`TelemetryStore` is one)."""
+
+    cfg: StoreConfig
+    clock: Clock
+    path: Path
+
+    def flush(self) -> None: ...
+
+    def read_arrow(self, sql: str, params: Sequence[Any] | None = None) -> Any: ...
+
+    def writer(self) -> AbstractContextManager[Any]:
+        """The write connection, held under the store's write lock (group commits wait)."""
+        ...
+
+
 class Retention:
-    def __init__(self, store: TelemetryStore) -> None:
+    def __init__(self, store: RetainedStore) -> None:
         self.store = store
         self.cfg = store.cfg
         self._protected: dict[str, list[str]] = {}
@@ -175,8 +193,7 @@ class Retention:
     def _roll_and_drop(self, table: str, cutoff: float) -> int:
         keep = self._keep(table)
         params = {"b": float(self.cfg.rollup_bucket_s), "cutoff": float(cutoff)}
-        with self.store._write_lock:
-            con = self.store._con
+        with self.store.writer() as con:
             n = con.execute(f"SELECT count(*) FROM {table} WHERE ts < $cutoff{keep}", {"cutoff": cutoff}).fetchone()[0]
             if not n:
                 return 0
@@ -188,13 +205,13 @@ class Retention:
 
     def _delete(self, table: str, where: str, cutoff: float) -> None:
         keep = self._keep(table)
-        with self.store._write_lock:
-            n = self.store._con.execute(f"DELETE FROM {table} WHERE {where}{keep}", {"cutoff": cutoff}).fetchone()[0]
+        with self.store.writer() as con:
+            n = con.execute(f"DELETE FROM {table} WHERE {where}{keep}", {"cutoff": cutoff}).fetchone()[0]
         self.dropped_rows[table] = self.dropped_rows.get(table, 0) + int(n)
 
     def _checkpoint(self) -> None:
-        with self.store._write_lock:
-            self.store._con.execute("CHECKPOINT")
+        with self.store.writer() as con:
+            con.execute("CHECKPOINT")
 
     def stats(self) -> dict[str, Any]:
         return {"runs": self.runs, "rolled_rows": self.rolled_rows, "dropped_rows": dict(self.dropped_rows),

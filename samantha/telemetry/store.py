@@ -11,12 +11,13 @@ set): validation is a few vectorised passes, never a pydantic model per row.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ from samantha.core.transaction import transaction
 from samantha.telemetry import schema
 from samantha.telemetry.buffer import WriteBuffer
 from samantha.telemetry.cardinality import SeriesRegistry
+from samantha.telemetry.retention import Retention
 from samantha.telemetry.validation import (
     MAX_NAME_CHARS,
     OUT_OF_RANGE,
@@ -104,8 +106,6 @@ class TelemetryStore:
         self._cursors: list[Any] = []
         self._cursor_lock = threading.Lock()
         self._closed = False
-        from samantha.telemetry.retention import Retention  # retention needs the store type; avoid a cycle
-
         self.retention = Retention(self)
         self._writer: threading.Thread | None = None
         if start_writer:
@@ -404,6 +404,13 @@ class TelemetryStore:
         """A maintenance statement (retention, export) serialised with group commits."""
         with self._write_lock:
             self._con.execute(sql, params) if params is not None else self._con.execute(sql)
+
+    @contextlib.contextmanager
+    def writer(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """The write connection under the write lock, for maintenance that runs its own statements and
+        transactions (retention's roll-up and delete). Group commits wait until the block ends."""
+        with self._write_lock:
+            yield self._con
 
     def connection(self) -> Any:
         """A new connection to the same database, for a subsystem that runs its own transactions on its own

@@ -1,22 +1,22 @@
-"""Scenarios: a YAML timeline of deploys, faults and input shifts run against the twin.
+"""Scenarios: a YAML timeline of deploys, faults and input shifts, and its application to a twin.
 
-The runner is self-contained by default: a fresh twin and a fresh `samantha run` daemon
-(shipped playbooks, defaults) in a temporary directory, torn down at the end, so runs are
-independent and repeatable. It prints one JSON object: the faults with their onset,
-detection and mitigation times, the actions Samantha took, the false actions, the daemon's
-footprint and a traffic summary, measured by the daemon from its own DuckDB file.
+This module is the twin's half: the scenario document (pydantic models, `load_scenario` with
+errors that name file:line:col and field) and `drive()`, which applies a timeline to a running
+twin: deploys through the Cube client, faults through the fault proxy's client
+(`samantha.cube.proxy_client`), slot degradations and input shifts through the twin's own
+endpoints. It records each fault's onset (the faults list) and knows nothing of Samantha: a
+deploy with `rollout: true` goes through the `start_rollout` callable its caller hands in.
+
+Starting a fresh daemon beside the twin, and measuring detection, mitigation and actions from
+the daemon's records, is the harness's half: `samantha.harness.scenario_run`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
-import subprocess
-import sys
-import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -35,7 +35,8 @@ from samantha.core.validated_yaml import (
 )
 from samantha.cube.client import CubeClient
 from samantha.cube.fault_profile import FaultProfile
-from samantha.cube.protocol import CubeError
+from samantha.cube.protocol import CubeError, CubeState
+from samantha.cube.proxy_client import ProxyClient
 from samantha.twin import lifecycle
 from samantha.twin.toy_bundle import build_bundle
 
@@ -62,8 +63,8 @@ class Deploy(M):
     seed: int = Field(1, description="training seed; 0 is the incumbent's, others are retrained models")
     weight: float = Field(0, ge=0, le=100, description="canary weight to the standby after the load")
     shadow: bool = False
-    rollout: bool = Field(False, description="hand the bundle to Samantha's rollout controller (POST "
-                          "/v1/rollout/start) instead of loading it and setting weights directly")
+    rollout: bool = Field(False, description="hand the bundle to Samantha's rollout controller (the runner's "
+                          "`start_rollout`, POST /v1/rollout/start) instead of loading it and setting weights directly")
 
     @model_validator(mode="after")
     def _rollout_alone(self) -> Deploy:
@@ -152,54 +153,27 @@ def load_scenario(path: str | Path) -> Scenario:
     return sc
 
 
-# -- running ------------------------------------------------------------------
+# -- applying a timeline to a twin -------------------------------------------
 
-def _ephemeral_twin(data_dir: Path, ingest_url: str | None, rps: float) -> SamanthaConfig:
+StartRollout = Callable[[str, str], None]
+"""(bundle directory, request id) -> None: hands a bundle to Samantha's rollout controller; raises RuntimeError
+when it is refused. The harness supplies it (the twin does not talk to Samantha)."""
+
+
+def ephemeral_config(data_dir: Path, ingest_url: str | None, rps: float) -> SamanthaConfig:
+    """A twin on free ports under `data_dir`, pushing its request telemetry to `ingest_url`."""
     ports = {f: 0 for f in ("router_port", "control_port", "slot_a_port", "slot_b_port", "proxy_api_port",
                             "proxy_a_port", "proxy_b_port", "loadgen_port")}
     return SamanthaConfig(data_dir=str(data_dir), twin=TwinConfig(**ports, ingest_url=ingest_url, rps=rps))
 
 
-@contextlib.contextmanager
-def telemetry_server(data_dir: Path) -> Iterator[tuple[str, SamanthaConfig]]:
-    """`samantha telemetry serve` on a fresh store; yields the ingest URL and the store's config."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    cfg_file = data_dir / "samantha.yaml"
-    cfg_file.write_text(f"data_dir: {data_dir}\n")
-    from samantha.harness.daemon_process import free_port
-
-    port = free_port()
-    log = open(data_dir / "telemetry-serve.log", "ab")  # noqa: SIM115 - handed to the child
-    proc = subprocess.Popen([sys.executable, "-m", "samantha", "telemetry", "serve", "--port", str(port),
-                             "--config", str(cfg_file)], stdout=log, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL, env=os.environ.copy(), start_new_session=True)
-    log.close()
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                    break
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"telemetry serve did not start: {(data_dir / 'telemetry-serve.log').read_text()[-500:]}")
-            time.sleep(0.1)
-        yield f"http://127.0.0.1:{port}/v1/ingest/requests", SamanthaConfig(data_dir=str(data_dir))
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(5)
-
-
 class Runner:
+    """Applies a scenario's timeline to the running twin described by `st` (its state file), in real time
+    divided by `speed`; `faults` collects each fault's onset (seconds from the start) and `log` each event."""
+
     def __init__(self, scenario: Scenario, st: dict[str, Any], *, speed: float = 1.0,
-                 progress: Callable[[float, str], None] | None = None, samantha_url: str | None = None,
-                 samantha_headers: dict[str, str] | None = None):
-        self.sc, self.st, self.speed, self.samantha_url = scenario, st, speed, samantha_url
-        self.samantha_headers = samantha_headers or {}
+                 progress: Callable[[float, str], None] | None = None, start_rollout: StartRollout | None = None):
+        self.sc, self.st, self.speed, self.start_rollout = scenario, st, speed, start_rollout
         self.t0_wall = time.time()
         self.cube = CubeClient(lifecycle.control_url(st))
         self.http = httpx.Client(timeout=10)
@@ -231,13 +205,9 @@ class Runner:
             path = Path(self.st["bundles_dir"]) / f"{self.sc.name}-{d.bundle}-{self.n}"
             m = build_bundle(path, name="sensor-mlp", version=d.bundle, seed=d.seed, profile=d.profile, key=key)
             if d.rollout:
-                if self.samantha_url is None:
+                if self.start_rollout is None:
                     raise RuntimeError("deploy with rollout: true needs Samantha beside the twin")
-                r = self.http.post(f"{self.samantha_url}/v1/rollout/start",
-                                   json={"bundle": str(path), "request_id": self._rid("rollout")},
-                                   headers=self.samantha_headers)
-                if r.status_code >= 400:
-                    raise RuntimeError(f"rollout start refused: {r.text[:300]}")
+                self.start_rollout(str(path), self._rid("rollout"))
             else:
                 self.cube.load(str(path), request_id=self._rid("load"))
             if d.weight:
@@ -250,8 +220,6 @@ class Runner:
                             delay_s=delay)
             detail = f"{m.label} {m.bundle_id[:12]} weight={d.weight} shadow={d.shadow} rollout={d.rollout}"
         elif ev.fault is not None:
-            from samantha.cube.proxy_client import ProxyClient
-
             f, slot = ev.fault, self._slot(ev.fault.slot)
             name = f.name or f"{f.toxic.type}_{self.n}"
             self.n += 1
@@ -262,8 +230,6 @@ class Runner:
             self._fault(f"toxic_{f.toxic.type}", at, f.slot, slot=slot, toxic=name, bundle_id=self._bundle_on(slot))
             detail = f"{f.toxic.type} on slot {slot} ({f.slot}) {f.toxic.attributes}"
         elif ev.remove_fault is not None:
-            from samantha.cube.proxy_client import ProxyClient
-
             slot = self._slot(ev.remove_fault.slot)
             with ProxyClient(f"http://{self.st['host']}:{self.st['ports']['proxy_api_port']}") as pc:
                 names = [ev.remove_fault.name] if ev.remove_fault.name else [t.name for t in pc.toxics(f"slot-{slot.lower()}")]
@@ -337,130 +303,47 @@ class Runner:
         self.http.close()
 
 
-def traffic_from_store(store_cfg: SamanthaConfig) -> dict[str, Any]:
-    from samantha.harness.measure import traffic_by_role
-    from samantha.telemetry.store import TelemetryStore
+@dataclass
+class Driven:
+    """What a drive leaves: the runner (t0, faults with onsets, event log) and the twin's own counts."""
 
-    with TelemetryStore.open(store_cfg) as store:
-        return traffic_by_role(store)
+    runner: Runner
+    loadgen: dict[str, Any]  # the load generator's /stats: sent, ok, failed, statuses
+    router: dict[str, Any]  # the router's /v1/twin/stats: telemetry pushed
+    final: CubeState
+
+    @property
+    def end_wall(self) -> float:
+        """The scenario's end, wall epoch seconds."""
+        return self.runner.t0_wall + self.runner.sc.duration_s / self.runner.speed
 
 
-def _drive(scenario: Scenario, st: dict[str, Any], speed: float, progress: Callable[[float, str], None] | None,
-           samantha_url: str | None = None, samantha_headers: dict[str, str] | None = None,
-           ) -> tuple[Runner, dict[str, Any], dict[str, Any], Any]:
-    runner = Runner(scenario, st, speed=speed, progress=progress, samantha_url=samantha_url,
-                    samantha_headers=samantha_headers)
+def drive(scenario: Scenario, st: dict[str, Any], *, speed: float = 1.0,
+          progress: Callable[[float, str], None] | None = None, start_rollout: StartRollout | None = None) -> Driven:
+    """Wait for healthy slots, run the timeline, stop the load; the twin's counts and final state."""
+    runner = Runner(scenario, st, speed=speed, progress=progress, start_rollout=start_rollout)
     try:
         _wait_healthy(runner.cube)
         runner.run()
         time.sleep(0.5)  # in-flight requests finish; the router's last telemetry batch goes out
         lg = runner.http.get(f"{lifecycle.loadgen_url(st)}/stats").json()
         router = runner.http.get(f"{lifecycle.control_url(st)}/v1/twin/stats").json()
-        return runner, lg, router, runner.cube.state()
+        return Driven(runner, lg, router, runner.cube.state())
     finally:
         runner.close()
 
 
-def _measure(url: str, headers: dict[str, str], runner: Runner, scenario: Scenario, speed: float) -> dict[str, Any]:
-    end = runner.t0_wall + scenario.duration_s / speed
-    r = httpx.post(f"{url}/v1/measure", json={"faults": runner.faults, "t0": runner.t0_wall,
-                                              "duration_s": scenario.duration_s, "end": end}, headers=headers, timeout=60)
-    if r.status_code >= 400:
-        raise RuntimeError(f"the daemon could not measure the run: {r.text[:500]}")
-    return r.json()
-
-
-def _with_samantha(scenario: Scenario, tmp: Path, speed: float, progress: Callable[[float, str], None] | None,
-                   policy: Any = None, llm: bool = False) -> tuple[Runner, dict[str, Any], dict[str, Any], Any, dict[str, Any]]:
-    """A fresh twin with a fresh `samantha run` daemon beside it (shipped playbooks, defaults).
-
-    The daemon measures the run from its own DuckDB file (POST /v1/measure) before it is stopped;
-    its footprint (RSS, USS, CPU share over the timeline) goes into the report."""
-    import yaml
-
-    from samantha.harness.daemon_process import DaemonProcess, free_port, write_config
-
-    port = free_port()
-    cfg = _ephemeral_twin(tmp / "state", f"http://127.0.0.1:{port}/v1/ingest/requests", 0)
-    update: dict[str, Any] = {"api": cfg.api.model_copy(update={"port": port}),
-                              "llm": cfg.llm.model_copy(update={"enabled": llm})}
-    if policy is not None:
-        (tmp / "rollout-policy.yaml").write_text(yaml.safe_dump(policy.model_dump(mode="json")))
-        update["sre"] = cfg.sre.model_copy(update={"rollout_policy": str(tmp / "rollout-policy.yaml")})
-    cfg = cfg.model_copy(update=update)
-    st = lifecycle.up(cfg)  # first: the daemon finds the Cube through the twin's state file
-    try:
-        with DaemonProcess(cfg, write_config(cfg, tmp / "samantha.yaml"), log=tmp / "daemon.log") as daemon:
-            daemon.start().wait_ready(90, verdicts=True)
-            daemon.cpu_mark()
-            runner, lg, router, final = _drive(scenario, st, speed, progress, samantha_url=daemon.url,
-                                                     samantha_headers=daemon.client.headers())
-            foot = daemon.footprint()
-            measured = _measure(daemon.url, daemon.client.headers(), runner, scenario, speed)
-            measured["daemon"] = {**foot, "rps": scenario.traffic.rps, "pid": daemon.pid,
-                                  "exit_code": daemon.stop()}
-    finally:
-        lifecycle.down(cfg)
-    return runner, lg, router, final, measured
-
-
-def run_scenario(scenario: Scenario, *, speed: float = 1.0, attach: SamanthaConfig | None = None,
-                 progress: Callable[[float, str], None] | None = None, samantha: bool = True,
-                 policy: Any = None, llm: bool = False) -> dict[str, Any]:
-    """`samantha=True` (default): a fresh `samantha run` daemon runs beside the fresh twin and the report
-    carries detection, mitigation and actions; False: the twin alone (onsets only). `attach`: the
-    running twin and daemon of that config (the daemon measures; nothing is torn down). `llm`: the fresh
-    daemon triages incidents with the local LLM (off the fast path); off, the rules triage."""
-    started = time.time()
-    by_role = None
-    measured: dict[str, Any] | None = None
-    if attach is not None:
-        from samantha.api.client import auth_headers, daemon_url
-
-        st = lifecycle.read_state(attach)
-        if not st or not st.get("ready"):
-            raise RuntimeError("--attach: no running twin for this config (run `samantha twin up`)")
-        url = daemon_url(attach)
-        try:
-            httpx.get(f"{url}/healthz", timeout=2).raise_for_status()
-        except httpx.HTTPError as e:
-            raise RuntimeError(f"--attach: no daemon answers at {url} (run `samantha run`): {e}") from None
-        headers = auth_headers(attach)
-        runner, lg, router, final = _drive(scenario, st, speed, progress, samantha_url=url, samantha_headers=headers)
-        measured = _measure(url, headers, runner, scenario, speed)
-    elif samantha:
-        with tempfile.TemporaryDirectory(prefix=f"scenario-{scenario.name}-") as tmp:
-            runner, lg, router, final, measured = _with_samantha(scenario, Path(tmp), speed, progress, policy,
-                                                                           llm)
-    else:
-        with tempfile.TemporaryDirectory(prefix=f"scenario-{scenario.name}-") as tmp:
-            with telemetry_server(Path(tmp) / "store") as (url, store_cfg):
-                cfg = _ephemeral_twin(Path(tmp) / "twin", url, 0)
-                st = lifecycle.up(cfg)
-                try:
-                    runner, lg, router, final = _drive(scenario, st, speed, progress)
-                finally:
-                    lifecycle.down(cfg)
-            by_role = traffic_from_store(store_cfg)  # the server has stopped: the store is ours to read
-    out: dict[str, Any] = {
-        "name": scenario.name, "duration_s": scenario.duration_s, "speed": speed,
-        "wall_s": round(time.time() - started, 2), "self_contained": attach is None,
-        "faults": runner.faults, "actions": [], "false_actions": 0,
-        "timeline": runner.log,
+def twin_report(scenario: Scenario, d: Driven) -> dict[str, Any]:
+    """The twin's side of the scenario report: onsets, timeline, traffic counts, final state (no detection:
+    `faults` carry onsets only and `actions` is empty until someone measures Samantha)."""
+    lg, final = d.loadgen, d.final
+    return {
+        "faults": d.runner.faults, "actions": [], "false_actions": 0, "timeline": d.runner.log,
         "traffic": {"rps": scenario.traffic.rps, "sent": lg["sent"], "ok": lg["ok"], "failed": lg["failed"],
-                    "statuses": lg["statuses"], "telemetry": router["telemetry"]},
+                    "statuses": lg["statuses"], "telemetry": d.router["telemetry"]},
         "final_state": {"active": final.active, "weights": final.weights.model_dump(), "shadow": final.shadow,
                         "quarantine": [q.bundle_id for q in final.quarantine]},
     }
-    if measured is not None:
-        by_role = measured["by_role"]
-        out.update(faults=measured["faults"], actions=measured["actions"], false_actions=measured["false_actions"],
-                   false_action_list=measured["false_action_list"])
-        if "daemon" in measured:
-            out["daemon"] = measured["daemon"]
-    if by_role is not None:
-        out["traffic"]["by_role"] = by_role
-    return out
 
 
 def _wait_healthy(cube: CubeClient, timeout: float = 15.0) -> None:

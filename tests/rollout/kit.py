@@ -15,6 +15,7 @@ import yaml
 
 from samantha.gates.rollout_policy import RolloutPolicy
 from samantha.harness.daemon_process import DaemonProcess, write_config
+from samantha.harness.scenario_run import measure_live
 from tests.sre.kit import sre_config
 from tests.twin.twinkit import Twin, start_twin
 
@@ -43,9 +44,8 @@ class Env:
         return self.daemon.client.get("/v1/rollout/status")
 
     def measure(self, faults: list[dict[str, Any]], t0: float, end: float) -> dict[str, Any]:
-        r = self.post("/v1/measure", json={"faults": faults, "t0": t0, "duration_s": end - t0, "end": end})
-        r.raise_for_status()
-        return r.json()
+        """The harness's measurement of the running daemon, from its records (its admin export)."""
+        return measure_live(self.url, self.daemon.client.headers(), faults, t0, end - t0, end)
 
     def stopped_db(self) -> duckdb.DuckDBPyConnection:
         """Stop the daemon (the one writer) and open its DuckDB file read-only."""

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from samantha.twin.scenario import Scenario, run_scenario
+from samantha.harness.scenario_run import run_scenario
+from samantha.twin.scenario import Scenario
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(150)]
 

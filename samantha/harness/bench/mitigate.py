@@ -1,7 +1,7 @@
 """`samantha bench mitigate`: time to mitigate hard faults, time to detect soft ones, false actions.
 
 Every number comes from real scenario runs: a fresh twin with a fresh `samantha run` daemon beside
-it per run, the report measured by the daemon from its DuckDB file (see samantha/harness/measure.py). A case Samantha never
+it per run, the report measured from the daemon's DuckDB file (see samantha/harness/scenario_run.py). A case Samantha never
 mitigates (or detects) counts as infinitely slow in the percentiles, so a miss cannot hide.
 """
 
@@ -15,9 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from samantha.twin.scenario import Scenario, load_scenario, run_scenario
+from samantha.harness.scenario_run import run_scenario
+from samantha.twin.scenario import Scenario, load_scenario
 
-SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
+SCENARIOS = Path(__file__).resolve().parents[3] / "scenarios"
 HARD = ("rollout-bad-canary", "rollout-crash-canary", "active-degradation")
 SOFT = ("rollout-slow-canary", "rollout-divergent-canary", "input-drift")
 FAULT_FREE = ("rollout-good", "no-fault-control")
