@@ -1,58 +1,55 @@
 """The operator surfaces the daemon mounts: auth, `/metrics`, DORA/report endpoints, the web console.
 
-One mount point so the daemon needs three lines: `Surfaces.attach(daemon)` when it opens
-(refuses a non-loopback bind without TLS), `surfaces.secure(app)` on the API app, and
-`surfaces.after_cycle(out)` after each steady-state cycle (latency histograms).
+One part the composition root builds (`samantha/daemon/parts.py`): `Surfaces(...)` refuses a
+non-loopback bind without TLS, binds the metrics gauges and builds the ops router (`routers`);
+`console_router(view)` builds the console over the daemon's API view; `secure(app)` installs
+auth on the API app; `after_cycle(out)` records each steady-state cycle's latency histograms.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
+from collections.abc import Callable
 from typing import Any
+
+from fastapi import APIRouter
 
 from samantha import __version__
 from samantha.api import metrics
 from samantha.api.auth import AuthService, check_binding, install
+from samantha.api.console import ConsoleView, make_console_router, mount_static
 from samantha.api.ops_routes import make_ops_router
+from samantha.core.clock import Clock
+from samantha.core.config import SamanthaConfig
+from samantha.telemetry.store import TelemetryStore
 
 log = logging.getLogger("samantha.api.surfaces")
 
 
 class Surfaces:
-    def __init__(self, daemon: Any) -> None:
-        self.daemon = daemon
-        cfg = daemon.config
-        self.tls: dict[str, Any] = check_binding(cfg)  # BindRefused stops the daemon before it listens
-        self.auth = AuthService.from_config(cfg, daemon.clock)
-        self.scheme = "https" if self.tls else "http"
-        read = self.read
-        cube_id = daemon.key.public.key_id if getattr(daemon, "key", None) is not None else ""
-        self.routers = [make_ops_router(read, cube=cube_id, flush=daemon.store.flush)]
-        with contextlib.suppress(ImportError):  # the console ships in the same package; guard partial installs
-            from samantha.api.console import make_console_router
+    """`cube_id`: the Cube key's id (reports name it); `last_cube`: the Cube state the last cycle saw (gauges)."""
 
-            self.routers.append(make_console_router(daemon, self.auth, read))
+    def __init__(self, config: SamanthaConfig, clock: Clock, store: TelemetryStore, *, cube_id: str = "",
+                 last_cube: Callable[[], dict[str, Any] | None] = lambda: None) -> None:
+        self.store = store
+        self.tls: dict[str, Any] = check_binding(config)  # BindRefused stops the daemon before it listens
+        self.auth = AuthService.from_config(config, clock)
+        self.scheme = "https" if self.tls else "http"
+        self.routers: list[APIRouter] = [make_ops_router(self.read, cube=cube_id, flush=store.flush)]
         metrics.set_version(__version__)
-        metrics.bind_store(daemon.store.stats)
-        metrics.bind_cube(lambda: (daemon.graph.last or {}).get("cube"))
+        metrics.bind_store(store.stats)
+        metrics.bind_cube(last_cube)
         metrics.bind_actions(self._action_counts)
         metrics.bind_decisions(self._decision_counts)
 
-    @classmethod
-    def attach(cls, daemon: Any) -> Surfaces:
-        s = cls(daemon)
-        daemon._routers.extend(s.routers)
-        return s
+    def console_router(self, view: ConsoleView) -> APIRouter:
+        return make_console_router(view, self.auth, self.read, secure_cookie=bool(self.tls))
 
     def read(self, sql: str, params: Any = None) -> Any:
-        return self.daemon.store.read_arrow(sql, params or None)
+        return self.store.read_arrow(sql, params or None)
 
     def secure(self, app: Any) -> Any:
-        with contextlib.suppress(ImportError):
-            from samantha.api.console import mount_static
-
-            mount_static(app)
+        mount_static(app)
 
         @app.get("/", include_in_schema=False)
         def _root() -> Any:

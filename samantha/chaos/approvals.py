@@ -65,12 +65,14 @@ def make_decision(approval_id: str, verb: str, proposal_key: str, key: KeyPair, 
 
 
 class ApprovalQueue(ChaosTables):
-    def __init__(self, service: Any) -> None:
+    """`on_record`: told of each new item (its `request_record`); the daemon queues it up to the hub."""
+
+    def __init__(self, service: Any, *, on_record: Callable[[dict[str, Any]], None] | None = None) -> None:
         self.service = service
         self.config, self.cc, self.clock = service.config, service.cc, service.clock
         super().__init__(self.config.resolve(self.cc.db), SCHEMA)
         self.graph = ChaosGraph(_Nodes(service, self), self.config.resolve(self.cc.checkpoint_path))
-        self.on_record: Callable[[dict[str, Any]], None] | None = None  # the daemon queues it up to the hub
+        self.on_record = on_record
 
     def close(self) -> None:
         self.graph.close()
@@ -306,7 +308,7 @@ class _Nodes:
 
 
 class ConsoleApprovals:
-    """The queue as the web console's `ApprovalsPort` (`daemon.approvals_port`)."""
+    """The queue as the web console's `ApprovalsPort`."""
 
     def __init__(self, queue: ApprovalQueue, cube: PublicKey) -> None:
         self.queue, self.cube = queue, cube
@@ -365,7 +367,3 @@ class RelayedDecisions:
                                                    "via": f"relayed by {who['relayed_by']}",
                                                    "error": f"{type(e).__name__}: {e}"[:300]})
 
-
-def attach_approvals(service: Any) -> ApprovalQueue:
-    service.approvals = ApprovalQueue(service)
-    return service.approvals

@@ -17,7 +17,6 @@ import sys
 import threading
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +37,7 @@ from samantha.core.domain import RolloutMark
 from samantha.core.proposal import Proposal
 from samantha.core.signing import sha256_hex
 from samantha.cube.client import CubeClient
+from samantha.cube.endpoints import cube_endpoints
 from samantha.cube.protocol import CubeState
 from samantha.cube.proxy_client import ProxyClient
 from samantha.gates.engine import GateEngine
@@ -58,26 +58,6 @@ from samantha.loop.known_good import KnownGood
 from samantha.telemetry.store import TelemetryStore
 
 log = logging.getLogger(__name__)
-TWIN_STATE = "twin.json"
-
-
-@dataclass(frozen=True)
-class Endpoints:
-    control_url: str
-    proxy_url: str
-    twin_state: str
-
-
-def endpoints(config: SamanthaConfig) -> Endpoints:
-    """The Cube's control and proxy APIs: from the running twin's state file, else the configured ports."""
-    path = config.resolve(config.twin.run_dir) / TWIN_STATE
-    try:
-        st = json.loads(path.read_text())
-        h, p = st["host"], st["ports"]
-        return Endpoints(f"http://{h}:{p['control_port']}", f"http://{h}:{p['proxy_api_port']}", str(path.absolute()))
-    except (OSError, ValueError, KeyError):
-        t = config.twin
-        return Endpoints(f"http://{t.host}:{t.control_port}", config.proxy.url, str(path.absolute()))
 
 
 class ChaosBusy(RuntimeError):
@@ -85,15 +65,23 @@ class ChaosBusy(RuntimeError):
 
 
 class ChaosService:
+    """`api_url`: where experiment probes ask the gates, asked each time an experiment is configured (the daemon's
+    own URL is known only once its API has bound a port); its None, or no provider, falls back to `chaos.api_url`,
+    then the configured API address. `approvals`: builds the approval queue over this service (each needs the
+    other: the queue's graph runs the service's pre-flight and execution; `submit` and `sweep` go through the
+    queue), called once, last in the constructor; without it an escalated proposal is only reported."""
+
     def __init__(self, config: SamanthaConfig, store: TelemetryStore, clock: Clock = REAL_CLOCK, *,
                  llm: Any = None, registry: GateRegistry | None = None, known_good: KnownGood | None = None,
-                 rollout: Callable[[], RolloutMark | None] | None = None) -> None:
+                 rollout: Callable[[], RolloutMark | None] | None = None,
+                 api_url: Callable[[], str | None] | None = None,
+                 approvals: Callable[[ChaosService], Any] | None = None) -> None:
         """`known_good`: the Cube's one known-good set (the daemon's); None: one on `store`. `rollout`: the
         rollout controller's mark (`RolloutController.mark`), when the daemon runs one."""
         self.config, self.cc, self.store, self.clock = config, config.chaos, store, clock
         self.known_good = known_good if known_good is not None else KnownGood(store, clock)
         self.rollout = rollout
-        self.api_url = self.cc.api_url or f"http://{config.api.host}:{config.api.port}"
+        self._api_url = api_url
         self.llm = llm
         db = config.resolve(self.cc.db)
         self.ledger = Ledger(db, clock)
@@ -106,8 +94,13 @@ class ChaosService:
         self.engine = GateEngine(store, clock)
         self._eval_lock = threading.Lock()
         self._run_lock = threading.Lock()
-        self.approvals: Any = None  # set by attach_approvals (samantha.chaos.approvals)
         self.last_recovery: dict[str, Any] = {}
+        self.approvals: Any = approvals(self) if approvals is not None else None  # samantha.chaos.approvals
+
+    @property
+    def api_url(self) -> str:
+        return ((self._api_url() if self._api_url is not None else None) or self.cc.api_url
+                or f"http://{self.config.api.host}:{self.config.api.port}")
 
     def close(self) -> None:
         self.ledger.close()
@@ -136,7 +129,7 @@ class ChaosService:
 
     # --- the Cube and the host now ----------------------------------------------------------
     def cube_state(self) -> CubeState:
-        with CubeClient(endpoints(self.config).control_url, timeout=5.0) as c:
+        with CubeClient(cube_endpoints(self.config).control_url, timeout=5.0) as c:
             return c.state()
 
     def cube_snapshot(self, st: CubeState) -> CubeSnapshot:
@@ -253,7 +246,7 @@ class ChaosService:
                             approval_id=approval_id)
 
     def _configuration(self, eid: str, probe_log: Path) -> dict[str, Any]:
-        ep = endpoints(self.config)
+        ep = cube_endpoints(self.config)
         return {"samantha_api": self.api_url, "samantha_token_file": str((Path(self.config.data_dir) / "api.token")
                                                                           .absolute()),
                 "samantha_ledger": str(self.config.resolve(self.cc.db).absolute()),
@@ -426,7 +419,7 @@ def _read_jsonl(p: Path) -> list[dict[str, Any]]:
 
 def leftovers(config: SamanthaConfig) -> dict[str, Any]:
     """What a fault could have left on the Cube: toxics, stopped slots, stressors, ballast, noise."""
-    ep = endpoints(config)
+    ep = cube_endpoints(config)
     out: dict[str, Any] = {"toxics": [], "stopped": [], "stressors": [], "ballast": [], "noise": None}
     with contextlib.suppress(httpx.HTTPError, OSError, ValueError), ProxyClient(ep.proxy_url, timeout=3.0) as c:
         for name, info in c.proxies().items():

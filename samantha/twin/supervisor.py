@@ -26,9 +26,10 @@ import httpx
 from samantha.core.config import SamanthaConfig
 from samantha.core.signing import KeyPair
 from samantha.cube.bundle import BundleError, load_trusted_keys, trust_key
+from samantha.cube.endpoints import TWIN_STATE_FILE
 from samantha.twin.toy_bundle import build_bundle, verify_toy_bundle
 
-STATE_FILE = "twin.json"
+STATE_FILE = TWIN_STATE_FILE  # the agent reads it through samantha/cube/endpoints.py
 GOOD_BUNDLE = "sensor-mlp-1"
 MAX_RESTARTS = 20
 

@@ -47,7 +47,7 @@ M_POLICY_EXPIRES = "samantha_policy_expires_timestamp_seconds"
 M_BUNDLE_EXPIRES = "cube_bundle_expires_timestamp_seconds"
 M_FLEET_DIVERGENCE = "cube_fleet_divergence"
 
-# (raw doc, its verified form, source) -> None when applied, else why not. Set by the daemon when it has an
+# (raw doc, its verified form, source) -> None when applied, else why not. Given by the daemon when it has an
 # approval queue; without one every relayed decision is refused.
 DecisionHandler = Callable[[dict[str, Any], Checked, str], str | None]
 NO_QUEUE = "no approval queue on this Cube (chaos mode is off)"
@@ -57,12 +57,24 @@ _DECISIONS_DDL = """CREATE TABLE IF NOT EXISTS uplink_decisions (
     reason VARCHAR NOT NULL, signer VARCHAR, doc VARCHAR NOT NULL)"""
 
 
+def make_outbox(config: SamanthaConfig, conn: Any, clock: Clock) -> Outbox:
+    """The uplink's outbox on `conn`, sized by `uplink.outbox_budget_fraction` of the store's disk budget."""
+    u = config.uplink
+    budget = int(config.store.disk_budget_mb * 1024 * 1024 * u.outbox_budget_fraction)
+    return Outbox(conn, clock, budget_bytes=budget, batch_span_s=u.batch_span_s,
+                  batch_max_records=u.batch_max_records, bucket_s=config.store.rollup_bucket_s)
+
+
 class UplinkService:
+    """`outbox`: one built beforehand (`make_outbox`) when other parts append to it before the service exists (the
+    daemon's approval queue); its connection is the service's. Else the service builds it on `conn` (or on a
+    connection of its own)."""
+
     def __init__(self, config: SamanthaConfig, store: TelemetryStore, clock: Clock, *, key: KeyPair | None = None,
                  conn: Any = None, alerts: Any = None, audit: Any = None, cube: Any = None,
                  bundle_expires_at: Callable[[], float | None] | None = None,
                  on_decision: DecisionHandler | None = None,
-                 http: httpx.Client | None = None) -> None:
+                 http: httpx.Client | None = None, outbox: Outbox | None = None) -> None:
         u = config.uplink
         self.config, self.cfg, self.store, self.clock = config, u, store, clock
         self.alerts, self.audit, self.cube = alerts, audit, cube
@@ -70,11 +82,11 @@ class UplinkService:
         self.cube_id = u.cube_id or (key.public.key_id if key is not None else "cube")
         self.dir = config.resolve(u.dir)
         self.dir.mkdir(parents=True, exist_ok=True)
+        if outbox is not None:
+            conn = outbox.conn
         self._own_conn = conn is None
         self.conn = conn if conn is not None else store.connection()
-        budget = int(config.store.disk_budget_mb * 1024 * 1024 * u.outbox_budget_fraction)
-        self.outbox = Outbox(self.conn, clock, budget_bytes=budget, batch_span_s=u.batch_span_s,
-                             batch_max_records=u.batch_max_records, bucket_s=config.store.rollup_bucket_s)
+        self.outbox = outbox if outbox is not None else make_outbox(config, self.conn, clock)
         self.outbox.protect(store.retention)
         with self.outbox.lock:
             self.conn.execute(_DECISIONS_DDL)

@@ -5,8 +5,9 @@ detail with full context, approve/deny behind a confirmation page), Experiments,
 the token login. Authorisation is the auth middleware's (`samantha/api/auth.py`): every
 page needs a viewer session; deciding needs an approver; forms carry the session's CSRF token.
 
-Approvals come from an `ApprovalsPort` the daemon exposes as `daemon.approvals_port` (chaos
-mode's queue). Web decisions are signed by the Cube key on the operator's behalf
+The pages read a `ConsoleView` (the API's `DaemonView`, plus the Cube key, the clock, the
+uplink's status and the approval queue). Approvals come from its `approvals_port` (chaos
+mode's queue; None without chaos mode). Web decisions are signed by the Cube key on the operator's behalf
 (`sign_web_decision`); CLI decisions stay signed by the operator's own key.
 """
 
@@ -22,7 +23,9 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from samantha.api import metrics
+from samantha.api.app import DaemonView
 from samantha.api.auth import SESSION_COOKIE, AuthError, AuthService, Principal, require
+from samantha.core.clock import Clock
 from samantha.core.operators import Role
 from samantha.core.signing import KeyPair, sign_document
 from samantha.reporting import timeline
@@ -42,6 +45,16 @@ class ApprovalsPort(Protocol):
     def decide_signed(self, approval_id: str, decision: dict[str, Any]) -> dict[str, Any]: ...
 
 
+class ConsoleView(DaemonView, Protocol):
+    """What the console pages read from the daemon."""
+
+    key: KeyPair
+    clock: Clock
+    approvals_port: ApprovalsPort | None
+
+    def uplink_view(self) -> dict[str, Any]: ...
+
+
 def sign_web_decision(approval_id: str, decision: str, reason: str, operator: Principal, cube_key: KeyPair,
                       now: float) -> dict[str, Any]:
     """A decision made in the web UI: the operator's identity recorded, the Cube key signing for them."""
@@ -59,13 +72,14 @@ def _provenance(spec: dict[str, Any]) -> str:
     return str(p) if p else ("learned" if spec.get("learned") else "built-in / playbook")
 
 
-def make_console_router(daemon: Any, auth: AuthService, read: Any) -> APIRouter:
+def make_console_router(daemon: ConsoleView, auth: AuthService, read: Any, *, secure_cookie: bool = False
+                        ) -> APIRouter:
+    """`secure_cookie`: the session cookie is sent over HTTPS only (the API serves TLS)."""
     router = APIRouter(prefix="/console", include_in_schema=False)
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     templates.env.filters["ts"] = fmt_ts
     templates.env.filters["secs"] = fmt_secs
     templates.env.globals["provenance"] = _provenance
-    secure_cookie = bool(getattr(getattr(daemon, "surfaces", None), "tls", None))
     viewer, approver = Depends(require("viewer")), Depends(require("approver"))
 
     def page(request: Request, name: str, title: str, status: int = 200, **ctx: Any) -> HTMLResponse:
@@ -76,7 +90,7 @@ def make_console_router(daemon: Any, auth: AuthService, read: Any) -> APIRouter:
                                           status_code=status)
 
     def approvals() -> ApprovalsPort | None:
-        return getattr(daemon, "approvals_port", None)
+        return daemon.approvals_port
 
     @router.get("/login")
     def login_form(request: Request, next: str = Query("/console/")) -> HTMLResponse:

@@ -13,6 +13,8 @@ import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from samantha.chaos.approvals import ApprovalQueue, RelayedDecisions
+from samantha.chaos.service import ChaosService
 from samantha.core.audit import AuditLog, DuckDBAuditStore
 from samantha.core.clock import REAL_CLOCK, SimClock
 from samantha.core.config import StoreConfig, UplinkConfig
@@ -60,8 +62,10 @@ def run(ctx) -> None:
         key = KeyPair.load_or_create(cfg.cube_key_path)
         conns = [store.connection(), store.connection()]
         alerts = AlertManager(conns[1], cfg.alerts, clock)
-        svc = UplinkService(cfg, store, clock, key=key, alerts=alerts, audit=AuditLog(DuckDBAuditStore(conns[0]),
-                                                                                      key, clock))
+        audit = AuditLog(DuckDBAuditStore(conns[0]), key, clock)
+        chaos = _chaos_queue(ctx)  # the chaos act's approval queue, when it left an escalation waiting
+        relayed = RelayedDecisions(chaos[1].approvals, audit) if chaos else None
+        svc = UplinkService(cfg, store, clock, key=key, alerts=alerts, audit=audit, on_decision=relayed)
         incidents, ledger = IncidentBook(store, clock), ActionLedger(store, clock)
         rollouts = DuckRolloutStore(store)
         try:
@@ -149,12 +153,16 @@ def run(ctx) -> None:
             svc.force_sync()
             con.print(f"hub publishes v2: {'[bold red]still SAFE' if svc.safe.safe else '[green]normal mode'}"
                       f"[/] ({svc.safe.left_because or svc.safe.reason})")
-            _relayed_decision(ctx, svc, hub.value, ana, clock.time())
+            _relayed_decision(ctx, svc, relayed, hub.value, ana, clock.time())
             ctx.facts.update({"uplink_outbox_peak_mb": round(peak / 1e6, 2),
                               "uplink_catchup_x_realtime": round(offline_s / wall),
                               "uplink_duplicates_at_hub": fleet["duplicates"]})
         finally:
             svc.close()
+            if chaos:
+                chaos[1].approvals.close()
+                chaos[1].close()
+                chaos[0].close()
             alerts.close()
             for c in conns:
                 c.close()
@@ -177,41 +185,45 @@ def _fleet_dora(con, hub_root, since: float, until: float, facts: dict) -> None:
                   "fleet_dora_mttr_p50_s": mttr["p50_s"]})
 
 
-def _relayed_decision(ctx, svc: UplinkService, hub_url: str, ana: KeyPair, now: float) -> None:
-    """Deny the escalation the chaos act left waiting, from the hub: signed by `ana` (role approve in module v2),
-    relayed, pulled by the uplink, checked and applied by the chaos act's own approval queue."""
-    from samantha.chaos.approvals import RelayedDecisions, attach_approvals
-    from samantha.chaos.service import ChaosService
+def _chaos_queue(ctx) -> tuple[TelemetryStore, ChaosService] | None:
+    """The chaos act's store and chaos service with its approval queue, when that act left an escalation waiting."""
     from samantha.core.config import load_config
     from samantha.harness.demo.chaos_act import WORKDIR
-    from samantha.uplink.operator_docs import DECISION_KIND, sign_operator_doc
 
     aid, cfg_path = ctx.facts.get("chaos escalation waiting"), ctx.workdir / WORKDIR / "samantha.yaml"
     if not aid or not cfg_path.exists():
-        ctx.console.print("relayed approval decisions: no escalation is waiting (the chaos act did not run before)")
-        return
+        return None
     ccfg = load_config(cfg_path)
     store = TelemetryStore.open(ccfg, REAL_CLOCK, start_writer=False)
-    chaos = ChaosService(ccfg, store, REAL_CLOCK)
-    queue = attach_approvals(chaos)
     try:
-        svc.on_decision = relayed = RelayedDecisions(queue, svc.audit)
-        doc = sign_operator_doc({"kind": DECISION_KIND, "cube": svc.cube_id, "request_id": aid, "decision": "deny",
-                                 "proposal_key": queue.get(aid)["proposal"]["key"], "operator": "ana",
-                                 "nonce": secrets.token_hex(12), "issued_at": now, "expires_at": now + 3600,
-                                 "reason": "not during the catch-up"}, ana)
-        httpx.post(f"{hub_url}/v1/cubes/{svc.cube_id}/decisions", json=doc, timeout=10).raise_for_status()
-        got = svc.force_sync().get("decisions") or {"received": 0}
-        for t in relayed.threads:
-            t.join(30)
-        row = svc.decisions(1)[0]
-        ctx.console.print(f"a decision relayed by the hub: ana denies [bold]{aid}[/bold] (the chaos act's kill of the "
-                          f"active slot); the Cube pulled {got['received']}, verified it ({row['status']}) and the "
-                          f"queue applied it: [bold]{queue.get(aid)['status']}[/bold], audited as relayed by hub",
-                          highlight=False)
-        ctx.facts["uplink_relayed_decision"] = f"{aid} {queue.get(aid)['status']}"
-    finally:
-        svc.on_decision = None
-        queue.close()
-        chaos.close()
+        return store, ChaosService(ccfg, store, REAL_CLOCK, approvals=ApprovalQueue)
+    except BaseException:
         store.close()
+        raise
+
+
+def _relayed_decision(ctx, svc: UplinkService, relayed: RelayedDecisions | None, hub_url: str, ana: KeyPair,
+                      now: float) -> None:
+    """Deny the escalation the chaos act left waiting, from the hub: signed by `ana` (role approve in module v2),
+    relayed, pulled by the uplink, checked and applied by the chaos act's own approval queue (`relayed`)."""
+    from samantha.uplink.operator_docs import DECISION_KIND, sign_operator_doc
+
+    aid = ctx.facts.get("chaos escalation waiting")
+    if relayed is None or not aid:
+        ctx.console.print("relayed approval decisions: no escalation is waiting (the chaos act did not run before)")
+        return
+    queue = relayed.queue
+    doc = sign_operator_doc({"kind": DECISION_KIND, "cube": svc.cube_id, "request_id": aid, "decision": "deny",
+                             "proposal_key": queue.get(aid)["proposal"]["key"], "operator": "ana",
+                             "nonce": secrets.token_hex(12), "issued_at": now, "expires_at": now + 3600,
+                             "reason": "not during the catch-up"}, ana)
+    httpx.post(f"{hub_url}/v1/cubes/{svc.cube_id}/decisions", json=doc, timeout=10).raise_for_status()
+    got = svc.force_sync().get("decisions") or {"received": 0}
+    for t in relayed.threads:
+        t.join(30)
+    row = svc.decisions(1)[0]
+    ctx.console.print(f"a decision relayed by the hub: ana denies [bold]{aid}[/bold] (the chaos act's kill of the "
+                      f"active slot); the Cube pulled {got['received']}, verified it ({row['status']}) and the "
+                      f"queue applied it: [bold]{queue.get(aid)['status']}[/bold], audited as relayed by hub",
+                      highlight=False)
+    ctx.facts["uplink_relayed_decision"] = f"{aid} {queue.get(aid)['status']}"
