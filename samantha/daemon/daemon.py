@@ -47,6 +47,7 @@ from samantha.loop.nodes import SreDeps, SreNodes
 from samantha.loop.triage import Triager, rule_triage
 from samantha.playbooks import PlaybookRunner
 from samantha.playbooks.playbook_set import load_playbooks, runner_in_force
+from samantha.reporting.incident_summary import summarize
 from samantha.telemetry.host import HostCollector
 from samantha.telemetry.store import TelemetryStore
 from samantha.uplink.alerts import AlertManager
@@ -231,29 +232,42 @@ class Daemon:
         self.llm = LlmEngine.from_config(cfg)
         threading.Thread(target=lambda: self.llm.start(warm=warm_prompt(self.llm)), name="llm-load",
                          daemon=True).start()
-        return llm_triage_fn(self.llm, self.audit, self._annotate_alert)
+        return llm_triage_fn(self.llm, self.audit, self._annotate_alert,
+                             lambda iid: {r["kind"]: r["status"] for r in self.ledger.list(incident=iid)})
 
     def _annotate_alert(self, incident_id: str, summary: str, cause: str) -> None:
         for a in self.alerts.active():
             if a.labels.get("incident") == incident_id:
                 self.alerts.fire(a.name, a.severity, a.summary, a.labels, key=a.key,
-                                 annotations={"triage_summary": summary[:1000], "probable_cause": cause})
+                                 annotations={**a.annotations, "triage_advisory": summary[:1000],
+                                              "probable_cause": cause})
 
     def _conn(self) -> Any:
         c = self.store.connection()
         self._conns.append(c)
         return c
 
+    def _incident_summary(self, incident_id: str | None) -> str | None:
+        """The code-written summary of an incident (samantha.reporting.incident_summary.py): the alerts' headline."""
+        inc = self.incidents.get(incident_id) if incident_id else None
+        return summarize(inc, self.ledger.list(incident=incident_id, limit=50)).text if inc else None
+
     def _alert(self, row: dict[str, Any]) -> None:
         sev = (row.get("proposed") or {}).get("severity") or "warning"
         labels = {"playbook": row.get("playbook") or "sre", "incident": row.get("incident_id") or "-"}
         key = f"incident:{row.get('incident_id')}:{sev}" if row.get("incident_id") else None
+        reason = str(row.get("reason", ""))[:500]
         self.alerts.fire(f"samantha_{(row.get('playbook') or 'sre').replace('-', '_')}", sev,
-                         str(row.get("reason", ""))[:500], labels, key=key)
+                         (self._incident_summary(row.get("incident_id")) or reason)[:1000], labels, key=key,
+                         annotations={"reason": reason})
 
     def _resolve_alert(self, incident_id: str) -> None:
+        final = self._incident_summary(incident_id)  # the resolved notice carries the verified effect
         for a in self.alerts.active():
             if a.labels.get("incident") == incident_id:
+                if final:
+                    self.alerts.fire(a.name, a.severity, final[:1000], a.labels, key=a.key,
+                                     annotations={k: v for k, v in a.annotations.items() if k != "summary"})
                 self.alerts.resolve(a.key)
 
     # ------------------------------------------------------------------ the loops

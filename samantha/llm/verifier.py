@@ -1,0 +1,146 @@
+"""The verifier of LLM claims: an answer is held against the evidence before anyone sees it.
+
+Rules (each refusal names the rule and the offending claim):
+- `cause`: the cause must be one the evidence allows (`candidate_causes`), and the text may not
+  name another cause's signature words (a misleading log line talking the model into "network");
+- `identifier`: every bundle or gate-like name (a hyphenated or digit-bearing token) must be one
+  of the evidence's bundles or gates;
+- `slot`: a slot role named must be one the evidence involves;
+- `action`: an action named must be one that was taken (or refused) on this incident;
+- `contradiction`: a sentence about an action may not call it failed when its recorded outcome
+  is a success, nor successful when it failed;
+- `number`: every number must round from one in the evidence (percent forms included).
+
+Pure, deterministic, no model: a larger model gets this same verifier, not a looser one.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from samantha.core.domain import ProbableCause
+from samantha.llm.triage_input import TriageInput
+from samantha.llm.triage_rules import candidate_causes
+
+SUCCESS = frozenset({"verified", "done", "ok"})
+FAILURE = frozenset({"failed", "refused", "reverted"})
+ACTION_WORDS: dict[str, tuple[str, ...]] = {
+    "flip": ("flip", "flipped", "flipping", "switched traffic", "switched over"),
+    "quarantine": ("quarantine", "quarantined", "quarantining"),
+    "abort_rollout": ("abort", "aborted", "aborting", "rolled back", "rollback", "roll back"),
+    "hold_rollout": ("hold", "held", "paused"),
+    "safe_mode": ("safe mode",),
+    "alert": ("alert", "alerted", "paged"),
+}
+CAUSE_WORDS: dict[ProbableCause, tuple[str, ...]] = {
+    ProbableCause.input_drift: ("drift", "distribution shift"),
+    ProbableCause.resource_exhaustion: ("memory", "cpu", "disk", "oom", "exhaust"),
+    ProbableCause.network_fault: ("network", "connection reset", "packet"),
+    ProbableCause.slot_down: ("crash", "crashed", "not serving", "slot down", "slot is down"),
+    ProbableCause.policy_expired: ("policy", "expired", "expiry"),
+}
+FAIL_WORDS = re.compile(r"\b(fail(ed|s|ure)?|did not|didn't|could not|couldn't|unsuccessful|not work(ed)?|no effect)\b")
+SUCCESS_WORDS = re.compile(r"\b(succeeded|successful(ly)?|worked|restored|resolved|fixed)\b")
+NUMBER = re.compile(r"(?<![A-Za-z0-9.])(\d+(?:\.\d+)?)(\s*%)?")
+# a name a model could invent: letters with hyphens or digits (resnet-v9, active-error-burst, v8)
+IDENT = re.compile(r"(?<![A-Za-z0-9.-])([A-Za-z][A-Za-z0-9]*(?:[-.][A-Za-z0-9]+)+|[A-Za-z]+\d[A-Za-z0-9]*)(?![A-Za-z0-9-])")
+PLAIN_HYPHENATED = frozenset({"fast-path", "follow-up", "error-rate", "re-check", "p95", "p99", "p50", "5xx",
+                              "http-500", "roll-out", "roll-back"})
+SLOT_WORDS = {"active": "active", "standby": "standby", "canary": "standby"}
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What an incident's record holds, as sets the verifier checks claims against."""
+
+    bundles: frozenset[str]
+    gates: frozenset[str]
+    slots: frozenset[str]
+    actions: dict[str, str]  # kind -> recorded outcome (verified | done | failed | refused | ...)
+    numbers: tuple[float, ...]
+    causes: frozenset[ProbableCause]
+
+    @classmethod
+    def of(cls, inp: TriageInput, actions: dict[str, str] | None = None,
+           extra_numbers: Iterable[float] = ()) -> Evidence:
+        """From the triage input the model saw, and the ledger outcomes of the incident's actions."""
+        bundles = {b for b in (inp.active_bundle, inp.standby_bundle) if b}
+        bundles |= {v.bundle for v in inp.verdicts if v.bundle} | {c.bundle for c in inp.changes if c.bundle}
+        slots = {v.slot for v in inp.verdicts if v.slot}
+        acts = dict(actions or {})
+        if inp.fast_path_action and inp.fast_path_action in ACTION_WORDS and inp.fast_path_action not in acts:
+            acts[inp.fast_path_action] = "done"
+        if "flip" in acts or "abort_rollout" in acts:
+            slots |= {"active", "standby"}  # a flip or abort moves traffic between both roles
+        nums: list[float] = [*extra_numbers]
+        for v in inp.verdicts:
+            nums += [x for x in (v.observed, v.threshold) if x is not None]
+            nums += _numbers_in(v.detail)
+        nums += [c.age_s for c in inp.changes] + [n for c in inp.changes for n in _numbers_in(c.detail)]
+        nums += [n for line in inp.evidence for n in _numbers_in(line)]
+        if inp.canary_weight is not None:
+            nums.append(inp.canary_weight)
+        return cls(frozenset(bundles), frozenset(v.gate for v in inp.verdicts), frozenset(slots), acts,
+                   tuple(nums), frozenset(candidate_causes(inp)))
+
+    def knows_number(self, x: float, decimals: int, percent: bool) -> bool:
+        for e in self.numbers:
+            for form in ((e * 100,) if percent else (e, e * 100)):
+                if math.isfinite(form) and round(form, decimals) == x:
+                    return True
+        return False
+
+
+@dataclass(frozen=True)
+class Check:
+    ok: bool
+    reasons: list[str] = field(default_factory=list)
+
+
+def _numbers_in(text: str) -> list[float]:
+    return [float(m.group(1)) for m in NUMBER.finditer(text or "")]
+
+
+def _strip_known(text: str, names: Iterable[str]) -> str:
+    for n in sorted({n for n in names if n}, key=len, reverse=True):
+        text = re.sub(re.escape(n), " ", text, flags=re.IGNORECASE)
+    return text
+
+
+def verify(text: str, cause: ProbableCause | None, ev: Evidence) -> Check:
+    """Every claim in `text` (and the `cause`) against `ev`. Faithful text passes; anything else is refused."""
+    reasons: list[str] = []
+    low = text.lower()
+    if cause is not None and cause is not ProbableCause.unknown and cause not in ev.causes:
+        reasons.append(f"cause: {cause.value} is not one the evidence allows ({', '.join(sorted(ev.causes))})")
+    for c, words in CAUSE_WORDS.items():
+        if c not in ev.causes and any(re.search(rf"\b{re.escape(w)}", low) for w in words):
+            reasons.append(f"cause: the text names {c.value}, which the evidence does not allow")
+    rest = _strip_known(text, [*ev.bundles, *ev.gates])
+    for m in IDENT.finditer(rest):
+        tok = m.group(1)
+        if tok.lower() not in PLAIN_HYPHENATED:
+            reasons.append(f"identifier: {tok!r} is no bundle or gate of the evidence")
+    for word, role in SLOT_WORDS.items():
+        if re.search(rf"\b{word}\b", low) and role not in ev.slots:
+            reasons.append(f"slot: the {role} slot is not part of the evidence")
+    for sentence in re.split(r"[.;]\s*", low):
+        for kind, words in ACTION_WORDS.items():
+            if not any(re.search(rf"\b{re.escape(w)}\b", sentence) for w in words):
+                continue
+            outcome = ev.actions.get(kind)
+            if outcome is None:
+                reasons.append(f"action: no {kind} was taken on this incident")
+            elif outcome in SUCCESS and FAIL_WORDS.search(sentence):
+                reasons.append(f"contradiction: the {kind} is recorded as {outcome}, the text says it failed")
+            elif outcome in FAILURE and SUCCESS_WORDS.search(sentence):
+                reasons.append(f"contradiction: the {kind} is recorded as {outcome}, the text says it worked")
+    for m in NUMBER.finditer(rest):
+        raw, pct = m.group(1), bool(m.group(2))
+        decimals = len(raw.split(".")[1]) if "." in raw else 0
+        if not ev.knows_number(float(raw), decimals, pct):
+            reasons.append(f"number: {raw}{'%' if pct else ''} is not in the evidence")
+    return Check(not reasons, list(dict.fromkeys(reasons)))
