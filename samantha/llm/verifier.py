@@ -20,10 +20,12 @@ import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from samantha.core.domain import ProbableCause
+from samantha.llm.triage import TriageResult
 from samantha.llm.triage_input import TriageInput
-from samantha.llm.triage_rules import candidate_causes
+from samantha.llm.triage_rules import candidate_causes, is_ambiguous, rule_cause
 
 SUCCESS = frozenset({"verified", "done", "ok"})
 FAILURE = frozenset({"failed", "refused", "reverted"})
@@ -105,21 +107,22 @@ def _numbers_in(text: str) -> list[float]:
 
 
 def _strip_known(text: str, names: Iterable[str]) -> str:
+    """The text without the evidence's own names (whole names only: `ab-cd` does not vouch for `ab-cd-ef`)."""
     for n in sorted({n for n in names if n}, key=len, reverse=True):
-        text = re.sub(re.escape(n), " ", text, flags=re.IGNORECASE)
+        text = re.sub(rf"(?<![A-Za-z0-9-]){re.escape(n)}(?![A-Za-z0-9-])", " ", text, flags=re.IGNORECASE)
     return text
 
 
 def verify(text: str, cause: ProbableCause | None, ev: Evidence) -> Check:
     """Every claim in `text` (and the `cause`) against `ev`. Faithful text passes; anything else is refused."""
     reasons: list[str] = []
-    low = text.lower()
+    rest = _strip_known(text, [*ev.bundles, *ev.gates])  # a gate's own name (host-memory) claims nothing
+    low = rest.lower()
     if cause is not None and cause is not ProbableCause.unknown and cause not in ev.causes:
         reasons.append(f"cause: {cause.value} is not one the evidence allows ({', '.join(sorted(ev.causes))})")
     for c, words in CAUSE_WORDS.items():
         if c not in ev.causes and any(re.search(rf"\b{re.escape(w)}", low) for w in words):
             reasons.append(f"cause: the text names {c.value}, which the evidence does not allow")
-    rest = _strip_known(text, [*ev.bundles, *ev.gates])
     for m in IDENT.finditer(rest):
         tok = m.group(1)
         if tok.lower() not in PLAIN_HYPHENATED:
@@ -144,3 +147,26 @@ def verify(text: str, cause: ProbableCause | None, ev: Evidence) -> Check:
         if not ev.knows_number(float(raw), decimals, pct):
             reasons.append(f"number: {raw}{'%' if pct else ''} is not in the evidence")
     return Check(not reasons, list(dict.fromkeys(reasons)))
+
+
+def verified_triage(inp: TriageInput, res: TriageResult, actions: dict[str, str]) -> dict[str, Any]:
+    """The rules' cause, the LLM's words only if every claim checks out, and the verified tie-break.
+
+    Returns the triage detail: `cause` stays the rules' unless the rules are ambiguous and the
+    LLM's verified cause is one of their candidates; `advisory` holds the LLM text that passed
+    the verifier (None otherwise); `rejected` says why it did not."""
+    rc = rule_cause(inp)
+    out: dict[str, Any] = {"method": "rules", "cause": rc.cause.value, "rule": rc.rule,
+                           "candidates": [c.value for c in candidate_causes(inp)], "ambiguous": is_ambiguous(inp),
+                           "advisory": None, "llm_cause": None, "rejected": [], "suggested_action": None}
+    if res.source != "llm":
+        return out
+    check = verify(res.summary, res.cause, Evidence.of(inp, actions))
+    out["llm_cause"] = res.cause.value
+    if not check.ok:
+        out["rejected"] = check.reasons
+        return out
+    out.update(advisory=res.summary, suggested_action=res.suggested_action, method="rules+llm_advisory")
+    if out["ambiguous"] and res.cause.value in out["candidates"]:
+        out.update(cause=res.cause.value, method="llm_tiebreak")
+    return out

@@ -15,10 +15,9 @@ from collections.abc import Callable
 from typing import Any
 
 from samantha.llm.engine import LlmEngine
-from samantha.llm.triage import TriageResult, triage
+from samantha.llm.triage import triage
 from samantha.llm.triage_input import TriageInput, VerdictEvidence
-from samantha.llm.triage_rules import candidate_causes, is_ambiguous, rule_cause
-from samantha.llm.verifier import Evidence, verify
+from samantha.llm.verifier import verified_triage
 from samantha.loop.triage import rule_triage
 from samantha.reporting.incident_summary import subject
 
@@ -62,29 +61,6 @@ def triage_input(incident: dict[str, Any]) -> TriageInput:
                        if incident.get("playbooks") and not acted else (acted[0] if acted else None),
                        active_bundle=bundle if role == "active" else None,
                        standby_bundle=bundle if role == "standby" else None)
-
-
-def verified_triage(inp: TriageInput, res: TriageResult, actions: dict[str, str]) -> dict[str, Any]:
-    """The rules' cause, the LLM's words only if every claim checks out, and the verified tie-break.
-
-    Returns the triage detail: `cause` stays the rules' unless the rules are ambiguous and the
-    LLM's verified cause is one of their candidates; `advisory` holds the LLM text that passed
-    the verifier (None otherwise); `rejected` says why it did not."""
-    rc = rule_cause(inp)
-    out: dict[str, Any] = {"method": "rules", "cause": rc.cause.value, "rule": rc.rule,
-                           "candidates": [c.value for c in candidate_causes(inp)], "ambiguous": is_ambiguous(inp),
-                           "advisory": None, "llm_cause": None, "rejected": [], "suggested_action": None}
-    if res.source != "llm":
-        return out
-    check = verify(res.summary, res.cause, Evidence.of(inp, actions))
-    out["llm_cause"] = res.cause.value
-    if not check.ok:
-        out["rejected"] = check.reasons
-        return out
-    out.update(advisory=res.summary, suggested_action=res.suggested_action, method="rules+llm_advisory")
-    if out["ambiguous"] and res.cause.value in out["candidates"]:
-        out.update(cause=res.cause.value, method="llm_tiebreak")
-    return out
 
 
 def llm_triage_fn(engine: LlmEngine, audit: Any, annotate: Callable[[str, str, str], None],

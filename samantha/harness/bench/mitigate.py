@@ -47,6 +47,7 @@ def run_mitigate_bench(*, repeats: int = 3, quick: bool = False, fault_free_minu
     footprints: list[dict[str, Any]] = []
 
     hard_llm: dict[str, list[float]] = {n: [] for n in HARD}
+    incidents: dict[str, Any] = {"false": 0, "false_list": [], "per_fault": []}
 
     def run(name: str, llm: bool = False) -> tuple[Scenario, dict[str, Any]]:
         nonlocal false_actions, free_s, runs
@@ -54,6 +55,9 @@ def run_mitigate_bench(*, repeats: int = 3, quick: bool = False, fault_free_minu
         out = run_scenario(sc, llm=llm)
         runs += 1
         false_actions += out["false_actions"]
+        incidents["false"] += out.get("false_incidents", 0)
+        incidents["false_list"].extend({"scenario": name, **i} for i in out.get("false_incident_list", []))
+        incidents["per_fault"].extend(f.get("incidents", 0) for f in out["faults"])
         false_list.extend({"scenario": name, **a} for a in out.get("false_action_list", []))
         free_s += _fault_free_s(sc, out)
         if out.get("daemon") and sc.traffic.rps == 200 and not llm:
@@ -95,6 +99,12 @@ def run_mitigate_bench(*, repeats: int = 3, quick: bool = False, fault_free_minu
         "soft_ttd_p50_s": _pct(soft_all, 50), "soft_missed": sum(math.isinf(v) for v in soft_all),
         "soft_cases": show(soft),
         "false_actions": false_actions, "fault_free_minutes": round(free_s / 60, 2),
+        # one fault, one incident: the mean over the faults that opened any (the rollout controller
+        # handles a canary without one), and how many opened none
+        "incidents_per_fault": round(float(np.mean([n for n in incidents["per_fault"] if n])), 3)
+        if any(incidents["per_fault"]) else None,
+        "faults_without_incident": sum(1 for n in incidents["per_fault"] if not n),
+        "false_incidents": incidents["false"], "false_incident_list": incidents["false_list"][:20],
         "onset": "a bad bundle's fault starts at its first request (plus its crash delay), not at the deploy "
                  "event: loading it takes time during which it serves nothing",
         "fault_free_how": f"{len(FAULT_FREE)} fault-free scenarios ({', '.join(FAULT_FREE)}) run in sequence, each on "
@@ -108,6 +118,7 @@ def run_mitigate_bench(*, repeats: int = 3, quick: bool = False, fault_free_minu
                        f"{len(footprints)} runs at 200 rps: RSS/USS = the largest at the end of a run, CPU = median "
                        "(and max) share of one core over each run's timeline",
         "targets": {"hard_ttm_p95_s": 1.0, "soft_ttd_p50_s": 30.0, "false_actions": 0, "daemon_rss_mb": 150,
+                    "incidents_per_fault": 1.0, "false_incidents": 0,
                     "daemon_cpu_pct": 10},
         "repeats": repeats, "runs": runs, "quick": quick, "wall_s": round(time.time() - started, 1),
     }
