@@ -105,6 +105,8 @@ class CheckReport(BaseModel):
     cause_accuracy: float | None = Field(description="the LLM's cause vs the label, over the fixtures it answered")
     result_cause_accuracy: float = Field(description="the final TriageResult (LLM or rule fallback) vs the label")
     rules_cause_accuracy: float = Field(description="the rule-based cause alone (rules and labels share an author)")
+    stored_cause_accuracy: float = Field(
+        description="the cause an incident stores (rules, or a verified LLM tie-break) vs the label, all fixtures")
     llm_rejected_rate: float | None = Field(description="LLM answers the verifier refused / LLM answers")
     shown_llm_texts: int = Field(description="LLM texts that passed the verifier (the only ones shown, as advisory)")
     shown_summary_faithful_rate: float | None = Field(
@@ -116,6 +118,8 @@ class CheckReport(BaseModel):
     rules_cause_accuracy_ambiguous: float | None = Field(
         description="the baseline in the same run: the rules' tie-break (their first match) on the ambiguous fixtures")
     rejections: dict[str, int] = Field(default_factory=dict, description="verifier refusals by rule")
+    unfaithful_shown: list[dict] = Field(default_factory=list,
+                                         description="shown texts with a false claim against the labels (target none)")
     wall_s: float
     error: str | None = None
 
@@ -144,8 +148,9 @@ def run_check(engine: LlmEngine, fixtures: list[TriageFixture],
     n = max(1, len(results))
 
     checked = [(fx, r, verified_triage(fx.incident, r, fx.fast_path_outcomes())) for fx, r in llm_answered]
-    shown = [(fx, r) for fx, r, d in checked if d["advisory"]]
-    faithful = [verify(r.summary, r.cause, fx.labelled_facts()).ok for fx, r in shown]
+    shown = [(fx, d) for fx, _, d in checked if d["advisory"]]  # what an operator sees: the text and the cause
+    judged = [(fx, d, verify(d["advisory"], ProbableCause(d["cause"]), fx.labelled_facts())) for fx, d in shown]
+    faithful = [c.ok for _, _, c in judged]
     rejections = Counter(reason.split(":", 1)[0] for _, _, d in checked for reason in d["rejected"])
     amb = [(fx, r) for fx, r, _ in results if is_ambiguous(fx.incident)]
     stored = {fx.name: verified_triage(fx.incident, r, fx.fast_path_outcomes())["cause"] for fx, r in amb}
@@ -175,10 +180,14 @@ def run_check(engine: LlmEngine, fixtures: list[TriageFixture],
         if llm_answered else None,
         result_cause_accuracy=round(sum(r.cause == fx.label for fx, r, _ in results) / n, 3),
         rules_cause_accuracy=round(sum(r.rule_cause == fx.label for fx, r, _ in results) / n, 3),
+        stored_cause_accuracy=round(sum(verified_triage(fx.incident, r, fx.fast_path_outcomes())["cause"]
+                                        == fx.label.value for fx, r, _ in results) / n, 3),
         llm_rejected_rate=rate([bool(d["rejected"]) for _, _, d in checked]), shown_llm_texts=len(shown),
         shown_summary_faithful_rate=rate(faithful), ambiguous_fixtures=len(amb),
         cause_accuracy_ambiguous=rate([stored[fx.name] == fx.label.value for fx, _ in amb]),
         llm_cause_accuracy_ambiguous=rate([r.cause == fx.label for fx, r in amb if r.source == "llm"]),
         rules_cause_accuracy_ambiguous=rate([rule_cause(fx.incident).cause == fx.label for fx, _ in amb]),
         rejections=dict(rejections),
+        unfaithful_shown=[{"fixture": fx.name, "text": d["advisory"], "cause": d["cause"], "why": c.reasons}
+                          for fx, d, c in judged if not c.ok],
         wall_s=round(time.monotonic() - t_start, 2), error=status.error)

@@ -16,6 +16,7 @@ Pure, deterministic, no model: a larger model gets this same verifier, not a loo
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from collections.abc import Iterable
@@ -44,6 +45,10 @@ CAUSE_WORDS: dict[ProbableCause, tuple[str, ...]] = {
     ProbableCause.slot_down: ("crash", "crashed", "not serving", "slot down", "slot is down"),
     ProbableCause.policy_expired: ("policy", "expired", "expiry"),
 }
+# the words that back a cause in the LLM's text (a tie-break needs them)
+SUPPORT_WORDS: dict[ProbableCause, tuple[str, ...]] = {
+    **CAUSE_WORDS, ProbableCause.bad_bundle: ("bad bundle", "defective", "the bundle", "new bundle", "weights"),
+    ProbableCause.slot_down: (*CAUSE_WORDS[ProbableCause.slot_down], "restart", "refused", "process")}
 FAIL_WORDS = re.compile(r"\b(fail(ed|s|ure)?|did not|didn't|could not|couldn't|unsuccessful|not work(ed)?|no effect)\b")
 SUCCESS_WORDS = re.compile(r"\b(succeeded|successful(ly)?|worked|restored|resolved|fixed)\b")
 NUMBER = re.compile(r"(?<![A-Za-z0-9.])(\d+(?:\.\d+)?)(\s*%)?")
@@ -161,12 +166,29 @@ def verified_triage(inp: TriageInput, res: TriageResult, actions: dict[str, str]
                            "advisory": None, "llm_cause": None, "rejected": [], "suggested_action": None}
     if res.source != "llm":
         return out
-    check = verify(res.summary, res.cause, Evidence.of(inp, actions))
+    ev = Evidence.of(inp, actions)
+    check = verify(res.summary, res.cause, ev)
     out["llm_cause"] = res.cause.value
     if not check.ok:
         out["rejected"] = check.reasons
         return out
+    grounded = _strip_known(res.summary, [*ev.bundles, *ev.gates]) != res.summary or any(
+        ev.knows_number(float(m.group(1)), len(m.group(1).split(".")[1]) if "." in m.group(1) else 0,
+                        bool(m.group(2))) for m in NUMBER.finditer(res.summary))
+    if not grounded:  # true of nothing in particular: not worth an operator's attention
+        out["rejected"] = ["grounded: the text names no gate, bundle or number of the evidence"]
+        return out
+    # a tie-break needs the LLM's own words for its choice, not only the enum it picked
+    low = res.summary.lower()
+    backed = any(re.search(rf"\b{re.escape(w)}", low) for w in SUPPORT_WORDS.get(res.cause, ()))
+    tie = out["ambiguous"] and res.cause.value in out["candidates"] and backed
+    cause = res.cause.value if tie else out["cause"]
+    # shown beside the stored cause, the text may not argue for another one (a candidate the rules did not pick)
+    beside = verify(res.summary, None, dataclasses.replace(ev, causes=frozenset({ProbableCause(cause)})))
+    if not beside.ok:
+        out["rejected"] = [f"{r} (the stored cause is {cause})" for r in beside.reasons]
+        return out
     out.update(advisory=res.summary, suggested_action=res.suggested_action, method="rules+llm_advisory")
-    if out["ambiguous"] and res.cause.value in out["candidates"]:
-        out.update(cause=res.cause.value, method="llm_tiebreak")
+    if cause != out["cause"]:
+        out.update(cause=cause, method="llm_tiebreak")
     return out

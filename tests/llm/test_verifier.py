@@ -109,7 +109,12 @@ def test_the_rules_cause_stays_unless_ambiguous_and_the_llm_is_verified() -> Non
         VerdictEvidence(gate="active-errors", kind="error_rate", slot="active", bundle="resnet-v7",
                         observed=0.4, threshold=0.2)])
     d = verified_triage(vague, _llm(vague, ProbableCause.slot_down, "active-errors at 0.4 on resnet-v7."), {})
-    assert d["ambiguous"] and d["cause"] == "slot_down" and d["method"] == "llm_tiebreak"
+    assert d["ambiguous"] and d["cause"] == "unknown" and d["advisory"]  # an enum alone breaks no tie
+    backed = "active-errors at 0.4 on resnet-v7: the slot process keeps crashing."
+    d = verified_triage(vague, _llm(vague, ProbableCause.slot_down, backed), {})
+    assert d["cause"] == "slot_down" and d["method"] == "llm_tiebreak"
+    d = verified_triage(vague, _llm(vague, ProbableCause.slot_down, "The cause fits best, for transparency."), {})
+    assert d["rejected"] == ["grounded: the text names no gate, bundle or number of the evidence"]
     d = verified_triage(vague, _llm(vague, ProbableCause.slot_down, "resnet-v9 crashed after 12 s."), {})
     assert d["cause"] == "unknown" and d["advisory"] is None  # refused: never shown, no tie-break
     assert any("resnet-v9" in r for r in d["rejected"]) and any("12" in r for r in d["rejected"])

@@ -209,7 +209,7 @@ def run(ctx: Any) -> None:
             if inc:
                 tri = inc.get("triage") or {}
                 after = inc["updated_ts"] - (flip["done_ts"] or 0)
-                con.print(f"incident {inc['id']} [{inc['severity']}]: {inc['summary'][:420]}", markup=False)
+                con.print(f"incident {inc['id']} [{inc['severity']}]: {inc['summary']}", markup=False)
                 con.print(f"cause {inc['cause']} ({tri.get('method')}), +{after:.1f} s after the flip", markup=False)
                 if tri.get("advisory"):
                     con.print(f"  advisory (LLM, every claim checked): {tri['advisory']}", markup=False)
