@@ -248,7 +248,7 @@ class Daemon:
         return c
 
     def _incident_summary(self, incident_id: str | None) -> str | None:
-        """The code-written summary of an incident (samantha.reporting.incident_summary.py): the alerts' headline."""
+        """The code-written summary of an incident (samantha/reporting/incident_summary.py): the alerts' headline."""
         inc = self.incidents.get(incident_id) if incident_id else None
         return summarize(inc, self.ledger.list(incident=incident_id, limit=50)).text if inc else None
 

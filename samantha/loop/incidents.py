@@ -129,7 +129,7 @@ class IncidentBook:
                              "WHERE id = ?", [cause, _dumps(detail), now, incident_id])
 
     def set_summary(self, incident_id: str, summary: str) -> bool:
-        """The code-written summary (samantha/loop/incident_summary.py); written only when it changed."""
+        """The code-written summary (samantha/reporting/incident_summary.py); written only when it changed."""
         with self._lock:
             row = self._by_id(incident_id)
             if row is not None:

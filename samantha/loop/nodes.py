@@ -207,7 +207,7 @@ class SreNodes:
             evidence = [v.model_dump(mode="json") for v in f.evidence]
             if _scope(pb) == "active" and any(v.window[0] < self._active[1] for v in f.evidence):
                 # it judges the previous active bundle: no incident opens on the one serving now
-                log.info("%s: evidence predates the last flip; not an incident of the new active", pb.name)
+                log.debug("%s: evidence predates the last flip; not an incident of the new active", pb.name)
                 continue
             severity = next((a.severity for a in f.actions if a.action == "alert"), "warning")
             inc = self.d.incidents.record_firing(key, f"{pb.name}: {pb.description or key}"[:200], severity,

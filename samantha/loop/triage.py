@@ -40,7 +40,7 @@ def _cause_of(v: dict[str, Any]) -> str:
 
 def rule_triage(incident: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """Most common cause among the failing verdicts (the summary is code-written elsewhere:
-    samantha/loop/incident_summary.py)."""
+    samantha/reporting/incident_summary.py)."""
     verdicts = list((incident.get("evidence") or {}).values())
     counts: dict[str, int] = {}
     for v in verdicts:
