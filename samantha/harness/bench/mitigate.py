@@ -17,7 +17,7 @@ import numpy as np
 
 from samantha.twin.scenario import Scenario, load_scenario, run_scenario
 
-SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
+SCENARIOS = Path(__file__).resolve().parents[3] / "scenarios"  # the repository's scenarios/ (beside samantha/)
 HARD = ("rollout-bad-canary", "rollout-crash-canary", "active-degradation")
 SOFT = ("rollout-slow-canary", "rollout-divergent-canary", "input-drift")
 FAULT_FREE = ("rollout-good", "no-fault-control")
