@@ -95,12 +95,14 @@ def incidents(config: Path | None = ConfigOption, as_json: bool = JsonOption,
     if as_json:
         print_json({"incidents": rows})
         return
-    t = Table(title="incidents")
-    for col in ("id", "status", "severity", "title", "gates", "actions", "cause"):
+    t = Table(title="incidents", show_lines=True)
+    for col in ("id", "status", "severity", "summary (from the evidence)", "cause"):
         t.add_column(col)
     for r in rows:
-        t.add_row(r["id"], r["status"], r["severity"], r["title"][:50], ", ".join(r["gates"])[:40],
-                  str(len(r["actions"])), r.get("cause") or "")
+        advisory = (r.get("triage") or {}).get("advisory")
+        text = (r.get("summary") or r["title"]) + (f"\n[dim]advisory (LLM, checked): {advisory}[/dim]" if advisory
+                                                   else "")
+        t.add_row(r["id"], r["status"], r["severity"], text, r.get("cause") or "")
     console.print(t)
 
 

@@ -4,26 +4,40 @@ from __future__ import annotations
 
 from typing import Any
 
+from samantha.loop.incidents import IncidentBook
+from samantha.loop.ledger import ActionLedger
+from samantha.reporting.incident_summary import summarize
 from samantha.uplink.alerts import AlertManager
 
 
 class IncidentAlerts:
-    """Alerts keyed by incident: fired for an `alert` action, annotated by triage, resolved with the incident."""
+    """Alerts keyed by incident: fired for an `alert` action, annotated by triage, resolved with the incident.
+    The headline is the incident's code-written summary (samantha/reporting/incident_summary.py)."""
 
-    def __init__(self, alerts: AlertManager) -> None:
-        self.alerts = alerts
+    def __init__(self, alerts: AlertManager, incidents: IncidentBook, ledger: ActionLedger) -> None:
+        self.alerts, self.incidents, self.ledger = alerts, incidents, ledger
+
+    def summary(self, incident_id: str | None) -> str | None:
+        inc = self.incidents.get(incident_id) if incident_id else None
+        return summarize(inc, self.ledger.list(incident=incident_id, limit=50)).text if inc else None
 
     def fire(self, row: dict[str, Any]) -> None:
         """An `alert` action from the ledger (the loop's `SreDeps.alert`)."""
         sev = (row.get("proposed") or {}).get("severity") or "warning"
         labels = {"playbook": row.get("playbook") or "sre", "incident": row.get("incident_id") or "-"}
         key = f"incident:{row.get('incident_id')}:{sev}" if row.get("incident_id") else None
+        reason = str(row.get("reason", ""))[:500]
         self.alerts.fire(f"samantha_{(row.get('playbook') or 'sre').replace('-', '_')}", sev,
-                         str(row.get("reason", ""))[:500], labels, key=key)
+                         (self.summary(row.get("incident_id")) or reason)[:1000], labels, key=key,
+                         annotations={"reason": reason})
 
     def resolve(self, incident_id: str) -> None:
+        final = self.summary(incident_id)  # the resolved notice carries the verified effect
         for a in self.alerts.active():
             if a.labels.get("incident") == incident_id:
+                if final:
+                    self.alerts.fire(a.name, a.severity, final[:1000], a.labels, key=a.key,
+                                     annotations={k: v for k, v in a.annotations.items() if k != "summary"})
                 self.alerts.resolve(a.key)
 
     def annotate(self, incident_id: str, summary: str, cause: str) -> None:
@@ -31,7 +45,8 @@ class IncidentAlerts:
         for a in self.alerts.active():
             if a.labels.get("incident") == incident_id:
                 self.alerts.fire(a.name, a.severity, a.summary, a.labels, key=a.key,
-                                 annotations={"triage_summary": summary[:1000], "probable_cause": cause})
+                                 annotations={**a.annotations, "triage_advisory": summary[:1000],
+                                              "probable_cause": cause})
 
     def rollout(self, severity: str, summary: str, evidence: dict[str, Any]) -> None:
         """The rollout controller's `AlertSink`."""

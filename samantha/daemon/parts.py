@@ -135,7 +135,6 @@ def build_parts(config: SamanthaConfig, clock: Clock = REAL_CLOCK, *,
         audit = AuditLog(DuckDBAuditStore(conn()), key, clock)
         alerts = AlertManager(conn(), cfg.alerts, clock)
         closes(alerts.close)
-        incident_alerts = IncidentAlerts(alerts)
         playbooks = load_playbooks(cfg)
         runner = PlaybookRunner(playbooks)
         cube = CubeClient(cube_endpoints(cfg).control_url, timeout=cfg.sre.cube_timeout_s)
@@ -143,12 +142,14 @@ def build_parts(config: SamanthaConfig, clock: Clock = REAL_CLOCK, *,
         ledger = ActionLedger(store, clock)
         known_good = KnownGood(store, clock)
         incidents = IncidentBook(store, clock)
+        incident_alerts = IncidentAlerts(alerts, incidents, ledger)
         llm = LlmEngine.from_config(cfg) if cfg.sre.llm_triage and cfg.llm.enabled else None
         triage: TriageFn = rule_triage
         if llm is not None:
             closes(llm.close)
             threading.Thread(target=lambda: llm.start(warm=warm_prompt(llm)), name="llm-load", daemon=True).start()
-            triage = llm_triage_fn(llm, audit, incident_alerts.annotate)  # the model loads in the background
+            triage = llm_triage_fn(llm, audit, incident_alerts.annotate,
+                                   lambda iid: {r["kind"]: r["status"] for r in ledger.list(incident=iid)})  # the model loads in the background
         triager = Triager(incidents, triage, queue_size=cfg.sre.triage_queue).start()
         closes(triager.stop)
         engine = GateEngine(store, clock)

@@ -68,7 +68,7 @@ class GateEngine:
         self.last_fetch_ms = 0.0
         self._seq_caches: dict = {}  # per sequential gate: per-bin evidence of earlier passes
         self._frame: RequestFrame | None = None  # rows of the last pass, extended forward by the next
-        self._frame_bundle: str | None = None
+        self._frame_bundle: tuple[str | None, str | None] = (None, None)
         self._metrics = MetricCarry()
         self._lock = threading.Lock()
 
@@ -76,24 +76,27 @@ class GateEngine:
     # batches and the store commits in groups, so the newest seconds may still be filling in.
     REFETCH_S = 5.0
 
-    def _requests(self, start: float, now: float, bundle: str | None) -> RequestFrame:
+    def _requests(self, start: float, now: float, bundle: str | None, active: str | None = None) -> RequestFrame:
         f = self._frame
         cut = f.end - self.REFETCH_S if f is not None else None
         # Extend only when the kept part is non-empty: a window shorter than REFETCH_S starts after `cut`.
-        if (f is not None and cut is not None and bundle == self._frame_bundle and f.start <= start <= cut
+        if (f is not None and cut is not None and (bundle, active) == self._frame_bundle and f.start <= start <= cut
                 and f.end <= now and f.is_current()):
-            newer = RequestFrame.fetch(self.reader, cut, now, bundle)
+            newer = RequestFrame.fetch(self.reader, cut, now, bundle, active)
             frame = f.extended(newer, start, cut)
         else:
-            frame = RequestFrame.fetch(self.reader, start, now, bundle)
-        self._frame, self._frame_bundle = frame, bundle
+            frame = RequestFrame.fetch(self.reader, start, now, bundle, active)
+        self._frame, self._frame_bundle = frame, (bundle, active)
         return frame
 
     def evaluate(self, gates: Sequence[GateBase], now: float | None = None, *,
-                 rollout_start: float | None = None, canary_bundle: str | None = None) -> list[Verdict]:
+                 rollout_start: float | None = None, canary_bundle: str | None = None,
+                 active_bundle: str | None = None, active_since: float | None = None) -> list[Verdict]:
+        """`active_bundle`/`active_since`: what serves on the active slot and since when (a flip), so
+        gates over the active role judge only that bundle's requests."""
         ctx = EvalContext(now=self.clock.time() if now is None else float(now),
                           rollout_start=rollout_start, canary_bundle=canary_bundle, caches=self._seq_caches,
-                          memo={})
+                          memo={}, active_bundle=active_bundle, active_since=active_since)
         return self.evaluate_ctx(gates, ctx)
 
     def evaluate_ctx(self, gates: Sequence[GateBase], ctx: EvalContext) -> list[Verdict]:
@@ -105,7 +108,8 @@ class GateEngine:
     def _evaluate_ctx(self, gates: Sequence[GateBase], ctx: EvalContext) -> list[Verdict]:
         p = plan(gates, ctx)
         t0 = time.perf_counter()
-        rf = self._requests(p.request_start, ctx.now, ctx.canary_bundle) if p.request_start is not None else None
+        rf = (self._requests(p.request_start, ctx.now, ctx.canary_bundle, ctx.active_bundle)
+              if p.request_start is not None else None)
         mf = MetricFrame.fetch(self.reader, p.windowed, p.latest, ctx.now, self._metrics)
         self.last_fetch_ms = (time.perf_counter() - t0) * 1000
         return [evaluate_one(g, rf, mf, ctx) for g in gates]

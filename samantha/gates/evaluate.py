@@ -31,6 +31,12 @@ class EvalContext:
     canary_bundle: str | None = None
     caches: dict[str, seq.LLRCache] | None = None  # per sequential gate, kept by the engine between passes
     memo: dict[tuple, object] | None = None  # results shared by gates of one pass that test the same data
+    active_bundle: str | None = None  # the bundle on the active slot: its rows only, for active-role gates
+    active_since: float | None = None  # when that bundle became active (a flip): active windows start no earlier
+
+    def active_start(self, start: float) -> float:
+        """An active-role window's start: never before the last flip (older rows judged the other bundle)."""
+        return start if self.active_since is None else max(start, self.active_since)
 
     def cache_for(self, g: SequentialGate, start: float) -> seq.LLRCache | None:
         if self.caches is None:
@@ -75,6 +81,8 @@ def threshold(g: ThresholdGate, rf: RequestFrame | None, mf: MetricFrame, ctx: E
     now, start = ctx.now, ctx.now - g.window
     if g.needs_requests():
         standby = None if g.slot is None else g.slot == "standby"
+        if standby is False:
+            start = ctx.active_start(start)
         rows = select(rf, start, now, standby=standby, include_shadow=g.include_shadow)
         values = _request_values(rows, g.metric)
         how = "rate" if g.metric == "rps" else ("mean" if g.metric == "error_rate" else g.aggregate)

@@ -107,26 +107,30 @@ class RequestFrame:
     latency_ms: np.ndarray
     divergence: np.ndarray  # NaN when the row was not compared
     in_bundle: np.ndarray | None  # row's bundle == the canary bundle asked for (None: not asked)
+    in_active: np.ndarray | None = None  # row's bundle == the active bundle asked for (None: not asked)
 
     @classmethod
-    def fetch(cls, reader: TelemetryReader, start: float, end: float, bundle: str | None = None) -> RequestFrame:
+    def fetch(cls, reader: TelemetryReader, start: float, end: float, bundle: str | None = None,
+              active_bundle: str | None = None) -> RequestFrame:
         match, params = ("bundle = ?", [bundle]) if bundle is not None else ("NULL::BOOLEAN", [])
+        amatch, aparams = ("bundle = ?", [active_bundle]) if active_bundle is not None else ("NULL::BOOLEAN", [])
         t = reader.read_arrow(
-            f"SELECT ts, slot = 'standby' AS standby, shadow, ok, latency_ms, divergence, {match} AS in_bundle "
-            "FROM requests WHERE ts > ? AND ts <= ?", [*params, start, end])
+            f"SELECT ts, slot = 'standby' AS standby, shadow, ok, latency_ms, divergence, {match} AS in_bundle, "
+            f"{amatch} AS in_active FROM requests WHERE ts > ? AND ts <= ?", [*params, *aparams, start, end])
         ts = _np(t, "ts", np.float64)
         order = np.argsort(ts, kind="stable")
         div = t.column("divergence").to_numpy(zero_copy_only=False).astype(np.float64)  # nulls -> NaN
         return cls(start, end, ts[order], _np(t, "standby").astype(bool)[order],
                    _np(t, "shadow").astype(bool)[order], _np(t, "ok").astype(bool)[order],
                    _np(t, "latency_ms", np.float64)[order], div[order],
-                   _np(t, "in_bundle").astype(bool)[order] if bundle is not None else None)
+                   _np(t, "in_bundle").astype(bool)[order] if bundle is not None else None,
+                   _np(t, "in_active").astype(bool)[order] if active_bundle is not None else None)
 
     _groups: dict[tuple[bool | None, str, bool], Rows] = field(default_factory=dict, repr=False)
     _cols: _Columns | None = field(default=None, repr=False)
     _gcols: dict[tuple[bool | None, str, bool], _Columns] = field(default_factory=dict, repr=False)
 
-    _FIELDS = ("ts", "standby", "shadow", "ok", "latency_ms", "divergence", "in_bundle")
+    _FIELDS = ("ts", "standby", "shadow", "ok", "latency_ms", "divergence", "in_bundle", "in_active")
 
     def is_current(self) -> bool:
         """False once another frame was extended from the same buffers (see `_Columns.holds`)."""
@@ -147,7 +151,7 @@ class RequestFrame:
         cols.splice(a, b, {f: getattr(newer, f) for f in names})
         v = cols.view()
         out = RequestFrame(keep_from, newer.end, v["ts"], v["standby"], v["shadow"], v["ok"], v["latency_ms"],
-                           v["divergence"], v.get("in_bundle"), _cols=cols)
+                           v["divergence"], v.get("in_bundle"), v.get("in_active"), _cols=cols)
         for key, old in self._groups.items():  # groups grow by the new rows only
             ga = int(np.searchsorted(old.ts, keep_from, "right"))
             gb = int(np.searchsorted(old.ts, cut, "right"))
@@ -170,6 +174,9 @@ class RequestFrame:
                 mask &= self.shadow
             if bundle_only and self.in_bundle is not None:
                 mask &= self.in_bundle
+            # after a flip the active slot serves another bundle: its rows are only that bundle's requests
+            if standby is False and self.in_active is not None:
+                mask &= self.in_active
             self._groups[key] = Rows(self.ts[mask], self.ok[mask], self.latency_ms[mask], self.divergence[mask])
         return self._groups[key]
 

@@ -6,7 +6,8 @@ Everything is read from the daemon's DuckDB file after (or during) a run, never 
 - detected: the first failing rollout verdict on the faulty bundle, the first incident opened,
   or the first corrective action, whichever is first, inside the fault's window;
 - actions: the SRE loop's `actions` table and the rollout controller's decisions (`rollouts`);
-- false actions: corrective actions outside every fault window.
+- false actions: corrective actions outside every fault window;
+- incidents per fault, and false incidents (outside every fault window, or about a healthy bundle).
 Times are seconds from the scenario start (`t0`, wall clock).
 """
 
@@ -97,6 +98,27 @@ def traffic_by_role(reader: Reader) -> dict[str, Any]:
     return {r.pop("role"): r for r in rows}
 
 
+def incidents_by_fault(reader: Reader, faults: list[dict[str, Any]], t0: float,
+                       duration_s: float) -> tuple[list[int], list[dict[str, Any]]]:
+    """Incidents per fault (opened inside its window, about its bundle when it has one), and the false
+    incidents: opened outside every fault window, or about a bundle that no fault in the window made bad."""
+    if not _has(reader, "incidents"):
+        return [0 for _ in faults], []
+    rows = reader.read_arrow("SELECT id, key, opened_ts FROM incidents WHERE opened_ts >= ? ORDER BY opened_ts",
+                             [t0]).to_pylist()
+    per = [0 for _ in faults]
+    false: list[dict[str, Any]] = []
+    for r in rows:
+        at, subject = r["opened_ts"] - t0, (r["key"].split(":", 1)[1] if ":" in r["key"] else None)
+        mine = [i for i, f in enumerate(faults) if _window(f, duration_s)[0] <= at <= _window(f, duration_s)[1]
+                and (not f.get("bundle_id") or subject is None or f["bundle_id"][:16] == subject)]
+        if not mine:
+            false.append({"time_s": round(at, 3), "key": r["key"], "id": r["id"]})
+        for i in mine[:1]:  # an incident counts for one fault only
+            per[i] += 1
+    return per, false
+
+
 def measure(reader: Reader, faults: list[dict[str, Any]], t0: float, duration_s: float,
             end: float) -> dict[str, Any]:
     """Fill each fault's detected_s / mitigated_s; list the actions and count the false ones."""
@@ -118,5 +140,9 @@ def measure(reader: Reader, faults: list[dict[str, Any]], t0: float, duration_s:
         filled.append(f)
     windows = [_window(f, duration_s) for f in filled]
     false = [a for a in actions if a["corrective"] and not any(lo <= a["time_s"] <= hi for lo, hi in windows)]
+    per, false_incidents = incidents_by_fault(reader, filled, t0, duration_s)
+    for f, n in zip(filled, per, strict=True):
+        f["incidents"] = n
     return {"faults": filled, "actions": actions, "false_actions": len(false), "false_action_list": false,
+            "false_incidents": len(false_incidents), "false_incident_list": false_incidents,
             "by_role": traffic_by_role(reader)}

@@ -224,7 +224,9 @@ def run_scenario(scenario: Scenario, *, speed: float = 1.0, attach: SamanthaConf
     if measured is not None:
         by_role = measured["by_role"]
         out.update(faults=measured["faults"], actions=measured["actions"], false_actions=measured["false_actions"],
-                   false_action_list=measured["false_action_list"])
+                   false_action_list=measured["false_action_list"],
+                   false_incidents=measured.get("false_incidents", 0),
+                   false_incident_list=measured.get("false_incident_list", []))
         if "daemon" in measured:
             out["daemon"] = measured["daemon"]
     if by_role is not None:

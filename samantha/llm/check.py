@@ -3,15 +3,21 @@
 Reports speed (load, triage p50/p95, tokens/s), that the constraint holds
 (schema_valid_rate), that injections add no action (injection_actions_taken),
 and how often the model names the labelled cause (cause_accuracy), next to the
-rule-based fallback's accuracy on the same fixtures.
+rule-based fallback's accuracy on the same fixtures. Every LLM answer goes through the verifier
+(samantha/llm/verifier.py) as in the daemon: how many it refuses (llm_rejected_rate), whether the
+text it lets through states only labelled facts (shown_summary_faithful_rate), and on the fixtures
+where the rules leave the cause open, the stored cause (the verified tie-break) against the rules'
+own tie-break in the same run (cause_accuracy_ambiguous vs rules_cause_accuracy_ambiguous).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, Field
@@ -22,6 +28,8 @@ from samantha.llm.engine import LlmEngine
 from samantha.llm.schemas import DEFAULT_ACTIONS
 from samantha.llm.triage import TriageResult, triage, warm_prompt
 from samantha.llm.triage_input import TriageInput
+from samantha.llm.triage_rules import is_ambiguous, rule_cause
+from samantha.llm.verifier import ACTION_WORDS, Evidence, verified_triage, verify
 
 FIXTURES_DIR = Path(__file__).resolve().parent / "fixtures"
 
@@ -31,12 +39,32 @@ class Injection(Record):
     vector: str
 
 
+class FactsLabel(Record):
+    """What a correct summary may state, beyond the label's cause: the incident's own bundles, gates
+    and numbers, minus the evidence lines listed here (a misleading log line's claims are no facts)."""
+
+    exclude_evidence: list[int] = Field(default_factory=list, description="indexes into incident.evidence")
+
+
 class TriageFixture(Record):
     name: str
     label: ProbableCause
+    category: Literal["ambiguous", "multi_fault", "misleading_log"] | None = None
     allowed_actions: list[str] = Field(default_factory=lambda: list(DEFAULT_ACTIONS))
     injection: Injection | None = None
+    facts: FactsLabel = Field(default_factory=FactsLabel)
     incident: TriageInput
+
+    def fast_path_outcomes(self) -> dict[str, str]:
+        """The fast path's action as the ledger would hold it (done) when it names one."""
+        act = self.incident.fast_path_action
+        return {act: "done"} if act in ACTION_WORDS else {}
+
+    def labelled_facts(self) -> Evidence:
+        """The facts a correct summary may state: the label's cause only, no excluded evidence line."""
+        keep = [e for i, e in enumerate(self.incident.evidence) if i not in self.facts.exclude_evidence]
+        ev = Evidence.of(self.incident.model_copy(update={"evidence": keep}), self.fast_path_outcomes())
+        return dataclasses.replace(ev, causes=frozenset({self.label}))
 
 
 def load_fixtures(directory: Path | None = None) -> list[TriageFixture]:
@@ -77,6 +105,21 @@ class CheckReport(BaseModel):
     cause_accuracy: float | None = Field(description="the LLM's cause vs the label, over the fixtures it answered")
     result_cause_accuracy: float = Field(description="the final TriageResult (LLM or rule fallback) vs the label")
     rules_cause_accuracy: float = Field(description="the rule-based cause alone (rules and labels share an author)")
+    stored_cause_accuracy: float = Field(
+        description="the cause an incident stores (rules, or a verified LLM tie-break) vs the label, all fixtures")
+    llm_rejected_rate: float | None = Field(description="LLM answers the verifier refused / LLM answers")
+    shown_llm_texts: int = Field(description="LLM texts that passed the verifier (the only ones shown, as advisory)")
+    shown_summary_faithful_rate: float | None = Field(
+        description="shown LLM texts with no false claim against the labelled facts / shown LLM texts")
+    ambiguous_fixtures: int = Field(description="fixtures where the rules leave the cause open")
+    cause_accuracy_ambiguous: float | None = Field(
+        description="the stored cause (rules, or the verified LLM tie-break) vs the label, on the ambiguous fixtures")
+    llm_cause_accuracy_ambiguous: float | None = Field(description="the LLM's raw cause on the ambiguous fixtures")
+    rules_cause_accuracy_ambiguous: float | None = Field(
+        description="the baseline in the same run: the rules' tie-break (their first match) on the ambiguous fixtures")
+    rejections: dict[str, int] = Field(default_factory=dict, description="verifier refusals by rule")
+    unfaithful_shown: list[dict] = Field(default_factory=list,
+                                         description="shown texts with a false claim against the labels (target none)")
     wall_s: float
     error: str | None = None
 
@@ -104,6 +147,17 @@ def run_check(engine: LlmEngine, fixtures: list[TriageFixture],
     llm_answered = [(fx, r) for fx, r, _ in results if r.source == "llm"]
     n = max(1, len(results))
 
+    checked = [(fx, r, verified_triage(fx.incident, r, fx.fast_path_outcomes())) for fx, r in llm_answered]
+    shown = [(fx, d) for fx, _, d in checked if d["advisory"]]  # what an operator sees: the text and the cause
+    judged = [(fx, d, verify(d["advisory"], ProbableCause(d["cause"]), fx.labelled_facts())) for fx, d in shown]
+    faithful = [c.ok for _, _, c in judged]
+    rejections = Counter(reason.split(":", 1)[0] for _, _, d in checked for reason in d["rejected"])
+    amb = [(fx, r) for fx, r, _ in results if is_ambiguous(fx.incident)]
+    stored = {fx.name: verified_triage(fx.incident, r, fx.fast_path_outcomes())["cause"] for fx, r in amb}
+
+    def rate(hits: list[bool]) -> float | None:
+        return round(sum(hits) / len(hits), 3) if hits else None
+
     def pct(xs: list[float], q: float) -> float | None:
         return round(float(np.percentile(xs, q)), 3) if xs else None
 
@@ -126,4 +180,14 @@ def run_check(engine: LlmEngine, fixtures: list[TriageFixture],
         if llm_answered else None,
         result_cause_accuracy=round(sum(r.cause == fx.label for fx, r, _ in results) / n, 3),
         rules_cause_accuracy=round(sum(r.rule_cause == fx.label for fx, r, _ in results) / n, 3),
+        stored_cause_accuracy=round(sum(verified_triage(fx.incident, r, fx.fast_path_outcomes())["cause"]
+                                        == fx.label.value for fx, r, _ in results) / n, 3),
+        llm_rejected_rate=rate([bool(d["rejected"]) for _, _, d in checked]), shown_llm_texts=len(shown),
+        shown_summary_faithful_rate=rate(faithful), ambiguous_fixtures=len(amb),
+        cause_accuracy_ambiguous=rate([stored[fx.name] == fx.label.value for fx, _ in amb]),
+        llm_cause_accuracy_ambiguous=rate([r.cause == fx.label for fx, r in amb if r.source == "llm"]),
+        rules_cause_accuracy_ambiguous=rate([rule_cause(fx.incident).cause == fx.label for fx, _ in amb]),
+        rejections=dict(rejections),
+        unfaithful_shown=[{"fixture": fx.name, "text": d["advisory"], "cause": d["cause"], "why": c.reasons}
+                          for fx, d, c in judged if not c.ok],
         wall_s=round(time.monotonic() - t_start, 2), error=status.error)

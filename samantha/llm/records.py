@@ -35,6 +35,8 @@ class LlmCallRecord(Record):
     outcome: Outcome
     error: str | None = None
     dropped: list[str] = Field(default_factory=list, description="output values dropped by post-validation")
+    rejected: list[str] = Field(default_factory=list,
+                                description="why the verifier refused the output against the evidence (never shown)")
 
 
 Sink = Callable[[LlmCallRecord], None]

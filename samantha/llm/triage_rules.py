@@ -46,3 +46,32 @@ def rule_cause(incident: TriageInput) -> RuleCause:
         return RuleCause(ProbableCause.network_fault, "both_slots_or_latency", 0.5,
                          "serving degraded without a deploy to blame")
     return RuleCause(ProbableCause.unknown, "no_rule", 0.2, "no rule matched the breached gates")
+
+
+def candidate_causes(incident: TriageInput) -> list[ProbableCause]:
+    """Every cause the breached verdicts allow (not only the first rule's): what the verifier lets the
+    LLM name, and the hypotheses it may rank. Ordered as the rules prefer them."""
+    breached = [v for v in incident.verdicts if v.breached]
+    kinds = {v.kind for v in breached}
+    out: list[ProbableCause] = [rule_cause(incident).cause]
+    if "policy" in kinds:
+        out.append(ProbableCause.policy_expired)
+    if "availability" in kinds:
+        out.append(ProbableCause.slot_down)
+    if "resource" in kinds:
+        out.append(ProbableCause.resource_exhaustion)
+    if "drift" in kinds:
+        out.append(ProbableCause.input_drift)
+    serving = kinds & {"error_rate", "latency", "divergence"}
+    if serving:
+        out.append(ProbableCause.bad_bundle)  # a bundle serves every one of these requests
+        if kinds & {"error_rate", "latency"}:
+            out.append(ProbableCause.network_fault)
+        if "error_rate" in kinds:
+            out.append(ProbableCause.slot_down)  # a dying slot process answers errors first
+    return list(dict.fromkeys(c for c in out if c is not ProbableCause.unknown)) or [ProbableCause.unknown]
+
+
+def is_ambiguous(incident: TriageInput) -> bool:
+    """The rules leave it open: several causes fit and no rule matched with confidence."""
+    return len(candidate_causes(incident)) > 1 and rule_cause(incident).confidence <= 0.5

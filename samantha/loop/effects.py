@@ -102,7 +102,8 @@ def _traffic_left(store: TelemetryStore, bad_where: str, bad_params: list[Any], 
     good = _stats(store, f"ts > ? AND {good_where}", [cut, *good_params])
     ok = good["n"] >= min_requests
     return ok, {"method": "traffic_left", "what": what, "last_bad_ts": last_bad, "done_ts": done_ts,
-                "served_elsewhere_after": good["n"], "needed": min_requests}
+                "served_elsewhere_after": good["n"], "needed": min_requests,
+                "error_rate_after": round(good["error_rate"], 6), "p95_ms_after": good["p95_ms"]}
 
 
 def _health_restored(store: TelemetryStore, row: dict[str, Any], done_ts: float,

@@ -2,8 +2,9 @@
 
 Grouping key = scope and subject (`active:<bundle id>`, `canary:<bundle id>`, `host`), so
 several playbooks firing about the same slot problem share one incident. An open
-incident keeps absorbing failing verdicts of its gates; it closes once none of them
-failed for `close_after_s`. Open incidents are cached in memory; every change is written
+incident keeps absorbing failing verdicts of its gates while its subject still holds its
+role (after a flip, the new active bundle's failures are another fault); it closes once none
+of them failed for `close_after_s` and its actions are settled. Open incidents are cached in memory; every change is written
 through to the `incidents` table.
 """
 
@@ -76,14 +77,20 @@ class IncidentBook:
         row["last_fail_ts"] = now
         row["updated_ts"] = now
 
-    def absorb_failing(self, failing: list[dict[str, Any]]) -> list[str]:
-        """Group failing verdicts into the open incidents that already watch those gates."""
+    def absorb_failing(self, failing: list[dict[str, Any]], current: set[str] | None = None) -> list[str]:
+        """Group failing verdicts into the open incidents that already watch those gates.
+
+        `current`: the incident keys that describe what the Cube serves now (`active:<bundle>`, ...).
+        After a flip, a gate over the active role judges another bundle: its failures are not the
+        old incident's fault, so an incident whose subject no longer holds that role absorbs nothing."""
         if not failing:
             return []
         now = self.clock.time()
         touched = []
         with self._lock:
             for row in self._open.values():
+                if current is not None and row["key"] not in current:
+                    continue
                 mine = [v for v in failing if v["gate"] in row["gates"]]
                 if mine:
                     self._absorb(row, mine, now)
@@ -107,23 +114,43 @@ class IncidentBook:
                 row["updated_ts"] = self.clock.time()
                 self._save(row)
 
-    def attach_triage(self, incident_id: str, summary: str, cause: str, detail: dict[str, Any]) -> None:
-        """Advisory triage, attached whenever it is ready (open or closed incident alike)."""
+    def attach_triage(self, incident_id: str, cause: str, detail: dict[str, Any]) -> None:
+        """Triage, attached whenever it is ready (open or closed incident alike): the cause (the rules',
+        or the verified LLM tie-break) and the detail (advisory text only where it passed the verifier).
+        It never touches `summary`, which is code-written from the evidence (`set_summary`)."""
         now = self.clock.time()
         with self._lock:
             row = self._by_id(incident_id)
             if row is not None:
-                row.update(summary=summary, cause=cause, triage=detail, updated_ts=now)
+                row.update(cause=cause, triage=detail, updated_ts=now)
                 self._save(row)
                 return
-        self.store.write_sql("UPDATE incidents SET summary = ?, cause = ?, triage = ?::JSON, updated_ts = ? "
-                             "WHERE id = ?", [summary, cause, _dumps(detail), now, incident_id])
+        self.store.write_sql("UPDATE incidents SET cause = ?, triage = ?::JSON, updated_ts = ? "
+                             "WHERE id = ?", [cause, _dumps(detail), now, incident_id])
 
-    def close_quiet(self, quiet_s: float) -> list[str]:
+    def set_summary(self, incident_id: str, summary: str) -> bool:
+        """The code-written summary (samantha/reporting/incident_summary.py); written only when it changed."""
+        with self._lock:
+            row = self._by_id(incident_id)
+            if row is not None:
+                if row.get("summary") == summary:
+                    return False
+                row["summary"] = summary
+                self._save(row)
+                return True
+        self.store.write_sql("UPDATE incidents SET summary = ? WHERE id = ? AND summary IS DISTINCT FROM ?",
+                             [summary, incident_id, summary])
+        return True
+
+    def close_quiet(self, quiet_s: float, unsettled: set[str] | None = None) -> list[str]:
+        """Close incidents whose gates have not failed for `quiet_s` and whose actions are all settled
+        (none of them in `unsettled`: intent or done, not yet verified). `closed_ts` is the resolution time."""
         now = self.clock.time()
         closed = []
         with self._lock:
             for key, row in list(self._open.items()):
+                if unsettled and any(a in unsettled for a in row["actions"]):
+                    continue
                 if now - row["last_fail_ts"] >= quiet_s:
                     row.update(status="closed", closed_ts=now, updated_ts=now)
                     self._save(row)

@@ -3,8 +3,9 @@
 It runs on the Triager's worker thread, after the fast path has decided and acted, so it can
 never delay or change an action. Each incident becomes a `TriageInput` (verdicts, evidence,
 what the playbook already did); the LLM's typed `triage()` answers (or its rule fallback when
-the model is absent, slow or wrong); every call record goes to the audit log; the summary and
-probable cause are attached to the incident (by the Triager) and to the incident's alert.
+the model is absent, slow or wrong). The verifier (samantha/llm/verifier.py) holds its words
+against the evidence: the rules' cause stays the cause unless the rules are ambiguous and the
+verified LLM choice breaks the tie; text that fails is recorded with its reason and never shown.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from typing import Any
 from samantha.llm.engine import LlmEngine
 from samantha.llm.triage import triage
 from samantha.llm.triage_input import TriageInput, VerdictEvidence
+from samantha.llm.verifier import verified_triage
 from samantha.loop.triage import rule_triage
+from samantha.reporting.incident_summary import subject
 
 log = logging.getLogger(__name__)
 
@@ -38,44 +41,57 @@ def _num(x: Any) -> float | None:
 
 def triage_input(incident: dict[str, Any]) -> TriageInput:
     """What the model sees of an incident record (free text from telemetry stays data: the prompt quotes it)."""
+    role, bundle = subject(incident)
     verdicts = []
     for v in list((incident.get("evidence") or {}).values())[:8]:
         values = v.get("values") or {}
-        slot = v.get("slot") if v.get("slot") in ("active", "standby") else None
+        slot = v.get("slot") if v.get("slot") in ("active", "standby") else (role if role in ("active", "standby")
+                                                                            else None)
         verdicts.append(VerdictEvidence(
             gate=str(v.get("gate") or "gate")[:100], kind=_verdict_kind(v), slot=slot,  # type: ignore[arg-type]
+            bundle=bundle if slot == role else None,
             metric=str(values.get("metric") or values.get("signal") or "")[:100] or None,
-            observed=_num(values.get("observed", values.get("value"))), threshold=_num(values.get("threshold")),
+            observed=_num(values.get("observed", values.get("value"))),
+            threshold=_num(values.get("threshold", values.get("bound"))),
             detail=str(v.get("reason") or "")[:300]))
-    key = str(incident.get("key") or "")
+    acted = [a for a in ("flip", "quarantine", "abort_rollout", "safe_mode", "hold_rollout")
+             if any(a in str(p) for p in incident.get("playbooks") or [])]
     return TriageInput(incident_id=incident["id"], severity=incident.get("severity") or "warning",
                        verdicts=verdicts, fast_path_action=("playbooks " + ", ".join(incident["playbooks"]))[:200]
-                       if incident.get("playbooks") else None,
-                       active_bundle=key.split(":", 1)[1] if key.startswith("active:") else None,
-                       standby_bundle=key.split(":", 1)[1] if key.startswith("canary:") else None)
+                       if incident.get("playbooks") and not acted else (acted[0] if acted else None),
+                       active_bundle=bundle if role == "active" else None,
+                       standby_bundle=bundle if role == "standby" else None)
 
 
-def llm_triage_fn(engine: LlmEngine, audit: Any,
-                  annotate: Callable[[str, str, str], None]) -> Callable[[dict[str, Any]], tuple[str, str, dict]]:
-    """A TriageFn: LLM triage of one incident; audit record of the call; the alert annotated."""
+def llm_triage_fn(engine: LlmEngine, audit: Any, annotate: Callable[[str, str, str], None],
+                  actions: Callable[[str], dict[str, str]] | None = None) -> Callable[[dict[str, Any]],
+                                                                                     tuple[str, dict]]:
+    """A TriageFn: LLM triage of one incident, verified against its evidence; an audit record of the
+    call (with the verifier's refusal, if any); the alert annotated with verified advisory text only."""
 
-    def fn(incident: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
+    def fn(incident: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         try:
             inp = triage_input(incident)
         except Exception as e:  # an incident the input model cannot hold: the rules still triage it
             log.warning("triage input for %s: %s", incident.get("id"), e)
             return rule_triage(incident)
         res = triage(inp, engine)
-        rec = res.record.model_dump(mode="json") if res.record is not None else None
+        outcomes = actions(incident["id"]) if actions is not None else {}
+        detail = verified_triage(inp, res, outcomes)
+        rec = res.record
+        if rec is not None and detail["rejected"]:
+            rec = rec.model_copy(update={"rejected": detail["rejected"]})
         audit.append("llm_call", {"task": "triage", "incident_id": incident["id"], "source": res.source,
-                                  "outcome": res.llm_outcome, "error": res.llm_error, "record": rec,
-                                  "cause": res.cause.value, "suggested_action": res.suggested_action,
+                                  "outcome": res.llm_outcome, "error": res.llm_error,
+                                  "record": rec.model_dump(mode="json") if rec else None,
+                                  "cause": detail["cause"], "llm_cause": detail["llm_cause"],
+                                  "rejected": detail["rejected"], "suggested_action": res.suggested_action,
                                   "dropped": res.dropped})
-        annotate(incident["id"], res.summary, res.cause.value)
-        return res.summary, res.cause.value, {
-            "method": res.source, "confidence": res.confidence, "suggested_action": res.suggested_action,
-            "advisory": True, "rule_cause": res.rule_cause.value, "llm_outcome": res.llm_outcome,
-            "llm_error": res.llm_error, "latency_s": rec["latency_s"] if rec else None,
-            "model": rec.get("model") if rec else None}
+        if detail["advisory"]:
+            annotate(incident["id"], detail["advisory"], detail["cause"])
+        return detail["cause"], {**detail, "advisory_label": "advisory (LLM, checked against the evidence)",
+                                 "confidence": res.confidence, "rule_cause": res.rule_cause.value,
+                                 "llm_outcome": res.llm_outcome, "llm_error": res.llm_error,
+                                 "latency_s": rec.latency_s if rec else None, "model": rec.model if rec else None}
 
     return fn

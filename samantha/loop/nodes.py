@@ -44,6 +44,7 @@ from samantha.loop.ledger import ActionLedger
 from samantha.loop.state import CycleState
 from samantha.loop.triage import Triager
 from samantha.playbooks import Firing, Playbook, PlaybookRunner, RunContext
+from samantha.reporting.incident_summary import summarize
 from samantha.telemetry.store import TelemetryStore
 
 log = logging.getLogger(__name__)
@@ -146,8 +147,12 @@ class SreNodes:
     def evaluate(self, state: CycleState) -> dict[str, Any]:
         canary = state.get("canary") or {}
         gates = self.d.runner.gates if canary else self._steady_gates
+        active = next((s for s in (state.get("cube") or {}).get("slots", []) if s["role"] == "active"), None)
+        # bundle-aware: after a flip, gates over the active role see only the new active bundle's requests
         verdicts = self.d.engine.evaluate(gates, state["now"], rollout_start=canary.get("start"),
-                                          canary_bundle=canary.get("bundle_id"))
+                                          canary_bundle=canary.get("bundle_id"),
+                                          active_bundle=active["bundle_id"] if active else None,
+                                          active_since=self._active[1] or None)
         vs = [v.model_dump(mode="json") for v in verdicts]
         return {"verdicts": vs, "failing": [v for v in vs if v["status"] == "fail"]}
 
@@ -175,7 +180,7 @@ class SreNodes:
     @timed("triage")
     def triage(self, state: CycleState) -> dict[str, Any]:
         """Groups failing verdicts into open incidents and queues advisory triage. Never waits for it."""
-        self.d.incidents.absorb_failing(state.get("failing", []))
+        self.d.incidents.absorb_failing(state.get("failing", []), self._current_keys(state.get("cube")))
         queued = self.d.triager.submit_changed(self.d.incidents.open_incidents())
         return {"triage_queued": queued}
 
@@ -200,15 +205,15 @@ class SreNodes:
             pb = self.d.playbooks[f.playbook]
             key = self._incident_key(pb, cube)
             evidence = [v.model_dump(mode="json") for v in f.evidence]
+            if _scope(pb) == "active" and any(v.window[0] < self._active[1] for v in f.evidence):
+                # it judges the previous active bundle: no incident opens on the one serving now
+                log.debug("%s: evidence predates the last flip; not an incident of the new active", pb.name)
+                continue
             severity = next((a.severity for a in f.actions if a.action == "alert"), "warning")
             inc = self.d.incidents.record_firing(key, f"{pb.name}: {pb.description or key}"[:200], severity,
                                                  pb.name, evidence)
             if f.suppressed:
                 self._refuse(refusals, inc, now, pb.name, "-", ["playbook-limits"], [f.suppressed])
-                continue
-            if _scope(pb) == "active" and any(v.window[0] < self._active[1] for v in f.evidence):
-                self._refuse(refusals, inc, now, pb.name, "-", ["evidence-predates-flip"],
-                             ["the verdicts' window starts before the last flip: it judges the previous active slot"])
                 continue
             if inc in busy:
                 self._refuse(refusals, inc, now, pb.name, "-", ["action-in-flight"],
@@ -247,6 +252,15 @@ class SreNodes:
         """The kernel's snapshot this loop judges its playbooks' actions on (samantha/kernel/view.py)."""
         mark = self.d.rollout.mark() if self.d.rollout is not None else None
         return kernel_snapshot(cube, mark, self.known_good.snapshot())
+
+    @staticmethod
+    def _current_keys(cube: dict[str, Any] | None) -> set[str] | None:
+        """The incident keys that describe what the Cube serves now (None: Cube state unknown)."""
+        if not cube:
+            return None
+        role = {s["role"]: (s["bundle_id"] or "empty")[:16] for s in cube["slots"]}
+        return {"host", f"active:{role.get('active')}", f"canary:{role.get('standby')}",
+                f"standby:{role.get('standby')}"}
 
     def _incident_key(self, pb: Playbook, cube: CubeState | None) -> str:
         scope = _scope(pb)
@@ -397,7 +411,11 @@ class SreNodes:
             audit.append("action", a)
         for v in state.get("verified", []):
             audit.append("verification", v)
-        closed = self.d.incidents.close_quiet(self.cfg.incident_close_after_s)
+        # an action is settled once verified (or failed, withdrawn); local ones (alert, hold) once done
+        unsettled = {r["id"] for r in self.d.ledger.with_status(["intent", "done"])
+                     if r["status"] == "intent" or r["kind"] in effects.CUBE_KINDS}
+        closed = self.d.incidents.close_quiet(self.cfg.incident_close_after_s, unsettled)
+        self._write_summaries(closed)
         for c in closed:
             audit.append("incident_closed", {"id": c})
             self.d.resolve_alert(c)
@@ -410,6 +428,14 @@ class SreNodes:
                 self.known_good.add(active["bundle_id"], source="loop",
                                     reason="active, healthy, no open incident at the end of a cycle")
         return {"closed": closed}
+
+
+    def _write_summaries(self, closed: list[str]) -> None:
+        """The code-written summary of every open (and just closed) incident, from its evidence and actions."""
+        incs = self.d.incidents.open_incidents() + [i for c in closed if (i := self.d.incidents.get(c))]
+        for inc in incs:
+            rows = self.d.ledger.list(incident=inc["id"], limit=50) if inc.get("actions") else []
+            self.d.incidents.set_summary(inc["id"], summarize(inc, rows).text)
 
 
 _EMPTY_SNAPSHOT = CubeSnapshot(active=PolicySlot(), standby=PolicySlot())

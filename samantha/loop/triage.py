@@ -1,8 +1,8 @@
 """Advisory triage, off the fast path: a bounded queue and one worker thread.
 
 The graph's triage node only *submits* (never waits), so a slow, absent or wrong triage
-cannot delay or change a decision. The worker attaches a summary and a probable cause to
-the incident when it has them. The default `rule_triage` is deterministic; the local
+cannot delay or change a decision. The worker attaches a probable cause (and, from the LLM,
+verified advisory text) to the incident when it has them. The default `rule_triage` is deterministic; the local
 LLM's triage plugs in as another `TriageFn` with the same signature.
 """
 
@@ -20,7 +20,7 @@ from samantha.loop.incidents import IncidentBook
 log = logging.getLogger(__name__)
 
 CAUSES = ("errors", "latency", "divergence", "input_drift", "host_resources", "staleness", "unknown")
-TriageFn = Callable[[dict[str, Any]], tuple[str, str, dict[str, Any]]]  # incident -> (summary, cause, detail)
+TriageFn = Callable[[dict[str, Any]], tuple[str, dict[str, Any]]]  # incident -> (cause, detail)
 
 
 def _cause_of(v: dict[str, Any]) -> str:
@@ -38,17 +38,16 @@ def _cause_of(v: dict[str, Any]) -> str:
     return "unknown"
 
 
-def rule_triage(incident: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
-    """Most common cause among the failing verdicts, and a one-line summary with the numbers."""
+def rule_triage(incident: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """Most common cause among the failing verdicts (the summary is code-written elsewhere:
+    samantha/reporting/incident_summary.py)."""
     verdicts = list((incident.get("evidence") or {}).values())
     counts: dict[str, int] = {}
     for v in verdicts:
         c = _cause_of(v)
         counts[c] = counts.get(c, 0) + 1
     cause = max(counts, key=lambda c: (counts[c], -CAUSES.index(c))) if counts else "unknown"
-    reasons = "; ".join(f"{v['gate']}: {v.get('reason', '')}"[:160] for v in verdicts[:3])
-    summary = f"{incident.get('title', 'incident')}: probable cause {cause}. {reasons}".strip()
-    return summary[:600], cause, {"method": "rules", "causes": counts}
+    return cause, {"method": "rules", "causes": counts}
 
 
 class Triager:
@@ -87,8 +86,8 @@ class Triager:
             if inc is None:
                 return
             try:
-                summary, cause, detail = self.fn(inc)
-                self.incidents.attach_triage(inc["id"], summary, cause, detail)
+                cause, detail = self.fn(inc)
+                self.incidents.attach_triage(inc["id"], cause, detail)
                 self.done += 1
             except Exception:  # advisory: a failing triage is logged and forgotten, never raised
                 self.errors += 1

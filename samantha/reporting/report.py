@@ -19,6 +19,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from samantha import __version__
 from samantha.reporting import timeline
 from samantha.reporting.dora import local_dora
+from samantha.reporting.incident_summary import summarize
 from samantha.reporting.records_access import table_exists as _table_exists
 
 MAX_INCIDENT_PLOTS = 20
@@ -99,16 +100,30 @@ def _rollouts(read: Any, since: float, until: float) -> list[dict[str, Any]]:
     return out
 
 
+def _ledger_rows(read: Any, incident_id: str) -> list[dict[str, Any]]:
+    rows = read("SELECT id, kind, status, created_ts, done_ts, verified_ts, proposed, result FROM actions "
+                "WHERE incident_id = ? ORDER BY created_ts", [incident_id]).to_pylist()
+    for a in rows:
+        for k in ("proposed", "result"):
+            a[k] = json.loads(a[k]) if isinstance(a[k], str) else a[k]
+    return rows
+
+
 def _incidents(read: Any, since: float, until: float) -> list[dict[str, Any]]:
     if not _table_exists(read, "incidents"):
         return []
-    rows = read("SELECT id, title, severity, status, opened_ts, closed_ts, updated_ts, cause, summary, gates, playbooks "
-                "FROM incidents WHERE opened_ts >= ? AND opened_ts <= ? ORDER BY opened_ts", [since, until]).to_pylist()
+    rows = read("SELECT id, key, title, severity, status, opened_ts, closed_ts, updated_ts, cause, summary, gates, "
+                "playbooks, evidence, refusals, triage FROM incidents WHERE opened_ts >= ? AND opened_ts <= ? "
+                "ORDER BY opened_ts", [since, until]).to_pylist()
     have_actions = _table_exists(read, "actions")
     for i, r in enumerate(rows):
-        for k in ("gates", "playbooks"):
-            r[k] = json.loads(r[k]) if isinstance(r[k], str) else (r[k] or [])
+        for k in ("gates", "playbooks", "evidence", "refusals", "triage"):
+            r[k] = json.loads(r[k]) if isinstance(r[k], str) else r[k]
         r["actions"] = timeline.incident_actions(read, r["id"]) if have_actions else []
+        ledger = _ledger_rows(read, r["id"]) if have_actions else []
+        # the headline is re-derived from the evidence here, so a report is true whatever wrote the row
+        r["summary"] = summarize({**r, "actions": [a["id"] for a in ledger]}, ledger).text
+        r["advisory"] = (r.get("triage") or {}).get("advisory")
         if i < MAX_INCIDENT_PLOTS:
             t0, t1 = timeline.incident_window(r, r["actions"])
             fig = timeline.figure(timeline.request_series(read, t0, t1), r["actions"], f"{r['title']} ({r['id']})",

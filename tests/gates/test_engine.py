@@ -157,3 +157,25 @@ def test_too_few_samples_is_never_pass(world, window, value, op):
                                       "value": value, "window": window, "slot": "active"})
     (v,) = GateEngine(store).evaluate([g], T0 + 123.4)
     assert v.status == "inconclusive" and v.samples["n"] < 50
+
+
+def test_active_gates_are_bundle_aware_across_a_flip(tmp_path):
+    """A failing bundle's requests on the active slot, then a flip to a healthy one: from the flip on,
+    a gate over the active role judges only the new bundle's requests (no re-firing on old errors)."""
+    store = open_store(tmp_path / "flip.duckdb", SimClock(T0 + 20))
+    rng = np.random.default_rng(1)
+    add_traffic(store, rng, T0, 10, 200, "active", "bad", error_rate=0.5)
+    add_traffic(store, rng, T0 + 10, 10, 200, "active", "good", error_rate=0.0)
+    add_traffic(store, rng, T0 + 10, 1, 200, "active", "bad", error_rate=1.0)  # in flight at the flip
+    store.flush()
+    gate = [ThresholdGate(name="err", metric="error_rate", value=0.2, slot="active", window=5, min_samples=50)]
+    try:
+        blind = ev(store, gate, T0 + 12)["err"]
+        assert blind.status == "fail" and blind.window[0] == T0 + 7  # the old bundle's errors in the window
+        aware = ev(store, gate, T0 + 12, active_bundle="good", active_since=T0 + 10)["err"]
+        assert aware.window == (T0 + 10, T0 + 12)  # the window starts at the flip
+        assert aware.status == "pass" and aware.values["observed"] == 0.0  # the stragglers of "bad" excluded
+        early = ev(store, gate, T0 + 10.1, active_bundle="good", active_since=T0 + 10)["err"]
+        assert early.status == "inconclusive"  # too few of the new bundle's requests yet: never a fail
+    finally:
+        store.close()

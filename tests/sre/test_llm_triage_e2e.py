@@ -1,6 +1,6 @@
 """The local LLM triages in the daemon's graph off the fast path: the same failing active slot is
 flipped with the same decision, as fast, with the LLM off and on (real twin, real daemon, real
-llama.cpp model); with it on, the LLM's summary lands on the incident after the flip and every
+llama.cpp model); with it on, the LLM's verified (or refused) triage lands on the incident after the flip and every
 LLM call is in the signed audit log."""
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def _flip_after_failure(tmp_path: Path, llm: bool) -> tuple[dict[str, Any], floa
         inc = None
         if llm:
             inc = wait_for(lambda: (i := daemon.client.get(f"/v1/incidents/{flip['incident_id']}"))["triage"]
-                           and i["triage"].get("method") == "llm" and i, 120, "the LLM's triage on the incident")
+                           and i["triage"].get("llm_outcome") == "ok" and i, 120, "the LLM's triage on the incident")
         assert daemon.stop() == 0, daemon.tail()
         return flip, flip["created_ts"] - onset, inc, Path(daemon.config.data_dir) / "telemetry.duckdb"
 
@@ -43,6 +43,9 @@ def test_llm_triage_changes_nothing_on_the_fast_path_and_lands_on_the_incident(t
     assert off["proposed"]["target_slot"] == on["proposed"]["target_slot"] == "standby"
     assert t_on < max(2 * t_off, t_off + 1.5), (t_off, t_on)  # as fast (generous: a shared 2-core machine)
     assert inc is not None and inc["summary"] and inc["cause"]
+    # the LLM's words are shown only if the verifier passed them; otherwise the refusal says why
+    assert bool(inc["triage"]["advisory"]) != bool(inc["triage"]["rejected"])
+    assert inc["cause"] == inc["triage"]["cause"]  # the rules' cause unless a verified tie-break
     assert inc["updated_ts"] >= on["done_ts"]  # it arrived after the action, not before
     con = duckdb.connect(str(db), read_only=True)
     try:

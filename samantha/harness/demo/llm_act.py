@@ -10,17 +10,24 @@ from samantha.llm.check import load_fixtures
 from samantha.llm.engine import LlmEngine
 from samantha.llm.triage import TriageResult, TriageRunner, warm_prompt
 from samantha.llm.triage_rules import rule_cause
+from samantha.llm.verifier import verified_triage
 
 TITLE = "Local LLM triage (advisory, after the fast path)"
 
 
-def _show(ctx, res: TriageResult, elapsed: float) -> None:
+def _show(ctx, res: TriageResult, elapsed: float, fx) -> None:
     c = ctx.console
     src = "LLM" if res.source == "llm" else f"rules (LLM {res.llm_outcome}: {res.llm_error})"
     c.print(f"  [bold]+{elapsed:.2f} s[/bold] triage attached to incident ({src}):", highlight=False)
-    c.print(f"    cause {res.cause.value} (confidence {res.confidence:.1f}); rules said {res.rule_cause.value}",
+    c.print(f"    LLM cause {res.cause.value} (confidence {res.confidence:.1f}); rules said {res.rule_cause.value}",
             highlight=False)
-    c.print(f"    summary: {res.summary}", highlight=False, markup=False)
+    d = verified_triage(fx.incident, res, fx.fast_path_outcomes())
+    c.print(f"    stored cause {d['cause']} ({d['method']}; rules ambiguous: {d['ambiguous']})", highlight=False)
+    if d["advisory"]:
+        c.print(f"    advisory text (passed the verifier): {d['advisory']}", highlight=False, markup=False)
+    elif res.source == "llm":
+        c.print(f"    LLM text refused by the verifier (never shown): {res.summary!r}: "
+                f"{'; '.join(d['rejected'])[:200]}", highlight=False, markup=False)
     c.print(f"    suggested action (advisory, policy decides): {res.suggested_action or 'none'}"
             f" from {res.allowed_actions}", highlight=False)
     if res.record is not None:
@@ -45,7 +52,7 @@ def _triage_live(ctx, runner: TriageRunner, fx) -> TriageResult:
     c.print("  LLM triage running in the background (the action above is final)...")
     done.wait(runner.engine.config.timeout_s + runner.engine.config.load_timeout_s + 5)
     res = fut.result(timeout=1)
-    _show(ctx, res, time.monotonic() - t0)
+    _show(ctx, res, time.monotonic() - t0, fx)
     return res
 
 
@@ -70,6 +77,10 @@ def run(ctx) -> None:
                               highlight=False)
             if not ok:
                 raise RuntimeError("an injected action got through")
+            fx = fixtures["ambiguous-active-errors-crashloop"]
+            ctx.console.print("  next: the rules cannot decide (active errors, no deploy to blame); the LLM may break "
+                              "the tie, only with a verified answer", highlight=False)
+            _triage_live(ctx, runner, fx)
     finally:
         runner.close()
         engine.close()

@@ -202,18 +202,27 @@ def run(ctx: Any) -> None:
             ctx.facts["flip: traffic switched s"] = round(mitigate, 2)
             ctx.facts["flip: confirmed from telemetry s"] = round(confirmed, 2)
 
-            # the advisory triage arrives after the action (never before it, never in its way)
-            inc = _wait(lambda: (i := client.get(f"/v1/incidents/{flip['incident_id']}")) and i.get("summary") and i,
-                        30 if ctx.fast else 90)
+            # the summary is code-written from the evidence once the flip is verified; triage (the rules'
+            # cause, verified LLM text if any) arrives after the action, never before it or in its way
+            inc = _wait(lambda: (i := client.get(f"/v1/incidents/{flip['incident_id']}")) and "verified"
+                        in (i.get("summary") or "") and i.get("cause") and i, 30 if ctx.fast else 90)
             if inc:
                 tri = inc.get("triage") or {}
                 after = inc["updated_ts"] - (flip["done_ts"] or 0)
-                con.print(f"incident {inc['id']} [{inc['severity']}]: gates {', '.join(inc['gates'])}")
-                con.print(f"triage by {tri.get('method')} (advisory) +{after:.1f} s after the flip: cause "
-                          f"{inc['cause']}; {inc['summary'][:200]}", markup=False)
+                con.print(f"incident {inc['id']} [{inc['severity']}]: {inc['summary']}", markup=False)
+                con.print(f"cause {inc['cause']} ({tri.get('method')}), +{after:.1f} s after the flip", markup=False)
+                if tri.get("advisory"):
+                    con.print(f"  advisory (LLM, every claim checked): {tri['advisory']}", markup=False)
+                elif tri.get("rejected"):
+                    con.print(f"  LLM text refused by the verifier, not shown: {'; '.join(tri['rejected'])[:200]}",
+                              markup=False)
+                opened = [i for i in client.incidents() if i["opened_ts"] >= onset - 1]
+                con.print(f"incidents opened by this fault: {len(opened)} (one per fault: the new active's "
+                          f"gates judge only its own requests)")
+                ctx.facts["incidents for the one fault"] = len(opened)
                 ctx.facts["triage: after the flip s"] = round(after, 1)
             else:
-                con.print(f"incident {flip['incident_id']}: triage not in yet (bounded wait over; the flip stands)")
+                con.print(f"incident {flip['incident_id']}: summary not in yet (bounded wait over; the flip stands)")
 
             audit = client.get("/v1/audit/verify")
             con.print(f"audit log (GET /v1/audit/verify): {audit['count']} signed records, chain "
