@@ -98,9 +98,13 @@ def threshold(g: ThresholdGate, rf: RequestFrame | None, mf: MetricFrame, ctx: E
 
 def compare(g: CompareGate, rf: RequestFrame | None, ctx: EvalContext) -> Verdict:
     now, start = ctx.now, ctx.now - g.window
-    c, i = canary(rf, start, now, ctx, g.include_shadow), incumbent(rf, start, now)
+    if g.subject == "active":  # the serving slot against the standby's probe mirrors: would a flip serve better?
+        c, i = incumbent(rf, start, now), select(rf, start, now, standby=True, channel="shadow")
+        samples = {"active": c.n, "standby_probes": i.n}
+    else:
+        c, i = canary(rf, start, now, ctx, g.include_shadow), incumbent(rf, start, now)
+        samples = {"canary": c.n, "incumbent": i.n}
     need = min_samples(g)
-    samples = {"canary": c.n, "incumbent": i.n}
     if min(c.n, i.n) < need:
         return Verdict.make(g, "inconclusive", f"samples {c.n}/{i.n} < {need}", now, (start, now), samples)
     how = "mean" if g.metric == "error_rate" else g.aggregate
@@ -113,7 +117,8 @@ def compare(g: CompareGate, rf: RequestFrame | None, ctx: EvalContext) -> Verdic
         bad.append(f"increase {diff:.6g} > {g.max_increase:g}")
     if g.max_ratio is not None and iv > 0 and ratio > g.max_ratio:
         bad.append(f"ratio {ratio:.4g} > {g.max_ratio:g}")
-    reason = "; ".join(bad) or f"{g.metric} {how} canary {cv:.6g} vs incumbent {iv:.6g} within bounds"
+    who = ("active", "standby probes") if g.subject == "active" else ("canary", "incumbent")
+    reason = "; ".join(bad) or f"{g.metric} {how} {who[0]} {cv:.6g} vs {who[1]} {iv:.6g} within bounds"
     return Verdict.make(g, "fail" if bad else "pass", reason, now, (start, now), samples,
                         canary=cv, incumbent=iv, increase=diff, ratio=ratio)
 
@@ -278,7 +283,10 @@ def sequential(g: SequentialGate, rf: RequestFrame | None, ctx: EvalContext) -> 
 def _cusum(g: SequentialGate, rf: RequestFrame | None, ctx: EvalContext, start: float, nbins: int) -> Verdict:
     now, standby = ctx.now, g.slot == "standby"
     rows = select(rf, start, now, standby=standby, channel=g.channel)
-    base = select(rf, start - g.baseline, start, standby=standby, channel=g.channel)
+    if g.baseline_slot is not None and g.baseline_slot != g.slot:  # another slot's past: what it served live
+        base = select(rf, start - g.baseline, start, standby=g.baseline_slot == "standby", channel="live")
+    else:
+        base = select(rf, start - g.baseline, start, standby=standby, channel=g.channel)
     samples = {g.slot: rows.n, "baseline": base.n}
     if g.signal == "errors":
         ev, p0 = ~rows.ok, (np.sum(~base.ok) + 0.5) / (base.n + 1)
@@ -287,7 +295,7 @@ def _cusum(g: SequentialGate, rf: RequestFrame | None, ctx: EvalContext, start: 
         if base.n < max(50, math.ceil(5 / (1 - g.quantile))):
             return Verdict.make(g, "inconclusive", f"baseline has {base.n} rows, too few for a threshold", now,
                                 (start, now), samples)
-        thr = float(np.quantile(base.latency_ms, g.quantile))
+        thr = float(np.quantile(base.latency_ms, g.quantile)) + g.margin_ms
         ev, p0 = rows.latency_ms > thr, 1 - g.quantile
         extra = {"latency_threshold_ms": thr}
     else:

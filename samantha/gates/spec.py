@@ -93,6 +93,9 @@ class CompareGate(GateBase):
     max_increase: float | None = Field(None, ge=0, description="canary - incumbent, in metric units")
     max_ratio: float | None = Field(None, gt=0, description="canary / incumbent")
     include_shadow: bool = True
+    subject: SlotRole = Field("standby", description=(
+        "the slot whose regression fails the gate: the canary against the incumbent (standby), or the active "
+        "slot against the standby's probe mirrors (active: would a flip serve better?)"))
 
     @model_validator(mode="after")
     def _one_bound(self) -> CompareGate:
@@ -159,6 +162,12 @@ class SequentialGate(GateBase):
         "tolerated event-odds ratio before it counts as a regression; a shadow path measures its own "
         "latency overhead (twin A/A: ~2x odds above the median, ~1.4x above p95)"))
     slot: SlotRole = Field("standby", description="cusum: the slot watched")
+    baseline_slot: SlotRole | None = Field(None, description=(
+        "cusum: the slot whose recent past sets the baseline (default: the watched slot); active with "
+        "slot: standby judges the standby's probes against what the active served before"))
+    margin_ms: float = Field(0.0, ge=0, description=(
+        "cusum latency: the threshold is the baseline quantile plus this, so only a practically relevant "
+        "slowdown counts as an event (host jitter on a 1 ms model is not a regression)"))
     ratio: float = Field(2.0, gt=1, description="cusum: the rate multiplier it is tuned to detect")
     window: Duration = Field(3600.0, gt=0, description="lookback when no rollout start is known")
 
@@ -261,11 +270,16 @@ def min_samples(gate: GateBase) -> int:
 
 def judges_canary(gate: GateBase) -> bool:
     """The gate judges a canary: it compares the standby with the incumbent (compare, judge, mSPRT), or watches
-    the standby slot (a CUSUM, threshold or drift gate on `slot: standby`). With no canary on the Cube such a
+    the standby slot (a CUSUM, threshold or drift gate on `slot: standby`). Gates about the active slot's own
+    regressions (a compare with `subject: active`, a CUSUM of the standby's probes against the active's past)
+    are steady-state gates. With no canary on the Cube such a
     gate has nothing to judge, so the steady-state loop skips it and chaos pre-flight does not count it as a
     steady-state gate. The one definition: the SRE loop and chaos both ask this function."""
-    if isinstance(gate, CompareGate | JudgeGate):
+    if isinstance(gate, CompareGate):
+        return gate.subject == "standby"
+    if isinstance(gate, JudgeGate):
         return True
     if isinstance(gate, SequentialGate):
-        return gate.method != "cusum" or gate.slot == "standby"
+        # the standby's probes against the active's past judge a flip target, not a canary
+        return gate.method != "cusum" or (gate.slot == "standby" and gate.baseline_slot != "active")
     return getattr(gate, "slot", None) == "standby"
