@@ -13,11 +13,15 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
 from samantha.gates.spec import (
     REQUEST_METRICS,
+    SLOT_CPU_METRIC,
+    SLOT_INFERENCES_METRIC,
+    SLOT_MEMORY_METRIC,
     STALENESS_METRICS,
     CompareGate,
     Gate,
     GateBase,
     JudgeGate,
+    ResourceGate,
     SequentialGate,
     StalenessGate,
     ThresholdGate,
@@ -31,7 +35,7 @@ HOST_METRICS = (
     "host_memory_used_percent", "host_disk_used_bytes", "host_disk_free_bytes", "host_disk_used_percent",
     "host_load", "host_temperature_celsius",
 )
-TWIN_METRICS = ("input_feature_mean",)
+TWIN_METRICS = ("input_feature_mean", SLOT_MEMORY_METRIC, SLOT_CPU_METRIC, SLOT_INFERENCES_METRIC)
 # Margins for shadow-channel latency. Timed end to end, mirrored requests looked slower than live ones
 # (A/A odds 1.6-2.0x at the median); the twin now rebuilds shadow latency from the standby's service
 # time (A/A 0.94x, docs/gates.md). The margins stay for runtimes that cannot report service time.
@@ -91,6 +95,10 @@ def builtin_gates() -> list[GateBase]:
                                    "path's own overhead"),
         SequentialGate(name="canary-divergence", signal="divergence", tolerance=0.01, max_rate=0.002,
                        description="canary outputs differ from the incumbent's (shadow-scored)"),
+        ResourceGate(name="canary-memory-growth", signal="memory_growth",
+                     description="the canary's process memory grows faster than 1 MB/s beyond the incumbent's"),
+        ResourceGate(name="canary-cpu-per-inference", signal="cpu_per_inference",
+                     description="the canary burns 2 ms and 1.5x more CPU per inference than the incumbent"),
         JudgeGate(name="canary-latency-mwu", test="latency", window=60),
         JudgeGate(name="canary-errors-fisher", test="errors", window=60),
         JudgeGate(name="canary-divergence-bound", test="divergence", window=60, tolerance=0.01, max_rate=0.01),

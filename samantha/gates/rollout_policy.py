@@ -17,13 +17,14 @@ from samantha.gates.actions import AbortRollout, Action, Alert, Quarantine
 from samantha.gates.engine import GateEngine
 from samantha.gates.evaluate import EvalContext, canary
 from samantha.gates.registry import GATE_ADAPTER, GateRegistry
-from samantha.gates.spec import Duration, Gate, GateBase, SequentialGate
+from samantha.gates.spec import Duration, Gate, GateBase, ResourceGate, SequentialGate
 from samantha.gates.verdict import Status, Verdict
 from samantha.gates.windows import RequestFrame
 
 GateRef = str | Gate
 DEFAULT_GATES: tuple[str, ...] = ("canary-errors", "canary-latency", "canary-latency-shadow", "canary-latency-tail",
-                                  "canary-latency-tail-shadow", "canary-divergence")
+                                  "canary-latency-tail-shadow", "canary-divergence", "canary-memory-growth",
+                                  "canary-cpu-per-inference")
 
 
 class _M(BaseModel):
@@ -129,11 +130,13 @@ def judge_step(engine: GateEngine, policy: RolloutPolicy, step: int | Literal["s
     failed = [v for v in verdicts if v.status == "fail"]
     # Any gate may fail the step; only the gates fed by this rollout's main evidence must pass:
     # with shadow scoring the live-canary gates are advisory (a 1% canary sees few requests),
-    # without it the shadow-channel gates have nothing to judge.
+    # without it the shadow-channel gates have nothing to judge. Resource gates only ever fail a step: a
+    # small canary may serve too little for a CPU figure, and the soak is what waits for slow leaks.
     shadowing = policy.shadow.enabled
     blocking = {g.name for g in gates
-                if not (isinstance(g, SequentialGate) and ((g.channel == "live" and shadowing)
-                                                           or (g.channel == "shadow" and not shadowing)))}
+                if not isinstance(g, ResourceGate)
+                and not (isinstance(g, SequentialGate) and ((g.channel == "live" and shadowing)
+                                                            or (g.channel == "shadow" and not shadowing)))}
     pending = [v for v in verdicts if v.status == "inconclusive" and v.gate in blocking]
     if failed:
         status: Status = "fail"
