@@ -80,7 +80,8 @@ def mitigated_at(reader: Reader, f: dict[str, Any], t0: float, end: float, quiet
     bundle = f.get("bundle_id")
     if bundle is None:
         return None  # input drift and the like: nothing to take traffic off
-    last = reader.read_arrow("SELECT max(ts) FROM requests WHERE bundle = ? AND ts >= ?",
+    # live requests only: shadow and probe mirrors reach no user
+    last = reader.read_arrow("SELECT max(ts) FROM requests WHERE bundle = ? AND ts >= ? AND NOT shadow",
                              [bundle, t0 + f["onset_s"]]).column(0)[0].as_py()
     if last is None or last > end - quiet_s:
         return None
