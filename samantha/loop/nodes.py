@@ -49,6 +49,8 @@ from samantha.telemetry.store import TelemetryStore
 log = logging.getLogger(__name__)
 HOLD_S = 600.0  # a hold_rollout without its own max_hold_s
 REFUSAL_REPEAT_S = 60.0  # the same refusal is recorded again at most this often
+# gate kinds that read requests by slot role: across a flip their windows mix both slots' rows
+ROLE_ROW_KINDS = ("sequential", "compare")
 
 
 class AuditSink(Protocol):
@@ -206,7 +208,8 @@ class SreNodes:
             if f.suppressed:
                 self._refuse(refusals, inc, now, pb.name, "-", ["playbook-limits"], [f.suppressed])
                 continue
-            if _scope(pb) == "active" and any(v.window[0] < self._active[1] for v in f.evidence):
+            if _scope(pb) != "canary" and any(v.window[0] < self._active[1] for v in f.evidence
+                                              if _scope(pb) == "active" or v.kind in ROLE_ROW_KINDS):
                 self._refuse(refusals, inc, now, pb.name, "-", ["evidence-predates-flip"],
                              ["the verdicts' window starts before the last flip: it judges the previous active slot"])
                 continue

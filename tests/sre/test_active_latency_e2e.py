@@ -47,6 +47,9 @@ def test_active_latency_flipped_to_faster_standby_and_host_slowdown_alerted_with
 
         # the same slowdown on both paths: a host problem; a flip would not help
         wait_for(lambda: time.time() - flip["created_ts"] > 35, 60, "the flip out of the tested window")
+        # after the flip the slow path is the standby's, and the CUSUM window still holds its pre-flip rows:
+        # that is no host slowdown (evidence predating the flip is refused)
+        assert not [a for a in daemon.client.actions() if a["playbook"] == "host-slowdown"]
         gen = twin.cube.state().generation
         t1 = time.time()
         for s in ("a", "b"):
