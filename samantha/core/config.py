@@ -115,6 +115,9 @@ class TwinConfig(Section):
     upstream_timeout_s: float = Field(5.0, gt=0, description="router -> slot request timeout")
     health_interval_s: float = Field(0.5, gt=0)
     drain_timeout_s: float = Field(10.0, gt=0, description="bundle swap waits this long for in-flight requests")
+    probe_percent: float = Field(10, ge=0, le=100, description=(
+        "with no rollout in flight, this share of live requests is mirrored to the standby as a probe, so an "
+        "active slot that slows down can be compared with the slot a flip would serve from"))
     leak_cap_mb: float = Field(256, gt=0, description="a leaking bundle stops growing here (protects the host)")
 
 

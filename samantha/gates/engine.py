@@ -21,6 +21,7 @@ from samantha.gates.spec import (
     DriftGate,
     GateBase,
     JudgeGate,
+    ResourceGate,
     SequentialGate,
     StalenessGate,
     ThresholdGate,
@@ -128,4 +129,6 @@ def evaluate_one(g: GateBase, rf: RequestFrame | None, mf: MetricFrame, ctx: Eva
         return ev.drift(g, rf, mf, ctx)
     if isinstance(g, StalenessGate):
         return ev.staleness(g, mf, ctx)
+    if isinstance(g, ResourceGate):
+        return ev.resource(g, mf, ctx)
     raise TypeError(f"unknown gate type {type(g).__name__}")

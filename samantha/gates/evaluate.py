@@ -10,9 +10,13 @@ import numpy as np
 from samantha.gates import sequential as seq
 from samantha.gates import statistics as st
 from samantha.gates.spec import (
+    SLOT_CPU_METRIC,
+    SLOT_INFERENCES_METRIC,
+    SLOT_MEMORY_METRIC,
     CompareGate,
     DriftGate,
     JudgeGate,
+    ResourceGate,
     SequentialGate,
     StalenessGate,
     ThresholdGate,
@@ -106,9 +110,13 @@ def threshold(g: ThresholdGate, rf: RequestFrame | None, mf: MetricFrame, ctx: E
 
 def compare(g: CompareGate, rf: RequestFrame | None, ctx: EvalContext) -> Verdict:
     now, start = ctx.now, ctx.now - g.window
-    c, i = canary(rf, start, now, ctx, g.include_shadow), incumbent(rf, start, now)
+    if g.subject == "active":  # the serving slot against the standby's probe mirrors: would a flip serve better?
+        c, i = incumbent(rf, start, now), select(rf, start, now, standby=True, channel="shadow")
+        samples = {"active": c.n, "standby_probes": i.n}
+    else:
+        c, i = canary(rf, start, now, ctx, g.include_shadow), incumbent(rf, start, now)
+        samples = {"canary": c.n, "incumbent": i.n}
     need = min_samples(g)
-    samples = {"canary": c.n, "incumbent": i.n}
     if min(c.n, i.n) < need:
         return Verdict.make(g, "inconclusive", f"samples {c.n}/{i.n} < {need}", now, (start, now), samples)
     how = "mean" if g.metric == "error_rate" else g.aggregate
@@ -121,7 +129,8 @@ def compare(g: CompareGate, rf: RequestFrame | None, ctx: EvalContext) -> Verdic
         bad.append(f"increase {diff:.6g} > {g.max_increase:g}")
     if g.max_ratio is not None and iv > 0 and ratio > g.max_ratio:
         bad.append(f"ratio {ratio:.4g} > {g.max_ratio:g}")
-    reason = "; ".join(bad) or f"{g.metric} {how} canary {cv:.6g} vs incumbent {iv:.6g} within bounds"
+    who = ("active", "standby probes") if g.subject == "active" else ("canary", "incumbent")
+    reason = "; ".join(bad) or f"{g.metric} {how} {who[0]} {cv:.6g} vs {who[1]} {iv:.6g} within bounds"
     return Verdict.make(g, "fail" if bad else "pass", reason, now, (start, now), samples,
                         canary=cv, incumbent=iv, increase=diff, ratio=ratio)
 
@@ -286,7 +295,10 @@ def sequential(g: SequentialGate, rf: RequestFrame | None, ctx: EvalContext) -> 
 def _cusum(g: SequentialGate, rf: RequestFrame | None, ctx: EvalContext, start: float, nbins: int) -> Verdict:
     now, standby = ctx.now, g.slot == "standby"
     rows = select(rf, start, now, standby=standby, channel=g.channel)
-    base = select(rf, start - g.baseline, start, standby=standby, channel=g.channel)
+    if g.baseline_slot is not None and g.baseline_slot != g.slot:  # another slot's past: what it served live
+        base = select(rf, start - g.baseline, start, standby=g.baseline_slot == "standby", channel="live")
+    else:
+        base = select(rf, start - g.baseline, start, standby=standby, channel=g.channel)
     samples = {g.slot: rows.n, "baseline": base.n}
     if g.signal == "errors":
         ev, p0 = ~rows.ok, (np.sum(~base.ok) + 0.5) / (base.n + 1)
@@ -295,7 +307,7 @@ def _cusum(g: SequentialGate, rf: RequestFrame | None, ctx: EvalContext, start: 
         if base.n < max(50, math.ceil(5 / (1 - g.quantile))):
             return Verdict.make(g, "inconclusive", f"baseline has {base.n} rows, too few for a threshold", now,
                                 (start, now), samples)
-        thr = float(np.quantile(base.latency_ms, g.quantile))
+        thr = float(np.quantile(base.latency_ms, g.quantile)) + g.margin_ms
         ev, p0 = rows.latency_ms > thr, 1 - g.quantile
         extra = {"latency_threshold_ms": thr}
     else:
@@ -369,3 +381,65 @@ def staleness(g: StalenessGate, mf: MetricFrame, ctx: EvalContext) -> Verdict:
         vals = {"divergence": v, "max_divergence": g.max_divergence}
     return Verdict.make(g, "fail" if bad else "pass", reason, now, w, {"n": 1}, metric=g.metric_name,
                         value=v, seen_at=seen_at, **vals)
+
+
+def _slot_parts(mf: MetricFrame, metric: str, role: str, bundle: str | None, start: float,
+                end: float) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per series, one slot's samples of `metric` in the window (the canary's narrowed to its bundle when known)."""
+    labels = {"role": role, **({"bundle": bundle} if bundle and role == "standby" else {})}
+    return [mf.window([sid], start, end) for sid in mf.matching(metric, labels)]
+
+
+def _slot_series(mf: MetricFrame, metric: str, role: str, bundle: str | None, start: float,
+                 end: float) -> tuple[np.ndarray, np.ndarray]:
+    parts = _slot_parts(mf, metric, role, bundle, start, end)
+    if not parts:
+        return np.empty(0), np.empty(0)
+    ts, val = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+    o = np.argsort(ts, kind="stable")
+    return ts[o], val[o]
+
+
+def _counter_delta(ts: np.ndarray, val: np.ndarray) -> float:
+    """Increase of a counter over its samples; a reset (a process restart) restarts the count."""
+    if val.size < 2:
+        return 0.0
+    d = np.diff(val)
+    return float(np.sum(np.where(d >= 0, d, val[1:])))
+
+
+def resource(g: ResourceGate, mf: MetricFrame, ctx: EvalContext) -> Verdict:
+    now, start = ctx.now, ctx.now - g.window
+    if g.signal == "memory_growth":
+        ct, cv = _slot_series(mf, SLOT_MEMORY_METRIC, "standby", ctx.canary_bundle, start, now)
+        it, iv = _slot_series(mf, SLOT_MEMORY_METRIC, "active", None, start, now)
+        samples = {"canary": int(ct.size), "incumbent": int(it.size)}
+        need = min_samples(g)
+        if ct.size < need or ct[-1] - ct[0] < g.min_span:
+            return Verdict.make(g, "inconclusive", f"canary memory: {ct.size} samples over "
+                                f"{(ct[-1] - ct[0]) if ct.size else 0:.1f}s (need {need} over {g.min_span:g}s)",
+                                now, (start, now), samples)
+        slope = float(np.polyfit(ct - ct[0], cv / 2**20, 1)[0])
+        base = float(np.polyfit(it - it[0], iv / 2**20, 1)[0]) if it.size >= need and it[-1] > it[0] else 0.0
+        bad = slope > g.max_slope_mb_per_s and slope - base > g.max_slope_mb_per_s
+        reason = (f"canary memory grows {slope:+.3g} MB/s vs incumbent {base:+.3g} MB/s "
+                  f"({'>' if bad else '<='} {g.max_slope_mb_per_s:g} MB/s)")
+        return Verdict.make(g, "fail" if bad else "pass", reason, now, (start, now), samples,
+                            canary_slope_mb_per_s=slope, incumbent_slope_mb_per_s=base,
+                            canary_rss_mb=float(cv[-1] / 2**20), max_slope_mb_per_s=g.max_slope_mb_per_s)
+    per: dict[str, tuple[float, float]] = {}
+    for who, role in (("canary", "standby"), ("incumbent", "active")):
+        cpu = sum(_counter_delta(*p) for p in _slot_parts(mf, SLOT_CPU_METRIC, role, ctx.canary_bundle, start, now))
+        n = sum(_counter_delta(*p) for p in _slot_parts(mf, SLOT_INFERENCES_METRIC, role, ctx.canary_bundle,
+                                                          start, now))
+        per[who] = (cpu, n)
+    samples = {k: int(v[1]) for k, v in per.items()}
+    if min(samples.values()) < g.min_inferences:
+        return Verdict.make(g, "inconclusive", f"inferences {samples['canary']}/{samples['incumbent']} < "
+                            f"{g.min_inferences}", now, (start, now), samples)
+    c_ms, i_ms = (per[k][0] / per[k][1] * 1000 for k in ("canary", "incumbent"))
+    bad = c_ms - i_ms > g.max_increase_ms and c_ms > i_ms * g.max_ratio
+    reason = (f"CPU per inference canary {c_ms:.3g} ms vs incumbent {i_ms:.3g} ms "
+              f"({'beyond' if bad else 'within'} +{g.max_increase_ms:g} ms and x{g.max_ratio:g})")
+    return Verdict.make(g, "fail" if bad else "pass", reason, now, (start, now), samples,
+                        canary_cpu_ms=c_ms, incumbent_cpu_ms=i_ms)

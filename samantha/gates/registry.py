@@ -13,10 +13,15 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
 from samantha.gates.spec import (
     REQUEST_METRICS,
+    SLOT_CPU_METRIC,
+    SLOT_INFERENCES_METRIC,
+    SLOT_MEMORY_METRIC,
     STALENESS_METRICS,
+    CompareGate,
     Gate,
     GateBase,
     JudgeGate,
+    ResourceGate,
     SequentialGate,
     StalenessGate,
     ThresholdGate,
@@ -30,12 +35,16 @@ HOST_METRICS = (
     "host_memory_used_percent", "host_disk_used_bytes", "host_disk_free_bytes", "host_disk_used_percent",
     "host_load", "host_temperature_celsius",
 )
-TWIN_METRICS = ("input_feature_mean",)
+TWIN_METRICS = ("input_feature_mean", SLOT_MEMORY_METRIC, SLOT_CPU_METRIC, SLOT_INFERENCES_METRIC)
 # Margins for shadow-channel latency. Timed end to end, mirrored requests looked slower than live ones
 # (A/A odds 1.6-2.0x at the median); the twin now rebuilds shadow latency from the standby's service
 # time (A/A 0.94x, docs/gates.md). The margins stay for runtimes that cannot report service time.
 SHADOW_ODDS_P50 = 2.5
 SHADOW_ODDS_P99 = 1.5
+# Active-slot latency CUSUMs: an event is a request slower than the baseline quantile + 20 ms; the CUSUM is tuned
+# to a rate 1.8x the null's (p50: 50% -> 90%). At 200 rps a +100 ms fault crosses log(1/alpha) in ~24 requests.
+ACTIVE_LATENCY_MARGIN_MS = 20.0
+ACTIVE_LATENCY_RATIO = 1.8
 KNOWN_METRICS = frozenset((*REQUEST_METRICS, *STALENESS_METRICS.values(), *HOST_METRICS, *TWIN_METRICS))
 
 
@@ -86,6 +95,10 @@ def builtin_gates() -> list[GateBase]:
                                    "path's own overhead"),
         SequentialGate(name="canary-divergence", signal="divergence", tolerance=0.01, max_rate=0.002,
                        description="canary outputs differ from the incumbent's (shadow-scored)"),
+        ResourceGate(name="canary-memory-growth", signal="memory_growth",
+                     description="the canary's process memory grows faster than 1 MB/s beyond the incumbent's"),
+        ResourceGate(name="canary-cpu-per-inference", signal="cpu_per_inference",
+                     description="the canary burns 2 ms and 1.5x more CPU per inference than the incumbent"),
         JudgeGate(name="canary-latency-mwu", test="latency", window=60),
         JudgeGate(name="canary-errors-fisher", test="errors", window=60),
         JudgeGate(name="canary-divergence-bound", test="divergence", window=60, tolerance=0.01, max_rate=0.01),
@@ -95,6 +108,26 @@ def builtin_gates() -> list[GateBase]:
         SequentialGate(name="active-errors-cusum", signal="errors", method="cusum", slot="active", ratio=3.0,
                        alpha=1e-6, window=600, baseline=600, min_samples=500,
                        description="active slot error rate rising against its own last 10 minutes"),
+        # the serving slot slower than its own recent past (CUSUM: median, tail), and whether a flip would help
+        SequentialGate(name="active-latency-cusum", signal="latency", method="cusum", slot="active", quantile=0.5,
+                       ratio=ACTIVE_LATENCY_RATIO, margin_ms=ACTIVE_LATENCY_MARGIN_MS, alpha=1e-6, window=30,
+                       baseline=300, min_samples=50,
+                       description="active slot's requests above its own median of the 5 minutes before, plus "
+                                   "20 ms, far more often than half the time"),
+        SequentialGate(name="active-latency-tail-cusum", signal="latency", method="cusum", slot="active",
+                       quantile=0.99, ratio=5.0, margin_ms=ACTIVE_LATENCY_MARGIN_MS, alpha=1e-6, window=30,
+                       baseline=300, min_samples=100,
+                       description="active slot's requests above its own p99 of the 5 minutes before, plus 20 ms, "
+                                   "five times as often"),
+        CompareGate(name="active-slower-than-standby", metric="latency_ms", aggregate="p50", subject="active",
+                    max_increase=ACTIVE_LATENCY_MARGIN_MS, window=3, min_samples=20,
+                    description="the active slot's median is 20 ms above the standby's probe mirrors: a flip "
+                                "would serve faster"),
+        SequentialGate(name="standby-probe-latency-cusum", signal="latency", method="cusum", slot="standby",
+                       channel="shadow", baseline_slot="active", quantile=0.5, ratio=ACTIVE_LATENCY_RATIO,
+                       margin_ms=ACTIVE_LATENCY_MARGIN_MS, alpha=1e-6, window=30, baseline=300, min_samples=20,
+                       description="the standby's probe mirrors are slow too, against the active's own past: "
+                                   "a host-level slowdown, a flip would not help"),
         StalenessGate(name="bundle-expiry", signal="bundle_expiry", min_remaining=3600),
         StalenessGate(name="policy-age", signal="policy_age", max_age=30 * 86400),
         StalenessGate(name="last-sync", signal="last_sync", max_age=7 * 86400),

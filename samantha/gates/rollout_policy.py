@@ -8,22 +8,26 @@ step, never spends more than `alpha` in total.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from samantha.gates import sequential as seq
 from samantha.gates.actions import AbortRollout, Action, Alert, Quarantine
 from samantha.gates.engine import GateEngine
-from samantha.gates.evaluate import EvalContext, canary
+from samantha.gates.evaluate import EvalContext, canary, incumbent
 from samantha.gates.registry import GATE_ADAPTER, GateRegistry
-from samantha.gates.spec import Duration, Gate, GateBase, SequentialGate
+from samantha.gates.spec import Duration, Gate, GateBase, ResourceGate, SequentialGate
 from samantha.gates.verdict import Status, Verdict
 from samantha.gates.windows import RequestFrame
 
 GateRef = str | Gate
 DEFAULT_GATES: tuple[str, ...] = ("canary-errors", "canary-latency", "canary-latency-shadow", "canary-latency-tail",
-                                  "canary-latency-tail-shadow", "canary-divergence")
+                                  "canary-latency-tail-shadow", "canary-divergence", "canary-memory-growth",
+                                  "canary-cpu-per-inference")
 
 
 class _M(BaseModel):
@@ -45,6 +49,25 @@ class ShadowPhase(_M):
     min_duration: Duration = Field(20.0, ge=0)
 
 
+class EarlySuccess(_M):
+    """A step (never the soak) may pass before its min_duration when the evidence shows the canary within a
+    margin of the incumbent.
+
+    The test: an mSPRT with the canary and incumbent swapped, H0 "the canary's odds of a request slower than
+    the incumbent's pre-rollout median are at least `margin_odds` times the incumbent's". Crossing 1/beta
+    rejects it, anytime-valid from the rollout start: P(a step passes early | the canary is slower by the
+    margin or more) <= beta for the whole rollout. Every gate must still pass and the step's min_samples be
+    met; errors and outputs keep their own gates (too few events to prove equivalence on).
+    """
+
+    enabled: bool = Field(False, description="off by default: steps wait their min_duration")
+    margin_odds: float = Field(1.5, gt=1, le=10, description="latency odds ratio the canary may be within")
+    beta: float = Field(0.01, gt=0, lt=0.5, description="bound on the chance of an early pass of a canary "
+                                                          "slower by margin_odds or more")
+    min_fraction: float = Field(0.25, ge=0, le=1, description="share of the step's min_duration always waited")
+    bin: Duration = Field(0.2, gt=0)
+
+
 def _default_steps() -> list[RolloutStep]:
     return [RolloutStep(weight=w) for w in (1, 5, 25, 50, 100)]
 
@@ -57,6 +80,7 @@ class RolloutPolicy(_M):
     shadow: ShadowPhase = ShadowPhase()
     steps: list[RolloutStep] = Field(default_factory=_default_steps)
     soak: Duration = Field(300.0, ge=0, description="time at 100% before the rollout completes")
+    early_success: EarlySuccess = EarlySuccess()
     on_failure: list[Action] = Field(default_factory=lambda: [AbortRollout(), Quarantine(),
                                                               Alert(severity="critical")])
 
@@ -129,15 +153,24 @@ def judge_step(engine: GateEngine, policy: RolloutPolicy, step: int | Literal["s
     failed = [v for v in verdicts if v.status == "fail"]
     # Any gate may fail the step; only the gates fed by this rollout's main evidence must pass:
     # with shadow scoring the live-canary gates are advisory (a 1% canary sees few requests),
-    # without it the shadow-channel gates have nothing to judge.
+    # without it the shadow-channel gates have nothing to judge. Resource gates only ever fail a step: a
+    # small canary may serve too little for a CPU figure, and the soak is what waits for slow leaks.
     shadowing = policy.shadow.enabled
     blocking = {g.name for g in gates
-                if not (isinstance(g, SequentialGate) and ((g.channel == "live" and shadowing)
-                                                           or (g.channel == "shadow" and not shadowing)))}
+                if not isinstance(g, ResourceGate)
+                and not (isinstance(g, SequentialGate) and ((g.channel == "live" and shadowing)
+                                                            or (g.channel == "shadow" and not shadowing)))}
     pending = [v for v in verdicts if v.status == "inconclusive" and v.gate in blocking]
+    early: str | None = None
+    es = policy.early_success
+    if (es.enabled and not failed and not pending and seen >= need and min_dur * es.min_fraction <= elapsed < min_dur
+            and (step == "shadow" or policy.steps[step].weight < 100)):
+        early = within_margin(engine, es, now, rollout_start=rollout_start, canary_bundle=canary_bundle)
     if failed:
         status: Status = "fail"
         reason = "; ".join(f"{v.gate}: {v.reason}" for v in failed)
+    elif early is not None:
+        status, reason = "pass", f"early success after {elapsed:.1f}s: {early}"
     elif pending or seen < need or elapsed < min_dur:
         status = "inconclusive"
         why = [f"{v.gate}: {v.reason}" for v in pending]
@@ -151,3 +184,27 @@ def judge_step(engine: GateEngine, policy: RolloutPolicy, step: int | Literal["s
     return StepVerdict(step=step, weight=weight, status=status, reason=reason, ts=now, canary_samples=seen,
                        min_samples=need, elapsed_s=elapsed, min_duration_s=min_dur, verdicts=verdicts,
                        actions=list(policy.on_failure) if status == "fail" else [])
+
+
+EARLY_BASELINE_S = 120.0
+
+
+def within_margin(engine: GateEngine, es: EarlySuccess, now: float, *, rollout_start: float,
+                  canary_bundle: str | None) -> str | None:
+    """A reason when the canary's latency is shown within `margin_odds` of the incumbent's (see EarlySuccess)."""
+    rf = RequestFrame.fetch(engine.reader, rollout_start - EARLY_BASELINE_S, now, canary_bundle)
+    ctx = EvalContext(now, rollout_start, canary_bundle)
+    base = incumbent(rf, rollout_start - EARLY_BASELINE_S, rollout_start)
+    if base.n < 50:
+        return None
+    thr = float(np.quantile(base.latency_ms, 0.5))
+    c, i = canary(rf, rollout_start, now, ctx, True), incumbent(rf, rollout_start, now)
+    nbins = max(1, math.ceil((now - rollout_start) / es.bin))
+    n_c, x_c = seq.bin_counts(c.ts, rollout_start, es.bin, nbins, c.latency_ms > thr)
+    n_i, x_i = seq.bin_counts(i.ts, rollout_start, es.bin, nbins, i.latency_ms > thr)
+    # roles swapped: rejecting "incumbent/canary odds <= 1/margin" is rejecting "canary >= margin x incumbent"
+    res = seq.two_sample_msprt(n_i, x_i, n_c, x_c, es.beta, null_odds=1.0 / es.margin_odds)
+    if not res.crossed:
+        return None
+    return (f"canary latency within x{es.margin_odds:g} odds of the incumbent's (mSPRT log {res.log_m_max:.2f} >= "
+            f"{res.threshold:.2f}, false-promotion bound {es.beta:g})")

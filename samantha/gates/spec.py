@@ -93,6 +93,9 @@ class CompareGate(GateBase):
     max_increase: float | None = Field(None, ge=0, description="canary - incumbent, in metric units")
     max_ratio: float | None = Field(None, gt=0, description="canary / incumbent")
     include_shadow: bool = True
+    subject: SlotRole = Field("standby", description=(
+        "the slot whose regression fails the gate: the canary against the incumbent (standby), or the active "
+        "slot against the standby's probe mirrors (active: would a flip serve better?)"))
 
     @model_validator(mode="after")
     def _one_bound(self) -> CompareGate:
@@ -159,6 +162,12 @@ class SequentialGate(GateBase):
         "tolerated event-odds ratio before it counts as a regression; a shadow path measures its own "
         "latency overhead (twin A/A: ~2x odds above the median, ~1.4x above p95)"))
     slot: SlotRole = Field("standby", description="cusum: the slot watched")
+    baseline_slot: SlotRole | None = Field(None, description=(
+        "cusum: the slot whose recent past sets the baseline (default: the watched slot); active with "
+        "slot: standby judges the standby's probes against what the active served before"))
+    margin_ms: float = Field(0.0, ge=0, description=(
+        "cusum latency: the threshold is the baseline quantile plus this, so only a practically relevant "
+        "slowdown counts as an event (host jitter on a 1 ms model is not a regression)"))
     ratio: float = Field(2.0, gt=1, description="cusum: the rate multiplier it is tuned to detect")
     window: Duration = Field(3600.0, gt=0, description="lookback when no rollout start is known")
 
@@ -207,6 +216,44 @@ class DriftGate(GateBase):
         return 30
 
 
+# Slot process telemetry the runtime reports per slot (labels: slot, role, bundle): resident memory and counters.
+SLOT_MEMORY_METRIC = "slot_memory_rss_bytes"
+SLOT_CPU_METRIC = "slot_cpu_seconds_total"
+SLOT_INFERENCES_METRIC = "slot_inferences_total"
+
+
+class ResourceGate(GateBase):
+    """The canary's process against the incumbent's: memory growth (a leak is a slope, not a level) and CPU
+    per inference, from the slot processes' own samples.
+
+    memory_growth: least-squares slope of each slot's resident memory over the window, in MB/s; fails when
+    the canary's exceeds both max_slope_mb_per_s and the incumbent's slope by that much.
+    cpu_per_inference: CPU seconds over inferences served in the window, in ms; fails when the canary's
+    exceeds the incumbent's by max_increase_ms and by the factor max_ratio.
+    """
+
+    kind: Literal["resource"] = "resource"
+    signal: Literal["memory_growth", "cpu_per_inference"]
+    window: Duration = Field(20.0, gt=0)
+    min_span: Duration = Field(8.0, gt=0, description="memory_growth: the canary's samples must span this long")
+    max_slope_mb_per_s: float = Field(1.0, gt=0, description="memory_growth: tolerated growth, MB/s")
+    max_increase_ms: float = Field(2.0, ge=0, description="cpu_per_inference: tolerated extra CPU ms")
+    max_ratio: float = Field(1.5, gt=1, description="cpu_per_inference: tolerated factor")
+    min_inferences: int = Field(100, ge=1, description="cpu_per_inference: inferences each slot served")
+
+    @model_validator(mode="after")
+    def _span_in_window(self) -> ResourceGate:
+        if self.min_span > self.window:
+            raise ValueError("min_span must be <= window")
+        return self
+
+    def metrics(self) -> tuple[str, ...]:
+        return (SLOT_MEMORY_METRIC,) if self.signal == "memory_growth" else (SLOT_CPU_METRIC, SLOT_INFERENCES_METRIC)
+
+    def default_min_samples(self) -> int:
+        return 8
+
+
 STALENESS_METRICS = {
     "last_sync": "samantha_last_sync_timestamp_seconds",
     "policy_age": "samantha_policy_issued_timestamp_seconds",
@@ -250,9 +297,9 @@ class StalenessGate(GateBase):
         return 1
 
 
-Gate = Annotated[ThresholdGate | CompareGate | JudgeGate | SequentialGate | DriftGate | StalenessGate,
+Gate = Annotated[ThresholdGate | CompareGate | JudgeGate | SequentialGate | DriftGate | StalenessGate | ResourceGate,
                  Field(discriminator="kind")]
-GATE_KINDS = ("threshold", "compare", "judge", "sequential", "drift", "staleness")
+GATE_KINDS = ("threshold", "compare", "judge", "sequential", "drift", "staleness", "resource")
 
 
 def min_samples(gate: GateBase) -> int:
@@ -261,11 +308,16 @@ def min_samples(gate: GateBase) -> int:
 
 def judges_canary(gate: GateBase) -> bool:
     """The gate judges a canary: it compares the standby with the incumbent (compare, judge, mSPRT), or watches
-    the standby slot (a CUSUM, threshold or drift gate on `slot: standby`). With no canary on the Cube such a
+    the standby slot (a CUSUM, threshold or drift gate on `slot: standby`). Gates about the active slot's own
+    regressions (a compare with `subject: active`, a CUSUM of the standby's probes against the active's past)
+    are steady-state gates. With no canary on the Cube such a
     gate has nothing to judge, so the steady-state loop skips it and chaos pre-flight does not count it as a
     steady-state gate. The one definition: the SRE loop and chaos both ask this function."""
-    if isinstance(gate, CompareGate | JudgeGate):
+    if isinstance(gate, CompareGate):
+        return gate.subject == "standby"
+    if isinstance(gate, JudgeGate | ResourceGate):
         return True
     if isinstance(gate, SequentialGate):
-        return gate.method != "cusum" or gate.slot == "standby"
+        # the standby's probes against the active's past judge a flip target, not a canary
+        return gate.method != "cusum" or (gate.slot == "standby" and gate.baseline_slot != "active")
     return getattr(gate, "slot", None) == "standby"

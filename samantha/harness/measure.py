@@ -81,8 +81,12 @@ def mitigated_at(reader: Reader, f: dict[str, Any], t0: float, end: float, quiet
     bundle = f.get("bundle_id")
     if bundle is None:
         return None  # input drift and the like: nothing to take traffic off
-    last = reader.read_arrow("SELECT max(ts) FROM requests WHERE bundle = ? AND ts >= ?",
-                             [bundle, t0 + f["onset_s"]]).column(0)[0].as_py()
+    # live requests when the bundle served any (probe mirrors to a flipped-away slot reach no user); a canary
+    # only ever mirrored is mitigated when its mirrors stop
+    q = "SELECT max(ts) FROM requests WHERE bundle = ? AND ts >= ?"
+    last = reader.read_arrow(q + " AND NOT shadow", [bundle, t0 + f["onset_s"]]).column(0)[0].as_py()
+    if last is None:
+        last = reader.read_arrow(q, [bundle, t0 + f["onset_s"]]).column(0)[0].as_py()
     if last is None or last > end - quiet_s:
         return None
     return round(max(last - t0, f["onset_s"]), 3)

@@ -50,6 +50,8 @@ from samantha.telemetry.store import TelemetryStore
 log = logging.getLogger(__name__)
 HOLD_S = 600.0  # a hold_rollout without its own max_hold_s
 REFUSAL_REPEAT_S = 60.0  # the same refusal is recorded again at most this often
+# gate kinds that read requests by slot role: across a flip their windows mix both slots' rows
+ROLE_ROW_KINDS = ("sequential", "compare")
 
 
 class AuditSink(Protocol):
@@ -205,8 +207,10 @@ class SreNodes:
             pb = self.d.playbooks[f.playbook]
             key = self._incident_key(pb, cube)
             evidence = [v.model_dump(mode="json") for v in f.evidence]
-            if _scope(pb) == "active" and any(v.window[0] < self._active[1] for v in f.evidence):
-                # it judges the previous active bundle: no incident opens on the one serving now
+            if _scope(pb) != "canary" and any(v.window[0] < self._active[1] for v in f.evidence
+                                              if _scope(pb) == "active" or v.kind in ROLE_ROW_KINDS):
+                # it judges the previous active bundle (or role rows that mix both): no incident opens on the
+                # one serving now
                 log.debug("%s: evidence predates the last flip; not an incident of the new active", pb.name)
                 continue
             severity = next((a.severity for a in f.actions if a.action == "alert"), "warning")

@@ -163,7 +163,19 @@ class CubeControl:
         s.health_detail = None if s.healthy else doc.get("reason", f"health answered {status}")
         if doc.get("bundle_id"):
             self._set_bundle(s, doc)
+            self._report_process(s, doc)
         s.fault_knobs = doc.get("fault_knobs", [])
+
+    def _report_process(self, s: SlotRecord, doc: dict[str, Any]) -> None:
+        """The slot process's own resource figures as telemetry samples: memory, CPU time, inferences served
+        (the resource gates judge a canary's leak slope and CPU per inference against the incumbent's)."""
+        labels = {"slot": s.name, "role": "active" if s.name == self.active else "standby",
+                  "bundle": str(doc["bundle_id"])}
+        pusher, ts = self.router.pusher, time.time()
+        for metric, key in (("slot_memory_rss_bytes", "rss_bytes"), ("slot_cpu_seconds_total", "cpu_s"),
+                            ("slot_inferences_total", "served")):
+            if isinstance(doc.get(key), int | float):
+                pusher.add_sample(metric, labels, float(doc[key]), ts)
 
     @staticmethod
     def _set_bundle(s: SlotRecord, doc: dict[str, Any]) -> None:

@@ -111,8 +111,10 @@ class SlotStats:
 
 
 class Router:
-    def __init__(self, route: RouteTable, pusher: TelemetryPusher, *, timeout_s: float = 5.0):
+    def __init__(self, route: RouteTable, pusher: TelemetryPusher, *, timeout_s: float = 5.0,
+                 probe_percent: float = 0.0):
         self.route = route
+        self.probe_percent = probe_percent
         self.pusher = pusher
         self.timeout_s = timeout_s
         self.stats: dict[str, SlotStats] = {"active": SlotStats(), "standby": SlotStats(), "shadow": SlotStats()}
@@ -176,7 +178,9 @@ class Router:
         link = rt.standby if to_standby and rt.standby is not None else rt.active
         role: SlotRole = "standby" if to_standby else "active"
         mirror = None
-        if rt.shadow and not to_standby and rt.standby is not None:
+        probe = (not rt.shadow and rt.standby_weight <= 0 and self.probe_percent > 0
+                 and random.random() * 100 < self.probe_percent)
+        if (rt.shadow or probe) and not to_standby and rt.standby is not None:
             mirror = asyncio.get_running_loop().create_task(self.call(rt.standby, body))
             self._tasks.add(mirror)
         out = await self.call(link, body)
@@ -186,14 +190,14 @@ class Router:
             return Response(out.status, out.body)
         self._record(role, out)
         if mirror is not None:
-            mirror.add_done_callback(lambda t, live=out: self._shadow_done(t, live))
+            mirror.add_done_callback(lambda t, live=out, probe=probe: self._shadow_done(t, live, probe))
         headers = {"x-cube-slot": link.name, "x-cube-role": role}
         if out.probs is not None:
             return Response(200, out.body, headers=headers)
         return json_response({"error": {"code": "inference_failed", "reason": out.reason, "slot": link.name}}, 502) \
             if out.status == 502 else Response(out.status, out.body, headers=headers)
 
-    def _shadow_done(self, task: asyncio.Task, live: Outcome) -> None:
+    def _shadow_done(self, task: asyncio.Task, live: Outcome, probe: bool = False) -> None:
         self._tasks.discard(task)
         if task.cancelled():
             return
@@ -203,5 +207,5 @@ class Router:
             div = divergence(live.probs, out.probs)
         if 400 <= out.status < 500:
             return
-        out.latency_ms = shadow_latency_ms(out, live)
+        out.latency_ms = (out.transport_ms or out.latency_ms) if probe else shadow_latency_ms(out, live)
         self._record("standby", out, shadow=True, div=div)

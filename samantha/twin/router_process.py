@@ -23,7 +23,8 @@ async def serve(args: argparse.Namespace) -> None:
     for name, data, ctrl in (("A", args.slot_a_data, args.slot_a_control), ("B", args.slot_b_data, args.slot_b_control)):
         slots[name] = SlotRecord(name=name, data=Upstream(*_hostport(data)), control_url=f"http://{ctrl}")
     pusher = TelemetryPusher(args.ingest_url or None, batch_ms=args.batch_ms, max_events=args.buffer_max)
-    router = Router(RouteTable(Link("A", slots["A"].data, None), None, 0.0, False), pusher, timeout_s=args.timeout)
+    router = Router(RouteTable(Link("A", slots["A"].data, None), None, 0.0, False), pusher, timeout_s=args.timeout,
+                    probe_percent=args.probe_percent)
     control = CubeControl(router, slots, trusted_path=Path(args.trusted),
                           state_file=Path(args.state_file) if args.state_file else None,
                           bundles_dir=Path(args.bundles_dir) if args.bundles_dir else None,
@@ -65,6 +66,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--buffer-max", type=int, default=100_000)
     ap.add_argument("--timeout", type=float, default=5.0)
     ap.add_argument("--health-interval", type=float, default=0.5)
+    ap.add_argument("--probe-percent", type=float, default=0.0,
+                    help="share of live requests mirrored to an idle standby as a probe")
     args = ap.parse_args(argv)
     install_uvloop()
     asyncio.run(serve(args))

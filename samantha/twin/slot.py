@@ -143,8 +143,11 @@ class SlotServer:
 
     def health(self) -> Response:
         gen = self.gen
+        proc = psutil.Process()
+        cpu = proc.cpu_times()
         body = {"ok": gen is not None, "slot": self.name, "served": self.served,
-                "rss_mb": round(psutil.Process().memory_info().rss / 2**20, 1)}
+                "rss_mb": round(proc.memory_info().rss / 2**20, 1), "rss_bytes": proc.memory_info().rss,
+                "cpu_s": cpu.user + cpu.system}
         if gen is None:
             return json_response({**body, "reason": "no bundle loaded"}, 503)
         return json_response({**body, "bundle_id": gen.bundle.bundle_id, "label": gen.bundle.manifest.label,

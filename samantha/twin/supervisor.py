@@ -134,7 +134,7 @@ class Supervisor:
                     "--bundles-dir", str(self.paths.bundles_dir), "--ingest-url", self.t.ingest_url or "",
                     "--batch-ms", str(self.t.telemetry_batch_ms), "--buffer-max", str(self.t.telemetry_buffer_max),
                     "--timeout", str(self.t.upstream_timeout_s), "--health-interval", str(self.t.health_interval_s),
-                    *port_file]
+                    "--probe-percent", str(self.t.probe_percent), *port_file]
         if name == "loadgen":
             return [py, "-m", "samantha.twin.loadgen", "--target", self._addr("router_port"),
                     "--host", h, "--port", str(p["loadgen_port"]), "--rps", str(self.rps), *port_file]

@@ -84,6 +84,11 @@ class TelemetryPusher:
             self.dropped += 1
         self.buf.append(event)
 
+    def add_sample(self, metric: str, labels: dict[str, str], value: float, ts: float | None = None) -> None:
+        """A generic sample (slot process telemetry), posted with the input statistics, best effort."""
+        self.inputs.out.append({"metric": metric, "labels": labels, "ts": time.time() if ts is None else ts,
+                                "value": value})
+
     def add_input(self, body: bytes) -> None:
         """The request body as the model gets it; anything but `{"x": [numbers]}` is ignored."""
         try:

@@ -38,10 +38,14 @@ def test_every_kind_parses_from_a_dict():
         {"kind": "sequential", "name": "s", "signal": "errors"},
         {"kind": "drift", "name": "d", "metric": "input_feature_mean", "window": "1m", "baseline_offset": "5m"},
         {"kind": "staleness", "name": "x", "signal": "bundle_expiry", "min_remaining": "1h"},
+        {"kind": "resource", "name": "r", "signal": "memory_growth", "window": "30s", "min_span": "10s"},
     ]
     gates = [GATE_ADAPTER.validate_python(d) for d in docs]
     assert [g.kind for g in gates] == list(GATE_KINDS)
     assert gates[4].window == 60 and gates[4].offset == 300 and gates[5].min_remaining == 3600
+    assert gates[6].metrics() == ("slot_memory_rss_bytes",) and gates[6].min_span == 10
+    with pytest.raises(ValueError, match="min_span"):
+        GATE_ADAPTER.validate_python({"kind": "resource", "name": "r", "signal": "memory_growth", "window": 5})
 
 
 def test_union_errors_name_the_field_and_line():

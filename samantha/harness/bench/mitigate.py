@@ -19,7 +19,9 @@ from samantha.harness.scenario_run import run_scenario
 from samantha.twin.scenario import Scenario, load_scenario
 
 SCENARIOS = Path(__file__).resolve().parents[3] / "scenarios"
-HARD = ("rollout-bad-canary", "rollout-crash-canary", "active-degradation")
+HARD = ("rollout-bad-canary", "rollout-crash-canary", "active-degradation", "active-latency",
+        "rollout-leaky-canary", "rollout-cpu-canary")
+HOST = "host-slowdown"  # both slots slow: the target is no flip and one alert
 SOFT = ("rollout-slow-canary", "rollout-divergent-canary", "input-drift")
 FAULT_FREE = ("rollout-good", "no-fault-control")
 
@@ -65,7 +67,12 @@ def run_mitigate_bench(*, repeats: int = 3, quick: bool = False, fault_free_minu
         ttms = [f["ttm_s"] for f in out["faults"]]
         return math.inf if not ttms or any(t is None for t in ttms) else max(ttms)
 
+    host: list[dict[str, int]] = []
     for _ in range(repeats):
+        _, out = run(HOST)
+        kinds = [a["kind"] for a in out["actions"]]
+        host.append({"flips": kinds.count("flip"), "alerts": kinds.count("alert")})
+        log(f"{HOST}: {host[-1]}")
         for name in HARD:  # each hard case with the LLM triage off, then on: the fast path must not change
             hard[name].append(ttm(run(name)[1]))
             hard_llm[name].append(ttm(run(name, llm=True)[1]))
@@ -95,6 +102,7 @@ def run_mitigate_bench(*, repeats: int = 3, quick: bool = False, fault_free_minu
         "hard_llm_on_missed": sum(math.isinf(v) for v in hard_llm_all), "hard_cases_llm_on": show(hard_llm),
         "soft_ttd_p50_s": _pct(soft_all, 50), "soft_missed": sum(math.isinf(v) for v in soft_all),
         "soft_cases": show(soft),
+        "host_slowdown": host, "host_slowdown_flips": sum(h["flips"] for h in host),
         "false_actions": false_actions, "fault_free_minutes": round(free_s / 60, 2),
         "onset": "a bad bundle's fault starts at its first request (plus its crash delay), not at the deploy "
                  "event: loading it takes time during which it serves nothing",
@@ -108,7 +116,8 @@ def run_mitigate_bench(*, repeats: int = 3, quick: bool = False, fault_free_minu
         "daemon_note": f"`samantha run` beside each fresh twin (shipped playbooks, defaults, no LLM loaded); over "
                        f"{len(footprints)} runs at 200 rps: RSS/USS = the largest at the end of a run, CPU = median "
                        "(and max) share of one core over each run's timeline",
-        "targets": {"hard_ttm_p95_s": 1.0, "soft_ttd_p50_s": 30.0, "false_actions": 0, "daemon_rss_mb": 150,
+        "targets": {"hard_ttm_p95_s": 1.0, "active-latency_ttm_s": 5.0, "rollout-leaky-canary_ttm_s": 120,
+                    "host_slowdown": {"flips": 0, "alerts": 1}, "soft_ttd_p50_s": 30.0, "false_actions": 0, "daemon_rss_mb": 150,
                     "daemon_cpu_pct": 10},
         "repeats": repeats, "runs": runs, "quick": quick, "wall_s": round(time.time() - started, 1),
     }
