@@ -63,13 +63,13 @@ def main() -> None:
                                        capture_output=True, text=True).stdout)
         ctl = f"http://127.0.0.1:{st['ports']['control_port']}"
         from samantha.core.config import load_config  # noqa: I001 (samantha.twin lives on wip/twin)
-        from samantha.core.signing import KeyPair
+        from samantha.cube.bundle import SigningKey
         from samantha.twin.toy_bundle import build_bundle
         from samantha.cube.fault_profile import FaultProfile
         from samantha.twin.supervisor import TwinPaths
 
         paths = TwinPaths.of(load_config(cfg))
-        key = KeyPair.load(paths.signing_key)
+        key = SigningKey.load(paths.signing_key)
         aa = paths.bundles_dir / "sensor-mlp-1b"
         bad = paths.bundles_dir / "sensor-mlp-2-bad"
         build_bundle(aa, name="sensor-mlp", version="1b", seed=0, key=key)

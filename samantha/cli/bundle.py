@@ -10,10 +10,11 @@ import typer
 from pydantic import ValidationError
 
 from samantha.cli.common import ConfigOption, JsonOption, console, failure, get_config, print_json
-from samantha.core.signing import KeyPair, SignatureError
+from samantha.core.signing import KeyPair
 from samantha.core.validated_yaml import DocumentError, load_model, load_model_file
 from samantha.cube.bundle import (
     BundleError,
+    SigningKey,
     load_trusted_keys,
     sign_bundle,
     trust_key,
@@ -23,7 +24,8 @@ from samantha.cube.fault_profile import FaultProfile
 from samantha.twin.toy_bundle import build_bundle
 
 app = typer.Typer(no_args_is_help=True, help="Signed model bundles for the Cube's slots.")
-keys_app = typer.Typer(no_args_is_help=True, help="ed25519 signing keys for bundles.")
+keys_app = typer.Typer(no_args_is_help=True, help="Signing keys: EC P-256 PEM keys for bundles (model-signing), "
+                                                   "ed25519 keys for operators.")
 
 
 def _profile(profile: str | None, profile_file: Path | None) -> FaultProfile | None:
@@ -39,10 +41,10 @@ def _profile(profile: str | None, profile_file: Path | None) -> FaultProfile | N
     return None
 
 
-def _key(path: Path) -> KeyPair:
+def _key(path: Path) -> SigningKey:
     try:
-        return KeyPair.load(path)
-    except SignatureError as e:
+        return SigningKey.load(path)
+    except BundleError as e:
         failure(str(e))
 
 
@@ -65,19 +67,19 @@ def build(directory: Path = typer.Argument(..., help="bundle directory to create
         from samantha.cli.common import bad_input
 
         bad_input(str(e.errors()[0]["msg"]))
-    out = {"path": str(directory), "bundle_id": m.bundle_id, "label": m.label, "signed": m.signature is not None,
+    out = {"path": str(directory), "bundle_id": m.bundle_id, "label": m.label, "signed": m.key_id is not None,
            "expires_at": m.expires_at.isoformat()}
     print_json(out) if as_json else console.print(f"built {m.label} id={m.bundle_id[:16]} signed={out['signed']}")
 
 
 @app.command()
 def sign(directory: Path, key: Path = typer.Option(..., help="private key file"), as_json: bool = JsonOption) -> None:
-    """Sign (or re-sign) a bundle's manifest."""
+    """Sign (or re-sign) a bundle directory with model-signing (writes model.sig)."""
     try:
         m = sign_bundle(directory, _key(key))
     except BundleError as e:
         failure(str(e))
-    out = {"path": str(directory), "bundle_id": m.bundle_id, "key_id": m.signature["key_id"] if m.signature else None}
+    out = {"path": str(directory), "bundle_id": m.bundle_id, "key_id": m.key_id}
     print_json(out) if as_json else console.print(f"signed {m.label} with key {out['key_id']}")
 
 
@@ -86,8 +88,8 @@ def verify(directory: Path, trusted: Path | None = typer.Option(None, help="trus
            config: Path | None = ConfigOption, as_json: bool = JsonOption) -> None:
     """Check a bundle as a Cube would before loading it; exit 1 with the reason when it is refused."""
     cfg = get_config(config)
-    keys = load_trusted_keys(trusted or cfg.resolve(cfg.twin.trusted_keys))
     try:
+        keys = load_trusted_keys(trusted or cfg.resolve(cfg.twin.trusted_keys))
         vb = verify_bundle(directory, keys)
     except BundleError as e:
         if as_json:
@@ -104,12 +106,11 @@ def keys_new(path: Path = typer.Argument(..., help="private key file to create (
              trust: bool = typer.Option(True, help="also add the public key to the configured trusted keys"),
              force: bool = typer.Option(False, help="overwrite an existing key"),
              config: Path | None = ConfigOption, as_json: bool = JsonOption) -> None:
-    """Create an ed25519 signing key."""
+    """Create a bundle signing key (EC P-256 PEM, as `model_signing sign key` takes it)."""
     if path.exists() and not force:
         failure(f"{path} exists (use --force to overwrite)")
-    kp = KeyPair.generate()
-    kp.save(path)
-    out = {"key_id": kp.public.key_id, "private": str(path), "public": f"{path}.pub", "trusted": None}
+    kp = SigningKey.generate(path)
+    out = {"key_id": kp.key_id, "private": str(path), "public": f"{path}.pub", "trusted": None}
     if trust:
         cfg = get_config(config)
         out["trusted"] = str(trust_key(kp, cfg.resolve(cfg.twin.trusted_keys)))

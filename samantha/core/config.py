@@ -107,7 +107,7 @@ class TwinConfig(Section):
     run_dir: str = Field("twin", description="pidfile, logs, state; relative paths live under data_dir")
     bundles_dir: str = Field("bundles", description="bundle store; relative paths live under data_dir")
     signing_key: str = Field("keys/publisher.key", description="key that signs bundles built on the fly")
-    trusted_keys: str = Field("keys/trusted", description="directory of *.pub (or one file) of trusted publishers")
+    trusted_keys: str = Field("keys/trusted", description="directory of PEM public keys (*.pem, *.pub) of trusted bundle publishers, or one PEM file")
     ingest_url: str | None = Field("http://127.0.0.1:8470/v1/ingest/requests",
                                    description="where the router pushes RequestEvent JSON lines; null: nowhere")
     telemetry_batch_ms: float = Field(50, gt=0, le=100, description="push period of router telemetry")

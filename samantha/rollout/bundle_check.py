@@ -36,7 +36,7 @@ class BundleInfo:
 
 class BundleCatalog:
     """Resolves a bundle path, or a bundle id (>= 8 hex digits of its hash) under `bundles_dir`, and
-    verifies signature, files and expiry against `trusted_keys`."""
+    verifies signature (model-signing), files and expiry against the PEM keys in `trusted_keys`."""
 
     def __init__(self, bundles_dir: str | Path, trusted_keys: str | Path, clock: Clock = REAL_CLOCK):
         self.bundles_dir, self.trusted_keys, self.clock = Path(bundles_dir), Path(trusted_keys), clock

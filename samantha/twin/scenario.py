@@ -24,7 +24,6 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from samantha.core.config import SamanthaConfig, TwinConfig
-from samantha.core.signing import KeyPair
 from samantha.core.validated_yaml import (
     DocumentError,
     Problem,
@@ -33,6 +32,7 @@ from samantha.core.validated_yaml import (
     locate,
     parse_yaml,
 )
+from samantha.cube.bundle import SigningKey
 from samantha.cube.client import CubeClient
 from samantha.cube.fault_profile import FaultProfile
 from samantha.cube.protocol import CubeError, CubeState
@@ -201,7 +201,7 @@ class Runner:
         at, action = ev.at, ev.action
         if ev.deploy is not None:
             d = ev.deploy
-            key = KeyPair.load(self.st["signing_key"])
+            key = SigningKey.load(self.st["signing_key"])
             path = Path(self.st["bundles_dir"]) / f"{self.sc.name}-{d.bundle}-{self.n}"
             m = build_bundle(path, name="sensor-mlp", version=d.bundle, seed=d.seed, profile=d.profile, key=key)
             if d.rollout:

@@ -218,7 +218,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--name", required=True)
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, required=True)
-    ap.add_argument("--trusted", required=True, help="trusted publisher keys (dir of *.pub or file)")
+    ap.add_argument("--trusted", required=True, help="trusted publisher keys (dir of PEM *.pem/*.pub, or one PEM file)")
     ap.add_argument("--bundle", help="bundle to load at start (unless the state file names one)")
     ap.add_argument("--state-file")
     ap.add_argument("--port-file", help="write the bound port here (JSON)")

@@ -24,8 +24,7 @@ from typing import Any
 import httpx
 
 from samantha.core.config import SamanthaConfig
-from samantha.core.signing import KeyPair
-from samantha.cube.bundle import BundleError, load_trusted_keys, trust_key
+from samantha.cube.bundle import BundleError, SigningKey, key_hint, load_trusted_keys, trust_key
 from samantha.cube.endpoints import TWIN_STATE_FILE
 from samantha.twin.toy_bundle import build_bundle, verify_toy_bundle
 
@@ -60,13 +59,9 @@ def prepare(config: SamanthaConfig) -> Path:
     """Signing key (trusted), and a good bundle built and signed on the fly. Returns the bundle dir."""
     paths = TwinPaths.of(config)
     paths.run_dir.mkdir(parents=True, exist_ok=True)
-    key = KeyPair.load_or_create(paths.signing_key)
-    if key.public.key_id not in load_trusted_keys(paths.trusted_keys):
-        if paths.trusted_keys.is_file():
-            with paths.trusted_keys.open("a") as f:
-                f.write(key.public.to_b64() + "\n")
-        else:
-            trust_key(key, paths.trusted_keys)
+    key = _publisher_key(paths.signing_key)
+    if key_hint(key.public_pem) not in load_trusted_keys(paths.trusted_keys) and not paths.trusted_keys.is_file():
+        trust_key(key, paths.trusted_keys)  # a single trusted-key file is the operator's: left alone
     good = paths.bundles_dir / GOOD_BUNDLE
     try:
         verify_toy_bundle(good, load_trusted_keys(paths.trusted_keys))
@@ -76,6 +71,15 @@ def prepare(config: SamanthaConfig) -> Path:
         shutil.rmtree(good, ignore_errors=True)
         build_bundle(good, name="sensor-mlp", version="1", seed=0, key=key)
     return good
+
+
+def _publisher_key(path: Path) -> SigningKey:
+    """The twin's own publisher key. An old ed25519 key (samantha-bundle/1) is set aside and replaced."""
+    try:
+        return SigningKey.load_or_create(path)
+    except BundleError:
+        path.rename(path.with_name(path.name + ".ed25519.old"))
+        return SigningKey.generate(path)
 
 
 PORT_FIELDS = ("router_port", "control_port", "slot_a_port", "slot_b_port", "proxy_api_port",

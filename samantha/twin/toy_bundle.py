@@ -6,8 +6,16 @@ from datetime import timedelta
 from pathlib import Path
 
 from samantha.core.clock import REAL_CLOCK, Clock
-from samantha.core.signing import KeyPair, PublicKey
-from samantha.cube.bundle import WEIGHTS, BundleError, Manifest, VerifiedBundle, verify_bundle, write_bundle
+from samantha.cube.bundle import (
+    WEIGHTS,
+    BundleError,
+    Manifest,
+    SigningKey,
+    TrustedKey,
+    VerifiedBundle,
+    verify_bundle,
+    write_bundle,
+)
 from samantha.cube.fault_profile import FaultProfile
 from samantha.twin.model import SensorModel, train_model
 
@@ -16,8 +24,8 @@ __all__ = ["build_bundle", "bundle_model", "verify_toy_bundle"]
 
 def build_bundle(directory: str | Path, *, name: str, version: str, seed: int = 0,
                  profile: FaultProfile | None = None, ttl: timedelta = timedelta(days=30),
-                 key: KeyPair | None = None, clock: Clock = REAL_CLOCK) -> Manifest:
-    """Train the toy model, write weights and manifest; sign when `key` is given."""
+                 key: SigningKey | None = None, clock: Clock = REAL_CLOCK) -> Manifest:
+    """Train the toy model, write weights and bundle.json; sign when `key` is given."""
     return write_bundle(directory, {WEIGHTS: train_model(seed).to_npz()}, name=name, version=version,
                         profile=profile, ttl=ttl, key=key, clock=clock)
 
@@ -30,7 +38,7 @@ def bundle_model(bundle: VerifiedBundle) -> SensorModel:
         raise BundleError("malformed", f"{WEIGHTS}: {e}") from None
 
 
-def verify_toy_bundle(directory: str | Path, trusted: dict[str, PublicKey], *,
+def verify_toy_bundle(directory: str | Path, trusted: dict[str, TrustedKey], *,
                       clock: Clock = REAL_CLOCK) -> VerifiedBundle:
     """`verify_bundle`, then the toy model must load: a malformed bundle is found before any swap."""
     vb = verify_bundle(directory, trusted, clock=clock)

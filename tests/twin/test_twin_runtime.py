@@ -13,7 +13,7 @@ import pytest
 from scipy.stats import binomtest
 
 from samantha.core.clock import SimClock
-from samantha.core.signing import KeyPair
+from samantha.cube.bundle import SigningKey
 from samantha.cube.protocol import CubeError
 from samantha.twin import lifecycle
 from samantha.twin.toy_bundle import build_bundle
@@ -100,10 +100,10 @@ def test_tampered_and_expired_bundles_refused_by_the_cube(twin: Twin) -> None:
     w = Path(twin.st["bundles_dir"]) / "tampered" / "model.npz"
     data = w.read_bytes()
     w.write_bytes(data[:-1] + bytes([data[-1] ^ 0xFF]))
-    key = KeyPair.load(twin.st["signing_key"])
+    key = SigningKey.load(twin.st["signing_key"])
     build_bundle(Path(twin.st["bundles_dir"]) / "old", name="sensor-mlp", version="0", key=key,
                  clock=SimClock(start=1_600_000_000.0))
-    build_bundle(Path(twin.st["bundles_dir"]) / "stranger", name="sensor-mlp", version="9", key=KeyPair.generate())
+    build_bundle(Path(twin.st["bundles_dir"]) / "stranger", name="sensor-mlp", version="9", key=SigningKey.generate(Path(twin.st["bundles_dir"]).parent / "stranger.pem"))
     for name, kind in (("tampered", "tampered"), ("old", "expired"), ("stranger", "unknown_key"),
                        ("missing", "malformed")):
         with pytest.raises(CubeError) as e:

@@ -11,8 +11,7 @@ from typing import Any
 import httpx
 
 from samantha.core.config import SamanthaConfig, TwinConfig
-from samantha.core.signing import KeyPair
-from samantha.cube.bundle import Manifest
+from samantha.cube.bundle import Manifest, SigningKey
 from samantha.cube.client import CubeClient
 from samantha.cube.fault_profile import FaultProfile
 from samantha.twin import lifecycle
@@ -46,7 +45,7 @@ class Twin:
         return f"http://127.0.0.1:{self.st['ports']['router_port']}"
 
     def bundle(self, name: str, *, seed: int = 1, version: str = "2", **profile: Any) -> Manifest:
-        key = KeyPair.load(self.st["signing_key"])
+        key = SigningKey.load(self.st["signing_key"])
         return build_bundle(Path(self.st["bundles_dir"]) / name, name="sensor-mlp", version=version, seed=seed,
                             key=key, profile=FaultProfile(**profile))
 

@@ -18,7 +18,7 @@ import httpx
 import psutil
 
 from samantha.core.config import SamanthaConfig, TwinConfig
-from samantha.core.signing import KeyPair
+from samantha.cube.bundle import SigningKey
 from samantha.cube.client import CubeClient
 from samantha.twin import lifecycle
 from samantha.twin.toy_bundle import build_bundle
@@ -74,7 +74,7 @@ def _measure(st: dict[str, Any], step_s: float, flips: int, steps: tuple[int, ..
         while not all(s.healthy for s in cube.state().slots) and time.monotonic() < deadline:
             time.sleep(0.1)
         # flip under 200 rps: the standby holds a retrained bundle, requests keep flowing
-        key = KeyPair.load(st["signing_key"])
+        key = SigningKey.load(st["signing_key"])
         build_bundle(Path(st["bundles_dir"]) / "bench-v2", name="sensor-mlp", version="2", seed=1, key=key)
         cube.load("bench-v2", request_id="bench-load")
         time.sleep(1.0)

@@ -104,7 +104,7 @@ def _measure(client: Any, fault: dict[str, Any], t0: float) -> dict[str, Any]:
 
 
 def run(ctx: Any) -> None:
-    from samantha.core.signing import KeyPair
+    from samantha.cube.bundle import SigningKey
     from samantha.cube.client import CubeClient
     from samantha.cube.fault_profile import FaultProfile
     from samantha.cube.protocol import CubeError
@@ -126,7 +126,7 @@ def run(ctx: Any) -> None:
             daemon.start().wait_ready(90, verdicts=True)
             client = daemon.client
             con.print(_slots(client.status(), "healthy Cube, governed by the daemon"))
-            key = KeyPair.load(st["signing_key"])
+            key = SigningKey.load(st["signing_key"])
             bdir = Path(st["bundles_dir"])
             good = build_bundle(bdir / "v2", name="sensor-mlp", version="2", seed=0, key=key)
             bad = build_bundle(bdir / "v3-bad", name="sensor-mlp", version="3", seed=0, key=key,
