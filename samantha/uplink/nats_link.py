@@ -111,7 +111,7 @@ class NatsLink:
                 await self._nc.close()
         # no reconnect inside the client: a dead link fails the round, the next kick connects again
         self._nc = await nats.connect(servers=self.servers, connect_timeout=self.timeout_s, allow_reconnect=False,
-                                      name=f"samantha-cube-{self.cube_id}", max_outstanding_pings=2,
+                                      max_reconnect_attempts=1, reconnect_time_wait=0.2, name=f"samantha-cube-{self.cube_id}", max_outstanding_pings=2,
                                       ping_interval=10, error_cb=_quiet)
         return self._nc
 
