@@ -1,4 +1,6 @@
-"""`samantha hub ...`: the small hub (serve), and the operator tools that talk to any hub over HTTP."""
+"""`samantha hub ...`: the hub (serve: NATS JetStream + Parquet writer), and the operator tools.
+
+`--hub nats://...` talks to the hub on NATS (docs/hub.md); `--hub http://...` to the HTTP hub."""
 
 from __future__ import annotations
 
@@ -15,7 +17,23 @@ from samantha.cli.common import JsonOption, bad_input, console, failure, print_j
 
 app = typer.Typer(no_args_is_help=True, help="The hub: fleet Reported State in Parquet, signed policy, decisions.")
 
-HubOption = typer.Option("http://127.0.0.1:8490", "--hub", help="hub URL")
+HubOption = typer.Option("nats://127.0.0.1:4222", "--hub", help="hub: nats://host:port[,...] or http://...")
+ChannelOption = typer.Option("fleet", "--channel", help="release channel (NATS hub)")
+
+
+def _nats(hub: str) -> bool:
+    return hub.startswith(("nats://", "tls://"))
+
+
+def _nats_call(fn: Any, *args: Any) -> Any:
+    from samantha.hub.nats_ops import HubUnreachable
+
+    try:
+        return fn(*args)
+    except HubUnreachable as e:
+        failure(str(e))
+    except ValueError as e:  # a cube id or channel that is not a subject token
+        bad_input(str(e))
 KeyOption = typer.Option(..., "--key", help="private key file (create one with `samantha keys new`)")
 
 
@@ -45,20 +63,31 @@ def _call(method: str, url: str, **kw: Any) -> Any:
 
 
 @app.command()
-def serve(root: Path = typer.Option(Path("hub"), help="storage root (Parquet, policy, index)"),
-          host: str = typer.Option("127.0.0.1", help="bind address (loopback by default)"),
-          port: int = typer.Option(8490, help="0 picks a free port")) -> None:
-    """Run the hub in the foreground."""
+def serve(root: Path = typer.Option(Path("hub"), help="storage root (Parquet, index, the embedded nats-server)"),
+          host: str = typer.Option("127.0.0.1", help="bind address of the HTTP hub (loopback by default)"),
+          port: int | None = typer.Option(None, help="NATS client port (default 4222; HTTP: 8490); 0: a free port"),
+          writers: int = typer.Option(1, min=1, max=64, help="Parquet writers on the durable consumer"),
+          nats: list[str] | None = typer.Option(None, "--nats", help="join this NATS cluster instead of "
+                                                "starting one (repeat per server)"),
+          replicas: int = typer.Option(1, min=1, max=5, help="stream replicas (3 on a root cluster)"),
+          http: bool = typer.Option(False, "--http", help="the legacy HTTP hub instead (see docs/hub.md)")) -> None:
+    """Run the hub in the foreground: a local nats-server (from the pip package) and the Parquet writer."""
     import asyncio
 
-    from samantha.hub.__main__ import serve as serve_hub
+    if http:
+        from samantha.hub.__main__ import serve as serve_http
 
-    asyncio.run(serve_hub(str(root), host, port))
+        asyncio.run(serve_http(str(root), host, 8490 if port is None else port))
+        return
+    from samantha.hub.nats_hub import serve as serve_nats
+
+    asyncio.run(serve_nats(str(root), nats or None, writers=writers, replicas=replicas,
+                           port=4222 if port is None else port))
 
 
 @app.command()
 def publish(path: Path = typer.Argument(..., help="policy module body, YAML or JSON (unsigned)"),
-            key: Path = KeyOption, hub: str = HubOption,
+            key: Path = KeyOption, hub: str = HubOption, channel: str = ChannelOption,
             valid_for: str = typer.Option("7d", help="expires_at = now + this, when the file has none"),
             force: bool = typer.Option(False, help="publish even if the hub holds a newer version"),
             out: Path | None = typer.Option(None, help="also write the signed module here"),
@@ -89,12 +118,18 @@ def publish(path: Path = typer.Argument(..., help="policy module body, YAML or J
     except ValidationError as e:  # every problem, with its line and field
         bad_input(str(DocumentError(problems_from_validation(e, str(path), marks))))
     doc = sign_module(body, _key(key))
-    current = _call("GET", f"{hub.rstrip('/')}/v1/policy")
+    if _nats(hub):
+        from samantha.hub import nats_ops
+
+        current = _nats_call(nats_ops.current_policy, hub, channel)
+    else:
+        current = _call("GET", f"{hub.rstrip('/')}/v1/policy")
     if current and isinstance(current.get("version"), int) and current["version"] >= doc["version"] and not force:
         bad_input(f"the hub holds version {current['version']}; publish a higher version (or --force)")
     if out is not None:
         out.write_text(json.dumps(doc, indent=1, sort_keys=True))
-    res = _call("PUT", f"{hub.rstrip('/')}/v1/policy", json=doc)
+    res = (_nats_call(nats_ops.publish_policy, hub, channel, doc) if _nats(hub)
+           else _call("PUT", f"{hub.rstrip('/')}/v1/policy", json=doc))
     print_json(res) if as_json else console.print(f"published policy module v{res['version']} ({res['sha256'][:12]})")
 
 
@@ -108,6 +143,14 @@ def _operator_doc(kind: str, cube: str, operator: str, lifetime: str, reason: st
         bad_input(f"--valid-for: {e}")
     return {"kind": kind, "cube": cube, "operator": operator, "nonce": secrets.token_hex(12), "issued_at": now,
             "expires_at": now + life, "reason": reason, **extra}
+
+
+def _relay(hub: str, cube: str, doc: dict[str, Any]) -> Any:
+    if _nats(hub):
+        from samantha.hub import nats_ops
+
+        return _nats_call(nats_ops.relay_doc, hub, cube, doc)
+    return _call("POST", f"{hub.rstrip('/')}/v1/cubes/{cube}/decisions", json=doc)
 
 
 @app.command()
@@ -125,7 +168,7 @@ def decide(request_id: str = typer.Argument(..., help="the approval request it a
     bind = {"proposal_key": proposal_key} if proposal_key else {}
     doc = sign_operator_doc(_operator_doc(DECISION_KIND, cube, operator, valid_for, reason, request_id=request_id,
                                           decision="approve" if approve else "deny", **bind), _key(key))
-    res = _call("POST", f"{hub.rstrip('/')}/v1/cubes/{cube}/decisions", json=doc)
+    res = _relay(hub, cube, doc)
     print_json(res) if as_json else console.print(f"relayed as #{res['seq']}")
 
 
@@ -144,13 +187,30 @@ def override(cube: str = typer.Option(..., help="the Cube's id at the hub"), key
         out.write_text(json.dumps(doc, indent=1))
         console.print(f"wrote {out}")
         return
-    res = _call("POST", f"{hub.rstrip('/')}/v1/cubes/{cube}/decisions", json=doc)
+    res = _relay(hub, cube, doc)
     print_json(res) if as_json else console.print(f"relayed as #{res['seq']}")
 
 
 @app.command()
-def stats(hub: str = HubOption, as_json: bool = JsonOption) -> None:
+def stats(hub: str = HubOption,
+          data_dir: Path | None = typer.Option(None, "--data-dir", help="read the hub's Parquet directly (the "
+                                               "storage root of `hub serve`); needed with a NATS hub"),
+          as_json: bool = JsonOption) -> None:
     """Fleet records per kind, with duplicates (which must be 0)."""
+    if data_dir is None and _nats(hub):
+        bad_input("--data-dir: a NATS hub keeps no query server; give its storage root")
+    if data_dir is not None:
+        from samantha.hub.storage import HubStorage
+
+        if not (data_dir / "reported").exists() and not (data_dir / "hub.sqlite").exists():
+            bad_input(f"--data-dir: no hub data under {data_dir} (expected {data_dir / 'reported'})")
+        hs = HubStorage(data_dir)
+        try:
+            res = hs.fleet_stats()
+        finally:
+            hs.close()
+        print_json(res) if as_json else console.print(res)
+        return
     res = _call("GET", f"{hub.rstrip('/')}/v1/fleet/stats")
     print_json(res) if as_json else console.print(res)
 

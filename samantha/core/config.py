@@ -257,7 +257,12 @@ class ChaosConfig(Section):
 class UplinkConfig(Section):
     """Store-and-forward to the hub, the signed policy module, drift SLOs and safe mode (docs/safe-mode.md)."""
 
-    hub_url: str | None = Field(None, description="the hub (plain HTTP + JSON/Parquet); null: offline by design")
+    hub_url: str | None = Field(None, description="the hub: nats://host:port[,nats://...] (JetStream, "
+                                "docs/hub.md) or http://... (the HTTP hub); null: offline by design")
+    region: str = Field("default", pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$",
+                        description="this Cube's region: a token of its uplink subjects")
+    channel: str = Field("fleet", pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$",
+                         description="the release channel whose policy module this Cube follows")
     cube_id: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
                                 description="this Cube's name at the hub; null: the cube key's key_id")
     dir: str = Field("uplink", description="policy module, safe-mode state; relative paths live under data_dir")

@@ -1,4 +1,4 @@
-"""Run the hub as a real child process (tests, bench, demo); `.value` is its URL."""
+"""Run the hub as a real child process (tests, bench, demo): the HTTP hub or the hub on NATS."""
 
 from __future__ import annotations
 
@@ -11,3 +11,16 @@ def spawn_hub(root: str | Path, port: int = 0, **kw: object) -> ChildProcess:
     from samantha.hub.__main__ import READY_PREFIX
 
     return ChildProcess("samantha.hub", ["--root", str(root), "--port", str(port)], READY_PREFIX, **kw)  # type: ignore[arg-type]
+
+
+def spawn_nats_hub(root: str | Path, servers: list[str] | None = None, *, writers: int = 1, replicas: int = 1,
+                   name: str = "w", **kw: object) -> ChildProcess:
+    """The hub on NATS (`samantha hub serve`): embedded nats-server + writers, or writers joining `servers`.
+    `.value` is a NATS URL."""
+    from samantha.hub.nats_hub import READY_PREFIX
+
+    args = ["--root", str(root), "--writers", str(writers), "--replicas", str(replicas), "--name", name]
+    if servers:
+        args += ["--nats", *servers]
+    kw.setdefault("timeout", 60.0)
+    return ChildProcess("samantha.hub.nats_hub", args, READY_PREFIX, **kw)  # type: ignore[arg-type]

@@ -49,7 +49,8 @@ class HubStorage:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.root / "hub.sqlite", check_same_thread=False, isolation_level=None)
+        self._db = sqlite3.connect(self.root / "hub.sqlite", check_same_thread=False, isolation_level=None,
+                                   timeout=30.0)  # several writer processes share the index
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript("""
@@ -97,11 +98,15 @@ class HubStorage:
             if self._db.execute("SELECT 1 FROM batches WHERE cube = ? AND batch_id = ?", (cube, batch_id)).fetchone():
                 self.stats["duplicates"] += 1
                 return {"status": "duplicate", "seq": seq, "watermark": self._advance(cube, epoch)}
-            atomic_write(self.root / rel, body)
-            self._db.execute("INSERT INTO batches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                             (cube, batch_id, epoch, seq, kind, str(rel), meta.num_rows, len(body), now))
+            atomic_write(self.root / rel, body)  # another process racing on the same id writes the same bytes
+            cur = self._db.execute("INSERT OR IGNORE INTO batches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                   (cube, batch_id, epoch, seq, kind, str(rel), meta.num_rows, len(body), now))
+            if cur.rowcount == 0:
+                self.stats["duplicates"] += 1
+                return {"status": "duplicate", "seq": seq, "watermark": self._advance(cube, epoch)}
             self.stats["stored"] += 1
-            return {"status": "stored", "seq": seq, "watermark": self._advance(cube, epoch)}
+            return {"status": "stored", "seq": seq, "records": meta.num_rows,
+                    "watermark": self._advance(cube, epoch)}
 
     def _advance(self, cube: str, epoch: str) -> int:
         row = self._db.execute("SELECT seq FROM watermarks WHERE cube = ? AND epoch = ?", (cube, epoch)).fetchone()

@@ -32,6 +32,7 @@ from samantha.gates.engine import GateEngine
 from samantha.gates.spec import StalenessGate
 from samantha.telemetry.store import SampleBatch, TelemetryStore
 from samantha.uplink.dora_facts import queue_dora_facts
+from samantha.uplink.nats_link import NatsLink
 from samantha.uplink.operator_docs import DECISION_KIND, OVERRIDE_KIND, Checked, check_operator_doc
 from samantha.uplink.outbox import Outbox
 from samantha.uplink.policy_module import Offer, PolicyStore, doc_sha
@@ -94,9 +95,15 @@ class UplinkService:
             self.outbox.set_state(**{"uplink:first_start": clock.time()})
         self.policy = PolicyStore(self.dir, load_public_keys(config.resolve(u.hub_keys)))
         self._http = http or httpx.Client(timeout=httpx.Timeout(u.timeout_s, connect=min(3.0, u.timeout_s)))
+        # nats://host:port[,nats://...]: the hub on JetStream (docs/hub.md); http(s)://: the HTTP hub
+        self.link = (NatsLink(self.outbox, [x.strip() for x in u.hub_url.split(",")], self.cube_id, clock,
+                              region=u.region, channel=u.channel, timeout_s=u.timeout_s,
+                              on_policy=lambda doc: self.offer_module(doc, source="hub"),
+                              on_operator_doc=lambda doc: self.submit_operator_doc(doc, source="hub"))
+                     if u.hub_url and u.hub_url.startswith(("nats://", "tls://")) else None)
         self.uploader = (Uploader(self.outbox, u.hub_url, self.cube_id, clock, timeout_s=u.timeout_s,
                                   backoff_initial_s=u.backoff_initial_s, backoff_max_s=u.backoff_max_s,
-                                  http=self._http) if u.hub_url else None)
+                                  http=self._http) if u.hub_url and self.link is None else None)
         self.engine = GateEngine(store, clock)
         self._lock = threading.RLock()
         self.safe = self._load_safe()
@@ -105,6 +112,8 @@ class UplinkService:
         self._refused: dict[str, Offer] = {}
 
     def close(self) -> None:
+        if self.link is not None:
+            self.link.close()
         self._http.close()
         if self._own_conn:
             self.conn.close()
@@ -117,7 +126,9 @@ class UplinkService:
             self.store.flush()
             out: dict[str, Any] = {"collected": {**self.outbox.collect(now), **queue_dora_facts(self.outbox)},
                                    "budget": self.outbox.enforce_budget()}
-            if sync and self.uploader is not None and self.uploader.due(now):
+            if sync and self.link is not None:  # off this thread: a dead broker costs the tick nothing
+                out["link"] = self.link.kick(self.cfg.sync_max_s)
+            elif sync and self.uploader is not None and self.uploader.due(now):
                 out.update(self._exchange(force=False, max_seconds=self.cfg.sync_max_s))
             out["safe_mode"] = self.evaluate_safe_mode(now).safe
             self.write_metrics(now)
@@ -127,6 +138,16 @@ class UplinkService:
 
     def force_sync(self, progress: ProgressFn | None = None, max_seconds: float | None = None) -> dict[str, Any]:
         """Now, whatever the backoff: pull policy and decisions, upload everything pending."""
+        if self.link is not None:
+            with self._lock:
+                self.store.flush()
+                self.outbox.collect(self.clock.time())
+                queue_dora_facts(self.outbox)
+                self.outbox.enforce_budget()
+            out = self.link.run(max_seconds)  # not under the lock: the round applies what it pulls
+            out["safe_mode"] = self.evaluate_safe_mode(self.clock.time()).safe
+            self.write_metrics(self.clock.time())
+            return out
         with self._lock:
             if self.uploader is None:
                 return {"ok": False, "error": "uplink.hub_url is not configured"}

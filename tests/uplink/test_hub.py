@@ -44,7 +44,7 @@ def test_bad_uploads_are_refused_with_the_field_and_good_ones_still_land(tmp_pat
         assert httpx.get(f"{h}/v1/policy", timeout=10).status_code == 404
         # the hub is still up: the good batch lands, once
         r1, r2 = _put(h, f"{EPOCH}-0000000001", good), _put(h, f"{EPOCH}-0000000001", good)
-        assert r1.json() == {"status": "stored", "seq": 1, "watermark": 1}
+        assert r1.json() == {"status": "stored", "seq": 1, "records": 1, "watermark": 1}
         assert r2.json()["status"] == "duplicate"
         wm = httpx.get(f"{h}/v1/cubes/c1/watermark", params={"epoch": EPOCH}, timeout=10).json()
         assert wm["watermark"] == 1

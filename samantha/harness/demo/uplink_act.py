@@ -1,4 +1,4 @@
-"""Act: the link to the hub drops, the outbox grows within its budget, the policy module expires
+"""Act (on the embedded NATS hub: `samantha hub serve`): the link to the hub drops, the outbox grows within its budget, the policy module expires
 (safe mode), the link returns flapping and the Cube catches up: nothing lost, nothing twice. The
 rollouts the Cube ran offline reach the hub as DORA facts, and the hub computes fleet DORA. Then
 an operator's decision on the chaos act's waiting escalation reaches the Cube relayed by the hub."""
@@ -8,7 +8,6 @@ from __future__ import annotations
 import secrets
 import time
 
-import httpx
 import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -22,8 +21,9 @@ from samantha.core.signing import KeyPair, trust_public_key
 from samantha.cube.proxy_client import ProxyClient
 from samantha.harness.bench.offline import START, Flapper, gauges, raw_requests, rollup_minutes, sre_hour
 from samantha.harness.demo.rollout_history import record_rollout
-from samantha.harness.hub_process import spawn_hub
+from samantha.harness.hub_process import spawn_nats_hub
 from samantha.harness.proxy_process import spawn_proxy
+from samantha.hub import nats_ops
 from samantha.hub.storage import HubStorage
 from samantha.loop import tables
 from samantha.loop.incidents import IncidentBook
@@ -49,13 +49,13 @@ def run(ctx) -> None:
     hub_key = KeyPair.generate()
     data = ctx.workdir / "uplink"
     trust_public_key(hub_key.public, data / "keys" / "hub")
-    with spawn_hub(data / "hub") as hub, spawn_proxy() as pp:
-        proxy = ProxyClient(pp.value)
-        link = proxy.create_proxy("hub", hub.value.removeprefix("http://"))
+    with spawn_nats_hub(data / "hub") as hub, spawn_proxy() as pp:
+        proxy = ProxyClient(pp.value)  # a TCP fault proxy: it cuts the NATS link as it cut HTTP
+        link = proxy.create_proxy("hub", hub.value.removeprefix("nats://"))
         cfg = ctx.config.model_copy(update={
             "data_dir": str(data),
             "store": StoreConfig(disk_budget_mb=24, max_past_age_s=30 * 86400, buffer_max_rows=2_000_000),
-            "uplink": UplinkConfig(hub_url=f"http://127.0.0.1:{link.listen_port}", cube_id="cube-demo",
+            "uplink": UplinkConfig(hub_url=f"nats://127.0.0.1:{link.listen_port}", cube_id="cube-demo",
                                    outbox_budget_fraction=0.02, timeout_s=2.0)})
         store = TelemetryStore.open(cfg, clock, start_writer=False)
         tables.create(store.write_sql)
@@ -71,9 +71,10 @@ def run(ctx) -> None:
         try:
             module = sign_module({"version": 1, "issued_at": START - 60, "expires_at": START + module_h * 3600,
                                   "fleet": "demo"}, hub_key)
-            httpx.put(f"{hub.value}/v1/policy", json=module, timeout=10).raise_for_status()
+            nats_ops.publish_policy(hub.value, "fleet", module)
             svc.force_sync()
-            con.print(f"hub at {hub.value}, reached through the fault proxy; policy module v1 pulled "
+            con.print(f"NATS hub at {hub.value} (embedded nats-server + Parquet writer), reached through the fault "
+                      f"proxy; policy module v1 pulled "
                       f"(signed, expires in {module_h} h)")
             proxy.disable("hub")
             con.print(f"[bold red]the link drops[/bold red]: {hours} simulated hours offline at 200 rps")
@@ -98,7 +99,10 @@ def run(ctx) -> None:
                 ob = svc.outbox.stats()
                 peak = max(peak, ob["pending_bytes"])
                 if h % max(1, hours // 8) == 0 or h == hours - 1 or out["safe_mode"] != last_safe:
-                    sync = (out.get("sync") or {}).get("error") or ("backoff" if not out.get("sync") else "ok")
+                    link_out = out.get("link") or {}
+                    last = link_out.get("sync")  # the last finished round (rounds run off the tick)
+                    sync = ("round in flight" if link_out.get("running") else
+                            (last or {}).get("error") or ("connecting" if not last else "ok"))
                     t.add_row(f"+{h + 1} h", str(ob["pending_batches"]),
                               f"{ob['pending_bytes'] / 1e6:.2f} / {ob['budget_bytes'] / 1e6:.2f}",
                               str(ob["downsampled_batches"]), str(ob["gap_records"]),
@@ -112,9 +116,8 @@ def run(ctx) -> None:
             con.print("drift SLOs: " + ", ".join(f"{d['gate']} [{'green' if d['status'] == 'pass' else 'red'}]"
                                                  f"{d['status']}[/]" for d in st["drift"]))
             offline_s = hours * 3600
-            con.print("[bold green]the link returns[/bold green], flapping, with 10% of requests answered 500")
+            con.print("[bold green]the link returns[/bold green], flapping")
             proxy.enable("hub")
-            proxy.add_toxic("hub", "http_error", {"status_code": 500}, toxicity=0.1, name="e500")
             t_catch = time.perf_counter()
             attempts = 0
             with Flapper(proxy, "hub", seed=2) as flap, \
@@ -134,12 +137,7 @@ def run(ctx) -> None:
                         break
                     time.sleep(0.02)
             wall = time.perf_counter() - t_catch
-            proxy.remove_toxic("hub", "e500")
-            hs = HubStorage(data / "hub")
-            try:
-                fleet = hs.fleet_stats()
-            finally:
-                hs.close()
+            fleet = _written(data / "hub")
             con.print(f"caught up {offline_s / 3600:.0f} h in {wall:.1f} s ({offline_s / wall:.0f}x real time) "
                       f"through {flap.cuts} link cuts and {attempts} attempts; at the hub: "
                       + ", ".join(f"{k} {v['records']}" for k, v in fleet["kinds"].items())
@@ -149,7 +147,7 @@ def run(ctx) -> None:
             fresh = sign_module({"version": 2, "issued_at": clock.time() - 60, "expires_at": clock.time() + 7 * 86400,
                                  "fleet": "demo", "operator_keys": [{"name": "ana", "public_key": ana.public.to_b64(),
                                                                      "roles": ["approve"]}]}, hub_key)
-            httpx.put(f"{hub.value}/v1/policy", json=fresh, timeout=10).raise_for_status()
+            nats_ops.publish_policy(hub.value, "fleet", fresh)
             svc.force_sync()
             con.print(f"hub publishes v2: {'[bold red]still SAFE' if svc.safe.safe else '[green]normal mode'}"
                       f"[/] ({svc.safe.left_because or svc.safe.reason})")
@@ -168,6 +166,27 @@ def run(ctx) -> None:
                 c.close()
             store.close()
             proxy.close()
+
+
+def _written(root, settle_s: float = 1.5, max_s: float = 30.0) -> dict:
+    """The writer drains the stream behind the PubAcks: wait (bounded) until its batch count settles."""
+    deadline, last, since = time.monotonic() + max_s, -1, time.monotonic()
+    while time.monotonic() < deadline:
+        hs = HubStorage(root)
+        try:
+            n = len(hs.batches())
+        finally:
+            hs.close()
+        if n != last:
+            last, since = n, time.monotonic()
+        elif time.monotonic() - since >= settle_s:
+            break
+        time.sleep(0.2)
+    hs = HubStorage(root)
+    try:
+        return hs.fleet_stats()
+    finally:
+        hs.close()
 
 
 def _fleet_dora(con, hub_root, since: float, until: float, facts: dict) -> None:
@@ -217,7 +236,7 @@ def _relayed_decision(ctx, svc: UplinkService, relayed: RelayedDecisions | None,
                              "proposal_key": queue.get(aid)["proposal"]["key"], "operator": "ana",
                              "nonce": secrets.token_hex(12), "issued_at": now, "expires_at": now + 3600,
                              "reason": "not during the catch-up"}, ana)
-    httpx.post(f"{hub_url}/v1/cubes/{svc.cube_id}/decisions", json=doc, timeout=10).raise_for_status()
+    nats_ops.relay_doc(hub_url, svc.cube_id, doc)
     got = svc.force_sync().get("decisions") or {"received": 0}
     for t in relayed.threads:
         t.join(30)

@@ -1,0 +1,49 @@
+"""The fleet's wire names, shared by the Cube's uplink and the hub: NATS subjects, streams, the KV bucket.
+
+    samantha.up.<region>.<cube>.<kind>     Reported State: one outbox batch per message (stream UP)
+    samantha.down.<cube>.decision          signed operator documents for one Cube (stream DOWN)
+    samantha.policy.<channel>              the signed policy modules of a release channel (stream POLICY:
+                                           last value per subject, a short history)
+    samantha.parked.<cube>.<kind>          batches the writer refused, with the reason (stream PARKED)
+"""
+
+from __future__ import annotations
+
+import re
+
+STREAM_UP = "SAMANTHA_UP"
+STREAM_DOWN = "SAMANTHA_DOWN"
+STREAM_PARKED = "SAMANTHA_PARKED"
+STREAM_POLICY = "SAMANTHA_POLICY"
+DOMAIN = "hub"  # the root cluster's JetStream domain (clients behind a regional leaf reach it by name)
+WRITER_DURABLE = "parquet-writer"
+
+TOKEN_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")  # one subject token: no dots, no wildcards
+
+# Headers on an uplink message (Nats-Msg-Id is the batch id: the stream drops a resend within its window).
+H_SEQ, H_KIND, H_FIRST_TS = "Samantha-Seq", "Samantha-Kind", "Samantha-First-Ts"
+H_RECORDS, H_SHA256, H_CUBE, H_REASON = "Samantha-Records", "Samantha-Sha256", "Samantha-Cube", "Samantha-Reason"
+H_BATCH = "Samantha-Batch-Id"  # the writer's dedup key (equal to Nats-Msg-Id, which only holds 2 minutes)
+
+
+def token(value: str, field: str) -> str:
+    """A subject token, or a ValueError naming the field (a dot would change the subject's shape)."""
+    if not TOKEN_RE.match(value or ""):
+        raise ValueError(f"{field}: {value!r} is not a subject token (must match {TOKEN_RE.pattern})")
+    return value
+
+
+def up_subject(region: str, cube: str, kind: str) -> str:
+    return f"samantha.up.{token(region, 'region')}.{token(cube, 'cube')}.{token(kind, 'kind')}"
+
+
+def decision_subject(cube: str) -> str:
+    return f"samantha.down.{token(cube, 'cube')}.decision"
+
+
+def policy_subject(channel: str) -> str:
+    return f"samantha.policy.{token(channel, 'channel')}"
+
+
+def parked_subject(cube: str, kind: str) -> str:
+    return f"samantha.parked.{token(cube, 'cube')}.{token(kind, 'kind')}"
