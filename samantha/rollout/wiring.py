@@ -31,7 +31,8 @@ def build_controller(config: SamanthaConfig, store: TelemetryStore, cube: CubeRu
     return RolloutController(cube, gate_judge(GateEngine(store, clock), policy, registry), policy, clock,
                              verify=catalog.verify, store=DuckRolloutStore(store),
                              actions=actions or _ledger_actions(store, clock), kernel=config.policy, alert=alert,
-                             max_step_s=max_step_s)
+                             max_step_s=max_step_s,
+                             known_good=known_good if known_good is not None else KnownGood(store, clock))
 
 
 def _ledger_actions(store: TelemetryStore, clock: Clock) -> RolloutActions:

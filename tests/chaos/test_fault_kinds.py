@@ -143,7 +143,7 @@ def test_the_self_test_runs_every_declared_self_test(brownout, tmp_path, monkeyp
     monkeypatch.setattr(actions, "inject", lambda k, t, p, configuration: calls.append((k, t, p)))
     svc = ChaosService.__new__(ChaosService)
     svc.config = SamanthaConfig.model_validate({"data_dir": str(tmp_path)})
-    svc.cc, svc.api_url, svc.journals = svc.config.chaos, "http://127.0.0.1:9", tmp_path
+    svc.cc, svc._api_url, svc.journals = svc.config.chaos, lambda: "http://127.0.0.1:9", tmp_path
     svc.ledger = Ledger(tmp_path / "chaos.sqlite")
     svc._verify_clean = lambda: True  # type: ignore[method-assign]
     try:
