@@ -54,6 +54,7 @@ class NatsLink:
         self._thread = threading.Thread(target=self.loop.run_forever, name="uplink-nats", daemon=True)
         self._thread.start()
         self._nc: Any = None
+        self._suspect = False
         self._round: Future[dict[str, Any]] | None = None
         self.last: dict[str, Any] = {}
 
@@ -104,8 +105,9 @@ class NatsLink:
     async def _connection(self) -> Any:
         import nats
 
-        if self._nc is not None and self._nc.is_connected:
+        if self._nc is not None and self._nc.is_connected and not self._suspect:
             return self._nc
+        self._suspect = False
         if self._nc is not None:
             with contextlib.suppress(Exception):
                 await self._nc.close()
@@ -127,6 +129,7 @@ class NatsLink:
                 out["decisions"] = await self._pull_decisions(js)
             except Exception as e:  # noqa: BLE001 - a pull failing does not stop the upload
                 out["pull_error"] = f"{type(e).__name__}: {e}"[:300]
+                self._suspect = True  # a connection that timed out a pull may be half-dead: the next round redials
             await asyncio.wait_for(self._publish(js, res, t0 + max_seconds), max_seconds + self.timeout_s)
         except Exception as e:  # noqa: BLE001 - every failure is this round's result, retried next kick
             res.error = f"{type(e).__name__}: {e}"[:500]

@@ -148,7 +148,9 @@ def run(ctx) -> None:
                                  "fleet": "demo", "operator_keys": [{"name": "ana", "public_key": ana.public.to_b64(),
                                                                      "roles": ["approve"]}]}, hub_key)
             nats_ops.publish_policy(hub.value, "fleet", fresh)
-            svc.force_sync()
+            for _ in range(5):  # the flapping may have left a half-dead connection: a failed pull redials next round
+                if not svc.force_sync(max_seconds=10).get("pull_error") and not svc.safe.safe:
+                    break
             con.print(f"hub publishes v2: {'[bold red]still SAFE' if svc.safe.safe else '[green]normal mode'}"
                       f"[/] ({svc.safe.left_because or svc.safe.reason})")
             _relayed_decision(ctx, svc, relayed, hub.value, ana, clock.time())
