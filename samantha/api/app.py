@@ -44,6 +44,8 @@ class DaemonView(Protocol):
 
     def on_ingest(self) -> None: ...
 
+    def ingest_admit(self, writer: str, table: str, rows: int) -> float: ...
+
     def extra_routers(self) -> list[Any]: ...
 
 
@@ -84,7 +86,7 @@ def make_app(view: DaemonView) -> FastAPI:
             view.on_ingest()  # new telemetry: evaluate now rather than at the next tick
         return response
 
-    app.include_router(make_ingest_router(view.store))
+    app.include_router(make_ingest_router(view.store, admit=view.ingest_admit))
 
     @app.get("/healthz")
     def healthz() -> dict[str, Any]:

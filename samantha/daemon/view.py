@@ -47,6 +47,10 @@ class ApiView:
     def on_ingest(self) -> None:
         self._on_ingest()
 
+    def ingest_admit(self, writer: str, table: str, rows: int) -> float:
+        w = self.parts.surfaces.auth.writers
+        return 0.0 if w is None else w.admit(writer, table, rows)
+
     def extra_routers(self) -> list[APIRouter]:
         return [*self.parts.routers, self._console]
 
