@@ -172,10 +172,10 @@ class AuthService:
                             retry_after=self.limiter.retry_after(client))
         found = w.authenticate(token) if w is not None else None
         if found is None:
-            self.limiter.hit(client)
-            if self._is_operator(token):
+            if self._is_operator(token):  # a real credential in the wrong place, not a guess
                 raise AuthError(403, "forbidden", "an operator token cannot write telemetry: ingest takes a "
                                 "writer credential (api.writers)")
+            self.limiter.hit(client)
             raise AuthError(401, "bad_token", "the token matches no telemetry writer (api.writers)")
         if table in INGEST_TABLES and table not in found.tables:
             raise AuthError(403, "forbidden", f"writer {found.name} may write {', '.join(found.tables)}, "
@@ -333,7 +333,7 @@ class AuthMiddleware:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
         client = (scope.get("client") or ("?", 0))[0]
         scope.setdefault("state", {})
-        table = writer_table(path)
+        table = writer_table(path) if method == "POST" else None
         if table is not None:  # a machine path: a writer credential, never an operator's
             try:
                 scope["state"].update(writer=self.svc.authenticate_writer(_bearer(headers), table, client),

@@ -42,6 +42,7 @@ class ApiView:
         self.key: KeyPair = parts.key
         self.clock: Clock = parts.clock
         self.approvals_port: ApprovalsPort | None = parts.approvals
+        self.cube_url: str = parts.cube.base_url  # a 503 names it when the Cube is unreachable
         self._console = parts.surfaces.console_router(self)
 
     def on_ingest(self) -> None:
