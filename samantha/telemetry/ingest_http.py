@@ -99,7 +99,8 @@ def make_ingest_router(store: TelemetryStore, max_body_bytes: int | None = None,
 
     @router.post("/v1/ingest/{table}", response_model=IngestAnswer, responses=responses or {},
                  openapi_extra={"requestBody": {"required": True, "content": {
-                     "application/x-ndjson": {"schema": {"type": "string", "description": "JSON lines"}}}}})
+                     "application/x-ndjson": {"schema": {"type": "string", "description": "JSON lines"}},
+                     "text/plain": {"schema": {"type": "string", "description": "JSON lines"}}}}})
     async def ingest_lines(table: Literal["samples", "requests", "events"], request: Request) -> Any:
         """One record per line; bad lines are named (line, field, reason), the good ones kept."""
         try:
