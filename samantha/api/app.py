@@ -11,17 +11,18 @@ from __future__ import annotations
 from typing import Any, Literal, Protocol
 
 from fastapi import FastAPI, Path, Query, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from samantha import __version__
+from samantha.api import errors
+from samantha.api.errors import ERROR_RESPONSES, install_error_handlers
 from samantha.core.domain import PlaybookActionKind
 from samantha.cube.protocol import REQUEST_ID_PATTERN
 from samantha.loop.tables import ACTION_STATUSES
 from samantha.telemetry.ingest_http import make_ingest_router
 from samantha.telemetry.store import TelemetryStore
 
+MAX_BODY_BYTES = 1024 * 1024  # operator requests are small documents
 ActionStatus = Literal[ACTION_STATUSES]  # type: ignore[valid-type]
 
 
@@ -44,38 +45,27 @@ class DaemonView(Protocol):
 
     def on_ingest(self) -> None: ...
 
+    def ingest_admit(self, writer: str, table: str, rows: int) -> float: ...
+
     def extra_routers(self) -> list[Any]: ...
 
 
-def error(status: int, code: str, reason: str, field: str | None = None) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "reason": reason, "field": field}}, status_code=status)
-
-
-def _field(loc: tuple[Any, ...] | list[Any]) -> str:
-    parts = [str(p) for p in loc]
-    if parts and parts[0] in ("query", "path", "body", "header"):
-        parts = parts[1:]
-    return ".".join(parts)
+error = errors.error  # the envelope, for callers of this module
 
 
 def make_app(view: DaemonView) -> FastAPI:
-    app = FastAPI(title="samantha", version=__version__, docs_url=None, redoc_url=None)
+    app = FastAPI(title="samantha", version=__version__, docs_url=None, redoc_url=None, responses=ERROR_RESPONSES)
 
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errs = exc.errors()
-        first = errs[0] if errs else {"loc": (), "msg": "invalid request"}
-        body = {"error": {"code": "invalid", "field": _field(first["loc"]), "reason": first["msg"],
-                          "problems": [{"field": _field(e["loc"]), "reason": e["msg"]} for e in errs]}}
-        return JSONResponse(body, status_code=422)
+    install_error_handlers(app)
+    app.state.cube_url = getattr(view, "cube_url", None)
 
-    @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        if exc.status_code == 404:
-            return error(404, "not_found", f"no route {request.method} {request.url.path}")
-        if exc.status_code == 405:
-            return error(405, "method_not_allowed", f"{request.method} is not allowed on {request.url.path}")
-        return error(exc.status_code, "http_error", str(exc.detail))
+    @app.middleware("http")
+    async def _body_limit(request: Request, call_next: Any) -> Any:
+        declared = request.headers.get("content-length", "")
+        if (declared.isdigit() and int(declared) > MAX_BODY_BYTES and not request.url.path.startswith("/v1/ingest/")
+                and request.url.path != "/v1/metrics"):  # ingest has its own, larger limit
+            return error(413, "too_large", f"body is larger than {MAX_BODY_BYTES} bytes")
+        return await call_next(request)
 
     @app.middleware("http")
     async def _wake_on_ingest(request: Request, call_next: Any) -> Any:
@@ -84,7 +74,7 @@ def make_app(view: DaemonView) -> FastAPI:
             view.on_ingest()  # new telemetry: evaluate now rather than at the next tick
         return response
 
-    app.include_router(make_ingest_router(view.store))
+    app.include_router(make_ingest_router(view.store, admit=view.ingest_admit))
 
     @app.get("/healthz")
     def healthz() -> dict[str, Any]:

@@ -5,8 +5,8 @@
   session cookie (HttpOnly, SameSite=Strict) with a per-session CSRF token.
 - `AuthMiddleware` guards every route, including routers other parts mount: GET/HEAD need
   viewer, anything else needs the role in `MUTATION_ROLES` (admin when no rule matches).
-  Only `/healthz`, telemetry ingest (a machine path from the router, not an operator
-  action), the login page and static files are public. `require(role)` lets a handler
+  Only `/healthz`, the login page and static files are public. Telemetry ingest is a machine
+  path: it takes a writer credential (`samantha/api/writers.py`), never an operator token. `require(role)` lets a handler
   get the operator and state its role in code as well.
 - Missing/unknown token: 401. Known operator, insufficient role: 403. Failed logins per
   client address are rate-limited (429 + Retry-After) with the sliding-window limiter.
@@ -31,6 +31,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from samantha.api import metrics
+from samantha.api.writers import WriterAuth, writer_table
 from samantha.core.clock import REAL_CLOCK, Clock
 from samantha.core.config import ApiConfig, SamanthaConfig
 from samantha.core.operators import OperatorsFile, Role, load_operators
@@ -43,9 +44,11 @@ CSRF_FIELD = "csrf"
 CSRF_HEADER = "x-csrf-token"
 LOCAL_TOKEN_FILE = "api.token"
 LOCAL_OPERATOR = "local-cli"
+ANONYMOUS = "anonymous"  # the writer of ingest under api.open_ingest_on_loopback
+INGEST_TABLES = ("samples", "requests", "events", "otlp")
 MAX_FORM_BYTES = 64 * 1024
 
-PUBLIC_PREFIXES = ("/v1/ingest/", "/console/static/")
+PUBLIC_PREFIXES = ("/console/static/",)
 PUBLIC_PATHS = ("/", "/healthz", "/console/login")
 # (method, path prefix, minimum role) for mutations; first match wins, default admin.
 MUTATION_ROLES: list[tuple[str, str, Role]] = [
@@ -89,6 +92,7 @@ class AuthService:
     api: ApiConfig
     clock: Clock = REAL_CLOCK
     local_token: str | None = None
+    writers: WriterAuth | None = None  # telemetry writers' credentials; None: ingest refused
     _ops: OperatorsFile = field(default_factory=OperatorsFile)
     _mtime: float | None = None
     _sessions: dict[str, Session] = field(default_factory=dict)
@@ -102,7 +106,9 @@ class AuthService:
     @classmethod
     def from_config(cls, config: SamanthaConfig, clock: Clock = REAL_CLOCK, *, write_local_token: bool = True
                     ) -> AuthService:
-        svc = cls(operators_path=config.resolve(config.api.operators_file), api=config.api, clock=clock)
+        svc = cls(operators_path=config.resolve(config.api.operators_file), api=config.api, clock=clock,
+                  writers=WriterAuth(config, clock, open_ingest=config.api.open_ingest_on_loopback
+                                     and is_loopback(config.api.host)))
         if config.api.local_token and write_local_token:
             svc.local_token = write_token_file(local_token_path(config))
         return svc
@@ -151,6 +157,35 @@ class AuthService:
             metrics.login("failed")
             raise AuthError(401, "bad_token", "the token matches no trusted operator")
         return Principal(op.name, op.level, "token")
+
+    def authenticate_writer(self, token: str | None, table: str, client: str) -> str:
+        """The writer's name for an ingest request; AuthError 401/403/429 with the reason."""
+        w = self.writers
+        if not token:
+            if w is not None and w.open_ingest:
+                return ANONYMOUS
+            raise AuthError(401, "unauthenticated", "telemetry ingest needs a writer credential: send "
+                            "'Authorization: Bearer <token>' with a token of api.writers (e.g. "
+                            "<data_dir>/writers/router.token)")
+        if not self.limiter.check(client):
+            raise AuthError(429, "rate_limited", f"too many failed credentials from {client}; retry later",
+                            retry_after=self.limiter.retry_after(client))
+        found = w.authenticate(token) if w is not None else None
+        if found is None:
+            if self._is_operator(token):  # a real credential in the wrong place, not a guess
+                raise AuthError(403, "forbidden", "an operator token cannot write telemetry: ingest takes a "
+                                "writer credential (api.writers)")
+            self.limiter.hit(client)
+            raise AuthError(401, "bad_token", "the token matches no telemetry writer (api.writers)")
+        if table in INGEST_TABLES and table not in found.tables:
+            raise AuthError(403, "forbidden", f"writer {found.name} may write {', '.join(found.tables)}, "
+                            f"not {table} (api.writers.{found.name}.tables)")
+        return found.name
+
+    def _is_operator(self, token: str) -> bool:
+        if self.local_token is not None and secrets.compare_digest(token.encode(), self.local_token.encode()):
+            return True
+        return self.operators.by_token(token) is not None
 
     # ---- sessions ----
     def login(self, token: str | None, client: str) -> tuple[str, Session]:
@@ -298,6 +333,16 @@ class AuthMiddleware:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
         client = (scope.get("client") or ("?", 0))[0]
         scope.setdefault("state", {})
+        table = writer_table(path) if method == "POST" else None
+        if table is not None:  # a machine path: a writer credential, never an operator's
+            try:
+                scope["state"].update(writer=self.svc.authenticate_writer(_bearer(headers), table, client),
+                                      principal=None, session=None)
+            except AuthError as e:
+                await error_response(e, path)(scope, receive, send)
+                return
+            await self.app(scope, receive, send)
+            return
         if need is None:  # public: an operator is attached when one is identifiable, never required
             try:
                 p, sess = self._identify(headers, client)
@@ -384,6 +429,10 @@ def is_loopback(host: str) -> bool:
 def check_binding(config: SamanthaConfig) -> dict[str, Any]:
     """uvicorn TLS kwargs for `api.host`; BindRefused when a non-loopback bind lacks TLS files."""
     api = config.api
+    if api.open_ingest_on_loopback and not is_loopback(api.host):
+        raise BindRefused(f"api.open_ingest_on_loopback is set but api.host {api.host} is not loopback: "
+                          "unauthenticated ingest would face the network; unset it (writers use api.writers "
+                          "credentials) or bind 127.0.0.1")
     if is_loopback(api.host):
         if api.tls_cert and api.tls_key:
             return {"ssl_certfile": str(config.resolve(api.tls_cert)), "ssl_keyfile": str(config.resolve(api.tls_key))}

@@ -67,13 +67,8 @@ def make_chaos_router(service: ChaosService) -> APIRouter:
         return service.plan(use_llm=llm)
 
     @r.post("/preflight")
-    def preflight(proposal: dict[str, Any] = Body(...)) -> Any:
-        try:
-            p = Proposal.model_validate({**proposal, "source": "operator"})
-        except ValidationError as e:
-            first = e.errors()[0]
-            return _err(422, "invalid_proposal", first["msg"], ".".join(map(str, first["loc"])))
-        res, inp = service.preflight(p)
+    def preflight(proposal: Proposal) -> Any:
+        res, inp = service.preflight(proposal.model_copy(update={"source": "operator"}))
         return {**res.model_dump(mode="json"), "input": inp.model_dump(mode="json", exclude={"proposal"})}
 
     @r.post("/run-once")

@@ -135,3 +135,12 @@ def auth_headers(config: SamanthaConfig) -> dict[str, str]:
         except OSError:
             token = None
     return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+def writer_headers(config: SamanthaConfig, writer: str = "router") -> dict[str, str]:
+    """Headers of a telemetry writer on this host: its machine credential from its token file."""
+    from samantha.api.writers import token_path
+    from samantha.core.writer_tokens import ensure_token_file
+
+    return {"Authorization": f"Bearer {ensure_token_file(Path(token_path(config, writer)))}",
+            "Content-Type": "application/x-ndjson"}

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Depends, Path, Query
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 
 from samantha.api import metrics
 from samantha.api.auth import Principal, require
@@ -56,31 +56,33 @@ def make_ops_router(read: Reader, *, cube: str = "", flush: Callable[[], None] |
     """`flush`: commits the store's write buffer (an export then includes what was ingested up to the call)."""
     router = APIRouter(tags=["ops"])
 
-    @router.get("/metrics")
+    @router.get("/metrics", response_class=PlainTextResponse,
+                responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text exposition"}})
     def prometheus(_: Principal = Depends(require("viewer"))) -> Response:
         return Response(metrics.METRICS.render(), media_type=metrics.CONTENT_TYPE)
 
     @router.get("/v1/dora")
-    def dora(since: float | None = Query(None, description="epoch s; default 7 days before until"),
-             until: float | None = Query(None, description="epoch s; default now"),
+    def dora(since: float | None = Query(None, ge=0, le=1e11, description="epoch s; default 7 days before until"),
+             until: float | None = Query(None, ge=0, le=1e11, description="epoch s; default now; after since"),
              _: Principal = Depends(require("viewer"))) -> Any:
         from samantha.reporting.dora import local_dora
 
         w = _window(since, until)
         return w if isinstance(w, JSONResponse) else local_dora(read, *w)
 
-    @router.get("/v1/report.html")
-    def report(since: float | None = Query(None), until: float | None = Query(None),
+    @router.get("/v1/report.html", response_class=HTMLResponse)
+    def report(since: float | None = Query(None, ge=0, le=1e11), until: float | None = Query(None, ge=0, le=1e11),
                _: Principal = Depends(require("viewer"))) -> Any:
         from samantha.reporting.report import build, render
 
         w = _window(since, until)
         return w if isinstance(w, JSONResponse) else HTMLResponse(render(build(read, *w, cube=cube)))
 
-    @router.get("/v1/export/{table}")
+    @router.get("/v1/export/{table}", response_class=Response,
+                responses={200: {"content": {PARQUET: {}}, "description": "the window as Parquet"}})
     def export(table: str = Path(pattern=r"^[a-z0-9_]+$", description=", ".join(EXPORT_TABLES)),
-               since: float | None = Query(None, description="epoch s, inclusive; default 7 days before until"),
-               until: float | None = Query(None, description="epoch s, exclusive; default now"),
+               since: float | None = Query(None, ge=0, le=1e11, description="epoch s, inclusive; default 7 days before until"),
+               until: float | None = Query(None, ge=0, le=1e11, description="epoch s, exclusive; default now"),
                _: Principal = Depends(require("admin"))) -> Any:
         if table not in EXPORT_TABLES:
             return _error(404, "unknown_table", f"{table} is not exported; one of {', '.join(EXPORT_TABLES)}",

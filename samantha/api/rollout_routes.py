@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from samantha.cube.protocol import REQUEST_ID_PATTERN
 from samantha.rollout.bundle_check import BundleRejected
@@ -36,37 +35,19 @@ def error(status: int, code: str, reason: str, field: str | None = None) -> JSON
     return JSONResponse({"error": {"code": code, "reason": reason, "field": field}}, status_code=status)
 
 
-async def _parse(request: Request, model: type[BaseModel]) -> BaseModel | JSONResponse:
-    body = await request.body()
-    if len(body) > MAX_BODY:
-        return error(413, "too_large", f"body is larger than {MAX_BODY} bytes")
-    try:
-        raw: Any = orjson.loads(body or b"null")
-    except orjson.JSONDecodeError as e:
-        return error(400, "bad_json", f"body is not JSON: {e}")
-    if not isinstance(raw, dict):
-        return error(400, "bad_json", "body must be a JSON object")
-    try:
-        return model.model_validate(raw)
-    except ValidationError as e:
-        err = e.errors()[0]
-        return error(422, "invalid", err["msg"], ".".join(map(str, err["loc"])) or None)
-
-
 def make_rollout_router(controller: RolloutController) -> APIRouter:
     router = APIRouter(prefix="/v1/rollout", tags=["rollout"])
 
     @router.post("/start")
-    async def start(request: Request) -> Any:
-        req = await _parse(request, StartRequest)
-        if isinstance(req, JSONResponse):
-            return req
+    async def start(req: StartRequest) -> Any:
         try:
             st = await run_in_threadpool(controller.start, req.bundle, req.request_id)  # type: ignore[attr-defined]
         except BundleRejected as e:
             return error(422 if e.kind != "not_found" else 404, e.kind, e.reason, "bundle")
         except RolloutRefused as e:
             return error(e.status, e.code, e.reason, e.field)
+        except OSError as e:  # a path the file system cannot even look up (too long, bad bytes)
+            return error(404, "not_found", f"no bundle at that path: {e.strerror}", "bundle")
         return JSONResponse(st.model_dump(mode="json"), status_code=200 if st.phase != "failed" else 409)
 
     @router.get("/status")
@@ -74,10 +55,7 @@ def make_rollout_router(controller: RolloutController) -> APIRouter:
         return JSONResponse(controller.status().model_dump(mode="json"))
 
     @router.post("/abort")
-    async def abort(request: Request) -> Any:
-        req = await _parse(request, AbortRequest)
-        if isinstance(req, JSONResponse):
-            return req
+    async def abort(req: AbortRequest) -> Any:
         try:
             st = await run_in_threadpool(controller.abort, req.reason)  # type: ignore[attr-defined]
         except RolloutRefused as e:

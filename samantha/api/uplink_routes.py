@@ -35,12 +35,18 @@ def make_uplink_router(service: Any) -> APIRouter:
     @r.post("/policy")
     async def offer(doc: Any = Body(...)) -> Any:
         res = await run_in_threadpool(service.offer_module, doc, "api")
-        return JSONResponse(res.as_dict(), status_code=409 if res.refused else 200)
+        body = res.as_dict()
+        if res.refused:  # the error envelope, with the refusal's details beside it
+            body = {"error": {"code": "refused", "reason": str(body.get("reason") or "module refused"), "field": None},
+                    **body}
+        return JSONResponse(body, status_code=409 if res.refused else 200)
 
     @r.post("/operator")
     async def operator(doc: Any = Body(...)) -> Any:
         res = await run_in_threadpool(service.submit_operator_doc, doc, "api")
-        body = {"ok": res.ok, "reason": res.reason, "signer": res.signer}
+        body: dict[str, Any] = {"ok": res.ok, "reason": res.reason, "signer": res.signer}
+        if not res.ok:
+            body["error"] = {"code": "refused", "reason": str(res.reason), "field": None}
         return JSONResponse(body, status_code=200 if res.ok else 409)
 
     @r.get("/decisions")

@@ -55,6 +55,7 @@ from samantha.kernel.preflight import (
 )
 from samantha.kernel.view import kernel_snapshot
 from samantha.loop.known_good import KnownGood
+from samantha.telemetry.schema import JUDGED_SQL
 from samantha.telemetry.store import TelemetryStore
 
 log = logging.getLogger(__name__)
@@ -146,7 +147,7 @@ class ChaosService:
     def error_budget(self) -> float | None:
         now = self.clock.time()
         t = self.store.read_arrow("SELECT count(*) AS n, sum(CASE WHEN ok THEN 0 ELSE 1 END) AS e FROM requests "
-                                  "WHERE ts > ? AND ts <= ? AND slot = 'active' AND NOT shadow",
+                                  f"WHERE ts > ? AND ts <= ? AND slot = 'active' AND NOT shadow AND {JUDGED_SQL}",
                                   [now - self.cc.error_budget_window_s, now]).to_pylist()[0]
         n, e = int(t["n"] or 0), int(t["e"] or 0)
         if n < 50:
@@ -347,7 +348,7 @@ class ChaosService:
         return out
 
     def _latencies(self, role: str, start: float, end: float) -> np.ndarray:
-        t = self.store.read_arrow("SELECT latency_ms FROM requests WHERE slot = ? AND ts > ? AND ts <= ?",
+        t = self.store.read_arrow(f"SELECT latency_ms FROM requests WHERE slot = ? AND ts > ? AND ts <= ? AND {JUDGED_SQL}",
                                   [role, start, end])
         return t.column(0).to_numpy(zero_copy_only=False).astype(np.float64)
 

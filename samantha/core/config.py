@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -45,6 +46,24 @@ class StoreConfig(Section):
     threads: int = Field(2, gt=0)
 
 
+class WriterConfig(Section):
+    """A telemetry writer's machine credential and what it may write (samantha/api/writers.py)."""
+
+    tables: list[Literal["samples", "requests", "events", "otlp"]] = Field(
+        description="ingest routes it may write: /v1/ingest/<table>; otlp: POST /v1/metrics")
+    token_file: str | None = Field(None, description="0600 token file, created when absent; default "
+                                   "writers/<name>.token under data_dir")
+    token_sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$", description="sha256 of a token issued "
+                                     "elsewhere (a writer on another host); then no token file is used")
+    max_rows: int = Field(1_000_000, ge=1, description="rows accepted from this writer per rate_window_s (429 past it)")
+    rate_window_s: float = Field(10.0, gt=0, le=3600)
+
+
+def _default_writers() -> dict[str, WriterConfig]:
+    return {"router": WriterConfig(tables=["requests", "samples"]), "host": WriterConfig(tables=["samples"]),
+            "otlp": WriterConfig(tables=["otlp"])}
+
+
 class ApiConfig(Section):
     host: str = Field("127.0.0.1", description="loopback by default; any other address needs tls_cert + tls_key")
     port: int = Field(8470, ge=0, le=65535)
@@ -58,6 +77,22 @@ class ApiConfig(Section):
     login_max_failures: int = Field(5, ge=1, description="failed logins per client address per window before 429")
     login_window_s: float = Field(300.0, gt=0)
     session_ttl_s: float = Field(8 * 3600.0, gt=0, description="web console session lifetime")
+    # -- telemetry writers (samantha/api/writers.py) --
+    writers: dict[str, WriterConfig] = Field(default_factory=_default_writers, description=(
+        "machine credentials of telemetry writers, by name; only the router's request rows judge slot health"))
+    open_ingest_on_loopback: bool = Field(False, description=(
+        "RISK: accept ingest without a writer credential (rows tagged 'anonymous' and judged like the router's), "
+        "so any local process can forge slot health; refused unless api.host is loopback"))
+
+    @field_validator("writers")
+    @classmethod
+    def _writer_names(cls, v: dict[str, WriterConfig]) -> dict[str, WriterConfig]:
+        import re
+
+        for name in v:
+            if not re.match(r"^[a-z][a-z0-9_-]{0,31}$", name) or name in ("local", "anonymous"):
+                raise ValueError(f"writer name {name!r}: lowercase letters, digits, '-', '_' (not local/anonymous)")
+        return v
 
 
 class HostCollectorConfig(Section):
@@ -110,6 +145,8 @@ class TwinConfig(Section):
     trusted_keys: str = Field("keys/trusted", description="directory of PEM public keys (*.pem, *.pub) of trusted bundle publishers, or one PEM file")
     ingest_url: str | None = Field("http://127.0.0.1:8470/v1/ingest/requests",
                                    description="where the router pushes RequestEvent JSON lines; null: nowhere")
+    ingest_token_file: str | None = Field("writers/router.token", description=(
+        "the router's writer credential (api.writers.router); relative paths live under data_dir; null: none"))
     telemetry_batch_ms: float = Field(50, gt=0, le=100, description="push period of router telemetry")
     telemetry_buffer_max: int = Field(100_000, gt=0, description="events kept while the ingest is down")
     upstream_timeout_s: float = Field(5.0, gt=0, description="router -> slot request timeout")

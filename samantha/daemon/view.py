@@ -42,10 +42,15 @@ class ApiView:
         self.key: KeyPair = parts.key
         self.clock: Clock = parts.clock
         self.approvals_port: ApprovalsPort | None = parts.approvals
+        self.cube_url: str = parts.cube.base_url  # a 503 names it when the Cube is unreachable
         self._console = parts.surfaces.console_router(self)
 
     def on_ingest(self) -> None:
         self._on_ingest()
+
+    def ingest_admit(self, writer: str, table: str, rows: int) -> float:
+        w = self.parts.surfaces.auth.writers
+        return 0.0 if w is None else w.admit(writer, table, rows)
 
     def extra_routers(self) -> list[APIRouter]:
         return [*self.parts.routers, self._console]

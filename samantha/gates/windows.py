@@ -14,6 +14,8 @@ from typing import Any, Protocol
 import numpy as np
 import pyarrow as pa
 
+from samantha.telemetry.schema import JUDGED_SQL
+
 
 class TelemetryReader(Protocol):
     """What gates need from the store: the thread-safe Arrow read path."""
@@ -116,7 +118,7 @@ class RequestFrame:
         amatch, aparams = ("bundle = ?", [active_bundle]) if active_bundle is not None else ("NULL::BOOLEAN", [])
         t = reader.read_arrow(
             f"SELECT ts, slot = 'standby' AS standby, shadow, ok, latency_ms, divergence, {match} AS in_bundle, "
-            f"{amatch} AS in_active FROM requests WHERE ts > ? AND ts <= ?", [*params, *aparams, start, end])
+            f"{amatch} AS in_active FROM requests WHERE ts > ? AND ts <= ? AND {JUDGED_SQL}", [*params, *aparams, start, end])
         ts = _np(t, "ts", np.float64)
         order = np.argsort(ts, kind="stable")
         div = t.column("divergence").to_numpy(zero_copy_only=False).astype(np.float64)  # nulls -> NaN

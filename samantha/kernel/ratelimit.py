@@ -2,7 +2,7 @@
 
 The safety kernel counts past actions with `allows()` over its action history;
 `SlidingWindowLimiter` keeps its own timestamps per key (e.g. API logins per
-client). Both use the same half-open window (now - window_s, now], so "at most
+client); `WeightedWindowLimiter` counts weights (rows per telemetry writer). All use the same half-open window (now - window_s, now], so "at most
 `limit` events in any window of `window_s` seconds" holds for either.
 """
 
@@ -33,6 +33,58 @@ def retry_after(timestamps: Iterable[float], now: float, window_s: float, limit:
         return 0.0
     # The oldest events must age out until only limit-1 remain; never 0 while refused (float rounding).
     return max(1e-9, inside[len(inside) - limit] + window_s - now)
+
+
+def sum_in_window(events: Iterable[tuple[float, int]], now: float, window_s: float) -> int:
+    """Total weight of (t, n) events in (now - window_s, now]; future-dated ones count, as above."""
+    lo = now - window_s
+    return sum(n for t, n in events if t > lo)
+
+
+def allows_weighted(events: Iterable[tuple[float, int]], now: float, window_s: float, limit: int, n: int) -> bool:
+    """Whether `n` more at `now` keeps every window's total at or below `limit` (all or nothing)."""
+    return n <= limit and sum_in_window(events, now, window_s) + n <= limit
+
+
+class WeightedWindowLimiter:
+    """At most `limit` units (rows) per key in any `window_s` seconds, all or nothing per take. Thread-safe.
+
+    Keys are a fixed, small set (configured writers), so memory is bounded by the events in one window.
+    """
+
+    def __init__(self, limit: int, window_s: float, clock: Clock) -> None:
+        if limit < 1 or window_s <= 0:
+            raise ValueError("limit must be >= 1 and window_s > 0")
+        self.limit, self.window_s = limit, window_s
+        self._clock = clock
+        self._events: dict[str, deque[tuple[float, int]]] = {}
+        self._lock = threading.Lock()
+
+    def _window(self, key: str, now: float) -> deque[tuple[float, int]]:
+        q = self._events.setdefault(key, deque())
+        while q and q[0][0] <= now - self.window_s:
+            q.popleft()
+        return q
+
+    def take(self, key: str, n: int) -> float:
+        """Take `n` units: 0.0 when taken, else the seconds until they could be (inf: never, n > limit)."""
+        if n > self.limit:
+            return float("inf")
+        with self._lock:
+            now = self._clock.monotonic()
+            q = self._window(key, now)
+            if allows_weighted(q, now, self.window_s, self.limit, n):
+                if n > 0:
+                    q.append((now, n))
+                return 0.0
+            # the oldest events age out until n fits
+            total, wait = sum(k for _, k in q), 0.0
+            for t, k in q:
+                total -= k
+                wait = t + self.window_s - now
+                if total + n <= self.limit:
+                    break
+            return max(1e-9, wait)
 
 
 class SlidingWindowLimiter:

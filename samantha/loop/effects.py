@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from samantha.cube.protocol import CubeRuntime, CubeState
+from samantha.telemetry.schema import JUDGED_SQL
 from samantha.telemetry.store import TelemetryStore
 
 CUBE_KINDS = ("flip", "quarantine", "abort_rollout", "safe_mode")  # actions with an effect at the Cube
@@ -64,7 +65,7 @@ def applied_in(row: dict[str, Any], state: CubeState) -> bool:
 def _stats(store: TelemetryStore, where: str, params: list[Any]) -> dict[str, Any]:
     t = store.read_arrow(f"SELECT count(*) AS n, coalesce(avg(CASE WHEN ok THEN 0.0 ELSE 1.0 END), 0) AS err, "
                          f"quantile_cont(latency_ms, 0.95) AS p95, max(ts) AS last FROM requests "
-                         f"WHERE NOT shadow AND {where}", params)
+                         f"WHERE NOT shadow AND {JUDGED_SQL} AND {where}", params)
     r = t.to_pylist()[0]
     return {"n": int(r["n"]), "error_rate": float(r["err"]), "p95_ms": r["p95"], "last_ts": r["last"]}
 
@@ -97,7 +98,7 @@ def confirm(row: dict[str, Any], state: CubeState, store: TelemetryStore, now: f
 def _traffic_left(store: TelemetryStore, bad_where: str, bad_params: list[Any], good_where: str,
                   good_params: list[Any], done_ts: float, min_requests: int, what: str) -> tuple[bool, dict[str, Any]]:
     """Served elsewhere at least `min_requests` times since the later of the action and the last bad request."""
-    last_bad = store.query_scalar(f"SELECT max(ts) FROM requests WHERE NOT shadow AND {bad_where}", bad_params)
+    last_bad = store.query_scalar(f"SELECT max(ts) FROM requests WHERE NOT shadow AND {JUDGED_SQL} AND {bad_where}", bad_params)
     cut = max(done_ts, last_bad) if last_bad is not None else done_ts
     good = _stats(store, f"ts > ? AND {good_where}", [cut, *good_params])
     ok = good["n"] >= min_requests

@@ -40,6 +40,7 @@ import numpy as np
 import pyarrow as pa
 
 from samantha.core.clock import REAL_CLOCK, Clock
+from samantha.telemetry.schema import JUDGED_SQL
 
 _BY_COLUMNS = ("slot", "bundle", "shadow")
 
@@ -102,7 +103,7 @@ def _now(now: float | None, clock: Clock) -> float:
 
 def _request_filter(window_s: float, now: float, slot: str | None, bundle: str | None,
                     shadow: bool | None) -> tuple[str, list[Any]]:
-    where = ["ts > ?", "ts <= ?"]
+    where = ["ts > ?", "ts <= ?", JUDGED_SQL]  # only trusted writers' rows judge slot health
     params: list[Any] = [now - window_s, now]
     for col, v in (("slot", slot), ("bundle", bundle), ("shadow", shadow)):
         if v is not None:

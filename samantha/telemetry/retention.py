@@ -32,6 +32,7 @@ from typing import Any, Protocol
 from samantha.core.clock import Clock
 from samantha.core.config import StoreConfig
 from samantha.core.transaction import transaction
+from samantha.telemetry.schema import JUDGED_SQL
 
 MAX_PASSES = 12
 TARGET_FILL = 0.8  # when over budget, drop down to this fraction of it
@@ -66,7 +67,7 @@ SELECT floor(ts / $b) * $b AS bucket, slot, bundle, shadow,
        sum(latency_ms), min(latency_ms), max(latency_ms),
        quantile_cont(latency_ms, 0.5), quantile_cont(latency_ms, 0.95), quantile_cont(latency_ms, 0.99),
        count(divergence), sum(divergence), max(divergence)
-FROM requests WHERE ts < $cutoff{keep} GROUP BY ALL
+FROM requests WHERE ts < $cutoff{keep} AND """ + JUDGED_SQL + """ GROUP BY ALL
 """
 
 _ROLLUPS = {"samples": _SAMPLES_ROLLUP, "requests": _REQUESTS_ROLLUP}

@@ -204,10 +204,11 @@ class TelemetryStore:
             self._put("samples", chunk, len(sids), len(sids) * _SAMPLE_BYTES, result)
         return result
 
-    def ingest_requests(self, records: Iterable[Any]) -> IngestResult:
-        """`RequestEvent`s or dicts. For high rates use `ingest_request_columns`."""
+    def ingest_requests(self, records: Iterable[Any], writer: str = schema.LOCAL_WRITER) -> IngestResult:
+        """`RequestEvent`s or dicts. For high rates use `ingest_request_columns`. `writer`: who sent them."""
         limits = self.limits()
-        return self._ingest_rows("requests", schema.REQUESTS, records, lambda rec: check_request(rec, limits))
+        return self._ingest_rows("requests", schema.REQUESTS, records,
+                                 lambda rec: (*check_request(rec, limits), writer))
 
     def _ingest_rows(self, table: str, arrow_schema: pa.Schema, records: Iterable[Any],
                      check: Callable[[Any], Sequence[Any]]) -> IngestResult:
@@ -230,7 +231,8 @@ class TelemetryStore:
         return result
 
     def ingest_request_columns(self, ts: Any, slot: Any, bundle: Any, latency_ms: Any, ok: Any,
-                               divergence: Any = None, shadow: Any = False) -> IngestResult:
+                               divergence: Any = None, shadow: Any = False,
+                               writer: str = schema.LOCAL_WRITER) -> IngestResult:
         """Columnar requests: numpy arrays or lists; a scalar broadcasts to every row.
 
         `divergence`: None (not compared), or floats where NaN/None mean "not compared".
@@ -252,7 +254,7 @@ class TelemetryStore:
             slot_a = _string_column("slot", slot, n)
             bundle_a = _string_column("bundle", bundle, n)
         except (RecordError, TypeError, ValueError, pa.ArrowException):
-            return self.ingest_requests(_column_rows(n, cols_in))  # slow path names each bad row
+            return self.ingest_requests(_column_rows(n, cols_in), writer)  # slow path names each bad row
         bad = (bad_float_rows("ts", ts_a, ts_limits=limits) + bad_float_rows("latency_ms", lat, lo=0.0)
                + bad_float_rows("divergence", div, lo=0.0, nullable=True))
         slot_ok = pc.is_in(slot_a, value_set=pa.array(SLOTS))
@@ -277,16 +279,18 @@ class TelemetryStore:
         result = self._rejected(rejects)
         m = len(cols[0])
         if m:
+            cols.append(pa.array([writer] * m, type=pa.string()))
             arrays = [pa.array(c, type=f.type, from_pandas=(f.name == "divergence")) if isinstance(c, np.ndarray)
                       else c for c, f in zip(cols, schema.REQUESTS, strict=True)]
             tbl = pa.Table.from_arrays(arrays, schema=schema.REQUESTS)
             self._put("requests", tbl, m, tbl.nbytes, result)
         return result
 
-    def ingest_events(self, records: Iterable[Any]) -> IngestResult:
-        """`Event`s or dicts {ts, kind, source, severity, attrs}."""
+    def ingest_events(self, records: Iterable[Any], writer: str = schema.LOCAL_WRITER) -> IngestResult:
+        """`Event`s or dicts {ts, kind, source, severity, attrs}; `writer`: who sent them."""
         limits = self.limits()
-        return self._ingest_rows("events", schema.EVENTS, records, lambda rec: check_event(rec, limits, _dumps))
+        return self._ingest_rows("events", schema.EVENTS, records,
+                                 lambda rec: (*check_event(rec, limits, _dumps), writer))
 
     def emit_event(self, kind: str, attrs: Mapping[str, Any] | None = None, *, source: str = "telemetry",
                    severity: str = "info") -> None:

@@ -22,7 +22,8 @@ async def serve(args: argparse.Namespace) -> None:
     slots = {}
     for name, data, ctrl in (("A", args.slot_a_data, args.slot_a_control), ("B", args.slot_b_data, args.slot_b_control)):
         slots[name] = SlotRecord(name=name, data=Upstream(*_hostport(data)), control_url=f"http://{ctrl}")
-    pusher = TelemetryPusher(args.ingest_url or None, batch_ms=args.batch_ms, max_events=args.buffer_max)
+    pusher = TelemetryPusher(args.ingest_url or None, batch_ms=args.batch_ms, max_events=args.buffer_max,
+                             token_file=Path(args.ingest_token_file) if args.ingest_token_file else None)
     router = Router(RouteTable(Link("A", slots["A"].data, None), None, 0.0, False), pusher, timeout_s=args.timeout,
                     probe_percent=args.probe_percent)
     control = CubeControl(router, slots, trusted_path=Path(args.trusted),
@@ -62,6 +63,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--port-file", help="write the bound ports here (JSON)")
     ap.add_argument("--bundles-dir")
     ap.add_argument("--ingest-url", default="")
+    ap.add_argument("--ingest-token-file", default="", help="the router's writer credential (0600 file)")
     ap.add_argument("--batch-ms", type=float, default=50)
     ap.add_argument("--buffer-max", type=int, default=100_000)
     ap.add_argument("--timeout", type=float, default=5.0)

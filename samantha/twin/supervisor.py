@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 
 from samantha.core.config import SamanthaConfig
+from samantha.core.writer_tokens import ensure_token_file
 from samantha.cube.bundle import BundleError, SigningKey, key_hint, load_trusted_keys, trust_key
 from samantha.cube.endpoints import TWIN_STATE_FILE
 from samantha.twin.toy_bundle import build_bundle, verify_toy_bundle
@@ -98,6 +99,14 @@ def write_json(path: Path, doc: dict[str, Any]) -> None:
 
 
 class Supervisor:
+    def _ingest_token_file(self) -> str:
+        """The router's writer credential, created here when the twin starts before the daemon (same file)."""
+        if not self.t.ingest_token_file or not self.t.ingest_url:
+            return ""
+        path = self.config.resolve(self.t.ingest_token_file)
+        ensure_token_file(path)
+        return str(path)
+
     def __init__(self, config: SamanthaConfig, rps: float | None = None):
         self.config = config
         self.t = config.twin
@@ -136,6 +145,7 @@ class Supervisor:
                     "--slot-b-data", data["b"], "--slot-b-control", self._addr("slot_b_port"),
                     "--trusted", str(self.paths.trusted_keys), "--state-file", str(rd / "router.json"),
                     "--bundles-dir", str(self.paths.bundles_dir), "--ingest-url", self.t.ingest_url or "",
+                    "--ingest-token-file", self._ingest_token_file(),
                     "--batch-ms", str(self.t.telemetry_batch_ms), "--buffer-max", str(self.t.telemetry_buffer_max),
                     "--timeout", str(self.t.upstream_timeout_s), "--health-interval", str(self.t.health_interval_s),
                     "--probe-percent", str(self.t.probe_percent), *port_file]

@@ -17,10 +17,13 @@ import asyncio
 import math
 import time
 from collections import deque
+from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
+
+from samantha.core.writer_tokens import read_token
 
 MAX_BATCH = 20_000
 INPUT_GROUP = 32  # requests per input-statistics sample (at 200 rps: 50 samples/s over 8 features)
@@ -64,8 +67,13 @@ class InputStats:
 
 
 class TelemetryPusher:
-    def __init__(self, url: str | None, *, batch_ms: float = 50, max_events: int = 100_000):
+    """`token_file`: the router's writer credential, re-read after a 401 (the daemon may create or rotate it)."""
+
+    def __init__(self, url: str | None, *, batch_ms: float = 50, max_events: int = 100_000,
+                 token_file: Path | None = None):
         self.url = url
+        self.token_file = token_file
+        self._headers = self._read_headers()
         self.samples_url = samples_url(url)
         self.inputs = InputStats()
         self.samples_sent = 0
@@ -77,6 +85,11 @@ class TelemetryPusher:
         self.failed_posts = 0
         self.last_error: str | None = None
         self._client: httpx.AsyncClient | None = None
+
+    def _read_headers(self) -> dict[str, str]:
+        token = read_token(self.token_file) if self.token_file is not None else None
+        auth = {"authorization": f"Bearer {token}"} if token else {}
+        return {"content-type": "application/x-ndjson", **auth}
 
     def add(self, event: dict[str, Any]) -> None:
         if len(self.buf) >= self.max_events:
@@ -111,9 +124,10 @@ class TelemetryPusher:
         batch = [out.popleft() for _ in range(min(len(out), MAX_BATCH))]
         body = b"\n".join(orjson.dumps(e) for e in batch) + b"\n"
         try:
-            r = await self._client.post(self.samples_url, content=body,
-                                        headers={"content-type": "application/x-ndjson"})
-            if r.status_code >= 500:
+            r = await self._client.post(self.samples_url, content=body, headers=self._headers)
+            if r.status_code == 401:
+                self._headers = self._read_headers()
+            if r.status_code >= 500 or r.status_code == 401:
                 raise httpx.HTTPError(f"ingest answered {r.status_code}")
             if r.status_code < 400:
                 self.samples_sent += len(batch)
@@ -139,7 +153,10 @@ class TelemetryPusher:
                 batch = [self.buf.popleft() for _ in range(n)]
                 body = b"\n".join(orjson.dumps(e) for e in batch) + b"\n"
                 try:
-                    r = await self._client.post(self.url, content=body, headers={"content-type": "application/x-ndjson"})
+                    r = await self._client.post(self.url, content=body, headers=self._headers)
+                    if r.status_code == 401:  # a credential created or rotated since: read it, retry the batch
+                        self._headers = self._read_headers()
+                        raise httpx.HTTPError(f"ingest refused the credential: {r.text[:200]}")
                     if r.status_code >= 500:
                         raise httpx.HTTPError(f"ingest answered {r.status_code}")
                     if r.status_code >= 400:  # our events are refused: retrying cannot help; count and move on

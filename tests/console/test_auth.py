@@ -31,9 +31,10 @@ from tests.sre.kit import wait_for, write_config
 def test_roles_and_failure_modes_on_the_real_daemon(tmp_path: Path) -> None:
     with console_daemon(tmp_path, records=False) as d:
         c = httpx.Client(base_url=d.url, timeout=10)
-        # public: health and telemetry ingest (a machine path from the router)
+        # public: health; telemetry ingest takes a writer credential, never an operator token
         assert c.get("/healthz").status_code == 200
-        assert c.post("/v1/ingest/requests", content=b"").status_code == 200
+        assert c.post("/v1/ingest/requests", content=b"").status_code == 401
+        assert c.post("/v1/ingest/requests", content=b"", headers=d.bearer("admin")).status_code == 403
 
         # missing token: 401, says how to authenticate
         for method, path in (("GET", "/v1/status"), ("GET", "/metrics"), ("GET", "/v1/dora"),
@@ -153,7 +154,7 @@ def test_binding_rule() -> None:
 
 
 def test_route_policy_table() -> None:
-    assert required_role("GET", "/healthz") is None and required_role("POST", "/v1/ingest/requests") is None
+    assert required_role("GET", "/healthz") is None
     assert required_role("GET", "/console/static/console.css") is None
     assert required_role("GET", "/v1/status") == Role.viewer and required_role("GET", "/metrics") == Role.viewer
     assert required_role("POST", "/v1/approvals/a1/decide") == Role.approver

@@ -16,7 +16,7 @@ import duckdb
 import httpx
 import pytest
 
-from samantha.api.client import auth_headers
+from samantha.api.client import auth_headers, writer_headers
 from samantha.harness.daemon_process import DaemonProcess, write_config
 from tests.conftest import free_port
 from tests.sre.kit import sre_config, wait_for
@@ -75,10 +75,13 @@ def test_daemon_lifecycle_notify_api_errors_cli_and_sigterm(tmp_path: Path) -> N
             assert err["reason"] and err["field"] == field, (url, err)
         line = json.dumps({"ts": time.time(), "slot": "sideways", "bundle": "b", "latency_ms": 1, "ok": True})
         r = c.post("/v1/ingest/requests", content=(line + "\nnot json\n").encode())
-        assert r.status_code == 200
+        assert r.status_code == 403, r.text  # an operator token (even the local admin's) cannot write telemetry
+        w = writer_headers(config)
+        r = c.post("/v1/ingest/requests", content=(line + "\nnot json\n").encode(), headers=w)
+        assert r.status_code == 200 and r.json()["writer"] == "router"
         rej = r.json()["rejected"]
         assert {(x["line"], x["field"]) for x in rej} >= {(1, "slot"), (2, "")}
-        assert c.post("/v1/ingest/bogus", content=b"{}").status_code == 404
+        assert c.post("/v1/ingest/bogus", content=b"{}", headers=w).status_code == 422
         assert c.get("/healthz").json() == {"ok": True}  # still serving
 
         st = wait_for(lambda: c.get("/v1/status").json(), 10, "status")

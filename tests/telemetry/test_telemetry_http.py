@@ -60,11 +60,11 @@ def test_samples_and_events_tables(client: TestClient, store: TelemetryStore) ->
     assert r.json()["accepted"] == 1 and r.json()["rejected"][0]["field"] == "severity"
 
 
-def test_unknown_table_404_and_oversized_413(client: TestClient, store: TelemetryStore) -> None:
+def test_unknown_table_422_and_oversized_413(client: TestClient, store: TelemetryStore) -> None:
     r = client.post("/v1/ingest/incidents", content=b"{}")
-    assert r.status_code == 404 and "incidents" in r.json()["reason"]
+    assert r.status_code == 422 and "incidents" in r.text and "requests" in r.text  # names the table and the choices
     r = client.post("/v1/ingest/samples", content=b"x" * 10_001)
-    assert r.status_code == 413 and "10000" in r.json()["reason"]
+    assert r.status_code == 413 and "10000" in r.json()["error"]["reason"]
     # the store is intact and still ingesting
     now = time.time()
     r = client.post("/v1/ingest/samples", content=_lines({"metric": "m", "ts": now, "value": 1}))
