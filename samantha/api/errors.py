@@ -82,6 +82,12 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         errs = exc.errors()
         first = errs[0] if errs else {"loc": (), "msg": "invalid request"}
+        # not JSON at all (or sent without a JSON content type): the same 400 as every hand-parsed body
+        raw = tuple(first["loc"]) == ("body",) and isinstance(first.get("input"), bytes | str)
+        if first.get("type") == "json_invalid" or raw:
+            why = (first.get("ctx") or {}).get("error") or first["msg"]
+            return JSONResponse({"error": {"code": "bad_json", "field": "body",
+                                           "reason": f"body is not a JSON object: {why}"[:500]}}, status_code=400)
         body = {"error": {"code": "invalid", "field": _field(first["loc"]), "reason": str(first["msg"])[:500],
                           "problems": [{"field": _field(e["loc"]), "reason": str(e["msg"])[:500]} for e in errs[:20]]}}
         return JSONResponse(body, status_code=422)

@@ -32,7 +32,7 @@ class Recording:
                 files = sorted(self.path.glob(f"{t}.parquet")) or sorted((self.path / t).glob("*.parquet"))
                 if files:
                     lst = ", ".join("'" + f.as_posix().replace("'", "''") + "'" for f in files)
-                    self._con.execute(f"CREATE VIEW {t} AS SELECT * FROM read_parquet([{lst}])")
+                    self._view(t, f"read_parquet([{lst}])")
                     found.append(t)
         elif self.path.is_file():
             quoted = self.path.as_posix().replace("'", "''")
@@ -45,7 +45,7 @@ class Recording:
                 "SELECT table_name FROM information_schema.tables WHERE table_catalog = 'rec'").fetchall()}
             for t in TABLES:
                 if t in names:
-                    self._con.execute(f"CREATE VIEW {t} AS SELECT * FROM rec.{t}")
+                    self._view(t, f"rec.{t}")
                     found.append(t)
         else:
             raise RecordingError(f"{self.path}: no such file or directory")
@@ -55,13 +55,19 @@ class Recording:
             raise RecordingError(f"{self.path}: holds neither a requests nor a samples table")
         self._empty_views()
 
+    def _view(self, table: str, source: str) -> None:
+        """Recordings from before writer identity: their rows were the daemon's and the router's (`local`)."""
+        cols = {r[0] for r in self._con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()}
+        extra = ", 'local' AS writer" if table in ("requests", "events") and "writer" not in cols else ""
+        self._con.execute(f"CREATE VIEW {table} AS SELECT *{extra} FROM {source}")
+
     def _empty_views(self) -> None:
         """Missing tables read as empty, so a recording without host metrics still replays."""
         ddl = {"requests": "ts DOUBLE, slot VARCHAR, bundle VARCHAR, latency_ms DOUBLE, ok BOOLEAN, "
-                           "divergence DOUBLE, shadow BOOLEAN",
+                           "divergence DOUBLE, shadow BOOLEAN, writer VARCHAR",
                "series": "id BIGINT, metric VARCHAR, labels_key VARCHAR, labels VARCHAR",
                "samples": "ts DOUBLE, series_id BIGINT, value DOUBLE",
-               "events": "ts DOUBLE, kind VARCHAR, source VARCHAR, severity VARCHAR, attrs VARCHAR"}
+               "events": "ts DOUBLE, kind VARCHAR, source VARCHAR, severity VARCHAR, attrs VARCHAR, writer VARCHAR"}
         for t, cols in ddl.items():
             if t not in self.tables:
                 names = ", ".join(f"NULL::{c.split()[1]} AS {c.split()[0]}" for c in cols.split(", "))

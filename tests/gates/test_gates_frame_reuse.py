@@ -11,11 +11,11 @@ class Reader:
     def __init__(self) -> None:
         self.con = duckdb.connect()
         self.con.execute("CREATE TABLE requests (ts DOUBLE, slot VARCHAR, bundle VARCHAR, latency_ms DOUBLE, "
-                         "ok BOOLEAN, divergence DOUBLE, shadow BOOLEAN)")
+                         "ok BOOLEAN, divergence DOUBLE, shadow BOOLEAN, writer VARCHAR DEFAULT 'local')")
 
     def add(self, t0: float, t1: float, n: int) -> None:
         ts = np.linspace(t0, t1, n, endpoint=False)
-        self.con.executemany("INSERT INTO requests VALUES (?, 'active', 'b', 1.0, true, NULL, false)",
+        self.con.executemany("INSERT INTO requests VALUES (?, 'active', 'b', 1.0, true, NULL, false, 'local')",
                              [[float(t)] for t in ts])
 
     def read_arrow(self, sql, params=None):
