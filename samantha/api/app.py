@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from samantha import __version__
 from samantha.api import errors
 from samantha.api.errors import ERROR_RESPONSES, install_error_handlers
+from samantha.api.writers import writer_table
 from samantha.core.domain import PlaybookActionKind
 from samantha.cube.protocol import REQUEST_ID_PATTERN
 from samantha.loop.tables import ACTION_STATUSES
@@ -62,8 +63,8 @@ def make_app(view: DaemonView) -> FastAPI:
     @app.middleware("http")
     async def _body_limit(request: Request, call_next: Any) -> Any:
         declared = request.headers.get("content-length", "")
-        if (declared.isdigit() and int(declared) > MAX_BODY_BYTES and not request.url.path.startswith("/v1/ingest/")
-                and request.url.path != "/v1/metrics"):  # ingest has its own, larger limit
+        if (declared.isdigit() and int(declared) > MAX_BODY_BYTES
+                and writer_table(request.url.path) is None):  # ingest has its own, larger limit
             return error(413, "too_large", f"body is larger than {MAX_BODY_BYTES} bytes")
         return await call_next(request)
 

@@ -31,11 +31,12 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from samantha.api import metrics
-from samantha.api.writers import WriterAuth, writer_table
+from samantha.api.writers import WRITER_TABLES, WriterAuth, writer_table
 from samantha.core.clock import REAL_CLOCK, Clock
 from samantha.core.config import ApiConfig, SamanthaConfig
 from samantha.core.operators import OperatorsFile, Role, load_operators
 from samantha.kernel.ratelimit import SlidingWindowLimiter
+from samantha.telemetry.schema import ANONYMOUS_WRITER
 
 log = logging.getLogger("samantha.api.auth")
 
@@ -44,8 +45,6 @@ CSRF_FIELD = "csrf"
 CSRF_HEADER = "x-csrf-token"
 LOCAL_TOKEN_FILE = "api.token"
 LOCAL_OPERATOR = "local-cli"
-ANONYMOUS = "anonymous"  # the writer of ingest under api.open_ingest_on_loopback
-INGEST_TABLES = ("samples", "requests", "events", "otlp")
 MAX_FORM_BYTES = 64 * 1024
 
 PUBLIC_PREFIXES = ("/console/static/",)
@@ -163,7 +162,7 @@ class AuthService:
         w = self.writers
         if not token:
             if w is not None and w.open_ingest:
-                return ANONYMOUS
+                return ANONYMOUS_WRITER
             raise AuthError(401, "unauthenticated", "telemetry ingest needs a writer credential: send "
                             "'Authorization: Bearer <token>' with a token of api.writers (e.g. "
                             "<data_dir>/writers/router.token)")
@@ -177,7 +176,7 @@ class AuthService:
                                 "writer credential (api.writers)")
             self.limiter.hit(client)
             raise AuthError(401, "bad_token", "the token matches no telemetry writer (api.writers)")
-        if table in INGEST_TABLES and table not in found.tables:
+        if table in WRITER_TABLES and table not in found.tables:
             raise AuthError(403, "forbidden", f"writer {found.name} may write {', '.join(found.tables)}, "
                             f"not {table} (api.writers.{found.name}.tables)")
         return found.name

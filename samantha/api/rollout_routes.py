@@ -13,11 +13,10 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from samantha.api.errors import error
 from samantha.cube.protocol import REQUEST_ID_PATTERN
 from samantha.rollout.bundle_check import BundleRejected
 from samantha.rollout.controller import RolloutController, RolloutRefused
-
-MAX_BODY = 64 * 1024
 
 
 class StartRequest(BaseModel):
@@ -29,10 +28,6 @@ class StartRequest(BaseModel):
 class AbortRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     reason: str = Field(min_length=1, max_length=1000)
-
-
-def error(status: int, code: str, reason: str, field: str | None = None) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "reason": reason, "field": field}}, status_code=status)
 
 
 def make_rollout_router(controller: RolloutController) -> APIRouter:

@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass
+from pathlib import Path
+from typing import get_args
 
 from samantha.core.clock import REAL_CLOCK, Clock
-from samantha.core.config import SamanthaConfig, WriterConfig
+from samantha.core.config import SamanthaConfig, WriterConfig, WriterTable
 from samantha.core.operators import token_sha256
 from samantha.core.writer_tokens import ensure_token_file
 from samantha.kernel.ratelimit import WeightedWindowLimiter
@@ -27,7 +29,8 @@ from samantha.telemetry.schema import ANONYMOUS_WRITER
 
 INGEST_PREFIX = "/v1/ingest/"
 OTLP_PATH = "/v1/metrics"  # OTLP/HTTP metrics (#18); GET /metrics is the operators' Prometheus page
-ANONYMOUS_BUDGET = WriterConfig(tables=["samples", "requests", "events", "otlp"])
+WRITER_TABLES: tuple[str, ...] = get_args(WriterTable)
+ANONYMOUS_BUDGET = WriterConfig(tables=list(WRITER_TABLES))
 
 
 @dataclass(frozen=True)
@@ -54,8 +57,6 @@ class WriterAuth:
     """The configured writers' token digests and row budgets. Token files are created when absent."""
 
     def __init__(self, config: SamanthaConfig, clock: Clock = REAL_CLOCK, *, open_ingest: bool = False) -> None:
-        from pathlib import Path
-
         self.open_ingest = open_ingest
         self._digests: list[tuple[str, Writer]] = []
         self._limits: dict[str, WeightedWindowLimiter] = {}

@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from samantha.core.validated_yaml import load_model_file
+from samantha.core.writer_tokens import WRITER_NAME_PATTERN
 
 CONFIG_ENV = "SAMANTHA_CONFIG"
 DEFAULT_CONFIG_FILE = "samantha.yaml"
@@ -46,10 +47,13 @@ class StoreConfig(Section):
     threads: int = Field(2, gt=0)
 
 
+WriterTable = Literal["samples", "requests", "events", "otlp"]  # ingest tables, and otlp: POST /v1/metrics
+
+
 class WriterConfig(Section):
     """A telemetry writer's machine credential and what it may write (samantha/api/writers.py)."""
 
-    tables: list[Literal["samples", "requests", "events", "otlp"]] = Field(
+    tables: list[WriterTable] = Field(
         description="ingest routes it may write: /v1/ingest/<table>; otlp: POST /v1/metrics")
     token_file: str | None = Field(None, description="0600 token file, created when absent; default "
                                    "writers/<name>.token under data_dir")
@@ -90,7 +94,7 @@ class ApiConfig(Section):
         import re
 
         for name in v:
-            if not re.match(r"^[a-z][a-z0-9_-]{0,31}$", name) or name in ("local", "anonymous"):
+            if not re.match(WRITER_NAME_PATTERN, name) or name in ("local", "anonymous"):
                 raise ValueError(f"writer name {name!r}: lowercase letters, digits, '-', '_' (not local/anonymous)")
         return v
 
