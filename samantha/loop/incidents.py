@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import threading
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from samantha.core.clock import Clock
@@ -142,9 +143,12 @@ class IncidentBook:
                              [summary, incident_id, summary])
         return True
 
-    def close_quiet(self, quiet_s: float, unsettled: set[str] | None = None) -> list[str]:
+    def close_quiet(self, quiet_s: float, unsettled: set[str] | None = None,
+                    summary_of: Callable[[dict[str, Any]], str] | None = None) -> list[str]:
         """Close incidents whose gates have not failed for `quiet_s` and whose actions are all settled
-        (none of them in `unsettled`: intent or done, not yet verified). `closed_ts` is the resolution time."""
+        (none of them in `unsettled`: intent or done, not yet verified). `closed_ts` is the resolution time.
+        `summary_of` writes the closed incident's summary in the same save, so no reader sees it closed
+        with a summary that still says open."""
         now = self.clock.time()
         closed = []
         with self._lock:
@@ -153,6 +157,8 @@ class IncidentBook:
                     continue
                 if now - row["last_fail_ts"] >= quiet_s:
                     row.update(status="closed", closed_ts=now, updated_ts=now)
+                    if summary_of is not None:
+                        row["summary"] = summary_of(json.loads(_dumps(row)))
                     self._save(row)
                     del self._open[key]
                     closed.append(row["id"])

@@ -418,8 +418,8 @@ class SreNodes:
         # an action is settled once verified (or failed, withdrawn); local ones (alert, hold) once done
         unsettled = {r["id"] for r in self.d.ledger.with_status(["intent", "done"])
                      if r["status"] == "intent" or r["kind"] in effects.CUBE_KINDS}
-        closed = self.d.incidents.close_quiet(self.cfg.incident_close_after_s, unsettled)
-        self._write_summaries(closed)
+        closed = self.d.incidents.close_quiet(self.cfg.incident_close_after_s, unsettled, self._summary_of)
+        self._write_summaries()
         for c in closed:
             audit.append("incident_closed", {"id": c})
             self.d.resolve_alert(c)
@@ -434,12 +434,15 @@ class SreNodes:
         return {"closed": closed}
 
 
-    def _write_summaries(self, closed: list[str]) -> None:
-        """The code-written summary of every open (and just closed) incident, from its evidence and actions."""
-        incs = self.d.incidents.open_incidents() + [i for c in closed if (i := self.d.incidents.get(c))]
-        for inc in incs:
-            rows = self.d.ledger.list(incident=inc["id"], limit=50) if inc.get("actions") else []
-            self.d.incidents.set_summary(inc["id"], summarize(inc, rows).text)
+    def _summary_of(self, inc: dict[str, Any]) -> str:
+        rows = self.d.ledger.list(incident=inc["id"], limit=50) if inc.get("actions") else []
+        return summarize(inc, rows).text
+
+    def _write_summaries(self) -> None:
+        """The code-written summary of every open incident, from its evidence and actions (a closing one
+        gets its last summary as it closes)."""
+        for inc in self.d.incidents.open_incidents():
+            self.d.incidents.set_summary(inc["id"], self._summary_of(inc))
 
 
 _EMPTY_SNAPSHOT = CubeSnapshot(active=PolicySlot(), standby=PolicySlot())
