@@ -50,12 +50,14 @@ def test_resource_hungry_canary_aborted_and_quarantined(tmp_path: Path, knob: st
         t_end = time.time()
         with env.stopped_db() as db:  # the resource gate over what the slot processes reported, after the fact
             engine, g = GateEngine(_Reader(db)), GateRegistry.with_builtins().get(gate)
-            vs = [engine.evaluate([g], t, canary_bundle=bad.bundle_id)[0] for t in np.arange(t0 + 0.5, t_end, 0.5)]
+            # up to the last sample recorded: the slots kept reporting until the daemon stopped, after t_end
+            last = max(t_end, db.sql("SELECT max(ts) FROM samples").fetchall()[0][0] or t_end)
+            vs = [engine.evaluate([g], t, canary_bundle=bad.bundle_id)[0] for t in np.arange(t0 + 0.5, last + 0.5, 0.5)]
         failing = [v for v in vs if v.status == "fail"]
         # the resource gate never passes the hungry canary; when the latency gate aborted first, the canary may
         # not have served the inferences the resource gate needs, so it may stay inconclusive
         assert not [v for v in vs if v.status == "pass"], [v.reason for v in vs if v.status == "pass"][:3]
         if gate in rec["reason"] or not vs or "canary-latency" not in rec["reason"]:
-            assert failing, [v.reason for v in vs][-5:]
+            assert failing, (rec["reason"], [v.reason for v in vs][-5:])
         first = f"+{failing[0].ts - t0:.1f}s: {failing[0].reason}" if failing else "never (inconclusive)"
         print(f"{knob}={value}: aborted after {took:.1f}s by {rec['reason'][:120]}; {gate} failing from {first}")
