@@ -54,7 +54,10 @@ def test_status_page_follows_a_twin_rollout_from_shadow_to_promotion_without_rel
             assert p in phases, phases
         assert phases.index("shadow") < phases.index("step") < phases.index("promoted"), phases
         assert shot, f"no screenshot mid-rollout: phases seen {phases}"
-        assert "v2" in page.inner_text("#slots")  # the slots table followed the flip too
+        page.wait_for_function(  # the slots table follows the flip too: version 2 is now the active slot's
+            "[...document.querySelectorAll('#slots tr')].some(r => r.cells[1] && r.cells[1].textContent === 'active'"
+            " && r.cells[2].textContent.includes('@2'))", timeout=20_000)
+        assert page.evaluate("window.__stayed === true")
         assert_accessible(page, "status page after promotion")
         # at 768 px (a tablet) the page fits: no sideways scroll of the page itself
         page.set_viewport_size({"width": 768, "height": 1024})

@@ -33,6 +33,7 @@ from samantha.core.clock import Clock
 from samantha.core.operators import Role
 from samantha.core.signing import KeyPair, sign_document
 from samantha.reporting import timeline
+from samantha.reporting.incident_summary import summarize
 from samantha.reporting.report import OPTIONAL_TABLES, _generic, fmt_secs, fmt_ts
 
 HERE = Path(__file__).parent
@@ -137,11 +138,16 @@ def make_console_router(daemon: ConsoleView, auth: AuthService, read: Any, *, se
 
     auth.refusal_hooks.append(refused_attempt)
 
+    def headline(i: dict[str, Any]) -> str:
+        """The incident's code-written summary; written now from its record when the loop has not yet."""
+        return i.get("summary") or summarize(i, daemon.actions(None, None, i["id"], 50)).text
+
     def status_ctx() -> dict[str, Any]:
         st = daemon.status()
         now = daemon.clock.time()
+        incidents = [{**i, "summary": headline(i)} for i in daemon.incidents_list("open", 20)]
         return {"st": st, "uplink": daemon.uplink_view(), "ro": rollout_progress(st, now), "now": now,
-                "incidents": daemon.incidents_list("open", 20)}
+                "incidents": incidents}
 
     @router.get("/")
     def status(request: Request, _: Principal = viewer) -> HTMLResponse:
@@ -169,7 +175,8 @@ def make_console_router(daemon: ConsoleView, auth: AuthService, read: Any, *, se
         t0, t1 = timeline.incident_window(i, actions)
         fig = timeline.figure(timeline.request_series(read, t0, t1), actions, f"{i['title']} ({i['id']})",
                               onset=i["opened_ts"])
-        return page(request, "incident.html.j2", "Incidents", i=i, actions=actions, svg=timeline.svg(fig))
+        return page(request, "incident.html.j2", "Incidents", i={**i, "summary": headline(i)}, actions=actions,
+                    svg=timeline.svg(fig))
 
     @router.get("/approvals")
     def approval_list(request: Request, _: Principal = viewer) -> HTMLResponse:

@@ -14,7 +14,7 @@ from samantha.reporting.report import fmt_secs
 FINAL = frozenset({"executed", "denied", "expired", "refused", "failed"})
 TARGETS = {"active": "the active slot (live traffic)", "standby": "the standby slot",
            "router": "the router (both slots' paths)", "cube": "the whole Cube"}
-PATHS = {"active": "active slot's path", "standby": "standby slot's path", "both": "both slots' paths",
+PATHS = {"active": "the active slot's path", "standby": "the standby slot's path", "both": "both slots' paths",
          "none": "no data path"}
 
 
@@ -70,7 +70,7 @@ def blast_svg(live_share: float | None, traffic_share: float | None, budget: flo
     """Three bars: live traffic touched, the target path's share, error budget left. Static, no script."""
     rows = [("live traffic touched", live_share, "#cf222e"), ("target path touched", traffic_share, "#bc4c00"),
             ("error budget left", budget, "#1a7f37")]
-    out = ['<svg xmlns="http://www.w3.org/2000/svg" width="320" height="78" viewBox="0 0 320 78" role="img" '
+    out = ['<svg xmlns="http://www.w3.org/2000/svg" width="345" height="78" viewBox="0 0 345 78" role="img" '
            'aria-label="blast radius: ' + "; ".join(f"{t} {pct(v)}" for t, v, _ in rows) + '">']
     for i, (label, v, colour) in enumerate(rows):
         y = 4 + i * 25

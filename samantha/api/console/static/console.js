@@ -3,13 +3,13 @@
 (function () {
   var MAX_POLLS = 3600, INTERVAL_MS = 1000;
   document.querySelectorAll("[data-live]").forEach(function (el) {
-    var n = 0;
+    var n = 0, last = null;
     function tick() {
       if (el.hasAttribute("data-final") || ++n > MAX_POLLS) return;
       fetch(el.getAttribute("data-live"), {credentials: "same-origin", headers: {"Accept": "text/html"}})
         .then(function (r) { return r.ok ? r.text().then(function (t) { return [r, t]; }) : Promise.reject(r.status); })
         .then(function (rt) {
-          el.innerHTML = rt[1];
+          if (rt[1] !== last) { el.innerHTML = rt[1]; last = rt[1]; }  // unchanged: no screen-reader chatter
           if (rt[0].headers.get("X-Live-Final") === "1") el.setAttribute("data-final", "1");
           el.setAttribute("data-polls", String(n));
         })
