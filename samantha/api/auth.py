@@ -97,6 +97,17 @@ class AuthService:
     _sessions: dict[str, Session] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     limiter: SlidingWindowLimiter = field(init=False)
+    # told of every refused mutation (method, path, operator or None, error): the console audits decision attempts
+    refusal_hooks: list[Any] = field(default_factory=list)
+
+    def refused(self, method: str, path: str, who: Principal | None, e: AuthError) -> None:
+        if method in ("GET", "HEAD", "OPTIONS"):
+            return
+        for hook in self.refusal_hooks:
+            try:
+                hook(method, path, who, e)
+            except Exception:  # recording a refusal must never turn it into a 500
+                log.exception("refusal hook failed for %s %s", method, path)
 
     def __post_init__(self) -> None:
         self.limiter = SlidingWindowLimiter(self.api.login_max_failures, self.api.login_window_s, self.clock)
@@ -305,7 +316,7 @@ def error_response(e: AuthError, path: str) -> Response:
     if path.startswith("/console/"):
         if e.status == 401:
             return RedirectResponse(f"/console/login?next={quote(path)}", status_code=303)
-        body = (f"<!doctype html><title>{e.status}</title><link rel=stylesheet href=/console/static/console.css>"
+        body = (f"<!doctype html><html lang=en><title>{e.status}</title><link rel=stylesheet href=/console/static/console.css>"
                 f"<main><h1>{e.status} {e.code.replace('_', ' ')}</h1><p class=reason>{_esc(e.reason)}</p>"
                 f"<p><a href=/console/>back</a></p></main>")
         return HTMLResponse(body, status_code=e.status, headers=headers)
@@ -362,6 +373,7 @@ class AuthMiddleware:
             if sess is not None and method not in ("GET", "HEAD", "OPTIONS"):
                 receive = await self._check_csrf(headers, receive, sess)
         except AuthError as e:
+            self.svc.refused(method, path, scope["state"].get("principal"), e)
             await error_response(e, path)(scope, receive, send)
             return
         await self.app(scope, receive, send)
@@ -408,6 +420,7 @@ def install(app: Any, service: AuthService) -> None:
 
     @app.exception_handler(AuthError)
     async def _auth_error(request: Request, exc: AuthError) -> Response:
+        service.refused(request.method, request.url.path, getattr(request.state, "principal", None), exc)
         return error_response(exc, request.url.path)
 
 

@@ -67,12 +67,21 @@ def make_decision(approval_id: str, verb: str, proposal_key: str, key: KeyPair, 
 class ApprovalQueue(ChaosTables):
     """`on_record`: told of each new item (its `request_record`); the daemon queues it up to the hub."""
 
-    def __init__(self, service: Any, *, on_record: Callable[[dict[str, Any]], None] | None = None) -> None:
+    def __init__(self, service: Any, *, on_record: Callable[[dict[str, Any]], None] | None = None,
+                 on_closed: Callable[[str, str], None] | None = None) -> None:
+        """`on_closed(id, status)`: an item left `pending` (decided or expired); its alert resolves."""
         self.service = service
         self.config, self.cc, self.clock = service.config, service.cc, service.clock
         super().__init__(self.config.resolve(self.cc.db), SCHEMA)
         self.graph = ChaosGraph(_Nodes(service, self), self.config.resolve(self.cc.checkpoint_path))
-        self.on_record = on_record
+        self.on_record, self.on_closed = on_record, on_closed
+
+    def _closed(self, aid: str, status: str) -> None:
+        if self.on_closed is not None:
+            try:
+                self.on_closed(aid, status)
+            except Exception:  # telling the operator must never stop the chaos thread
+                log.exception("approval %s: closing its alert failed", aid)
 
     def close(self) -> None:
         self.graph.close()
@@ -212,6 +221,11 @@ class ApprovalQueue(ChaosTables):
 
     def decide_web(self, aid: str, doc: dict[str, Any], cube: PublicKey) -> dict[str, Any]:
         """A console decision: signed by the Cube key for the logged-in operator (the console checked the role)."""
+        verb, who = self.accept_web(aid, doc, cube)
+        return self._apply(aid, doc, verb, who)
+
+    def accept_web(self, aid: str, doc: dict[str, Any], cube: PublicKey) -> tuple[str, dict[str, Any]]:
+        """The checks of a console decision; returns (verb, who). Raises DecisionRefused naming what failed."""
         try:
             verify_document(doc, {cube.key_id: cube})
         except SignatureError as e:
@@ -227,14 +241,27 @@ class ApprovalQueue(ChaosTables):
             raise DecisionRefused(409, "not_pending", f"approval {aid} is {item['status'] if item else 'gone'}",
                                   "approval_id")
         who = {"operator": doc.get("operator"), "role": doc.get("role"), "key_id": cube.key_id, "via": "web"}
-        return self._apply(aid, doc, verb, who)
+        return verb, who
 
-    def _apply(self, aid: str, doc: dict[str, Any], expect: str, who: dict[str, Any]) -> dict[str, Any]:
+    def mark_decided(self, aid: str, doc: dict[str, Any], expect: str, who: dict[str, Any]) -> None:
+        """Record the decision; only a pending item takes one (a racing second decision is refused here)."""
         status = "approved" if expect == "approve" else "denied"
-        self._exec("UPDATE approvals SET status = ?, decision = ?, decided_at = ? WHERE id = ?",
-                   (status, json.dumps({**doc, "verified": who}), self.clock.time(), aid))
+        cur = self._exec("UPDATE approvals SET status = ?, decision = ?, decided_at = ? WHERE id = ? AND "
+                         "status = 'pending'", (status, json.dumps({**doc, "verified": who}), self.clock.time(), aid))
+        if cur.rowcount != 1:
+            item = self.get(aid)
+            raise DecisionRefused(409, "not_pending", f"approval {aid} is {item['status'] if item else 'gone'}",
+                                  "approval_id")
+        self._closed(aid, status)
+
+    def resume(self, aid: str, expect: str, who: dict[str, Any]) -> dict[str, Any]:
+        """Resume the waiting thread (an approval runs the experiment: slow)."""
         out = self.graph.resume(aid, {"decision": expect, **who})
         return {"approval": self.get(aid), "result": out.get("result")}
+
+    def _apply(self, aid: str, doc: dict[str, Any], expect: str, who: dict[str, Any]) -> dict[str, Any]:
+        self.mark_decided(aid, doc, expect, who)
+        return self.resume(aid, expect, who)
 
     def expire_due(self) -> list[str]:
         now = self.clock.time()
@@ -242,6 +269,7 @@ class ApprovalQueue(ChaosTables):
                                         (now,)).fetchall()]
         for aid in due:
             self.set_status(aid, "expired")
+            self._closed(aid, "expired")
             if self.graph.waiting(aid):
                 self.graph.resume(aid, {"decision": "expired"})
         return due
@@ -312,6 +340,7 @@ class ConsoleApprovals:
 
     def __init__(self, queue: ApprovalQueue, cube: PublicKey) -> None:
         self.queue, self.cube = queue, cube
+        self.threads: list[threading.Thread] = []
 
     @staticmethod
     def _view(a: dict[str, Any]) -> dict[str, Any]:
@@ -328,7 +357,30 @@ class ConsoleApprovals:
         return self._view(a) if a else None
 
     def decide_signed(self, approval_id: str, decision: dict[str, Any]) -> dict[str, Any]:
-        return self.queue.decide_web(approval_id, decision, self.cube)
+        """Checked and recorded now; the experiment (or the refusal) runs in a thread of its own, so the browser
+        gets its answer at once and the page follows the item to its end."""
+        verb, who = self.queue.accept_web(approval_id, decision, self.cube)
+        self.queue.mark_decided(approval_id, decision, verb, who)
+        t = threading.Thread(target=self._resume, args=(approval_id, verb, who), name=f"web-{approval_id}",
+                             daemon=True)
+        self.threads = [x for x in self.threads if x.is_alive()] + [t]
+        t.start()
+        return {"approval": self.queue.get(approval_id), "result": None}
+
+    def _resume(self, aid: str, verb: str, who: dict[str, Any]) -> None:
+        try:
+            self.queue.resume(aid, verb, who)
+        except Exception as e:  # the item must not stay "approved" forever: the page shows why it stopped
+            log.exception("web decision %s on %s failed", verb, aid)
+            self.queue.set_status(aid, "failed", {"outcome": "error", "error": f"{type(e).__name__}: {e}"[:500]})
+
+    def progress(self, approval_id: str) -> dict[str, Any] | None:
+        """The experiment an approval started, while it runs: its record and its injections so far."""
+        svc = self.queue.service
+        exp = next((e for e in svc.records.experiments(20) if e.get("approval_id") == approval_id), None)
+        if exp is None:
+            return None
+        return {"experiment": exp, "injections": svc.ledger.entries(exp["id"])}
 
 
 class RelayedDecisions:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from samantha.loop.incidents import IncidentBook
@@ -51,3 +52,34 @@ class IncidentAlerts:
     def rollout(self, severity: str, summary: str, evidence: dict[str, Any]) -> None:
         """The rollout controller's `AlertSink`."""
         self.alerts.fire("samantha_rollout", severity, summary[:500], {"source": "rollout"})  # type: ignore[arg-type]
+
+
+class ApprovalAlerts:
+    """An escalated experiment waits for an operator: one alert per approval request, linking to its console page
+    (`api_url()`: the daemon's URL, known once the API has bound), resolved when it is decided or expires."""
+
+    def __init__(self, alerts: AlertManager, api_url: Callable[[], str | None]) -> None:
+        self.alerts, self.api_url = alerts, api_url
+
+    @staticmethod
+    def key(approval_id: str) -> str:
+        return f"approval:{approval_id}"
+
+    def requested(self, record: dict[str, Any]) -> None:
+        """An approval queue's `on_record` (the request as the hub queues it)."""
+        aid = record["id"]
+        link = f"{self.api_url() or ''}/console/approvals/{aid}"
+        why = "; ".join(f"[{r['code']}] {r['message']}" for r in record.get("reasons") or [])
+        self.alerts.fire("samantha_approval_requested", "warning",
+                         f"approval needed: {record.get('kind')} on {record.get('target')}: {why}"[:1000],
+                         {"approval": aid, "source": "chaos"}, key=self.key(aid),
+                         annotations={"console_url": link, "expires_at": str(record.get("expires_at"))})
+
+    def closed(self, approval_id: str, status: str) -> None:
+        """An approval queue's `on_closed`: decided or expired."""
+        for a in self.alerts.active():
+            if a.key == self.key(approval_id):
+                self.alerts.fire(a.name, a.severity, f"{a.summary[:900]} ({status})", a.labels, key=a.key,
+                                 annotations={**{k: v for k, v in a.annotations.items() if k != "summary"},
+                                              "outcome": status})
+                self.alerts.resolve(a.key)

@@ -46,7 +46,7 @@ from samantha.core.validated_yaml import load_model_file
 from samantha.cube.client import CubeClient
 from samantha.cube.endpoints import cube_endpoints
 from samantha.cube.protocol import CubeError
-from samantha.daemon.alerting import IncidentAlerts
+from samantha.daemon.alerting import ApprovalAlerts, IncidentAlerts
 from samantha.gates.engine import GateEngine
 from samantha.gates.rollout_policy import RolloutPolicy
 from samantha.llm.engine import LlmEngine
@@ -182,8 +182,14 @@ def build_parts(config: SamanthaConfig, clock: Clock = REAL_CLOCK, *,
         outbox = make_outbox(cfg, conn(), clock)
         chaos, approvals, relayed = None, None, None
         if cfg.chaos.enabled:
-            def queue(service: ChaosService) -> ApprovalQueue:  # its requests are never dropped: up to the hub
-                return ApprovalQueue(service, on_record=lambda r: outbox.append_records("approval_requests", [r]))
+            approval_alerts = ApprovalAlerts(alerts, api_url)
+
+            def on_request(r: dict[str, Any]) -> None:  # never dropped: up to the hub; an operator is told
+                outbox.append_records("approval_requests", [r])
+                approval_alerts.requested(r)
+
+            def queue(service: ChaosService) -> ApprovalQueue:
+                return ApprovalQueue(service, on_record=on_request, on_closed=approval_alerts.closed)
 
             chaos = ChaosService(cfg, store, clock, llm=llm, known_good=known_good, rollout=rollout.mark,
                                  api_url=api_url, approvals=queue)

@@ -90,6 +90,9 @@ class ApiView:
     def uplink_view(self) -> dict[str, Any]:
         return self.parts.uplink.console_view()
 
+    def audit_event(self, kind: str, payload: dict[str, Any]) -> None:
+        self.parts.audit.append(kind, payload)
+
     def incidents_list(self, status: str | None, limit: int) -> list[dict[str, Any]]:
         return self.parts.incidents.list(status=status, limit=limit)
 

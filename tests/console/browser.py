@@ -40,3 +40,24 @@ def login(page: Any, base: str, token: str) -> None:
     page.fill("input[name=token]", token)
     page.click("button")
     page.wait_for_url(f"{base}/console/")
+
+
+def axe_serious(page: Any) -> list[str]:
+    """axe-core (bundled by axe-playwright-python, injected into the page): serious and critical violations."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    res = Axe().run(page)
+    return [f"{v['id']} ({v['impact']}): {[n['target'] for n in v['nodes']][:3]}" for v in res.response["violations"]
+            if v["impact"] in ("serious", "critical")]
+
+
+def assert_accessible(page: Any, what: str) -> None:
+    bad = axe_serious(page)
+    assert not bad, f"{what}: axe reports {bad}"
+
+
+def above_fold(page: Any, selector: str, fold: float = 800) -> None:
+    """The element is laid out and its bottom edge is inside the first `fold` px of the page."""
+    box = page.locator(selector).first.bounding_box()
+    assert box is not None, f"{selector} is not laid out"
+    assert box["y"] + box["height"] <= fold, f"{selector} ends at {box['y'] + box['height']:.0f} px (> {fold:.0f})"

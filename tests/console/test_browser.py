@@ -7,7 +7,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.console.browser import ARTIFACTS, browser, login
+from tests.console.browser import ARTIFACTS, assert_accessible, browser, login
 from tests.console.kit import console_daemon
 
 
@@ -20,6 +20,7 @@ def test_console_login_pages_timeline_and_roles(tmp_path: Path) -> None:
 
         # a wrong token: stays on the login page with the reason
         page.goto(f"{d.url}/console/login")
+        assert_accessible(page, "login page")
         page.fill("input[name=token]", "sam_wrong")
         page.click("button")
         assert "matches no trusted operator" in page.inner_text("#login-error")
@@ -31,16 +32,24 @@ def test_console_login_pages_timeline_and_roles(tmp_path: Path) -> None:
         assert "Safe mode" in page.content() and "Link: hub" in page.content()
         assert "uplink-last-sync" in page.content()  # the drift SLOs, evaluated live
 
+        assert page.locator("#open-incidents li").count() >= 1
+        assert_accessible(page, "status page")
         page.click("text=Gates")
         assert page.locator("#gates tr").count() > 1  # the shipped playbooks' gates, with live verdicts
+        assert_accessible(page, "gates page")
         page.click("text=Audit")
         assert "chain intact" in page.inner_text("#chain")
+        assert_accessible(page, "audit page")
         page.click("text=Experiments")
         assert "Experiments" in page.inner_text("h1")
+        assert_accessible(page, "experiments page")
+        page.click("text=Approvals")
+        assert_accessible(page, "approvals page")
 
         # incidents: the hand-built records served by the real daemon; the timeline is an inline SVG
         page.click("text=Incidents")
         assert page.locator("#incidents tr").count() == 4
+        assert_accessible(page, "incidents page")
         page.click("text=incident inc-a")
         svg = page.locator("#timeline svg")
         assert svg.count() == 1
@@ -53,6 +62,14 @@ def test_console_login_pages_timeline_and_roles(tmp_path: Path) -> None:
         page.locator("#timeline").screenshot(path=str(shot))
         assert shot.stat().st_size > 20_000  # a real rendering (axes, three panels, lines), not a blank box
         page.screenshot(path=str(ARTIFACTS / "incident-page.png"), full_page=True)
+        assert_accessible(page, "incident page")
+        # every page is usable at 768 px (a tablet held upright): no sideways scroll of the page itself
+        page.set_viewport_size({"width": 768, "height": 1024})
+        for path in ("/console/", "/console/gates", "/console/incidents", page.url, "/console/approvals",
+                     "/console/experiments", "/console/audit"):
+            page.goto(path if path.startswith("http") else d.url + path)
+            assert page.evaluate("document.documentElement.scrollWidth") <= 768, path
+        page.set_viewport_size({"width": 1280, "height": 900})
 
         # a session cannot be replayed cross-site: a form post without the CSRF token is refused
         r = page.request.post(f"{d.url}/console/logout", form={"csrf": "forged"})

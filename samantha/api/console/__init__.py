@@ -1,8 +1,11 @@
-"""The web console: server-rendered pages (FastAPI + Jinja2), CSS from the package, no JavaScript.
+"""The web console: server-rendered pages (FastAPI + Jinja2), CSS and one small script from the package.
 
-Pages: Status, Gates, Incidents (timeline SVG drawn from the store), Approval queue (list,
-detail with full context, approve/deny behind a confirmation page), Experiments, Audit, and
-the token login. Authorisation is the auth middleware's (`samantha/api/auth.py`): every
+Pages: Status (live), Gates, Incidents (timeline SVG drawn from the store), Approval queue (list,
+a decision-first detail page: the brief in plain words above the fold, raw documents collapsed;
+approve/deny behind a confirmation page with a required reason), Experiments, Audit, and the token
+login. Live parts are server-rendered fragments (`.../live`) that `static/console.js` polls and swaps
+in (bounded, no library); without script the pages are complete as served. A web decision returns at
+once: the experiment runs in the background and the approval page follows it to its end. Authorisation is the auth middleware's (`samantha/api/auth.py`): every
 page needs a viewer session; deciding needs an approver; forms carry the session's CSRF token.
 
 The pages read a `ConsoleView` (the API's `DaemonView`, plus the Cube key, the clock, the
@@ -25,10 +28,12 @@ from fastapi.templating import Jinja2Templates
 from samantha.api import metrics
 from samantha.api.app import DaemonView
 from samantha.api.auth import SESSION_COOKIE, AuthError, AuthService, Principal, require
+from samantha.api.console.brief import approval_brief, outcome, pct, rollout_progress
 from samantha.core.clock import Clock
 from samantha.core.operators import Role
 from samantha.core.signing import KeyPair, sign_document
 from samantha.reporting import timeline
+from samantha.reporting.incident_summary import summarize
 from samantha.reporting.report import OPTIONAL_TABLES, _generic, fmt_secs, fmt_ts
 
 HERE = Path(__file__).parent
@@ -44,6 +49,8 @@ class ApprovalsPort(Protocol):
 
     def decide_signed(self, approval_id: str, decision: dict[str, Any]) -> dict[str, Any]: ...
 
+    def progress(self, approval_id: str) -> dict[str, Any] | None: ...
+
 
 class ConsoleView(DaemonView, Protocol):
     """What the console pages read from the daemon."""
@@ -53,6 +60,8 @@ class ConsoleView(DaemonView, Protocol):
     approvals_port: ApprovalsPort | None
 
     def uplink_view(self) -> dict[str, Any]: ...
+
+    def audit_event(self, kind: str, payload: dict[str, Any]) -> None: ...
 
 
 def sign_web_decision(approval_id: str, decision: str, reason: str, operator: Principal, cube_key: KeyPair,
@@ -80,6 +89,7 @@ def make_console_router(daemon: ConsoleView, auth: AuthService, read: Any, *, se
     templates.env.filters["ts"] = fmt_ts
     templates.env.filters["secs"] = fmt_secs
     templates.env.globals["provenance"] = _provenance
+    templates.env.globals["pct"] = pct
     viewer, approver = Depends(require("viewer")), Depends(require("approver"))
 
     def page(request: Request, name: str, title: str, status: int = 200, **ctx: Any) -> HTMLResponse:
@@ -119,9 +129,33 @@ def make_console_router(daemon: ConsoleView, auth: AuthService, read: Any, *, se
         resp.delete_cookie(SESSION_COOKIE, path="/")
         return resp
 
+    def refused_attempt(method: str, path: str, who: Principal | None, e: AuthError) -> None:
+        """Every refused decision attempt is in the audit log: forged CSRF, wrong role, no reason, not pending."""
+        if path.startswith("/console/approvals/") and path.endswith("/decide"):
+            daemon.audit_event("approval_refused", {"approval_id": path.split("/")[3], "code": e.code,
+                                                    "reason": e.reason[:120], "status": e.status, "via": "web",
+                                                    "operator": who.name if who else None})
+
+    auth.refusal_hooks.append(refused_attempt)
+
+    def headline(i: dict[str, Any]) -> str:
+        """The incident's code-written summary; written now from its record when the loop has not yet."""
+        return i.get("summary") or summarize(i, daemon.actions(None, None, i["id"], 50)).text
+
+    def status_ctx() -> dict[str, Any]:
+        st = daemon.status()
+        now = daemon.clock.time()
+        incidents = [{**i, "summary": headline(i)} for i in daemon.incidents_list("open", 20)]
+        return {"st": st, "uplink": daemon.uplink_view(), "ro": rollout_progress(st, now), "now": now,
+                "incidents": incidents}
+
     @router.get("/")
     def status(request: Request, _: Principal = viewer) -> HTMLResponse:
-        return page(request, "status.html.j2", "Status", st=daemon.status(), uplink=daemon.uplink_view())
+        return page(request, "status.html.j2", "Status", **status_ctx())
+
+    @router.get("/live/status")
+    def status_live(request: Request, _: Principal = viewer) -> HTMLResponse:
+        return page(request, "_status_live.html.j2", "Status", **status_ctx())
 
     @router.get("/gates")
     def gates(request: Request, _: Principal = viewer) -> HTMLResponse:
@@ -141,7 +175,8 @@ def make_console_router(daemon: ConsoleView, auth: AuthService, read: Any, *, se
         t0, t1 = timeline.incident_window(i, actions)
         fig = timeline.figure(timeline.request_series(read, t0, t1), actions, f"{i['title']} ({i['id']})",
                               onset=i["opened_ts"])
-        return page(request, "incident.html.j2", "Incidents", i=i, actions=actions, svg=timeline.svg(fig))
+        return page(request, "incident.html.j2", "Incidents", i={**i, "summary": headline(i)}, actions=actions,
+                    svg=timeline.svg(fig))
 
     @router.get("/approvals")
     def approval_list(request: Request, _: Principal = viewer) -> HTMLResponse:
@@ -156,10 +191,24 @@ def make_console_router(daemon: ConsoleView, auth: AuthService, read: Any, *, se
             raise AuthError(404, "not_found", f"no approval request {approval_id}")
         return port, a
 
+    def approval_ctx(approval_id: str) -> dict[str, Any]:
+        port, a = _get(approval_id)
+        gates_now = daemon.status().get("verdicts") or [] if a["status"] == "pending" else []
+        o = outcome(a, port.progress(approval_id) if a["status"] == "approved" else None)
+        return {"a": a, "o": o, "brief": approval_brief(a, gates_now, daemon.clock.time())}
+
     @router.get("/approvals/{approval_id}")
     def approval(request: Request, approval_id: str, p: Principal = viewer) -> HTMLResponse:
-        _, a = _get(approval_id)
-        return page(request, "approval.html.j2", "Approvals", a=a, can_decide=p.role >= Role.approver)
+        return page(request, "approval.html.j2", "Approvals", can_decide=p.role >= Role.approver,
+                    **approval_ctx(approval_id))
+
+    @router.get("/approvals/{approval_id}/live")
+    def approval_live(request: Request, approval_id: str, _: Principal = viewer) -> HTMLResponse:
+        ctx = approval_ctx(approval_id)
+        resp = page(request, "_approval_live.html.j2", "Approvals", **ctx)
+        if ctx["o"]["final"]:
+            resp.headers["X-Live-Final"] = "1"  # the script stops polling
+        return resp
 
     @router.get("/approvals/{approval_id}/confirm")
     def confirm(request: Request, approval_id: str, decision: str = Query(...), _: Principal = approver
@@ -167,6 +216,9 @@ def make_console_router(daemon: ConsoleView, auth: AuthService, read: Any, *, se
         if decision not in DECISIONS:
             raise AuthError(422, "invalid", f"decision must be approve or deny, not {decision!r}")
         _, a = _get(approval_id)
+        if a["status"] != "pending" or a["expires_at"] <= daemon.clock.time():
+            status = "expired" if a["status"] == "pending" else a["status"]
+            raise AuthError(409, "not_pending", f"approval {approval_id} is {status}: it can no longer be decided")
         return page(request, "confirm.html.j2", "Approvals", a=a, decision=decision)
 
     @router.post("/approvals/{approval_id}/decide")
@@ -174,16 +226,20 @@ def make_console_router(daemon: ConsoleView, auth: AuthService, read: Any, *, se
                p: Principal = approver) -> Response:
         if decision not in DECISIONS:
             raise AuthError(422, "invalid", f"decision must be approve or deny, not {decision!r}")
-        if not reason.strip():
-            raise AuthError(422, "invalid", "a decision needs a reason")
-        port, _ = _get(approval_id)
+        port, a = _get(approval_id)
+        if not reason.strip():  # the confirmation page again, saying what is missing
+            msg = "a decision needs a reason: say why, it is recorded in the audit log"
+            refused_attempt("POST", request.url.path, p, AuthError(422, "no_reason", msg))
+            return page(request, "confirm.html.j2", "Approvals", status=422, a=a, decision=decision, error=msg)
         doc = sign_web_decision(approval_id, decision, reason.strip()[:1000], p, daemon.key, daemon.clock.time())
         from samantha.chaos.approvals import DecisionRefused
 
         try:
-            port.decide_signed(approval_id, doc)
+            port.decide_signed(approval_id, doc)  # checked and recorded now; an approved experiment runs after
         except DecisionRefused as e:
             raise AuthError(e.status, e.code, e.reason) from None
+        daemon.audit_event("approval_decided", {"approval_id": approval_id, "decision": decision, "operator": p.name,
+                                                "role": p.role.name, "via": "web", "reason": reason.strip()[:300]})
         metrics.decision(f"approval_{decision}", "web")
         return RedirectResponse(f"/console/approvals/{quote(approval_id)}", status_code=303)
 

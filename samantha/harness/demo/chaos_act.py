@@ -73,6 +73,7 @@ def run(ctx) -> None:
             c.print(f"proposal kill the active slot: {esc['outcome']} — "
                     + "; ".join(f"[{r['code']}] {r['message']}" for r in esc["preflight"]["reasons"]), markup=False,
                     highlight=False)
+            _console_brief(ctx, daemon, aid)
             key_path = (work / "alice.key").absolute()
             key = KeyPair.generate()
             key.save(key_path)
@@ -84,3 +85,22 @@ def run(ctx) -> None:
             ctx.facts["chaos escalation waiting"] = aid
     finally:
         lifecycle.down(cfg)
+
+
+def _console_brief(ctx, daemon, aid: str) -> None:
+    """What the operator's console shows for this request, decision first (the page itself is served too)."""
+    import httpx
+
+    from samantha.api.console.brief import approval_brief, pct
+
+    c = ctx.console
+    item = daemon.get(f"/v1/chaos/approvals/{aid}")
+    d = approval_brief(item, daemon.get("/v1/status").get("verdicts") or [], time.time())
+    page = httpx.get(f"{daemon.url}/console/approvals/{aid}", headers=daemon.client.headers(), timeout=30)
+    b = d["blast"]
+    c.print(f"console: {daemon.url}/console/approvals/{aid} (HTTP {page.status_code}); an alert links to it", highlight=False)
+    c.print(f"  {d['what']} for {d['duration']}; expires in {d['expires_in']}", highlight=False, markup=False)
+    c.print(f"  blast: {pct(b['live_share'])} of live traffic, active slot's only path hit: "
+            f"{'yes' if b['active_only_path'] else 'no'}, error budget left {pct(b['error_budget'])}; revert "
+            f"{'tested' if d['revert']['tested'] else 'NOT tested'} on this Cube; health "
+            + ", ".join(f"{n} {k}" for k, n in d["lights"].items()), highlight=False, markup=False)
