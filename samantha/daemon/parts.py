@@ -43,12 +43,12 @@ from samantha.core.audit import AuditLog, DuckDBAuditStore
 from samantha.core.clock import REAL_CLOCK, Clock
 from samantha.core.config import SamanthaConfig
 from samantha.core.signing import KeyPair
-from samantha.core.validated_yaml import load_model_file
 from samantha.cube.client import CubeClient
 from samantha.cube.endpoints import cube_endpoints
 from samantha.cube.protocol import CubeError
 from samantha.daemon.alerting import IncidentAlerts
 from samantha.gates.engine import GateEngine
+from samantha.gates.policy_lint import load_policy_file
 from samantha.gates.rollout_policy import RolloutPolicy
 from samantha.llm.engine import LlmEngine
 from samantha.llm.triage import warm_prompt
@@ -220,7 +220,8 @@ def build_parts(config: SamanthaConfig, clock: Clock = REAL_CLOCK, *,
 
 
 def _local_rollout_policy(cfg: SamanthaConfig) -> RolloutPolicy | None:
-    return load_model_file(RolloutPolicy, cfg.resolve(cfg.sre.rollout_policy)) if cfg.sre.rollout_policy else None
+    """Linted (samantha/gates/policy_lint.py): a bad policy stops the start with file:line:column."""
+    return load_policy_file(cfg.resolve(cfg.sre.rollout_policy)) if cfg.sre.rollout_policy else None
 
 
 def _close_chaos(service: ChaosService) -> None:

@@ -71,9 +71,10 @@ class EarlySuccess(_M):
 class GreyZone(_M):
     """A phase still inconclusive `after_s` seconds past its min_duration is a grey zone: the rollout holds (no
     step advances, judging goes on, a failing gate still aborts) and asks a human through the approval queue.
-    Approve: the phase passes. Deny, or no decision before the item expires: abort, traffic back to the active
-    slot, no quarantine (nothing was proven bad). Without an approval queue (chaos mode off) the controller's
-    stall rule (`sre.rollout_max_step_s`) aborts instead."""
+    Approve: the phase passes. Deny, or no decision before the item expires (`chaos.approval_ttl_s`): abort,
+    traffic back to the active slot, no quarantine (nothing was proven bad). While it is enabled and the Cube
+    has an approval queue it replaces the controller's stall rule; without a queue (chaos mode off) the stall
+    rule (`sre.rollout_max_step_s`) aborts instead."""
 
     enabled: bool = Field(True, description="hold and ask rather than stall-abort an inconclusive phase")
     after_s: Duration = Field(600.0, ge=0, description="inconclusive this long past the phase's min_duration")

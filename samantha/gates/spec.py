@@ -306,6 +306,15 @@ def min_samples(gate: GateBase) -> int:
     return gate.min_samples if gate.min_samples is not None else gate.default_min_samples()  # type: ignore[attr-defined]
 
 
+def reads_probes(gate: GateBase) -> bool:
+    """The gate judges the standby's probe mirrors (requests mirrored to an idle standby, `twin.probe_percent`):
+    the active slot against them (compare, `subject: active`), or a CUSUM of them against the active's past."""
+    if isinstance(gate, CompareGate):
+        return gate.subject == "active"
+    return (isinstance(gate, SequentialGate) and gate.method == "cusum" and gate.slot == "standby"
+            and gate.baseline_slot == "active")
+
+
 def judges_canary(gate: GateBase) -> bool:
     """The gate judges a canary: it compares the standby with the incumbent (compare, judge, mSPRT), or watches
     the standby slot (a CUSUM, threshold or drift gate on `slot: standby`). Gates about the active slot's own

@@ -357,14 +357,18 @@ class RolloutController:
             self._passed(rec, ref, v, now)
         elif rec.approval_id is not None:
             self._await_human(rec, ref, v, now)
-        elif (self.policy.grey_zone.enabled and now - rec.step_start > v.min_duration_s + self.policy.grey_zone.after_s
-              and self._ask_human(rec, v, now)):
-            return  # held: waiting for an operator's decision
+        elif self.policy.grey_zone.enabled and self.ask() is not None:  # the grey zone replaces the stall rule
+            if (now - rec.step_start > v.min_duration_s + self.policy.grey_zone.after_s
+                    and not self._ask_human(rec, v, now)):
+                self._stall(rec, v, now)  # the queue could not take the question
         elif now - rec.step_start > self.max_step_s + v.min_duration_s:
-            rec.step_verdicts.append(v)
-            self._snap_back(rec, f"stalled: {rec.phase} inconclusive for {now - rec.step_start:.0f} s "
-                            f"({v.reason})", v)
-            self._end(rec, "aborted", f"stalled in {rec.phase}: {v.reason}")
+            self._stall(rec, v, now)
+
+    def _stall(self, rec: RolloutRecord, v: StepVerdict, now: float) -> None:
+        assert rec.step_start is not None
+        rec.step_verdicts.append(v)
+        self._snap_back(rec, f"stalled: {rec.phase} inconclusive for {now - rec.step_start:.0f} s ({v.reason})", v)
+        self._end(rec, "aborted", f"stalled in {rec.phase}: {v.reason}")
 
     def _passed(self, rec: RolloutRecord, ref: StepRef, v: StepVerdict, now: float) -> None:
         rec.step_verdicts.append(v)
