@@ -45,7 +45,7 @@ def test_policy_early_success_margin_wider_than_the_abort_gate_is_rejected(tmp_p
     assert "canary-latency" in problem.reason and "1.25" in problem.reason
     p.write_text(p.read_text().replace("margin_odds: 1.5", "margin_odds: 1.2"))
     assert lint_policy_file(p)[1] == []
-    # with shadow scoring the blocking median gate is the shadow one (null odds 2.5): 1.5 is consistent
+    # with shadow scoring the blocking median gate is the shadow one (null odds 1.25 x 1.25): 1.5 is consistent
     p.write_text(p.read_text().replace("enabled: false", "enabled: true").replace("1.2", "1.5"))
     assert lint_policy_file(p)[1] == []
 
