@@ -10,6 +10,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from rich.console import Console
 
 from samantha.chaos.approvals import ApprovalQueue, DecisionRefused, make_decision
 from samantha.core.clock import SimClock
@@ -21,6 +22,7 @@ from samantha.rollout.bundle_check import BundleInfo
 from samantha.rollout.controller import RolloutController
 from samantha.rollout.escalation import ROLLOUT_HOLD_KIND
 from samantha.rollout.record import MemoryRolloutStore
+from samantha.rollout.view import render
 from tests.rollout.fakes import NEW, OLD, FakeCube, MemoryActionLog, ScriptedJudge, verifier
 
 FAR = 4_000_000_000.0
@@ -79,6 +81,9 @@ def test_grey_zone_holds_asks_once_and_an_approval_advances(sim_clock: SimClock,
     assert ctl.status().phase == "step" and cube.weight == 5 and len(queue.list()) == 1
     asks = [d for d in ctl.status().rollout.decisions if d.kind == "ask"]
     assert len(asks) == 1 and "waiting for an operator" in asks[0].detail
+    con = Console(record=True, width=200)
+    con.print(render(ctl.status()))
+    assert f"held in a grey zone: approval {item['id']}" in con.export_text()
     key = _operator(tmp_path)
     doc = make_decision(item["id"], "approve", item["proposal"]["key"], key, operator="alice", now=time.time())
     out = queue.decide(item["id"], doc, expect="approve")
