@@ -47,7 +47,13 @@ def lint_policy_text(text: str, source: str, registry: GateRegistry | None = Non
         policy = RolloutPolicy.model_validate(data if data is not None else {})
     except ValidationError as e:
         return None, problems_from_validation(e, source, marks)
-    reg = registry or GateRegistry.with_builtins()
+    out = check_policy(policy, registry or GateRegistry.with_builtins())
+    problems = [Problem(source, *locate(marks, loc), field_path(loc), why) for loc, why in out]
+    return policy, sorted(problems, key=lambda pr: (pr.line, pr.column))
+
+
+def check_policy(policy: RolloutPolicy, reg: GateRegistry) -> list[tuple[Loc, str]]:
+    """The checks on a validated policy (also one a signed policy module carries): (field location, reason)."""
     out: list[tuple[Loc, str]] = []
     refs: list[tuple[Loc, Any]] = [(("gates", i), r) for i, r in enumerate(policy.gates)]
     refs += [(("steps", k, "gates", i), r) for k, s in enumerate(policy.steps) for i, r in enumerate(s.gates)]
@@ -56,8 +62,7 @@ def lint_policy_text(text: str, source: str, registry: GateRegistry | None = Non
             out.append((loc, f"unknown gate {r!r}"))
     if not out:
         out += _margin_problems(policy, reg)
-    problems = [Problem(source, *locate(marks, loc), field_path(loc), why) for loc, why in out]
-    return policy, sorted(problems, key=lambda pr: (pr.line, pr.column))
+    return out
 
 
 def _margin_problems(policy: RolloutPolicy, reg: GateRegistry) -> list[tuple[Loc, str]]:

@@ -85,3 +85,16 @@ then:
     _, [problem] = lint([pb], probes=False)
     assert (problem.line, problem.column, problem.field) == (5, 31, "when.all[1]")
     assert "probe" in problem.reason and "active-slower-than-standby" in problem.reason
+
+
+def test_a_policy_module_policy_is_checked_the_same_way() -> None:
+    """What the daemon asks before it adopts a signed policy module's rollout policy (it keeps the one in force)."""
+    from samantha.gates.policy_lint import check_policy
+    from samantha.gates.registry import GateRegistry
+    from samantha.gates.rollout_policy import RolloutPolicy
+
+    reg = GateRegistry.with_builtins()
+    assert check_policy(RolloutPolicy(), reg) == []
+    assert check_policy(RolloutPolicy(gates=["canary-errors", "nope"]), reg) == [(("gates", 1), "unknown gate 'nope'")]
+    [(loc, why)] = check_policy(RolloutPolicy(shadow={"enabled": False}, early_success={"enabled": True}), reg)
+    assert loc == ("early_success", "margin_odds") and "pass a step early" in why
