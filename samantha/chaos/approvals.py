@@ -16,6 +16,9 @@ A decision relayed by the hub (`samantha/approval-decision`, `uplink.operator_do
 through the policy module's `approve` keys instead of the operators file: the uplink verifies
 it once (`check_operator_doc`), then `RelayedDecisions` runs the same item checks (`_check_item`)
 and the same `_apply` as a local decision.
+
+Other parts escalate through `ask` too (a rollout held in a grey zone): such an item has no chaos thread;
+a decision only sets its status, which the asker reads (`decision`).
 """
 
 from __future__ import annotations
@@ -116,6 +119,41 @@ class ApprovalQueue(ChaosTables):
                 self.on_record(request_record(self.get(s["thread_id"])))  # type: ignore[arg-type]
             except Exception:  # reporting upward must never stop the chaos thread; the item is in the queue
                 log.exception("approval request %s not queued for the hub", s["thread_id"])
+
+    # --- other parts' escalations (a rollout's grey zone: samantha/rollout/escalation.py) ---------
+    def ask(self, request: dict[str, Any]) -> str:
+        """Queue a request that no chaos thread waits on: the asker polls `decision`. Idempotent by its id.
+        The operator signs a decision for it exactly as for an experiment (same checks, same proposal key)."""
+        aid = str(request["id"])
+        p = {"kind": request["kind"], "target": request["target"], "params": request.get("params") or {},
+             "source": "operator", "title": request.get("title", "")}
+        pre = {"verdict": "escalate", "reasons": [{"code": str(request["kind"]).replace("_", "-"),
+                                                   "severity": "escalate", "message": request.get("reason", "")}],
+               "blast": {"role": "standby", "weight": (request.get("params") or {}).get("weight"),
+                         "revert": request.get("on_deny")}}
+        now = self.clock.time()
+        cur = self._exec("INSERT OR IGNORE INTO approvals (id, status, created_at, expires_at, proposal, preflight, "
+                         "health, blast, revert_plan, llm_rationale) VALUES (?, 'pending', ?, ?, ?, ?, ?, ?, ?, NULL)",
+                         (aid, now, now + self.cc.approval_ttl_s, json.dumps({**p, "key": Proposal(**p).key}),
+                          json.dumps(pre), json.dumps({"verdicts": request.get("verdicts") or []}, default=str),
+                          json.dumps(pre["blast"]), request.get("on_deny")))
+        if cur.rowcount == 1 and self.on_record is not None:
+            try:
+                self.on_record(request_record(self.get(aid)))  # type: ignore[arg-type]
+            except Exception:  # reporting upward must never stop the asker; the item is in the queue
+                log.exception("approval request %s not queued for the hub", aid)
+        return aid
+
+    def decision(self, aid: str) -> str | None:
+        self.expire_due()
+        item = self.get(aid)
+        return item["status"] if item else None
+
+    def withdraw(self, aid: str, why: str) -> None:
+        cur = self._exec("UPDATE approvals SET status = 'refused', result = ? WHERE id = ? AND status = 'pending'",
+                         (json.dumps({"outcome": "withdrawn", "why": why}), aid))
+        if cur.rowcount == 1:
+            self._closed(aid, "refused")
 
     # --- reading ----------------------------------------------------------------------------
     def list(self, status: str | None = None) -> list[dict[str, Any]]:
@@ -256,6 +294,8 @@ class ApprovalQueue(ChaosTables):
 
     def resume(self, aid: str, expect: str, who: dict[str, Any]) -> dict[str, Any]:
         """Resume the waiting thread (an approval runs the experiment: slow)."""
+        if not self.graph.waiting(aid):  # an item `ask` queued: its asker reads the status
+            return {"approval": self.get(aid), "result": {"outcome": "approved" if expect == "approve" else "denied"}}
         out = self.graph.resume(aid, {"decision": expect, **who})
         return {"approval": self.get(aid), "result": out.get("result")}
 

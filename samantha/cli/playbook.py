@@ -50,7 +50,7 @@ def lint_cmd(files: list[Path] = typer.Argument(..., help="playbook YAML files")
     from samantha.playbooks import lint
 
     cfg = get_config(config)
-    loaded, problems = lint(files, raw_horizon_s=cfg.store.raw_horizon_s)
+    loaded, problems = lint(files, raw_horizon_s=cfg.store.raw_horizon_s, probes=cfg.twin.probe_percent > 0)
     if as_json:
         print_json({"files": len(loaded), "ok": not problems, "problems": [p.as_dict() for p in problems]})
     else:
@@ -74,7 +74,7 @@ def test_cmd(files: list[Path] = typer.Argument(..., help="playbook YAML files")
     from samantha.playbooks import backtest, lint
 
     cfg = get_config(config)
-    loaded, problems = lint(files, raw_horizon_s=cfg.store.raw_horizon_s)
+    loaded, problems = lint(files, raw_horizon_s=cfg.store.raw_horizon_s, probes=cfg.twin.probe_percent > 0)
     if problems:
         for p in problems:
             typer.echo(str(p), err=True)

@@ -10,7 +10,16 @@ from typing import Any
 import httpx
 import typer
 
-from samantha.cli.common import ConfigOption, JsonOption, bad_input, console, failure, get_config, print_json
+from samantha.cli.common import (
+    EXIT_BAD_INPUT,
+    ConfigOption,
+    JsonOption,
+    bad_input,
+    console,
+    failure,
+    get_config,
+    print_json,
+)
 
 app = typer.Typer(no_args_is_help=True, help="Progressive rollouts: shadow, 1/5/25/50/100 with gates, soak, flip.")
 
@@ -98,3 +107,20 @@ def abort(reason: str = typer.Option(..., "--reason", help="why (recorded with t
           config: Path | None = ConfigOption, as_json: bool = JsonOption) -> None:
     """Send all traffic back to the active slot and stop the rollout (no quarantine)."""
     _show(_call("POST", f"{_api(config)}/v1/rollout/abort", {"reason": reason}), as_json)
+
+
+@app.command("lint")
+def lint_cmd(files: list[Path] = typer.Argument(..., help="rollout policy YAML files"),
+             as_json: bool = JsonOption) -> None:
+    """Check rollout policies (schema, gate names, consistent margins): file:line:column reason. Exit 2 on any."""
+    from samantha.gates.policy_lint import lint_policy_file
+
+    problems = [pr for f in files for pr in lint_policy_file(f)[1]]
+    if as_json:
+        print_json({"files": len(files), "ok": not problems, "problems": [p.as_dict() for p in problems]})
+    else:
+        for p in problems:  # plain lines: editors and grep parse file:line:column
+            typer.echo(str(p))
+        typer.echo(f"{len(files)} file(s), {len(problems)} problem(s)")
+    if problems:
+        raise typer.Exit(EXIT_BAD_INPUT)

@@ -30,9 +30,11 @@ from samantha.api.client import run_file
 from samantha.chaos.service import ChaosService
 from samantha.core.clock import REAL_CLOCK, Clock
 from samantha.core.config import SamanthaConfig
+from samantha.core.validated_yaml import field_path
 from samantha.daemon.parts import Parts, build_parts
 from samantha.daemon.sd_notify import Notifier, watchdog_interval_s
 from samantha.daemon.view import ApiView, LoopState
+from samantha.gates.policy_lint import check_policy
 from samantha.playbooks.playbook_set import runner_in_force
 from samantha.rollout.controller import gate_judge
 
@@ -95,6 +97,13 @@ class Daemon:
         p.nodes.adopt(runner)
         self.state.runner = runner
         rollout = module.rollout_policy if module and module.rollout_policy else p.rollout_policy
+        bad = check_policy(rollout, runner.registry) if module and module.rollout_policy else []
+        if bad:  # the rollout policy in force stays; the playbooks above are independent of it
+            why = "; ".join(f"rollout_policy.{field_path(loc)}: {r}" for loc, r in bad)[:500]
+            p.audit.append("policy_refused", {"source": source, "reason": why})
+            p.alerts.fire("samantha_policy_refused", "warning", f"{source}: rollout policy not applied: {why}"[:500],
+                          {"source": "uplink"}, key="policy-refused")
+            rollout = p.rollout_policy
         p.rollout.adopt(rollout, gate_judge(p.engine, rollout, runner.registry))
         p.audit.append("policy_adopted", {"source": source, "playbooks": [pb.name for pb in runner.playbooks],
                                           "rollout_policy": rollout.name if rollout else None})

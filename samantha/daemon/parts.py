@@ -14,7 +14,8 @@ which the order above makes possible:
 - the outbox is built before the chaos approval queue (which queues its requests up to the hub)
   and handed to the uplink, which is built after the queue (its relayed decisions go to it);
 - the chaos service builds its own approval queue (`approvals=`): each needs the other;
-- what is known only later is asked through a provider: `api_url()` (the daemon's URL once
+- what is known only later is asked through a provider: the approval queue (the rollout controller's grey
+  zone asks it), `api_url()` (the daemon's URL once
   uvicorn has bound its port: experiment probes ask the gates there) and the last cycle's Cube
   state (the uplink's bundle-expiry gauge, the metrics).
 The API's view of the daemon (`samantha/daemon/view.py`) is built over `Parts` by the daemon.
@@ -42,12 +43,12 @@ from samantha.core.audit import AuditLog, DuckDBAuditStore
 from samantha.core.clock import REAL_CLOCK, Clock
 from samantha.core.config import SamanthaConfig
 from samantha.core.signing import KeyPair
-from samantha.core.validated_yaml import load_model_file
 from samantha.cube.client import CubeClient
 from samantha.cube.endpoints import cube_endpoints
 from samantha.cube.protocol import CubeError
 from samantha.daemon.alerting import ApprovalAlerts, IncidentAlerts
 from samantha.gates.engine import GateEngine
+from samantha.gates.policy_lint import load_policy_file
 from samantha.gates.rollout_policy import RolloutPolicy
 from samantha.llm.engine import LlmEngine
 from samantha.llm.triage import warm_prompt
@@ -160,9 +161,11 @@ def build_parts(config: SamanthaConfig, clock: Clock = REAL_CLOCK, *,
             except CubeError:
                 return {}
 
+        late: dict[str, ApprovalQueue] = {}  # the approval queue, built with chaos below: a grey zone asks it
         rollout = build_controller(cfg, store, cube, clock=clock, policy=_local_rollout_policy(cfg),
                                    actions=RolloutActions(ledger, cube_snapshot), alert=incident_alerts.rollout,
-                                   max_step_s=cfg.sre.rollout_max_step_s, known_good=known_good)
+                                   max_step_s=cfg.sre.rollout_max_step_s, known_good=known_good,
+                                   ask=lambda: late.get("queue"))
         nodes = SreNodes(SreDeps(config=cfg, clock=clock, store=store, cube=cube, engine=engine, runner=runner,
                                  ledger=ledger, incidents=incidents, triager=triager, audit=audit,
                                  alert=incident_alerts.fire, resolve_alert=incident_alerts.resolve,
@@ -195,6 +198,7 @@ def build_parts(config: SamanthaConfig, clock: Clock = REAL_CLOCK, *,
                                  api_url=api_url, approvals=queue)
             closes(lambda: _close_chaos(chaos))
             chaos.recover_ledger()  # a crash may have left faults injected: revert them first
+            late["queue"] = chaos.approvals
             approvals = ConsoleApprovals(chaos.approvals, key.public)
             relayed = RelayedDecisions(chaos.approvals, audit)  # decisions the hub relays
 
@@ -222,7 +226,8 @@ def build_parts(config: SamanthaConfig, clock: Clock = REAL_CLOCK, *,
 
 
 def _local_rollout_policy(cfg: SamanthaConfig) -> RolloutPolicy | None:
-    return load_model_file(RolloutPolicy, cfg.resolve(cfg.sre.rollout_policy)) if cfg.sre.rollout_policy else None
+    """Linted (samantha/gates/policy_lint.py): a bad policy stops the start with file:line:column."""
+    return load_policy_file(cfg.resolve(cfg.sre.rollout_policy)) if cfg.sre.rollout_policy else None
 
 
 def _close_chaos(service: ChaosService) -> None:

@@ -68,6 +68,18 @@ class EarlySuccess(_M):
     bin: Duration = Field(0.2, gt=0)
 
 
+class GreyZone(_M):
+    """A phase still inconclusive `after_s` seconds past its min_duration is a grey zone: the rollout holds (no
+    step advances, judging goes on, a failing gate still aborts) and asks a human through the approval queue.
+    Approve: the phase passes. Deny, or no decision before the item expires (`chaos.approval_ttl_s`): abort,
+    traffic back to the active slot, no quarantine (nothing was proven bad). While it is enabled and the Cube
+    has an approval queue it replaces the controller's stall rule; without a queue (chaos mode off) the stall
+    rule (`sre.rollout_max_step_s`) aborts instead."""
+
+    enabled: bool = Field(True, description="hold and ask rather than stall-abort an inconclusive phase")
+    after_s: Duration = Field(600.0, ge=0, description="inconclusive this long past the phase's min_duration")
+
+
 def _default_steps() -> list[RolloutStep]:
     return [RolloutStep(weight=w) for w in (1, 5, 25, 50, 100)]
 
@@ -81,6 +93,7 @@ class RolloutPolicy(_M):
     steps: list[RolloutStep] = Field(default_factory=_default_steps)
     soak: Duration = Field(300.0, ge=0, description="time at 100% before the rollout completes")
     early_success: EarlySuccess = EarlySuccess()
+    grey_zone: GreyZone = GreyZone()
     on_failure: list[Action] = Field(default_factory=lambda: [AbortRollout(), Quarantine(),
                                                               Alert(severity="critical")])
 

@@ -160,7 +160,7 @@ class SequentialGate(GateBase):
         "all", description="canary rows judged: live traffic, shadow-scored mirrors, or both")
     null_odds: float = Field(1.0, ge=1.0, description=(
         "tolerated event-odds ratio before it counts as a regression; a shadow path measures its own "
-        "latency overhead (twin A/A: ~2x odds above the median, ~1.4x above p95)"))
+        "latency overhead (twin A/A, 21 recordings: up to 1.22x odds above the median, 1.54x above p99)"))
     slot: SlotRole = Field("standby", description="cusum: the slot watched")
     baseline_slot: SlotRole | None = Field(None, description=(
         "cusum: the slot whose recent past sets the baseline (default: the watched slot); active with "
@@ -304,6 +304,15 @@ GATE_KINDS = ("threshold", "compare", "judge", "sequential", "drift", "staleness
 
 def min_samples(gate: GateBase) -> int:
     return gate.min_samples if gate.min_samples is not None else gate.default_min_samples()  # type: ignore[attr-defined]
+
+
+def reads_probes(gate: GateBase) -> bool:
+    """The gate judges the standby's probe mirrors (requests mirrored to an idle standby, `twin.probe_percent`):
+    the active slot against them (compare, `subject: active`), or a CUSUM of them against the active's past."""
+    if isinstance(gate, CompareGate):
+        return gate.subject == "active"
+    return (isinstance(gate, SequentialGate) and gate.method == "cusum" and gate.slot == "standby"
+            and gate.baseline_slot == "active")
 
 
 def judges_canary(gate: GateBase) -> bool:

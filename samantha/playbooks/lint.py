@@ -20,9 +20,12 @@ from samantha.gates.spec import (
     GateBase,
     SequentialGate,
     StalenessGate,
+    reads_probes,
 )
 from samantha.playbooks.model import Loaded, Playbook, load_file
 
+_NO_PROBES = ("gate {!r} judges the standby's probe mirrors, and this Cube makes none (twin.probe_percent: 0): "
+              "the probe it refers to does not exist")
 # Actions that act on a rollout, and what each scope forbids.
 _ROLLOUT_ACTIONS = {"abort_rollout", "hold_rollout"}
 
@@ -67,8 +70,9 @@ def _window_problems(g: GateBase, loc: Loc, raw_horizon_s: float) -> list[tuple[
 
 
 def lint(paths: Sequence[str | Path], registry: GateRegistry | None = None,
-         raw_horizon_s: float = 3600.0) -> tuple[list[Loaded], list[Problem]]:
-    """Every problem in every file, at once."""
+         raw_horizon_s: float = 3600.0, probes: bool = True) -> tuple[list[Loaded], list[Problem]]:
+    """Every problem in every file, at once. `probes`: the Cube mirrors requests to an idle standby
+    (`twin.probe_percent` > 0); without them a gate that judges the standby's probes never has data."""
     registry = registry or GateRegistry.with_builtins()
     loaded = [load_file(p) for p in paths]
     problems = [pr for ld in loaded for pr in ld.problems]
@@ -101,6 +105,8 @@ def lint(paths: Sequence[str | Path], registry: GateRegistry | None = None,
             if isinstance(ref, str):
                 if ref not in local and ref not in declared and ref not in registry:
                     problems.append(_at(ld, loc, f"unknown gate {ref!r}"))
+                elif not probes and ref in registry and ref not in local and reads_probes(registry.get(ref)):
+                    problems.append(_at(ld, loc, _NO_PROBES.format(ref)))
             else:
                 if ref.name in inline_names or ref.name in local or ref.name in registry:
                     problems.append(_at(ld, (*loc, "name"), f"duplicate gate name {ref.name!r}"))
@@ -111,6 +117,8 @@ def lint(paths: Sequence[str | Path], registry: GateRegistry | None = None,
         if pb.when.any and pb.when.all:
             problems.append(_at(ld, ("when", "all"), "use either any: or all:, not both"))
         for loc, g in gates:
+            if not probes and reads_probes(g):
+                problems.append(_at(ld, loc, _NO_PROBES.format(g.name)))
             for m in g.metrics() if not isinstance(g, StalenessGate) else ():
                 if m not in metrics:
                     problems.append(_at(ld, (*loc, "metric"), f"unknown metric {m!r} (declare it under metrics: "

@@ -26,7 +26,8 @@ def playbook_files(config: SamanthaConfig) -> list[Path]:
 
 def load_playbooks(config: SamanthaConfig) -> list[Playbook]:
     """Every playbook, linted as a set; DocumentError lists every problem (file:line:column, field, reason)."""
-    loaded, problems = lint(playbook_files(config), raw_horizon_s=config.store.raw_horizon_s)
+    loaded, problems = lint(playbook_files(config), raw_horizon_s=config.store.raw_horizon_s,
+                             probes=config.twin.probe_percent > 0)
     if problems:
         raise DocumentError(problems)
     return [ld.playbook for ld in loaded if ld.playbook is not None]

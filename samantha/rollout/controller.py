@@ -22,6 +22,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 import uuid
@@ -42,6 +43,7 @@ from samantha.kernel.view import kernel_snapshot
 from samantha.loop.known_good import KnownGood
 from samantha.rollout.actions import ActionRecorder
 from samantha.rollout.bundle_check import BundleInfo, BundleRejected
+from samantha.rollout.escalation import AskProvider, hold_request
 from samantha.rollout.record import (
     MAX_DECISIONS,
     Decision,
@@ -185,8 +187,10 @@ class RolloutController:
     def __init__(self, cube: CubeRuntime, judge: Judge, policy: RolloutPolicy, clock: Clock = REAL_CLOCK, *,
                  verify: Callable[[str], BundleInfo], store: RolloutStore, actions: ActionRecorder,
                  kernel: PolicyConfig | None = None, alert: AlertSink | None = None,
-                 max_step_s: float = 1800.0, known_good: KnownGood | None = None) -> None:
+                 max_step_s: float = 1800.0, known_good: KnownGood | None = None,
+                 ask: AskProvider = lambda: None) -> None:
         self.cube, self.judge, self.policy, self.clock = cube, judge, policy, clock
+        self.ask = ask  # the approval queue a grey zone asks (known once chaos is built; None: none here)
         self.verify, self.store, self.actions, self.alert = verify, store, actions, alert
         self.kernel = kernel or PolicyConfig()
         self.max_step_s = max_step_s  # a phase that stays inconclusive this long aborts (no quarantine)
@@ -343,24 +347,97 @@ class RolloutController:
         ref: StepRef = "shadow" if rec.phase == "shadow" else int(rec.step or 0)
         v = self.judge(ref, now, rec.rollout_start, rec.step_start, rec.bundle_id)
         self._last_verdict = v
+        if v.status != "inconclusive" and rec.approval_id is not None:
+            self._withdraw(rec, f"the evidence decided: {v.status}")
         if v.status == "fail":
             self._regression(rec, v)
         elif v.status == "pass" and self._held(rec, now):
             return  # passed, but held: stay at this step (re-judged next tick)
         elif v.status == "pass":
-            rec.step_verdicts.append(v)
-            nxt = 0 if ref == "shadow" else int(ref) + 1
-            if nxt < len(rec.steps):
-                self._enter_step(rec, nxt, v)
-            else:
-                rec.phase, rec.step_start = "flipping", now
-                self._save(rec)
-                self._flip(rec)
+            self._passed(rec, ref, v, now)
+        elif rec.approval_id is not None:
+            self._await_human(rec, ref, v, now)
+        elif self.policy.grey_zone.enabled and self.ask() is not None:  # the grey zone replaces the stall rule
+            if (now - rec.step_start > v.min_duration_s + self.policy.grey_zone.after_s
+                    and not self._ask_human(rec, v, now)):
+                self._stall(rec, v, now)  # the queue could not take the question
         elif now - rec.step_start > self.max_step_s + v.min_duration_s:
-            rec.step_verdicts.append(v)
-            self._snap_back(rec, f"stalled: {rec.phase} inconclusive for {now - rec.step_start:.0f} s "
-                            f"({v.reason})", v)
-            self._end(rec, "aborted", f"stalled in {rec.phase}: {v.reason}")
+            self._stall(rec, v, now)
+
+    def _stall(self, rec: RolloutRecord, v: StepVerdict, now: float) -> None:
+        assert rec.step_start is not None
+        rec.step_verdicts.append(v)
+        self._snap_back(rec, f"stalled: {rec.phase} inconclusive for {now - rec.step_start:.0f} s ({v.reason})", v)
+        self._end(rec, "aborted", f"stalled in {rec.phase}: {v.reason}")
+
+    def _passed(self, rec: RolloutRecord, ref: StepRef, v: StepVerdict, now: float) -> None:
+        rec.step_verdicts.append(v)
+        nxt = 0 if ref == "shadow" else int(ref) + 1
+        if nxt < len(rec.steps):
+            self._enter_step(rec, nxt, v)
+        else:
+            rec.phase, rec.step_start = "flipping", now
+            self._save(rec)
+            self._flip(rec)
+
+    # ------------------------------------------------------------------ the grey zone
+
+    def _ask_human(self, rec: RolloutRecord, v: StepVerdict, now: float) -> bool:
+        """Hold and ask: queue an approval item. False when there is no queue or it cannot take the item
+        (the stall rule then applies, as without a grey zone)."""
+        queue = self.ask()
+        if queue is None:
+            return False
+        assert rec.step_start is not None
+        waited = now - rec.step_start
+        req = hold_request(rollout_id=rec.id, phase=rec.phase, step=rec.step, weight=v.weight,
+                           bundle_id=rec.bundle_id, bundle_label=rec.bundle_label, reason=v.reason,
+                           inconclusive_s=waited, verdicts=[x.model_dump(mode="json") for x in v.verdicts])
+        try:
+            aid = queue.ask(req)
+        except Exception as e:  # a queue that cannot take it must not stop the rollout's judging
+            self._note(rec, "ask", req["title"], "failed", f"{type(e).__name__}: {e}"[:500], v)
+            self._save(rec)
+            return False
+        rec.approval_id = aid
+        self._note(rec, "ask", req["title"], "done", f"held: waiting for an operator's decision on {aid} "
+                   f"(approve: advance; deny: abort)", v)
+        self._save(rec)
+        self._alert(rec, "warning", f"rollout of {rec.bundle_label} held in a grey zone: {req['title']}; "
+                    f"approval {aid} waits for an operator", v)
+        return True
+
+    def _await_human(self, rec: RolloutRecord, ref: StepRef, v: StepVerdict, now: float) -> None:
+        """Still inconclusive and an operator was asked: approve passes the phase, deny or expiry aborts."""
+        queue, aid = self.ask(), rec.approval_id
+        assert aid is not None
+        try:
+            status = queue.decision(aid) if queue is not None else None
+        except Exception:  # unreadable now: keep holding, ask again next tick
+            return
+        if status == "pending" or (status == "approved" and self._held(rec, now)):
+            return  # a playbook's hold outlasts an approval: advance once it ends
+        rec.approval_id = None
+        if status == "approved":
+            why = f"approved by an operator ({aid}) in a grey zone: {v.reason}"
+            self._note(rec, "approved", why, "done", "", v)
+            self._passed(rec, ref, v.model_copy(update={"status": "pass", "reason": why}), now)
+            return
+        kind: DecisionKind = "denied" if status == "denied" else "abort"
+        why = (f"denied by an operator ({aid}) in a grey zone" if status == "denied"
+               else f"grey zone: approval {aid} {status or 'gone'} without a decision")
+        self._note(rec, kind, why, "done", v.reason, v)
+        rec.step_verdicts.append(v)
+        self._snap_back(rec, why, v)
+        self._end(rec, "aborted", f"{why}: {v.reason}")
+
+    def _withdraw(self, rec: RolloutRecord, why: str) -> None:
+        aid, rec.approval_id = rec.approval_id, None
+        queue = self.ask()
+        if queue is not None and aid is not None:
+            with contextlib.suppress(Exception):  # else the item stays pending and expires; nobody reads it
+                queue.withdraw(aid, why)
+        self._note(rec, "ask", f"approval {aid} withdrawn: {why}", "noted", "", None)
 
     def _on_flipping(self, rec: RolloutRecord, now: float) -> None:
         if self._held(rec, now):
@@ -482,6 +559,8 @@ class RolloutController:
         self._end(rec, "failed", why)
 
     def _end(self, rec: RolloutRecord, phase: Literal["promoted", "aborted", "failed"], reason: str) -> None:
+        if rec.approval_id is not None:
+            self._withdraw(rec, f"the rollout {phase}")
         rec.phase, rec.reason = phase, reason
         rec.ended_at = rec.ended_at or self.clock.time()
         rec.step_start = None

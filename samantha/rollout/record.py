@@ -20,7 +20,7 @@ from samantha.loop.tables import SqlStore
 Phase = Literal["idle", "loading", "shadow", "step", "soak", "flipping", "promoted", "aborted", "failed"]
 TERMINAL: frozenset[str] = frozenset({"idle", "promoted", "aborted", "failed"})
 DecisionKind = Literal["load", "shadow_on", "shadow_off", "weights", "flip", "quarantine", "alert", "abort", "promote",
-                       "hold"]
+                       "hold", "ask", "approved", "denied"]
 MAX_DECISIONS = 200
 
 
@@ -82,6 +82,7 @@ class RolloutRecord(_M):
     last_known_good: str | None = None
     quarantined: bool = False
     held_until: float | None = Field(None, description="a hold_rollout action: no step advances before this")
+    approval_id: str | None = Field(None, description="a grey zone: the approval item a human is asked to decide")
     reason: str = ""
     step_verdicts: list[StepVerdict] = Field(default_factory=list, description="the deciding verdict of each phase")
     decisions: list[Decision] = Field(default_factory=list)

@@ -39,6 +39,9 @@ def render(st: RolloutStatus, *, decisions: int = 8) -> Group:
         cells.append(Text(("▶ " if current else "") + label, style=style))
     ladder.add_row(*cells, Text("flip", style="green" if rec.phase == "promoted" else "dim"))
     parts: list = [head, ladder]
+    if rec.approval_id:
+        parts.append(Text(f"held in a grey zone: approval {rec.approval_id} waits for an operator "
+                          "(approve: advance; deny: abort)", style="bold yellow"))
     v = st.last_verdict or (rec.step_verdicts[-1] if rec.step_verdicts else None)
     if v is not None:
         gates = Table(box=None, show_header=True, header_style="dim", pad_edge=False)

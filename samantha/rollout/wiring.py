@@ -14,6 +14,7 @@ from samantha.loop.ledger import ActionLedger
 from samantha.rollout.actions import ActionRecorder, RolloutActions
 from samantha.rollout.bundle_check import BundleCatalog
 from samantha.rollout.controller import AlertSink, RolloutController, gate_judge
+from samantha.rollout.escalation import AskProvider
 from samantha.telemetry.store import TelemetryStore
 
 
@@ -21,8 +22,9 @@ def build_controller(config: SamanthaConfig, store: TelemetryStore, cube: CubeRu
                      policy: RolloutPolicy | None = None, clock: Clock = REAL_CLOCK,
                      registry: GateRegistry | None = None, actions: ActionRecorder | None = None,
                      alert: AlertSink | None = None, max_step_s: float = 1800.0,
-                     known_good: KnownGood | None = None) -> RolloutController:
-    """`known_good`: the Cube's one known-good set (the daemon's, shared with the SRE loop); None: one on `store`."""
+                     known_good: KnownGood | None = None, ask: AskProvider = lambda: None) -> RolloutController:
+    """`known_good`: the Cube's one known-good set (the daemon's, shared with the SRE loop); None: one on `store`.
+    `ask`: the approval queue a grey zone asks (samantha/rollout/escalation.py)."""
     from samantha.rollout.record import DuckRolloutStore
 
     policy = policy or RolloutPolicy()
@@ -31,7 +33,7 @@ def build_controller(config: SamanthaConfig, store: TelemetryStore, cube: CubeRu
     return RolloutController(cube, gate_judge(GateEngine(store, clock), policy, registry), policy, clock,
                              verify=catalog.verify, store=DuckRolloutStore(store),
                              actions=actions or _ledger_actions(store, clock), kernel=config.policy, alert=alert,
-                             max_step_s=max_step_s,
+                             max_step_s=max_step_s, ask=ask,
                              known_good=known_good if known_good is not None else KnownGood(store, clock))
 
 

@@ -43,9 +43,30 @@ def test_bench_judge_quick_prints_one_json_object():
     d = json.loads(r.stdout)
     assert d["bench"] == "judge" and d["quick"] is True
     assert d["traffic"]["source"].startswith("fitted to twin telemetry")
-    assert d["aa_rollouts"] >= 40 and d["aa_false_aborts"] == 0
+    assert d["aa_rollouts"] >= 40 and d["aa_false_aborts"]["shadow"] == 0 and d["aa_false_aborts"]["no_shadow"] == 0
+    assert set(d["oracle_ratio"]) == set(CASES) and d["oracle_ratio"]["errors_+2pp"]["shadow"] >= 1.0
+    assert 0 <= d["tail_p99_20pct_detect_within_30s"] <= 1
+    g = d["good_rollout_time_s"]
+    assert g["early_success"]["p50"] < g["fixed"]["p50"] and g["fixed"]["false_aborts"] == 0
+    assert all(d["false_promotions"][c]["early"]["promoted"] == 0 for c in ("errors_+20pp", "latency_x2"))
     assert set(d["degradations"]) == set(CASES)
     for case in ("errors_+20pp", "latency_x2"):
         assert d["degradations"][case]["shadow"]["detection_rate"] == 1.0
     assert d["degradations"]["divergence_5pct"]["no_shadow"]["detection_rate"] == 0.0  # nothing compared
     assert d["eval_store_rows"] >= 1_000_000 and d["eval_100_gates_p95_ms"] > 0
+
+
+def test_oracle_sprt_is_exact_on_a_known_shift():
+    """The oracle's latency likelihood ratio: a x2 slowdown of the fitted distribution is conclusive within a
+    handful of requests, and an A/A stream (g = q) never crosses the upper threshold."""
+    from samantha.harness.bench import judge_oracle as oracle
+
+    m = TrafficModel.load()
+    q = lambda u: np.interp(u, KNOTS, m.q)  # noqa: E731
+    rng = np.random.default_rng(0)
+    n = np.full(100, 40)
+    slow = oracle.LatencyLR.of(q, lambda u: 2 * q(u))
+    k = oracle.latency_bins(rng, [(n, slow)], 1e-3, 1e-2)
+    assert k is not None and k <= 1
+    same = oracle.LatencyLR.of(q, q)
+    assert all(oracle.latency_bins(np.random.default_rng(s), [(n, same)], 1e-3, 1e-2) is None for s in range(20))

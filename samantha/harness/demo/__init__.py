@@ -28,6 +28,7 @@ ACTS: list[str] = [
     "samantha.harness.demo.kernel_act",
     "samantha.harness.demo.llm_act",
     "samantha.harness.demo.story_act",
+    "samantha.harness.demo.judgement_act",
     "samantha.harness.demo.chaos_act",
     "samantha.harness.demo.uplink_act",
     "samantha.harness.demo.report_act",  # keep last: it reports on what the acts above recorded
