@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from samantha.telemetry.schema import JUDGED_SQL
 
@@ -28,6 +29,16 @@ def _np(table: pa.Table, name: str, dtype: Any = None) -> np.ndarray:
     if dtype is np.float64:
         return col.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
     return col.to_numpy(zero_copy_only=False)
+
+
+def _latest_per_series(sid: np.ndarray, ts: np.ndarray, val: np.ndarray) -> tuple[list, list, list]:
+    """Per series its newest (ts, value): what `max(ts), arg_max(value, ts) ... GROUP BY series_id` returns."""
+    if sid.size == 0:
+        return [], [], []
+    order = np.lexsort((ts, sid))
+    sid, ts, val = sid[order], ts[order], val[order]
+    last = np.r_[np.flatnonzero(np.diff(sid)), sid.size - 1]
+    return sid[last].tolist(), ts[last].tolist(), val[last].tolist()
 
 
 @dataclass
@@ -114,11 +125,23 @@ class RequestFrame:
     @classmethod
     def fetch(cls, reader: TelemetryReader, start: float, end: float, bundle: str | None = None,
               active_bundle: str | None = None) -> RequestFrame:
-        match, params = ("bundle = ?", [bundle]) if bundle is not None else ("NULL::BOOLEAN", [])
-        amatch, aparams = ("bundle = ?", [active_bundle]) if active_bundle is not None else ("NULL::BOOLEAN", [])
-        t = reader.read_arrow(
-            f"SELECT ts, slot = 'standby' AS standby, shadow, ok, latency_ms, divergence, {match} AS in_bundle, "
-            f"{amatch} AS in_active FROM requests WHERE ts > ? AND ts <= ? AND {JUDGED_SQL}", [*params, *aparams, start, end])
+        recent = getattr(reader, "recent", None)  # the store's newest committed rows, when it keeps them
+        m = recent.requests(start, end) if recent is not None else None
+        if m is not None:  # the same rows the query below returns, computed in memory
+            t = pa.table({"ts": m.column("ts"), "standby": pc.equal(m.column("slot"), "standby"),
+                          "shadow": m.column("shadow"), "ok": m.column("ok"), "latency_ms": m.column("latency_ms"),
+                          "divergence": m.column("divergence"),
+                          "in_bundle": pc.equal(m.column("bundle"), bundle) if bundle is not None else
+                          pa.nulls(m.num_rows, pa.bool_()),
+                          "in_active": pc.equal(m.column("bundle"), active_bundle) if active_bundle is not None
+                          else pa.nulls(m.num_rows, pa.bool_())})
+        else:
+            match, params = ("bundle = ?", [bundle]) if bundle is not None else ("NULL::BOOLEAN", [])
+            amatch, aparams = ("bundle = ?", [active_bundle]) if active_bundle is not None else ("NULL::BOOLEAN", [])
+            t = reader.read_arrow(
+                f"SELECT ts, slot = 'standby' AS standby, shadow, ok, latency_ms, divergence, {match} AS in_bundle, "
+                f"{amatch} AS in_active FROM requests WHERE ts > ? AND ts <= ? AND {JUDGED_SQL}",
+                [*params, *aparams, start, end])
         ts = _np(t, "ts", np.float64)
         order = np.argsort(ts, kind="stable")
         div = t.column("divergence").to_numpy(zero_copy_only=False).astype(np.float64)  # nulls -> NaN
@@ -237,6 +260,7 @@ class MetricFrame:
         if not names:
             return frame
         carry = carry if carry is not None else MetricCarry()
+        recent = getattr(reader, "recent", None)  # the store's newest committed rows, when it keeps them
         # a metric with no series yet (a gauge first written after the previous pass) is looked for again
         # within a second, not only at the periodic refresh
         refresh = carry.series_refresh_s if all(n in carry.by_metric for n in names) else min(
@@ -258,11 +282,13 @@ class MetricFrame:
             incremental = (carry.win_ids == win_ids and carry.win_start is not None and carry.win_until is not None
                            and carry.win_start <= start <= carry.win_until <= end)
             cut = carry.win_until - carry.margin_s if incremental else start  # type: ignore[operator]
-            s = reader.read_arrow(
-                f"SELECT series_id, ts, value FROM samples WHERE series_id IN ({cls._placeholders(len(win_ids))}) "
-                "AND ts > ? AND ts <= ?", [*win_ids, cut, end])
-            sid = _np(s, "series_id").astype(np.int64)
-            ts, val = _np(s, "ts", np.float64), _np(s, "value", np.float64)
+            got = recent.samples(list(win_ids), cut, end) if recent is not None else None
+            if got is None:
+                s = reader.read_arrow(
+                    f"SELECT series_id, ts, value FROM samples WHERE series_id IN ({cls._placeholders(len(win_ids))}) "
+                    "AND ts > ? AND ts <= ?", [*win_ids, cut, end])
+                got = _np(s, "series_id").astype(np.int64), _np(s, "ts", np.float64), _np(s, "value", np.float64)
+            sid, ts, val = got
             order = np.lexsort((ts, sid))
             sid, ts, val = sid[order], ts[order], val[order]
             new: dict[int, tuple[np.ndarray, np.ndarray]] = {}
@@ -291,12 +317,16 @@ class MetricFrame:
             else:
                 known.values.clear()
                 scan_from = start
-            s = reader.read_arrow(
-                "SELECT series_id, max(ts) AS ts, arg_max(value, ts) AS value FROM samples "
-                f"WHERE series_id IN ({cls._placeholders(len(last_ids))}) AND ts > ? AND ts <= ? GROUP BY series_id",
-                [*last_ids, scan_from, end])
-            for sid, ts, val in zip(s.column("series_id").to_pylist(), s.column("ts").to_pylist(),
-                                    s.column("value").to_pylist(), strict=True):
+            got = recent.samples(last_ids, scan_from, end) if recent is not None else None
+            if got is not None:
+                lsid, lts, lval = _latest_per_series(*got)
+            else:
+                s = reader.read_arrow(
+                    "SELECT series_id, max(ts) AS ts, arg_max(value, ts) AS value FROM samples "
+                    f"WHERE series_id IN ({cls._placeholders(len(last_ids))}) AND ts > ? AND ts <= ? GROUP BY series_id",
+                    [*last_ids, scan_from, end])
+                lsid, lts, lval = (s.column(c).to_pylist() for c in ("series_id", "ts", "value"))
+            for sid, ts, val in zip(lsid, lts, lval, strict=True):
                 old = known.values.get(int(sid))
                 if old is None or ts >= old[0]:
                     known.values[int(sid)] = (float(ts), float(val))

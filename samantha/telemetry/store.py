@@ -33,6 +33,7 @@ from samantha.core.transaction import transaction
 from samantha.telemetry import schema
 from samantha.telemetry.buffer import WriteBuffer
 from samantha.telemetry.cardinality import SeriesRegistry
+from samantha.telemetry.recent import RecentRows
 from samantha.telemetry.retention import Retention
 from samantha.telemetry.validation import (
     MAX_NAME_CHARS,
@@ -100,6 +101,9 @@ class TelemetryStore:
         self.buffer = WriteBuffer(self.cfg.buffer_max_rows, self.cfg.buffer_max_bytes, self.cfg.block_timeout_s)
         self.series = SeriesRegistry(self.cfg.series_budget, self.cfg.metric_budget)
         self.series.load(self._con.execute("SELECT id, metric, labels_key FROM series").fetchall())
+        # the newest committed rows in memory (gates' per-pass reads); rows already on disk stay DuckDB's
+        self.recent = RecentRows(*(self._con.execute(f"SELECT max(ts) FROM {t}").fetchone()[0]
+                                   for t in ("requests", "samples")))
         self._stats = StoreStats()
         self._stats_lock = threading.Lock()
         self._local = threading.local()
@@ -358,6 +362,8 @@ class TelemetryStore:
                             "labels": [s.labels_json for s in new_series]}, schema=schema.SERIES))
                     for name, tbl in tables.items():
                         _insert(con, name, tbl)
+                for name, tbl in tables.items():  # visible in memory in the same step as in DuckDB
+                    self.recent.add(name, tbl)
             except Exception:
                 log.exception("telemetry commit failed; %d rows lost", rows)
                 self.series.requeue(new_series)
