@@ -13,7 +13,6 @@ from typing import Any, Protocol
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from samantha.telemetry.schema import JUDGED_SQL
 
@@ -126,22 +125,18 @@ class RequestFrame:
     def fetch(cls, reader: TelemetryReader, start: float, end: float, bundle: str | None = None,
               active_bundle: str | None = None) -> RequestFrame:
         recent = getattr(reader, "recent", None)  # the store's newest committed rows, when it keeps them
-        m = recent.requests(start, end) if recent is not None else None
-        if m is not None:  # the same rows the query below returns, computed in memory
-            t = pa.table({"ts": m.column("ts"), "standby": pc.equal(m.column("slot"), "standby"),
-                          "shadow": m.column("shadow"), "ok": m.column("ok"), "latency_ms": m.column("latency_ms"),
-                          "divergence": m.column("divergence"),
-                          "in_bundle": pc.equal(m.column("bundle"), bundle) if bundle is not None else
-                          pa.nulls(m.num_rows, pa.bool_()),
-                          "in_active": pc.equal(m.column("bundle"), active_bundle) if active_bundle is not None
-                          else pa.nulls(m.num_rows, pa.bool_())})
-        else:
-            match, params = ("bundle = ?", [bundle]) if bundle is not None else ("NULL::BOOLEAN", [])
-            amatch, aparams = ("bundle = ?", [active_bundle]) if active_bundle is not None else ("NULL::BOOLEAN", [])
-            t = reader.read_arrow(
-                f"SELECT ts, slot = 'standby' AS standby, shadow, ok, latency_ms, divergence, {match} AS in_bundle, "
-                f"{amatch} AS in_active FROM requests WHERE ts > ? AND ts <= ? AND {JUDGED_SQL}",
-                [*params, *aparams, start, end])
+        m = recent.requests(start, end, bundle, active_bundle) if recent is not None else None
+        if m is not None:  # the same rows the query below returns, already numpy
+            order = np.argsort(m["ts"], kind="stable")
+            pick = {k: (None if v is None else v[order]) for k, v in m.items()}
+            return cls(start, end, pick["ts"], pick["standby"], pick["shadow"], pick["ok"], pick["latency_ms"],
+                       pick["divergence"], pick["in_bundle"], pick["in_active"])
+        match, params = ("bundle = ?", [bundle]) if bundle is not None else ("NULL::BOOLEAN", [])
+        amatch, aparams = ("bundle = ?", [active_bundle]) if active_bundle is not None else ("NULL::BOOLEAN", [])
+        t = reader.read_arrow(
+            f"SELECT ts, slot = 'standby' AS standby, shadow, ok, latency_ms, divergence, {match} AS in_bundle, "
+            f"{amatch} AS in_active FROM requests WHERE ts > ? AND ts <= ? AND {JUDGED_SQL}",
+            [*params, *aparams, start, end])
         ts = _np(t, "ts", np.float64)
         order = np.argsort(ts, kind="stable")
         div = t.column("divergence").to_numpy(zero_copy_only=False).astype(np.float64)  # nulls -> NaN

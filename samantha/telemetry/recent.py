@@ -25,34 +25,60 @@ import pyarrow.compute as pc
 from samantha.telemetry.schema import JUDGED_WRITERS
 
 _JUDGED = pa.array(JUDGED_WRITERS)
+Columns = dict[str, np.ndarray]
+
+
+def _request_columns(tbl: pa.Table) -> Columns:
+    """A committed requests table as numpy columns, judged rows only (the gates read no others).
+    Bundles are dictionary-encoded once here, so a read compares small integers, not strings."""
+    tbl = tbl.filter(pc.is_in(tbl.column("writer"), value_set=_JUDGED))
+    bundle = pc.dictionary_encode(tbl.column("bundle")).combine_chunks()
+    return {"ts": _f64(tbl, "ts"), "standby": _bool(pc.equal(tbl.column("slot"), "standby")),
+            "shadow": _bool(tbl.column("shadow")), "ok": _bool(tbl.column("ok")), "latency_ms": _f64(tbl, "latency_ms"),
+            "divergence": _f64(tbl, "divergence"), "bundle": bundle.indices.to_numpy(zero_copy_only=False),
+            "bundles": np.asarray(bundle.dictionary.to_pylist(), dtype=object)}
+
+
+def _sample_columns(tbl: pa.Table) -> Columns:
+    return {"series_id": tbl.column("series_id").to_numpy().astype(np.int64), "ts": _f64(tbl, "ts"),
+            "value": _f64(tbl, "value")}
+
+
+def _f64(tbl: pa.Table, name: str) -> np.ndarray:
+    return tbl.column(name).to_numpy().astype(np.float64)  # nulls -> NaN
+
+
+def _bool(col: pa.ChunkedArray) -> np.ndarray:
+    return col.to_numpy(zero_copy_only=False).astype(bool)
 
 
 class _Tail:
     def __init__(self, floor: float, horizon_s: float) -> None:
         self.floor, self.horizon_s = floor, horizon_s
-        self.chunks: deque[tuple[float, float, pa.Table]] = deque()  # (min ts, max ts, rows) in commit order
+        self.chunks: deque[tuple[float, float, Columns]] = deque()  # (min ts, max ts, columns), commit order
         self.newest = -math.inf
 
-    def add(self, tbl: pa.Table) -> None:
-        if tbl.num_rows == 0:
+    def add(self, cols: Columns) -> None:
+        ts = cols["ts"]
+        if ts.size == 0:
             return
-        lo, hi = pc.min_max(tbl.column("ts")).values()
-        lo, hi = float(lo.as_py()), float(hi.as_py())
-        self.chunks.append((lo, hi, tbl))
+        lo, hi = float(ts.min()), float(ts.max())
+        self.chunks.append((lo, hi, cols))
         self.newest = max(self.newest, hi)
         while self.chunks and self.chunks[0][1] < self.newest - self.horizon_s:
             self.floor = max(self.floor, self.chunks.popleft()[1])
 
-    def select(self, start: float, end: float) -> pa.Table | None:
-        """Rows with start < ts <= end, or None when some of them may not be held here."""
-        if start < self.floor:
+    def select(self, start: float, end: float) -> list[tuple[Columns, np.ndarray]] | None:
+        """Per chunk holding rows with start < ts <= end, its columns and that mask; None when some of
+        those rows may not be held here."""
+        if start < self.floor or not self.chunks:
             return None
-        parts = [t for lo, hi, t in self.chunks if hi > start and lo <= end]
-        if not parts:
-            return None if not self.chunks else self.chunks[0][2].slice(0, 0)
-        t = parts[0] if len(parts) == 1 else pa.concat_tables(parts)
-        ts = t.column("ts")
-        return t.filter(pc.and_(pc.greater(ts, start), pc.less_equal(ts, end)))
+        out = []
+        for lo, hi, cols in self.chunks:
+            if hi > start and lo <= end:
+                ts = cols["ts"]
+                out.append((cols, (ts > start) & (ts <= end)))
+        return out
 
 
 class RecentRows:
@@ -66,38 +92,53 @@ class RecentRows:
         self.hits = self.misses = 0
 
     def add(self, table: str, tbl: pa.Table) -> None:
-        tail = self._tails.get(table)
-        if tail is not None:
+        """A table just committed (the write path converts it once; reads are numpy only)."""
+        conv = {"requests": _request_columns, "samples": _sample_columns}.get(table)
+        if conv is not None:
+            cols = conv(tbl)
             with self._lock:
-                tail.add(tbl)
+                self._tails[table].add(cols)
 
-    def _select(self, table: str, start: float, end: float) -> pa.Table | None:
+    def _select(self, table: str, start: float, end: float) -> list[tuple[Columns, np.ndarray]] | None:
         with self._lock:
-            t = self._tails[table].select(start, end)
-            if t is None:
+            got = self._tails[table].select(start, end)
+            if got is None:
                 self.misses += 1
             else:
                 self.hits += 1
-            return t
+            return got
 
-    def requests(self, start: float, end: float) -> pa.Table | None:
-        """Judged request rows (the router's and in-process ones) in (start, end], or None: ask DuckDB."""
-        t = self._select("requests", start, end)
-        if t is None:
+    def requests(self, start: float, end: float, bundle: str | None = None,
+                 active_bundle: str | None = None) -> Columns | None:
+        """Judged request rows in (start, end] as the gates' frame columns (`in_bundle` / `in_active`: the
+        row's bundle is that one; None when not asked), or None: ask DuckDB."""
+        got = self._select("requests", start, end)
+        if got is None:
             return None
-        return t.filter(pc.is_in(t.column("writer"), value_set=_JUDGED))
+        names = ("ts", "standby", "shadow", "ok", "latency_ms", "divergence")
+        out = {n: np.concatenate([c[n][m] for c, m in got]) if got else np.empty(0) for n in names}
+        for key, want in (("in_bundle", bundle), ("in_active", active_bundle)):
+            if want is None:
+                out[key] = None
+            else:
+                parts = [(c["bundle"][m] == np.flatnonzero(c["bundles"] == want)[0]) if (c["bundles"] == want).any()
+                         else np.zeros(int(m.sum()), dtype=bool) for c, m in got]
+                out[key] = np.concatenate(parts) if parts else np.empty(0, dtype=bool)
+        return out
 
     def samples(self, ids: list[int], start: float, end: float) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
         """(series_id, ts, value) of those series in (start, end], or None: ask DuckDB."""
-        t = self._select("samples", start, end)
-        if t is None:
+        got = self._select("samples", start, end)
+        if got is None:
             return None
-        t = t.filter(pc.is_in(t.column("series_id"), value_set=pa.array(ids, type=pa.int64())))
-        return (t.column("series_id").to_numpy().astype(np.int64), t.column("ts").to_numpy().astype(np.float64),
-                t.column("value").to_numpy().astype(np.float64))
+        want = np.asarray(ids, dtype=np.int64)
+        masks = [m & np.isin(c["series_id"], want) for c, m in got]
+        cat = [np.concatenate([c[n][m] for (c, _), m in zip(got, masks, strict=True)]) if got else np.empty(0)
+               for n in ("series_id", "ts", "value")]
+        return cat[0].astype(np.int64), cat[1], cat[2]
 
     def stats(self) -> dict[str, object]:
         with self._lock:
             return {"hits": self.hits, "misses": self.misses,
-                    "rows": {k: sum(c[2].num_rows for c in v.chunks) for k, v in self._tails.items()},
+                    "rows": {k: sum(c[2]["ts"].size for c in v.chunks) for k, v in self._tails.items()},
                     "floor": {k: (None if v.floor == -math.inf else v.floor) for k, v in self._tails.items()}}

@@ -111,6 +111,7 @@ class TelemetryStore:
         self._cursor_lock = threading.Lock()
         self._closed = False
         self.retention = Retention(self)
+        self._backstop_s: float | None = None  # set by `commit_on_loop`
         self._writer: threading.Thread | None = None
         if start_writer:
             self._writer = threading.Thread(target=self._run_writer, name="telemetry-writer", daemon=True)
@@ -322,14 +323,23 @@ class TelemetryStore:
 
     # ---------------- group commit ----------------
 
+    def commit_on_loop(self) -> None:
+        """The caller's loop commits (`flush`) on its own rhythm, before it reads: from now on the writer
+        thread commits only what waited `loop_backstop_ms` (a stalled loop) or a pressing buffer. Visibility
+        to that loop is unchanged (it flushes first); other readers may see rows up to the backstop late."""
+        self._backstop_s = self.cfg.loop_backstop_ms / 1000.0
+
     def _run_writer(self) -> None:
         interval = self.cfg.flush_interval_ms / 1000.0
         next_retention = time.monotonic() + self.cfg.retention_interval_s
         while not self._closed:
-            self.buffer.wakeup.wait(interval)
+            woken = self.buffer.wakeup.wait(interval)
             self.buffer.wakeup.clear()
             try:
-                self._commit()
+                backstop = self._backstop_s
+                if (backstop is None or self._closed or (woken and self.buffer.pressing())
+                        or self.buffer.oldest_wait_s() >= backstop):
+                    self._commit()
                 if time.monotonic() >= next_retention:
                     next_retention = time.monotonic() + self.cfg.retention_interval_s
                     self.retention.run()

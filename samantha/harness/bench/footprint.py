@@ -129,7 +129,6 @@ def run_footprint_bench(*, rps: float = 200, seconds: float = 30, warmup: float 
             for t in (order if r % 2 == 0 else order[::-1]):  # ABBA: drift in load hits both sides alike
                 log(f"round {r + 1}/{rounds}: {probe} on {t} ({trees[t]})")
                 runs[probe][t].append(_run_probe(trees[t], argv, timeout=1800))
-                order = order[::-1]
     keys = {"steady": ("cpu_pct", "pss_mb_max", "rss_mb_max", "uss_mb_max", "cycles_per_s", "commits_per_s"),
             "rollout": ("cpu_pct", "rss_mb", "uss_mb"),
             "eval": ("cpu_p95_ms", "cpu_median_ms", "wall_p95_ms", "wall_median_ms")}
