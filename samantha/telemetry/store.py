@@ -466,6 +466,7 @@ class TelemetryStore:
             "folds_by_metric": dict(self.series.folds_by_metric),
             "series": self.series.size(),
             "retention": self.retention.stats(),
+            "recent": self.recent.stats(),
         })
         return out
 
