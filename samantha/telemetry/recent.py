@@ -26,6 +26,8 @@ from samantha.telemetry.schema import JUDGED_WRITERS
 
 _JUDGED = pa.array(JUDGED_WRITERS)
 Columns = dict[str, np.ndarray]
+_REQUEST_DTYPES = {"ts": np.float64, "standby": bool, "shadow": bool, "ok": bool, "latency_ms": np.float64,
+                   "divergence": np.float64}
 
 
 def _request_columns(tbl: pa.Table) -> Columns:
@@ -53,10 +55,11 @@ def _bool(col: pa.ChunkedArray) -> np.ndarray:
 
 
 class _Tail:
-    def __init__(self, floor: float, horizon_s: float) -> None:
-        self.floor, self.horizon_s = floor, horizon_s
+    def __init__(self, floor: float, horizon_s: float, max_rows: int) -> None:
+        self.floor, self.horizon_s, self.max_rows = floor, horizon_s, max_rows
         self.chunks: deque[tuple[float, float, Columns]] = deque()  # (min ts, max ts, columns), commit order
         self.newest = -math.inf
+        self.rows = 0
 
     def add(self, cols: Columns) -> None:
         ts = cols["ts"]
@@ -64,9 +67,13 @@ class _Tail:
             return
         lo, hi = float(ts.min()), float(ts.max())
         self.chunks.append((lo, hi, cols))
+        self.rows += ts.size
         self.newest = max(self.newest, hi)
-        while self.chunks and self.chunks[0][1] < self.newest - self.horizon_s:
-            self.floor = max(self.floor, self.chunks.popleft()[1])
+        # bounded in data time and in rows (a burst must not grow memory): what is dropped raises the floor
+        while self.chunks and (self.chunks[0][1] < self.newest - self.horizon_s or self.rows > self.max_rows):
+            _, old_hi, old = self.chunks.popleft()
+            self.rows -= old["ts"].size
+            self.floor = max(self.floor, old_hi)
 
     def select(self, start: float, end: float) -> list[tuple[Columns, np.ndarray]] | None:
         """Per chunk holding rows with start < ts <= end, its columns and that mask; None when some of
@@ -84,10 +91,11 @@ class _Tail:
 class RecentRows:
     """Committed `requests` and `samples` rows of the last `horizon_s` seconds of data time."""
 
-    def __init__(self, requests_floor: float | None, samples_floor: float | None, horizon_s: float = 30.0) -> None:
+    def __init__(self, requests_floor: float | None, samples_floor: float | None, horizon_s: float = 30.0,
+                 max_rows: int = 200_000) -> None:
         low = -math.inf
-        self._tails = {"requests": _Tail(low if requests_floor is None else requests_floor, horizon_s),
-                       "samples": _Tail(low if samples_floor is None else samples_floor, horizon_s)}
+        self._tails = {"requests": _Tail(low if requests_floor is None else requests_floor, horizon_s, max_rows),
+                       "samples": _Tail(low if samples_floor is None else samples_floor, horizon_s, max_rows)}
         self._lock = threading.Lock()
         self.hits = self.misses = 0
 
@@ -115,8 +123,8 @@ class RecentRows:
         got = self._select("requests", start, end)
         if got is None:
             return None
-        names = ("ts", "standby", "shadow", "ok", "latency_ms", "divergence")
-        out = {n: np.concatenate([c[n][m] for c, m in got]) if got else np.empty(0) for n in names}
+        out = {n: np.concatenate([c[n][m] for c, m in got]) if got else np.empty(0, dtype=dt)
+               for n, dt in _REQUEST_DTYPES.items()}
         for key, want in (("in_bundle", bundle), ("in_active", active_bundle)):
             if want is None:
                 out[key] = None
@@ -140,5 +148,5 @@ class RecentRows:
     def stats(self) -> dict[str, object]:
         with self._lock:
             return {"hits": self.hits, "misses": self.misses,
-                    "rows": {k: sum(c[2]["ts"].size for c in v.chunks) for k, v in self._tails.items()},
+                    "rows": {k: v.rows for k, v in self._tails.items()},
                     "floor": {k: (None if v.floor == -math.inf else v.floor) for k, v in self._tails.items()}}
