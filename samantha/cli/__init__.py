@@ -6,6 +6,7 @@ Each command group lives in its own module under samantha/cli/ and is registered
 from __future__ import annotations
 
 import importlib
+import sys
 from pathlib import Path
 
 import typer
@@ -56,16 +57,19 @@ _GROUPS = [
 ]
 
 
-def _register() -> None:
+def _register(daemon_only: bool = False) -> None:
     from samantha.cli.daemon_cmd import COMMANDS
 
     for name, fn in COMMANDS.items():
         app.command(name)(fn)
+    if daemon_only:
+        return
     for module, attr, name in _GROUPS:
         app.add_typer(getattr(importlib.import_module(f"samantha.cli.{module}"), attr), name=name)
 
 
-_register()
+# `samantha run` is the long-lived daemon: it needs none of the other groups (about 12 MB of USS)
+_register(daemon_only=sys.argv[1:2] == ["run"] and Path(sys.argv[0]).name in ("samantha", "__main__.py"))
 
 
 def main() -> None:

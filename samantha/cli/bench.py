@@ -88,3 +88,31 @@ def offline(as_json: bool = JsonOption,
             result = run_offline_bench(**kw, progress=lambda done, total: bar.update(task, completed=done,
                                                                                      total=total))
     _emit(result, as_json)
+
+
+@app.command()
+def footprint(as_json: bool = JsonOption,
+              seconds: float = typer.Option(30.0, min=5, help="steady-state sampling window"),
+              warmup: float = typer.Option(10.0, min=0, help="seconds after the first verdicts before sampling"),
+              rps: float = typer.Option(200.0, min=1, help="twin load"),
+              rounds: int = typer.Option(1, min=1, max=10, help="alternating before/after rounds"),
+              baseline: str = typer.Option("", help="a checkout of another commit to compare against (ABBA)"),
+              no_rollout: bool = typer.Option(False, "--no-rollout", help="skip the during-rollout probe"),
+              eval_rows: int = typer.Option(10_000_000, min=0, help="store rows for eval_100_gates (0: skip)"),
+              quick: bool = typer.Option(False, "--quick", help="10 s window, no rollout, 1 M-row eval store")) -> None:
+    """Daemon CPU and memory beside a twin at 200 rps, during a rollout, and 100-gate evaluation CPU time."""
+    from pathlib import Path
+
+    from samantha.cli.common import err_console
+    from samantha.harness.bench.footprint import run_footprint_bench
+
+    if quick:
+        seconds, warmup, no_rollout, eval_rows = 10.0, 3.0, True, min(eval_rows, 1_000_000)
+    base = Path(baseline) if baseline else None
+    if base is not None and not (base / "samantha").is_dir():
+        err_console.print(f"--baseline {baseline}: not a Samantha checkout (no samantha/ package)")
+        raise typer.Exit(2)
+    result = run_footprint_bench(rps=rps, seconds=seconds, warmup=warmup, rounds=rounds, baseline=base,
+                                 rollout=not no_rollout, eval_rows=eval_rows,
+                                 log=lambda m: err_console.print(m, highlight=False))
+    _emit(result, as_json)

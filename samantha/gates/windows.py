@@ -30,6 +30,16 @@ def _np(table: pa.Table, name: str, dtype: Any = None) -> np.ndarray:
     return col.to_numpy(zero_copy_only=False)
 
 
+def _latest_per_series(sid: np.ndarray, ts: np.ndarray, val: np.ndarray) -> tuple[list, list, list]:
+    """Per series its newest (ts, value): what `max(ts), arg_max(value, ts) ... GROUP BY series_id` returns."""
+    if sid.size == 0:
+        return [], [], []
+    order = np.lexsort((ts, sid))
+    sid, ts, val = sid[order], ts[order], val[order]
+    last = np.r_[np.flatnonzero(np.diff(sid)), sid.size - 1]
+    return sid[last].tolist(), ts[last].tolist(), val[last].tolist()
+
+
 @dataclass
 class Rows:
     """A selection of request rows, sorted by ts."""
@@ -114,11 +124,19 @@ class RequestFrame:
     @classmethod
     def fetch(cls, reader: TelemetryReader, start: float, end: float, bundle: str | None = None,
               active_bundle: str | None = None) -> RequestFrame:
+        recent = getattr(reader, "recent", None)  # the store's newest committed rows, when it keeps them
+        m = recent.requests(start, end, bundle, active_bundle) if recent is not None else None
+        if m is not None:  # the same rows the query below returns, already numpy
+            order = np.argsort(m["ts"], kind="stable")
+            pick = {k: (None if v is None else v[order]) for k, v in m.items()}
+            return cls(start, end, pick["ts"], pick["standby"], pick["shadow"], pick["ok"], pick["latency_ms"],
+                       pick["divergence"], pick["in_bundle"], pick["in_active"])
         match, params = ("bundle = ?", [bundle]) if bundle is not None else ("NULL::BOOLEAN", [])
         amatch, aparams = ("bundle = ?", [active_bundle]) if active_bundle is not None else ("NULL::BOOLEAN", [])
         t = reader.read_arrow(
             f"SELECT ts, slot = 'standby' AS standby, shadow, ok, latency_ms, divergence, {match} AS in_bundle, "
-            f"{amatch} AS in_active FROM requests WHERE ts > ? AND ts <= ? AND {JUDGED_SQL}", [*params, *aparams, start, end])
+            f"{amatch} AS in_active FROM requests WHERE ts > ? AND ts <= ? AND {JUDGED_SQL}",
+            [*params, *aparams, start, end])
         ts = _np(t, "ts", np.float64)
         order = np.argsort(ts, kind="stable")
         div = t.column("divergence").to_numpy(zero_copy_only=False).astype(np.float64)  # nulls -> NaN
@@ -237,6 +255,7 @@ class MetricFrame:
         if not names:
             return frame
         carry = carry if carry is not None else MetricCarry()
+        recent = getattr(reader, "recent", None)  # the store's newest committed rows, when it keeps them
         # a metric with no series yet (a gauge first written after the previous pass) is looked for again
         # within a second, not only at the periodic refresh
         refresh = carry.series_refresh_s if all(n in carry.by_metric for n in names) else min(
@@ -258,11 +277,13 @@ class MetricFrame:
             incremental = (carry.win_ids == win_ids and carry.win_start is not None and carry.win_until is not None
                            and carry.win_start <= start <= carry.win_until <= end)
             cut = carry.win_until - carry.margin_s if incremental else start  # type: ignore[operator]
-            s = reader.read_arrow(
-                f"SELECT series_id, ts, value FROM samples WHERE series_id IN ({cls._placeholders(len(win_ids))}) "
-                "AND ts > ? AND ts <= ?", [*win_ids, cut, end])
-            sid = _np(s, "series_id").astype(np.int64)
-            ts, val = _np(s, "ts", np.float64), _np(s, "value", np.float64)
+            got = recent.samples(list(win_ids), cut, end) if recent is not None else None
+            if got is None:
+                s = reader.read_arrow(
+                    f"SELECT series_id, ts, value FROM samples WHERE series_id IN ({cls._placeholders(len(win_ids))}) "
+                    "AND ts > ? AND ts <= ?", [*win_ids, cut, end])
+                got = _np(s, "series_id").astype(np.int64), _np(s, "ts", np.float64), _np(s, "value", np.float64)
+            sid, ts, val = got
             order = np.lexsort((ts, sid))
             sid, ts, val = sid[order], ts[order], val[order]
             new: dict[int, tuple[np.ndarray, np.ndarray]] = {}
@@ -291,12 +312,16 @@ class MetricFrame:
             else:
                 known.values.clear()
                 scan_from = start
-            s = reader.read_arrow(
-                "SELECT series_id, max(ts) AS ts, arg_max(value, ts) AS value FROM samples "
-                f"WHERE series_id IN ({cls._placeholders(len(last_ids))}) AND ts > ? AND ts <= ? GROUP BY series_id",
-                [*last_ids, scan_from, end])
-            for sid, ts, val in zip(s.column("series_id").to_pylist(), s.column("ts").to_pylist(),
-                                    s.column("value").to_pylist(), strict=True):
+            got = recent.samples(last_ids, scan_from, end) if recent is not None else None
+            if got is not None:
+                lsid, lts, lval = _latest_per_series(*got)
+            else:
+                s = reader.read_arrow(
+                    "SELECT series_id, max(ts) AS ts, arg_max(value, ts) AS value FROM samples "
+                    f"WHERE series_id IN ({cls._placeholders(len(last_ids))}) AND ts > ? AND ts <= ? GROUP BY series_id",
+                    [*last_ids, scan_from, end])
+                lsid, lts, lval = (s.column(c).to_pylist() for c in ("series_id", "ts", "value"))
+            for sid, ts, val in zip(lsid, lts, lval, strict=True):
                 old = known.values.get(int(sid))
                 if old is None or ts >= old[0]:
                     known.values[int(sid)] = (float(ts), float(val))

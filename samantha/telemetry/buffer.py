@@ -31,12 +31,14 @@ class WriteBuffer:
         self.wakeup = threading.Event()  # set when the committer should not wait for its timer
         self.wake_rows = max(1, max_rows // 4)
         self.first_put_at: float | None = None  # monotonic time of the oldest chunk not yet taken
+        self._pressed = False  # a producer found the buffer full since the last take
 
     def put(self, table: str, chunk: Any, rows: int, nbytes: int) -> bool:
         """Queue a chunk. False when it was shed (buffer full for block_timeout_s, or closed)."""
         with self._cond:
             if not self._fits(rows, nbytes):
                 deadline = time.monotonic() + self.block_timeout_s
+                self._pressed = True
                 self.wakeup.set()
                 while not self.closed and not self._fits(rows, nbytes):
                     left = deadline - time.monotonic()
@@ -61,6 +63,15 @@ class WriteBuffer:
                 self.wakeup.set()
             return True
 
+    def oldest_wait_s(self) -> float:
+        """How long the oldest chunk not yet taken has waited (0 when none)."""
+        first = self.first_put_at
+        return 0.0 if first is None else time.monotonic() - first
+
+    def pressing(self) -> bool:
+        """A quarter full, or a producer waits for room: commit now, whatever the rhythm."""
+        return self.pending_rows >= self.wake_rows or self._pressed
+
     def _fits(self, rows: int, nbytes: int) -> bool:
         if self.rows == 0:
             return True
@@ -72,6 +83,7 @@ class WriteBuffer:
             out, first = self._chunks, self.first_put_at
             self._chunks = defaultdict(list)
             self.pending_rows = 0
+            self._pressed = False
             self.first_put_at = None
             return out, first
 

@@ -33,6 +33,7 @@ from samantha.core.transaction import transaction
 from samantha.telemetry import schema
 from samantha.telemetry.buffer import WriteBuffer
 from samantha.telemetry.cardinality import SeriesRegistry
+from samantha.telemetry.recent import RecentRows
 from samantha.telemetry.retention import Retention
 from samantha.telemetry.validation import (
     MAX_NAME_CHARS,
@@ -100,6 +101,9 @@ class TelemetryStore:
         self.buffer = WriteBuffer(self.cfg.buffer_max_rows, self.cfg.buffer_max_bytes, self.cfg.block_timeout_s)
         self.series = SeriesRegistry(self.cfg.series_budget, self.cfg.metric_budget)
         self.series.load(self._con.execute("SELECT id, metric, labels_key FROM series").fetchall())
+        # the newest committed rows in memory (gates' per-pass reads); rows already on disk stay DuckDB's
+        self.recent = RecentRows(*(self._con.execute(f"SELECT max(ts) FROM {t}").fetchone()[0]
+                                   for t in ("requests", "samples")))
         self._stats = StoreStats()
         self._stats_lock = threading.Lock()
         self._local = threading.local()
@@ -107,6 +111,7 @@ class TelemetryStore:
         self._cursor_lock = threading.Lock()
         self._closed = False
         self.retention = Retention(self)
+        self._backstop_s: float | None = None  # set by `commit_on_loop`
         self._writer: threading.Thread | None = None
         if start_writer:
             self._writer = threading.Thread(target=self._run_writer, name="telemetry-writer", daemon=True)
@@ -318,14 +323,23 @@ class TelemetryStore:
 
     # ---------------- group commit ----------------
 
+    def commit_on_loop(self) -> None:
+        """The caller's loop commits (`flush`) on its own rhythm, before it reads: from now on the writer
+        thread commits only what waited `loop_backstop_ms` (a stalled loop) or a pressing buffer. Visibility
+        to that loop is unchanged (it flushes first); other readers may see rows up to the backstop late."""
+        self._backstop_s = self.cfg.loop_backstop_ms / 1000.0
+
     def _run_writer(self) -> None:
         interval = self.cfg.flush_interval_ms / 1000.0
         next_retention = time.monotonic() + self.cfg.retention_interval_s
         while not self._closed:
-            self.buffer.wakeup.wait(interval)
+            woken = self.buffer.wakeup.wait(interval)
             self.buffer.wakeup.clear()
             try:
-                self._commit()
+                backstop = self._backstop_s
+                if (backstop is None or self._closed or (woken and self.buffer.pressing())
+                        or self.buffer.oldest_wait_s() >= backstop):
+                    self._commit()
                 if time.monotonic() >= next_retention:
                     next_retention = time.monotonic() + self.cfg.retention_interval_s
                     self.retention.run()
@@ -358,6 +372,8 @@ class TelemetryStore:
                             "labels": [s.labels_json for s in new_series]}, schema=schema.SERIES))
                     for name, tbl in tables.items():
                         _insert(con, name, tbl)
+                for name, tbl in tables.items():  # visible in memory in the same step as in DuckDB
+                    self.recent.add(name, tbl)
             except Exception:
                 log.exception("telemetry commit failed; %d rows lost", rows)
                 self.series.requeue(new_series)
@@ -450,6 +466,7 @@ class TelemetryStore:
             "folds_by_metric": dict(self.series.folds_by_metric),
             "series": self.series.size(),
             "retention": self.retention.stats(),
+            "recent": self.recent.stats(),
         })
         return out
 

@@ -43,6 +43,25 @@ def _view(store: TelemetryStore, elapsed: float) -> Table:
     return t
 
 
+def _fast_path(ctx, store: TelemetryStore) -> None:
+    """Gate passes over what was just collected: after the first, each reads only the newest rows, from memory."""
+    from samantha.gates.engine import GateEngine
+    from samantha.gates.spec import ThresholdGate
+
+    engine = GateEngine(store, store.clock)
+    gate = ThresholdGate(name="demo-memory", metric="host_memory_used_percent", aggregate="mean", value=100, window=10)
+    before = store.recent.stats()
+    t0 = time.perf_counter()
+    for _ in range(5):
+        verdict = engine.evaluate([gate])[0]
+    after = store.recent.stats()
+    hits, misses = after["hits"] - before["hits"], after["misses"] - before["misses"]
+    ctx.console.print(f"fast path: 5 gate passes in {(time.perf_counter() - t0) * 1000:.1f} ms ({verdict.status}); "
+                      f"{hits} reads of the newest rows from memory, {misses} from DuckDB (a first pass reads its window "
+                      "there: DuckDB is the record a restart rebuilds from)", highlight=False)
+    ctx.facts["gate reads from memory"] = hits
+
+
 def run(ctx) -> None:
     console = ctx.console
     seconds = 2.0 if ctx.fast else 6.0
@@ -62,6 +81,7 @@ def run(ctx) -> None:
     stats = store.stats()
     ctx.facts["host samples stored"] = stats["committed_by_table"].get("samples", 0)
     ctx.facts["telemetry visible after (p99 ms)"] = (stats["visibility_lag_ms"] or {}).get("p99")
+    _fast_path(ctx, store)
     try:
         _trouble(ctx, store)
     finally:
