@@ -35,7 +35,9 @@ WEIGHTS = "model.npz"
 FORMAT = "samantha-bundle/2"
 MAX_FILE_BYTES = 64 * 1024 * 1024
 # the hashing model-signing records in the signature; a verifier must hash the same way
-_IGNORED = [SIGNATURE]
+# tuf/: update metadata carried with the bundle, verified by TUF (cube/tuf_meta.py), added after signing
+TUF_DIR = "tuf"
+_IGNORED = [SIGNATURE, TUF_DIR]
 
 RejectKind = Literal["malformed", "unknown_key", "bad_signature", "tampered", "expired", "quarantined"]
 
@@ -217,7 +219,7 @@ def write_bundle(directory: str | Path, files: dict[str, bytes], *, name: str, v
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
     for fname in files:
-        if fname in (META, SIGNATURE) or "/" in fname or fname.startswith("."):
+        if fname in (META, SIGNATURE, TUF_DIR) or "/" in fname or fname.startswith("."):
             raise ValueError(f"file name {fname!r} must be a plain file name other than {META}, {SIGNATURE}")
     for fname, data in files.items():
         (d / fname).write_bytes(data)
@@ -294,7 +296,8 @@ def _read_files(d: Path, signed: dict[str, str]) -> dict[str, bytes]:
             raise BundleError("tampered", f"{name} sha256 does not match the signed manifest")
         files[name] = data
     extra = sorted(str(p.relative_to(d)) for p in d.rglob("*")
-                   if p.is_file() and str(p.relative_to(d)) not in (*signed, SIGNATURE))
+                   if p.is_file() and str(p.relative_to(d)) not in (*signed, SIGNATURE)
+                   and p.relative_to(d).parts[0] != TUF_DIR)
     if extra:
         raise BundleError("tampered", f"files not listed in the signed manifest: {', '.join(extra)}")
     return files
