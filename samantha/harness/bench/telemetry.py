@@ -159,7 +159,7 @@ def window_query(root: Path, cfg: StoreConfig, rows: int, runs: int) -> dict[str
                 "latency_ms": rng.lognormal(2.0, 0.5, m), "ok": rng.random(m) > 0.01,
                 "divergence": pa.array(div, from_pandas=True), "shadow": np.zeros(m, dtype=bool)})
             con.register("gen", tbl)
-            con.execute("INSERT INTO requests SELECT * FROM gen")
+            con.execute("INSERT INTO requests (ts, slot, bundle, latency_ms, ok, divergence, shadow) SELECT * FROM gen")
             con.unregister("gen")
         con.execute("CHECKPOINT")
     finally:
