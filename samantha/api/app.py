@@ -21,6 +21,7 @@ from samantha.core.domain import PlaybookActionKind
 from samantha.cube.protocol import REQUEST_ID_PATTERN
 from samantha.loop.tables import ACTION_STATUSES
 from samantha.telemetry.ingest_http import make_ingest_router
+from samantha.telemetry.otlp import make_otlp_router
 from samantha.telemetry.store import TelemetryStore
 
 MAX_BODY_BYTES = 1024 * 1024  # operator requests are small documents
@@ -76,6 +77,7 @@ def make_app(view: DaemonView) -> FastAPI:
         return response
 
     app.include_router(make_ingest_router(view.store, admit=view.ingest_admit))
+    app.include_router(make_otlp_router(view.store, admit=view.ingest_admit, on_ingest=view.on_ingest))
 
     @app.get("/healthz")
     def healthz() -> dict[str, Any]:

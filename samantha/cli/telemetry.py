@@ -26,7 +26,7 @@ def _open_store(config_path: Path | None):
 @app.command()
 def serve(port: int = typer.Option(..., "--port", "-p", help="TCP port on 127.0.0.1 (0 picks a free one)"),
           config: Path | None = ConfigOption) -> None:
-    """Run the store with the HTTP push endpoint (POST /v1/ingest/{table}, JSON lines) on 127.0.0.1."""
+    """Run the store with the HTTP push endpoints (POST /v1/ingest/{table} JSON lines, POST /v1/metrics OTLP) on 127.0.0.1."""
     from samantha.telemetry.serve import serve as run
 
     if not 0 <= port <= 65535:

@@ -13,6 +13,7 @@ from fastapi import FastAPI
 
 from samantha.core.clock import REAL_CLOCK, Clock
 from samantha.telemetry.ingest_http import make_ingest_router
+from samantha.telemetry.otlp import make_otlp_router
 from samantha.telemetry.store import TelemetryStore
 
 
@@ -27,6 +28,7 @@ def make_app(store: TelemetryStore, *, close_store: bool = False) -> FastAPI:
 
     app = FastAPI(title="samantha telemetry", lifespan=lifespan)
     app.include_router(make_ingest_router(store))
+    app.include_router(make_otlp_router(store))  # OTLP/HTTP metrics, for a Collector before the daemon runs
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:

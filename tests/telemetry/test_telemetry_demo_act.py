@@ -22,6 +22,7 @@ def test_telemetry_act_fast(config: SamanthaConfig, tmp_path) -> None:
     assert "Samantha RSS" in text and "cardinality guard" in text and "up=1" in text
     assert ctx.facts["host samples stored"] > 20
     assert "fast path: 5 gate passes" in text and ctx.facts["gate reads from memory"] >= 4  # after the first pass
+    assert ctx.facts["OTLP series from one histogram"] == 5 and "OTLP/HTTP histogram export: 200" in text
     with TelemetryStore.open(ctx.config) as s:  # the act closed its store; the data is on disk
         assert s.query_scalar("SELECT count(*) FROM series WHERE metric = 'samantha_rss_bytes'") == 1
         assert s.query_scalar("SELECT count(*) FROM events WHERE kind = 'cardinality_overflow'") == 1

@@ -9,7 +9,9 @@ Phases (each on a fresh DuckDB file in a temporary directory):
 3. DuckDB bulk ceiling: one large Arrow insert straight into DuckDB, same machine, same run
    (median of three inserts);
 4. window query: per-slot p99 latency + error ratio over the last 60 s on a requests table
-   of 10M rows (bulk-inserted), timed through `queries.request_window_by`.
+   of 10M rows (bulk-inserted), timed through `queries.request_window_by`;
+5. OTLP: samples/s through OTLP/HTTP protobuf against the JSON-lines push, one `telemetry serve`
+   process, same run (`samantha.harness.bench.otlp`).
 """
 
 from __future__ import annotations
@@ -157,7 +159,7 @@ def window_query(root: Path, cfg: StoreConfig, rows: int, runs: int) -> dict[str
                 "latency_ms": rng.lognormal(2.0, 0.5, m), "ok": rng.random(m) > 0.01,
                 "divergence": pa.array(div, from_pandas=True), "shadow": np.zeros(m, dtype=bool)})
             con.register("gen", tbl)
-            con.execute("INSERT INTO requests SELECT * FROM gen")
+            con.execute("INSERT INTO requests (ts, slot, bundle, latency_ms, ok, divergence, shadow) SELECT * FROM gen")
             con.unregister("gen")
         con.execute("CHECKPOINT")
     finally:
@@ -195,6 +197,10 @@ def run_bench(quick: bool = False, progress: Callable[[str], None] | None = None
         bulk = bulk_ceiling(root, cfg, 5_000_000 if quick else 10_000_000)
         say("window query on 10M requests")
         wq = window_query(root, cfg, 10_000_000, 60 if quick else 200)
+        say("OTLP/HTTP against JSON lines, one telemetry server, same run")
+        from samantha.harness.bench import otlp
+
+        otlp_line = otlp.run(3.0 if quick else 8.0)
     finally:
         shutil.rmtree(root, ignore_errors=True)
     ratio = ing["samples_per_s"] / bulk["samples_per_s"]
@@ -205,6 +211,7 @@ def run_bench(quick: bool = False, progress: Callable[[str], None] | None = None
         "ingest_ratio": round(ratio, 3),
         "ingest_visibility_lag_p99_ms": (ing["visibility_lag_ms"] or {}).get("p99"),
         "window_query_p95_ms": wq["p95_ms"],
+        "otlp": otlp_line,
         "cardinality_attack": {k: attack[k] for k in ("series_after", "budget", "rss_mb_before", "rss_mb_after")},
         "rss_mb": round(_peak_rss_mb(), 1),
         "targets": {

@@ -127,6 +127,8 @@ def _trouble(ctx, store: TelemetryStore) -> None:
     console.print(f"prometheus scrape of {url}: up={info['up']}, {info['accepted']} samples, "
                   f"twin_queue_depth{{slot=active}} = {depth.last}")
 
+    _otlp(ctx, store, now)
+
     store.ingest_request_columns(now - np.arange(600) * 0.1, "active", "v1", np.random.default_rng(1).gamma(2, 5, 600),
                                  np.arange(600) % 50 != 0)
     store.ingest_samples(SampleBatch("demo_old", {}, now - 7200 + np.arange(100.0), np.ones(100)))
@@ -136,3 +138,32 @@ def _trouble(ctx, store: TelemetryStore) -> None:
                   f"rollups; {report['used_bytes'] / 2**20:.1f} MiB of {report['budget_bytes'] / 2**20:.0f} MiB budget")
     console.print(f"window query (active, 60 s): {w.count} requests, p99 {w.latency_p99_ms:.1f} ms, "
                   f"error ratio {w.error_ratio:.3f}")
+
+
+def _otlp(ctx, store: TelemetryStore, now: float) -> None:
+    """An OTLP/HTTP export (protobuf, gzip) through the daemon's receiver, and a truncated one refused."""
+    import gzip
+
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+    from google.protobuf import json_format
+    from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+
+    from samantha.telemetry.otlp import make_otlp_router
+
+    app = FastAPI()
+    app.include_router(make_otlp_router(store))
+    doc = {"resourceMetrics": [{"resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "edge"}}]},
+                                "scopeMetrics": [{"metrics": [{"name": "app.latency", "histogram": {"dataPoints": [
+                                    {"timeUnixNano": str(int(now * 1e9)), "count": "5", "sum": 61.0,
+                                     "explicitBounds": [10, 50], "bucketCounts": ["3", "1", "1"]}]}}]}]}]}
+    body = json_format.ParseDict(doc, ExportMetricsServiceRequest()).SerializeToString()
+    with TestClient(app) as c:
+        ok = c.post("/v1/metrics", content=gzip.compress(body),
+                    headers={"Content-Type": "application/x-protobuf", "Content-Encoding": "gzip"})
+        bad = c.post("/v1/metrics", content=body[:-3], headers={"Content-Type": "application/x-protobuf"})
+    store.flush()
+    n = store.query_scalar("SELECT count(*) FROM series WHERE metric LIKE 'app_latency%'")
+    ctx.console.print(f"OTLP/HTTP histogram export: {ok.status_code}, {n} series (app_latency_count/_sum/_bucket{{le}}); "
+                      f"a truncated body: {bad.status_code} {bad.json()['error']['reason'][:70]}")
+    ctx.facts["OTLP series from one histogram"] = n
