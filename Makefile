@@ -11,11 +11,28 @@ LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON
 	-DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF
 STAMP := $(VENV)/.installed
 
-.PHONY: all setup demo test bench lint clean llama-wheel system-deps
+.PHONY: all setup demo test bench lint clean llama-wheel system-deps triton
 
 all: test
 
-setup: $(STAMP)
+setup: $(STAMP) triton
+
+# NVIDIA Triton (tritonserver 2.51 + python backend, CPU) from the nvidia-pytriton wheel, in its own venv so it
+# cannot disturb the pinned stack. Start the binary directly (PyTriton's wrapper fails on 3.11.7); the backend
+# dir is the wheel's python backend plus its 3.11 stub. Where the wheel cannot install, the Triton tests skip.
+TRITON_VENV := .venv-triton
+TRITON_SP := $(TRITON_VENV)/lib/python3.11/site-packages
+TRITON_STAMP := $(TRITON_VENV)/.installed
+triton: $(TRITON_STAMP)
+
+$(TRITON_STAMP):
+	@test -x $(TRITON_VENV)/bin/python || $(PYTHON) -m venv $(TRITON_VENV)
+	@if $(TRITON_VENV)/bin/pip install -q nvidia-pytriton==0.7.0 numpy==1.26.4; then \
+	  rm -rf $(TRITON_VENV)/backends && mkdir -p $(TRITON_VENV)/backends/python && \
+	  cp -r $(TRITON_SP)/pytriton/tritonserver/backends/python/. $(TRITON_VENV)/backends/python/ && \
+	  cp $(TRITON_SP)/pytriton/tritonserver/python_backend_stubs/3.11/triton_python_backend_stub $(TRITON_VENV)/backends/python/ && \
+	  touch $@ && echo "triton: $(TRITON_VENV) ready"; \
+	else echo "triton: nvidia-pytriton did not install here (needs manylinux_2_35 x86_64): Triton tests will skip"; fi
 
 # The llama.cpp wheel is built once (~8 min on 2 cores) and cached outside the tree.
 llama-wheel:
@@ -54,4 +71,4 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 
 clean:
-	rm -rf $(VENV) .samantha .pytest_cache
+	rm -rf $(VENV) $(TRITON_VENV) .samantha .pytest_cache
