@@ -55,10 +55,10 @@ $(STAMP): pyproject.toml requirements.lock | system-deps
 	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
 	touch $@
 
-demo: $(STAMP)
+demo: $(STAMP) triton
 	$(BIN)/samantha demo
 
-test: $(STAMP)
+test: $(STAMP) triton
 	$(BIN)/ruff check samantha tests benchmarks
 	$(BIN)/lint-imports
 	$(BIN)/pytest -q
