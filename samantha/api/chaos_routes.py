@@ -36,6 +36,12 @@ class RunRequest(BaseModel):
     proposal: dict[str, Any] | None = None
 
 
+class ExportRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    template: str = Field(description="experiment YAML text")
+    source: str = Field("<request>", description="file name for error messages")
+
+
 class Decision(BaseModel):
     model_config = ConfigDict(extra="allow")
 
@@ -99,6 +105,16 @@ def make_chaos_router(service: ChaosService) -> APIRouter:
         except ChaosBusy as e:
             return _err(409, "busy", str(e))
         return _err(422, "invalid", "give `template` (YAML text) or `proposal`", "template")
+
+    @r.post("/export")
+    def export(req: ExportRequest) -> Any:
+        """The Chaos Toolkit experiment `/run` would start for this template, with its pre-flight verdict."""
+        try:
+            return service.export(parse_template(req.template, req.source))
+        except DocumentError as e:
+            first = e.problems[0]
+            return _err(422, "invalid_experiment", first.reason, first.field,
+                        problems=[p.as_dict() for p in e.problems])
 
     @r.get("/experiments")
     def experiments(limit: int = Query(50, ge=1, le=1000)) -> dict[str, Any]:

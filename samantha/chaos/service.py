@@ -256,6 +256,30 @@ class ChaosService:
                 "ttl_grace_s": self.cc.ledger_grace_s, "memory_reserve_mb": self.cc.limits.memory_reserve_mb,
                 "probe_log": str(probe_log), "experiment_ttl_s": 600}
 
+    def document(self, eid: str, p: Proposal, res: PreflightResult, guards: list[GateBase], extra: list[str],
+                 shadow: bool | None, approval_id: str | None = None) -> dict[str, Any]:
+        """The Chaos Toolkit experiment this Cube runs for `p` now: the live slot the target names, the gates
+        registered now (learned ones included), this daemon's configuration."""
+        slot = None
+        if p.target in ("active", "standby"):
+            slot = self.cube_state().slot(p.target).name  # type: ignore[arg-type]
+        hypothesis = [g for g in [*self.cc.hypothesis_gates, *extra] if g in self.registry]
+        return build_document(experiment_id=eid, proposal=p, fault=parse_fault(p.kind, p.params),
+                              configuration=self._configuration(eid, self.journals / f"{eid}.probes.jsonl"),
+                              hypothesis=hypothesis, guards=guards, shadow=shadow, slot=slot,
+                              extension={"proposal": p.model_dump(mode="json"),
+                                         "preflight": res.model_dump(mode="json"), "approval_id": approval_id})
+
+    def export(self, t: ExperimentTemplate) -> dict[str, Any]:
+        """What `run_template(t)` would hand to Chaos Toolkit, without running it: the document and the
+        pre-flight verdict it would meet now (an exported experiment run by hand skips Samantha's pre-flight
+        and approval queue, so the verdict travels in its `extensions`)."""
+        p = t.proposal()
+        res, _ = self.preflight(p, guards=list(t.guards))
+        doc = self.document("exp-export-" + uuid.uuid4().hex[:12], p, res, list(t.guards), list(t.hypothesis),
+                            t.shadow)
+        return {"experiment": doc, "verdict": res.verdict, "preflight": res.model_dump(mode="json")}
+
     def execute(self, p: Proposal, res: PreflightResult, *, guards: list[GateBase] = (),
                 extra_hypothesis: list[str] = (), shadow: bool | None = None,
                 approval_id: str | None = None) -> dict[str, Any]:
@@ -271,18 +295,8 @@ class ChaosService:
         fault = parse_fault(p.kind, p.params)
         eid = "exp-" + uuid.uuid4().hex[:16]
         base = self.journals / eid
-        doc_path, journal_path, probe_log = (base.with_suffix(".experiment.json"), base.with_suffix(".journal.json"),
-                                             base.with_suffix(".probes.jsonl"))
-        slot = None
-        if p.target in ("active", "standby"):
-            st = self.cube_state()
-            slot = st.slot(p.target).name  # type: ignore[arg-type]
-        hypothesis = [g for g in [*self.cc.hypothesis_gates, *extra] if g in self.registry]
-        doc = build_document(experiment_id=eid, proposal=p, fault=fault,
-                             configuration=self._configuration(eid, probe_log), hypothesis=hypothesis,
-                             guards=guards, shadow=shadow, slot=slot,
-                             extension={"proposal": p.model_dump(mode="json"), "preflight": res.model_dump(mode="json"),
-                                        "approval_id": approval_id})
+        doc_path, journal_path = base.with_suffix(".experiment.json"), base.with_suffix(".journal.json")
+        doc = self.document(eid, p, res, guards, extra, shadow, approval_id)
         doc_path.write_text(json.dumps(doc, indent=1))
         pdoc = {**p.model_dump(mode="json"), "key": p.key}
         self.records.start_experiment(eid, p.label(), pdoc, res.model_dump(mode="json"), str(p.kind), str(p.target),
@@ -316,7 +330,7 @@ class ChaosService:
             state = "completed" if summary.ok else ("aborted" if summary.aborted_by_hypothesis else "failed")
         elif state == "completed":
             state = "crashed"
-        probes = _read_jsonl(probe_log)
+        probes = _read_jsonl(self.journals / f"{eid}.probes.jsonl")  # the probe log `document` configured
         entries = self.ledger.entries(eid)
         reverted_at = max((e["reverted_at"] or 0 for e in entries if e["kind"] != "shadow"), default=None) or None
         found: list[dict[str, Any]] = []

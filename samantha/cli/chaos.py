@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +95,27 @@ def run(file: Path, config: Path | None = ConfigOption, as_json: bool = JsonOpti
     _show_result(out, as_json)
     if out.get("outcome") == "rejected":
         raise typer.Exit(1)
+
+
+@app.command()
+def export(file: Path, config: Path | None = ConfigOption, as_json: bool = JsonOption,
+           out: Path | None = typer.Option(None, "--out", "-o", help="write the Chaos Toolkit document here")) -> None:
+    """The exact Chaos Toolkit experiment `run` would start for a template on this Cube, with the pre-flight
+    verdict it meets now; `chaos validate` and `chaos run` accept the document as it is."""
+    cfg = get_config(config)
+    try:
+        text = file.read_text()
+    except OSError as e:
+        bad_input(f"cannot read {file}: {e.strerror}")
+    res = call(cfg, "POST", "/v1/chaos/export", json={"template": text, "source": str(file)})
+    if out is not None:
+        out.write_text(json.dumps(res["experiment"], indent=2) + "\n")
+    if as_json:
+        print_json(res)
+    elif out is None:
+        print(json.dumps(res["experiment"], indent=2))
+    else:
+        console.print(f"wrote {out}: {res['experiment']['title']} (pre-flight now: {res['verdict']})")
 
 
 @app.command()

@@ -32,6 +32,7 @@ def _run_schemathesis(url: str, token: str, report: Path, max_time: int) -> dict
                           "--report-json-path", str(report)],
                          capture_output=True, text=True, timeout=max_time + 120, env={**os.environ},
                          cwd=report.parent)  # its example cache stays out of the repo
+    (report.parent / "schemathesis.out").write_text(out.stdout)  # the whole run, for a failure
     summary = out.stdout[-3000:]
     return {"rc": out.returncode, "summary": summary}
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -65,6 +67,37 @@ def test_standby_latency_finding_becomes_a_gate_that_fires_in_a_replay(tmp_path)
         during = engine.evaluate([g], now=lat["from"] + 6.0)[0]
     assert before.status == "pass", before
     assert during.status == "fail", during
+
+
+CHAOS_CLI = Path(sys.executable).with_name("chaos")
+
+
+@pytest.mark.timeout(240)
+def test_every_shipped_template_exports_a_document_chaos_toolkit_validates(tmp_path):
+    with chaos_env(tmp_path) as (twin, host):
+        active = twin.cube.state().active
+        for t in sorted(EXPERIMENTS.glob("*.yaml")):
+            out = tmp_path / f"{t.stem}.json"
+            r = subprocess.run([sys.executable, "-m", "samantha", "chaos", "export", str(t), "-c",
+                                str(host.config_path), "-o", str(out), "--json"],
+                               capture_output=True, text=True, timeout=60)
+            assert r.returncode == 0, (t.name, r.stdout, r.stderr)
+            res = json.loads(r.stdout)
+            doc = json.loads(out.read_text())
+            assert doc == res["experiment"] and res["verdict"] in ("sanctioned", "escalate", "reject")
+            [ext] = doc["extensions"]
+            assert ext["preflight"]["verdict"] == res["verdict"]  # a hand run still carries Samantha's verdict
+            assert doc["rollbacks"][0]["provider"]["func"] == "revert_experiment"
+            if t.stem == "kill-active-slot":  # the restart probe watches the live Cube's active slot
+                [probe] = [a for a in doc["method"] if a["name"] == "slot-restarts"]
+                assert probe["provider"]["arguments"]["role_slot"] == active
+            v = subprocess.run([str(CHAOS_CLI), "--no-log-file", "validate", str(out)], capture_output=True,
+                               text=True, timeout=120, cwd=tmp_path)
+            assert v.returncode == 0 and "experiment syntax and semantic look valid" in v.stdout + v.stderr, (
+                t.name, v.stdout[-2000:], v.stderr[-2000:])
+        bad = host.post("/v1/chaos/export", json={"template": "title: x\n", "source": "bad.yaml"})
+        assert bad.status_code == 422 and bad.json()["error"]["code"] == "invalid_experiment", bad.text
+        assert host.get("/v1/chaos/experiments")["experiments"] == []  # exporting runs nothing
 
 
 def _operator(host: DaemonProcess, tmp_path: Path, name: str, role: str, expires_in: float = 3600) -> KeyPair:

@@ -43,6 +43,12 @@ def run(ctx) -> None:
             c.print(f"{len(plan['proposals'])} proposals from the dependency map: {plan['counts']}")
 
             learn = {"template": LEARN % (6 if ctx.fast else 12), "source": "demo"}
+            exp = daemon.post("/v1/chaos/export", json=learn).json()
+            doc_path = work / "standby-latency-learn.ctk.json"
+            doc_path.write_text(__import__("json").dumps(exp["experiment"], indent=2))
+            c.print(f"exported as a Chaos Toolkit document ({len(exp['experiment']['method'])} method steps, "
+                    f"{len(exp['experiment']['steady-state-hypothesis']['probes'])} hypothesis probes, pre-flight "
+                    f"now {exp['verdict']}): {doc_path}; `chaos validate` accepts it as it is", highlight=False)
             out = daemon.post("/v1/chaos/run", json=learn).json()
             c.print(f"ran [bold]{out['experiment_id']}[/bold] in a Chaos Toolkit subprocess: {out['outcome']}; "
                     f"journal {out['journal_sha256'][:12]}…; injections "
