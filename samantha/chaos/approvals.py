@@ -294,8 +294,9 @@ class ApprovalQueue(ChaosTables):
 
     def resume(self, aid: str, expect: str, who: dict[str, Any]) -> dict[str, Any]:
         """Resume the waiting thread (an approval runs the experiment: slow)."""
-        if not self.graph.waiting(aid):  # an item `ask` queued: its asker reads the status
-            return {"approval": self.get(aid), "result": {"outcome": "approved" if expect == "approve" else "denied"}}
+        if not self.graph.waiting(aid):  # an item `ask` queued: its asker reads the status `mark_decided` wrote
+            item = self.get(aid)
+            return {"approval": item, "result": {"outcome": item["status"] if item else None}}
         out = self.graph.resume(aid, {"decision": expect, **who})
         return {"approval": self.get(aid), "result": out.get("result")}
 

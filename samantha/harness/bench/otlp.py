@@ -8,9 +8,6 @@ committed rows checked at the end).
 
 from __future__ import annotations
 
-import contextlib
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -19,11 +16,10 @@ from typing import Any
 import httpx
 import numpy as np
 import orjson
-import yaml
 from google.protobuf import json_format
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 
-from samantha.harness.daemon_process import free_port
+from samantha.harness.scenario_run import telemetry_server
 
 
 def _otlp_body(n: int, n_series: int, ts: float) -> bytes:
@@ -43,21 +39,10 @@ def _lines_body(n: int, n_series: int, ts: float) -> bytes:
 
 
 def run(seconds: float = 4.0, per_request: int = 1000, n_series: int = 100) -> dict[str, Any]:
-    root = Path(tempfile.mkdtemp(prefix="samantha-otlp-bench-"))
-    cfg = root / "samantha.yaml"
-    cfg.write_text(yaml.safe_dump({"data_dir": str(root / "state")}))
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "samantha", "telemetry", "serve", "-p", str(port), "-c", str(cfg)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
+    with tempfile.TemporaryDirectory(prefix="samantha-otlp-bench-") as tmp, \
+            telemetry_server(Path(tmp) / "state") as (ingest_url, _):
+        url = ingest_url.removesuffix("/v1/ingest/requests")
         with httpx.Client(base_url=url, timeout=30.0) as c:
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
-                with contextlib.suppress(httpx.HTTPError):
-                    if c.get("/healthz").status_code == 200:
-                        break
-                time.sleep(0.1)
             rates: dict[str, list[float]] = {"otlp": [], "json_lines": []}
             sent = {"otlp": 0, "json_lines": 0}
             end = time.monotonic() + seconds
@@ -80,16 +65,6 @@ def run(seconds: float = 4.0, per_request: int = 1000, n_series: int = 100) -> d
                     sent[fmt] += per_request
                 k += 1
             committed = c.get("/v1/telemetry/stats").json()
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        import shutil
-
-        shutil.rmtree(root, ignore_errors=True)
     med = {f: round(float(np.median(v)), 0) if v else 0.0 for f, v in rates.items()}
     return {"otlp_samples_per_s_median": med["otlp"], "json_lines_samples_per_s_median": med["json_lines"],
             "otlp_vs_json_lines": round(med["otlp"] / med["json_lines"], 3) if med["json_lines"] else None,
