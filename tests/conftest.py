@@ -8,7 +8,7 @@ import pytest
 
 from samantha.core.clock import SimClock
 from samantha.core.config import SamanthaConfig
-from samantha.harness.daemon_process import free_port as free_port  # tests import it from here
+from samantha.core.ports import free_port as free_port  # tests import it from here
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,13 +23,6 @@ import yaml
 
 from samantha.api.client import DaemonClient
 from samantha.core.config import SamanthaConfig
-
-
-def free_port() -> int:
-    """A port free on loopback now, for a child daemon's `api.port` (it must be known before it starts)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def write_config(config: SamanthaConfig, path: Path) -> Path:

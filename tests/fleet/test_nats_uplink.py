@@ -14,8 +14,8 @@ import pyarrow as pa
 import pytest
 
 from samantha.core import fleet
+from samantha.core.ports import free_port
 from samantha.harness.hub_process import spawn_nats_hub
-from samantha.hub.broker import free_port
 from samantha.uplink.local import local_service
 from samantha.uplink.outbox import to_parquet
 from tests.uplink.kit import cube_config, cube_keys, hub_view, seed

@@ -25,9 +25,10 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 
 from samantha.api.client import writer_headers
 from samantha.core.config import SamanthaConfig
+from samantha.core.ports import free_port
 from samantha.gates.engine import GateEngine
 from samantha.gates.spec import ThresholdGate
-from samantha.harness.daemon_process import DaemonProcess, free_port, write_config
+from samantha.harness.daemon_process import DaemonProcess, write_config
 from samantha.telemetry.otlp import make_otlp_router
 from samantha.telemetry.store import TelemetryStore
 

@@ -70,7 +70,7 @@ TWIN_PORTS = ("router_port", "control_port", "slot_a_port", "slot_b_port", "prox
 def chaos_daemon_config(work: Path, *, probe_interval_s: float) -> SamanthaConfig:
     """A daemon with chaos mode on a free port and a twin on ephemeral ports feeding it. No playbooks and
     no LLM: chaos alone acts on the Cube."""
-    from samantha.harness.daemon_process import free_port
+    from samantha.core.ports import free_port
 
     port = free_port()
     return SamanthaConfig.model_validate({

@@ -36,7 +36,8 @@ def _probe_steady(rps: float, seconds: float, warmup: float) -> dict[str, Any]:
     import psutil
 
     from samantha.core.config import SamanthaConfig
-    from samantha.harness.daemon_process import DaemonProcess, free_port, write_config
+    from samantha.core.ports import free_port
+    from samantha.harness.daemon_process import DaemonProcess, write_config
     from samantha.twin import lifecycle
 
     tmp = Path(tempfile.mkdtemp(prefix="samantha-footprint-"))

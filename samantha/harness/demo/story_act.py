@@ -48,7 +48,7 @@ def policy_doc(step_s: float, soak_s: float) -> dict[str, Any]:
 
 def story_config(base: Path, template: SamanthaConfig, *, rps: float, policy: dict[str, Any]) -> SamanthaConfig:
     """A twin on ephemeral ports pushing into a daemon on a free port, with the given rollout policy."""
-    from samantha.harness.daemon_process import free_port
+    from samantha.core.ports import free_port
 
     port = free_port()
     base.mkdir(parents=True, exist_ok=True)
