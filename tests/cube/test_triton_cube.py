@@ -133,3 +133,25 @@ def test_real_triton_cube_rollout_shadow_flip_and_bad_bundles(cube):
     assert standby["bundle_id"] is None and state["active"] == "A"
     assert all(a.status_code == 200 for a in _infer(env, 5))  # the active is untouched
     assert env["proc"].poll() is None
+
+
+def test_a_killed_active_triton_reads_unhealthy_and_the_flip_keeps_serving(cube):
+    """Runs last in the module: it kills the active slot's server."""
+    env = cube
+    state = env["http"].get(f"{env['ctl']}/v1/state").json()
+    if next(s for s in state["slots"] if s["role"] == "standby")["bundle_id"] is None:
+        assert _op(env, "load", bundle=_bundle(env, "v7", "7")).status_code == 200
+    active = state["active"]
+    env[active.lower()].kill()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        slot = next(s for s in env["http"].get(f"{env['ctl']}/v1/state").json()["slots"] if s["name"] == active)
+        if not slot["healthy"]:
+            break
+        time.sleep(0.1)
+    assert not slot["healthy"] and "does not answer" in slot["health_detail"]
+    failed = [a for a in _infer(env, 3) if a.status_code != 200]
+    assert failed and failed[0].json()["error"]["code"] == "inference_failed"
+    r = _op(env, "flip")
+    assert r.status_code == 200 and r.json()["state"]["active"] != active
+    assert all(a.status_code == 200 for a in _infer(env, 10))
