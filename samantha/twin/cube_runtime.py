@@ -12,13 +12,25 @@ import argparse
 import asyncio
 import signal
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 from samantha.cube.open_inference import HttpxUpstream, OpenInferenceProtocol
 from samantha.cube.triton_slot import TritonRepositorySlot
 from samantha.twin.control import CubeControl, SlotRecord
-from samantha.twin.http import HttpServer, install_uvloop, write_port_file
+from samantha.twin.http import HttpServer, Upstream, install_uvloop, write_port_file
 from samantha.twin.router import Link, Router, RouteTable
 from samantha.twin.telemetry_push import TelemetryPusher
+
+
+def _data_client(kind: str, url: str) -> Any:
+    """`pool`: the twin's keep-alive pool (httptools, no per-request client overhead); `httpx`: keep-alive httpx."""
+    if kind == "httpx":
+        return HttpxUpstream(url)
+    u = urlsplit(url)
+    if u.scheme != "http" or not u.hostname or not u.port:
+        raise SystemExit(f"--slot-*-data/url: {url!r} must be http://host:port for the pool client (or --data-client httpx)")
+    return Upstream(u.hostname, u.port)
 
 
 async def serve(args: argparse.Namespace) -> None:
@@ -27,7 +39,8 @@ async def serve(args: argparse.Namespace) -> None:
     for name, data, ctrl, repo in (("A", args.slot_a_data, args.slot_a_url, args.slot_a_repo),
                                    ("B", args.slot_b_data, args.slot_b_url, args.slot_b_repo)):
         adapter = TritonRepositorySlot(ctrl, Path(repo), trusted, ready_timeout_s=args.ready_timeout)
-        slots[name] = SlotRecord(name=name, data=HttpxUpstream(data or ctrl), control_url=ctrl, adapter=adapter)  # type: ignore[arg-type]
+        slots[name] = SlotRecord(name=name, data=_data_client(args.data_client, data or ctrl), control_url=ctrl,
+                                 adapter=adapter)
     pusher = TelemetryPusher(args.ingest_url or None, batch_ms=args.batch_ms, max_events=args.buffer_max,
                              token_file=Path(args.ingest_token_file) if args.ingest_token_file else None)
     router = Router(RouteTable(Link("A", slots["A"].data, None), None, 0.0, False), pusher, timeout_s=args.timeout,
@@ -56,7 +69,7 @@ async def serve(args: argparse.Namespace) -> None:
     for t in tasks:
         t.cancel()
     for s in slots.values():
-        await s.data.aclose()
+        await s.data.aclose() if isinstance(s.data, HttpxUpstream) else s.data.close()
         await s.adapter.close()
     await control.http.aclose()
 
@@ -81,6 +94,8 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--timeout", type=float, default=5.0)
     ap.add_argument("--ready-timeout", type=float, default=60.0, help="bound on a model becoming ready after load")
     ap.add_argument("--health-interval", type=float, default=0.5)
+    ap.add_argument("--data-client", choices=("pool", "httpx"), default="pool",
+                    help="how inference is forwarded to the slots (both keep connections alive)")
     return ap
 
 
