@@ -41,6 +41,7 @@ _GROUPS = [
     ("bundle", "app", "bundle"),
     ("bundle", "keys_app", "keys"),
     ("twin", "app", "twin"),
+    ("cube", "app", "cube"),
     ("rollout", "app", "rollout"),
     ("playbook", "app", "playbook"),
     ("bench", "app", "bench"),

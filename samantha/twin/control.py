@@ -36,6 +36,7 @@ from samantha.cube.protocol import (
     Weights,
     WeightsRequest,
 )
+from samantha.cube.slot_adapter import SlotLoadError
 from samantha.twin.http import Request, Response, Upstream, error_response, json_response
 from samantha.twin.router import Link, Router, RouteTable
 from samantha.twin.toy_bundle import verify_toy_bundle
@@ -63,6 +64,9 @@ class SlotRecord:
     health_detail: str | None = "not checked yet"
     fault_knobs: list[str] = field(default_factory=list)
     epoch: int = 0  # bumped by each load: a health answer from before it is stale
+    adapter: Any = None  # a cube.slot_adapter.SlotAdapter (a real server); None: the twin's toy slot
+    contract: Any = None  # the loaded model's declared outputs, for the router's answer check
+    bundle_path: str | None = None  # what an adapter slot last loaded, reloaded after a runtime restart
 
 
 class CubeControl:
@@ -115,8 +119,8 @@ class CubeControl:
     def publish(self) -> None:
         """Build the route table from the state and swap it in with one assignment."""
         a, s = self.slots[self.active], self.slots[self.standby]
-        standby = Link(s.name, s.data, s.bundle_id) if self._standby_routable() else None
-        self.router.route = RouteTable(active=Link(a.name, a.data, a.bundle_id), standby=standby,
+        standby = Link(s.name, s.data, s.bundle_id, s.contract) if self._standby_routable() else None
+        self.router.route = RouteTable(active=Link(a.name, a.data, a.bundle_id, a.contract), standby=standby,
                                        standby_weight=self.effective_weight(), shadow=self.shadow and standby is not None)
 
     def _persist(self) -> None:
@@ -125,6 +129,7 @@ class CubeControl:
         doc = {"active": self.active, "standby_weight": self.standby_weight, "shadow": self.shadow,
                "safe_mode": self.safe_mode, "generation": self.generation,
                "quarantine": [q.model_dump() for q in self.quarantine.values()],
+               "bundle_paths": {n: s.bundle_path for n, s in self.slots.items() if s.adapter is not None},
                "requests": [[rid, fp, st, body.decode()] for rid, (fp, st, body)
                             in list(self.requests.items())[-PERSISTED_REQUESTS:]]}
         tmp = self.state_file.with_suffix(".tmp")
@@ -149,8 +154,27 @@ class CubeControl:
             self.publish()
             await asyncio.sleep(self.health_interval_s)
 
+    async def restore_slots(self) -> None:
+        """Adapter slots reload what they last served (the twin's toy slots restore themselves)."""
+        if self.state_file is None or not self.state_file.exists():
+            return
+        paths = json.loads(self.state_file.read_text()).get("bundle_paths") or {}
+        for name, s in self.slots.items():
+            got = await s.adapter.restore(Path(paths[name])) if s.adapter and paths.get(name) else None
+            if got is not None:
+                vb, loaded = got
+                self._set_bundle(s, {"bundle_id": vb.bundle_id, "label": vb.manifest.label,
+                                     "expires_at": vb.manifest.expires_at.timestamp()})
+                s.contract, s.bundle_path, s.fault_knobs = loaded.contract, str(vb.path), vb.profile.active_knobs()
+        self.publish()
+
     async def _check(self, s: SlotRecord) -> None:
         epoch = s.epoch
+        if s.adapter is not None:
+            healthy, detail = await s.adapter.health()
+            if epoch == s.epoch:
+                s.healthy, s.health_detail = healthy, detail
+            return
         try:
             status, body = await s.data.request("GET", "/health", timeout=2.0)
             doc = orjson.loads(body)
@@ -233,17 +257,21 @@ class CubeControl:
     async def _op_load(self, req: LoadRequest) -> None:
         if self.safe_mode:
             raise Refused(409, "safe_mode", "the Cube is in safe mode: no loads until it is turned off")
+        s = self.slots[self.standby]
         try:
-            vb = verify_toy_bundle(self._resolve(req.bundle), load_trusted_keys(self.trusted_path))
+            vb = s.adapter.verify(self._resolve(req.bundle)) if s.adapter is not None else \
+                verify_toy_bundle(self._resolve(req.bundle), load_trusted_keys(self.trusted_path))
         except BundleError as e:
             raise Refused(422, e.kind, str(e), "bundle") from None
         if vb.bundle_id in self.quarantine:
             q = self.quarantine[vb.bundle_id]
             raise Refused(409, "quarantined", f"bundle {vb.manifest.label} ({vb.bundle_id[:16]}) is quarantined: "
                           f"{q.reason or 'no reason given'}", "bundle")
-        s = self.slots[self.standby]
         self.standby_weight = 0.0  # a new standby starts with no traffic; rollouts begin again
         self.publish()
+        if s.adapter is not None:
+            await self._adapter_load(s, vb)
+            return
         try:
             r = await self.http.post(f"{s.control_url}/load", json={"path": str(vb.path)})
         except httpx.HTTPError as e:
@@ -256,6 +284,23 @@ class CubeControl:
         self._set_bundle(s, {"bundle_id": vb.bundle_id, "label": vb.manifest.label,
                              "expires_at": vb.manifest.expires_at.timestamp()})
         s.fault_knobs = vb.profile.active_knobs()
+
+    async def _adapter_load(self, s: SlotRecord, vb: Any) -> None:
+        """The standby goes empty first (no traffic, no flip), then takes the bundle only once it is ready."""
+        s.epoch += 1
+        s.bundle_id = s.bundle_name = s.bundle_version = s.expires_at = s.contract = s.bundle_path = None
+        s.healthy, s.health_detail, s.fault_knobs = False, "loading", []
+        self.publish()
+        try:
+            loaded = await s.adapter.load(vb)
+        except SlotLoadError as e:
+            s.health_detail = f"load failed: {e.reason}"
+            raise Refused(e.status, e.code, f"slot {s.name}: {e.reason}", e.field) from None
+        s.epoch += 1
+        self._set_bundle(s, {"bundle_id": vb.bundle_id, "label": vb.manifest.label,
+                             "expires_at": vb.manifest.expires_at.timestamp()})
+        s.contract, s.bundle_path, s.fault_knobs = loaded.contract, str(vb.path), vb.profile.active_knobs()
+        s.healthy, s.health_detail = True, None
 
     async def _op_weights(self, req: WeightsRequest) -> None:
         if req.standby > 0:

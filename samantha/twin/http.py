@@ -19,6 +19,8 @@ from http import HTTPStatus
 import httptools
 import orjson
 
+from samantha.cube.open_inference import UpstreamFailure
+
 MAX_BODY = 1 << 20
 _REASONS = {s.value: s.phrase for s in HTTPStatus}
 
@@ -170,7 +172,7 @@ class HttpServer:
                 c.transport.close()
 
 
-class UpstreamError(Exception):
+class UpstreamError(UpstreamFailure):
     """The upstream did not answer (refused, reset, timed out)."""
 
 

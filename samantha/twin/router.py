@@ -30,7 +30,8 @@ import numpy as np
 import orjson
 
 from samantha.core.domain import SlotRole
-from samantha.twin.http import Request, Response, Upstream, UpstreamError, error_response, json_response
+from samantha.cube.open_inference import UpstreamFailure
+from samantha.twin.http import Request, Response, Upstream, error_response, json_response
 from samantha.twin.telemetry_push import TelemetryPusher
 
 PATH_FAULT_FLOOR_MS = 20.0  # path delay beyond the live path's that scheduling on a saturated host does not explain
@@ -39,8 +40,31 @@ PATH_FAULT_FLOOR_MS = 20.0  # path delay beyond the live path's that scheduling 
 @dataclass(frozen=True)
 class Link:
     name: str
-    upstream: Upstream
+    upstream: Upstream  # or any client with the same timed_request (cube.open_inference.HttpxUpstream)
     bundle_id: str | None
+    contract: Any = None  # what the slot's answers are checked against (the model's declared outputs)
+
+
+class ToyProtocol:
+    """The twin's data path: POST /infer with {"x": [...]}, answers {"probs": [...], "bundle", "service_ms"}."""
+
+    def matches(self, path: str) -> bool:
+        return path == "/infer"
+
+    def parse(self, data: bytes, contract: Any) -> tuple[Any, str | None, float | None]:
+        """(answer, bundle id the slot names, its own service time); ValueError names what is wrong."""
+        try:
+            doc = orjson.loads(data)
+            probs = doc["probs"]
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            raise ValueError("slot answer is not valid JSON") from None
+        if not all(isinstance(v, float | int) and math.isfinite(v) for v in probs):
+            raise ValueError("model produced a non-finite output")
+        service = doc.get("service_ms")
+        return probs, doc.get("bundle"), float(service) if isinstance(service, float | int) else None
+
+    def compare(self, live: Any, shadow: Any) -> float:
+        return divergence(live, shadow)
 
 
 @dataclass(frozen=True)
@@ -56,7 +80,7 @@ class Outcome:
     status: int
     body: bytes
     latency_ms: float
-    probs: list[float] | None  # None unless a finite answer
+    probs: Any  # the parsed answer (the toy's class probabilities, V2 output tensors); None unless a good one
     bundle: str | None
     reason: str | None = None
     service_ms: float | None = None  # the slot's own compute time, when it reports one
@@ -92,8 +116,11 @@ class SlotStats:
         self.errors = 0
         self.latencies: deque[float] = deque(maxlen=2000)
         self.recent: deque[tuple[float, bool]] = deque(maxlen=20000)  # (monotonic, ok) for rates
+        self.divergences: deque[float] = deque(maxlen=2000)  # shadow only
 
-    def add(self, latency_ms: float, ok: bool) -> None:
+    def add(self, latency_ms: float, ok: bool, div: float | None = None) -> None:
+        if div is not None:
+            self.divergences.append(div)
         self.requests += 1
         self.errors += not ok
         self.latencies.append(latency_ms)
@@ -107,13 +134,15 @@ class SlotStats:
                 "rps": round(len(recent) / window_s, 1),
                 "error_rate": round(1 - sum(recent) / len(recent), 4) if recent else 0.0,
                 "p50_ms": round(float(np.percentile(lat, 50)), 2) if lat is not None else None,
-                "p99_ms": round(float(np.percentile(lat, 99)), 2) if lat is not None else None}
+                "p99_ms": round(float(np.percentile(lat, 99)), 2) if lat is not None else None,
+                "divergence_mean": round(float(np.mean(self.divergences)), 4) if self.divergences else None}
 
 
 class Router:
     def __init__(self, route: RouteTable, pusher: TelemetryPusher, *, timeout_s: float = 5.0,
-                 probe_percent: float = 0.0):
+                 probe_percent: float = 0.0, protocol: Any = None):
         self.route = route
+        self.protocol = protocol or ToyProtocol()
         self.probe_percent = probe_percent
         self.pusher = pusher
         self.timeout_s = timeout_s
@@ -123,10 +152,10 @@ class Router:
         self._tasks: set[asyncio.Task] = set()
 
     async def handle(self, req: Request) -> Response:
-        if req.path == "/infer":
+        if self.protocol.matches(req.path):
             if req.method != "POST":
-                return error_response(405, "method_not_allowed", "POST /infer")
-            return await self.infer(req.body)
+                return error_response(405, "method_not_allowed", f"POST {req.path}")
+            return await self.infer(req.body, req.path)
         if req.path == "/health":
             return json_response({"ok": True})
         return error_response(404, "not_found", f"no route {req.path}")
@@ -140,36 +169,31 @@ class Router:
         doc["x"] = (x + np.random.normal(0.0, self.noise_sigma, x.shape)).tolist()
         return orjson.dumps(doc)
 
-    async def call(self, link: Link, body: bytes) -> Outcome:
+    async def call(self, link: Link, body: bytes, path: str = "/infer") -> Outcome:
         t0 = time.perf_counter()
         try:
-            status, data, elapsed = await link.upstream.timed_request("POST", "/infer", body, timeout=self.timeout_s)
-        except UpstreamError as e:
+            status, data, elapsed = await link.upstream.timed_request("POST", path, body, timeout=self.timeout_s)
+        except UpstreamFailure as e:
             return Outcome(502, b"", (time.perf_counter() - t0) * 1000, None, link.bundle_id, str(e))
         latency = (time.perf_counter() - t0) * 1000
         if status != 200:
             return Outcome(status, data, latency, None, link.bundle_id, f"slot answered {status}")
         try:
-            doc = orjson.loads(data)
-            probs = doc["probs"]
-            bundle = doc.get("bundle") or link.bundle_id
-            service = doc.get("service_ms")
-        except (orjson.JSONDecodeError, KeyError, TypeError):
-            return Outcome(502, data, latency, None, link.bundle_id, "slot answer is not valid JSON")
-        if not all(isinstance(v, float | int) and math.isfinite(v) for v in probs):
-            return Outcome(502, data, latency, None, bundle, "model produced a non-finite output")
-        return Outcome(200, data, latency, probs, bundle, transport_ms=elapsed * 1000,
-                       service_ms=float(service) if isinstance(service, float | int) else None)
+            probs, bundle, service = self.protocol.parse(data, link.contract)
+        except ValueError as e:
+            return Outcome(502, data, latency, None, link.bundle_id, str(e))
+        return Outcome(200, data, latency, probs, bundle or link.bundle_id, transport_ms=elapsed * 1000,
+                       service_ms=service)
 
     def _record(self, role: SlotRole, out: Outcome, *, shadow: bool = False, div: float | None = None) -> None:
         ok = out.probs is not None
-        (self.stats["shadow"] if shadow else self.stats[role]).add(out.latency_ms, ok)
+        (self.stats["shadow"] if shadow else self.stats[role]).add(out.latency_ms, ok, div)
         if out.bundle is None:
             return
         self.pusher.add({"ts": time.time(), "slot": role, "bundle": out.bundle, "latency_ms": round(out.latency_ms, 3),
                          "ok": ok, "divergence": div, "shadow": shadow})
 
-    async def infer(self, body: bytes) -> Response:
+    async def infer(self, body: bytes, path: str = "/infer") -> Response:
         rt = self.route
         if self.noise_fraction and random.random() < self.noise_fraction:
             body = self._noisy(body)
@@ -181,9 +205,9 @@ class Router:
         probe = (not rt.shadow and rt.standby_weight <= 0 and self.probe_percent > 0
                  and random.random() * 100 < self.probe_percent)
         if (rt.shadow or probe) and not to_standby and rt.standby is not None:
-            mirror = asyncio.get_running_loop().create_task(self.call(rt.standby, body))
+            mirror = asyncio.get_running_loop().create_task(self.call(rt.standby, body, path))
             self._tasks.add(mirror)
-        out = await self.call(link, body)
+        out = await self.call(link, body, path)
         if 400 <= out.status < 500:  # the caller's mistake, not the model's: pass it on, record nothing
             if mirror is not None:
                 mirror.add_done_callback(self._tasks.discard)
@@ -204,7 +228,7 @@ class Router:
         out: Outcome = task.result()
         div = None
         if live.probs is not None:  # only a good incumbent answer is a reference
-            div = divergence(live.probs, out.probs)
+            div = self.protocol.compare(live.probs, out.probs)
         if 400 <= out.status < 500:
             return
         out.latency_ms = (out.transport_ms or out.latency_ms) if probe else shadow_latency_ms(out, live)

@@ -24,6 +24,7 @@ ACTS: list[str] = [
     "samantha.harness.demo.telemetry_act",
     "samantha.harness.demo.proxy_act",
     "samantha.harness.demo.twin_act",
+    "samantha.harness.demo.triton_act",
     "samantha.harness.demo.gates_act",
     "samantha.harness.demo.kernel_act",
     "samantha.harness.demo.llm_act",

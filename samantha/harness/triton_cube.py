@@ -1,0 +1,98 @@
+"""A real Triton Cube on loopback for benches and the demo: two tritonservers (one per slot) behind the
+cube runtime process (`python -m samantha.twin.cube_runtime`), with a publisher key it trusts."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from samantha.cube.bundle import SigningKey, trust_key
+from samantha.cube.triton_bundle import build_triton_bundle
+from samantha.harness.triton_process import TritonServer, TritonUnavailable
+
+V2_REQUEST = {"inputs": [{"name": "x", "shape": [8], "datatype": "FP32",
+                          "data": [0.5, -0.2, 0.1, 0.9, 0.0, 0.3, -0.7, 0.4]}]}
+
+
+@dataclass
+class TritonCube:
+    root: Path
+    slots: dict[str, TritonServer] = field(default_factory=dict)
+    proc: subprocess.Popen | None = None
+    data_url: str = ""
+    control_url: str = ""
+    key: SigningKey | None = None
+    data_client: str = "pool"
+
+    def start(self, timeout_s: float = 60.0) -> TritonCube:
+        self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            for name in ("A", "B"):
+                self.slots[name] = TritonServer(self.root, name).start(timeout_s)
+        except TritonUnavailable:
+            self.stop()
+            raise
+        self.key = SigningKey.generate(self.root / "publisher.pem")
+        trust_key(self.key, self.root / "trusted")
+        port_file = self.root / "runtime.port"
+        port_file.unlink(missing_ok=True)
+        a, b = self.slots["A"], self.slots["B"]
+        log = (self.root / "runtime.log").open("ab")
+        self.proc = subprocess.Popen([sys.executable, "-m", "samantha.twin.cube_runtime",
+                                      "--slot-a-url", a.url, "--slot-a-repo", str(a.repository),
+                                      "--slot-b-url", b.url, "--slot-b-repo", str(b.repository),
+                                      "--trusted", str(self.root / "trusted"), "--bundles-dir", str(self.root),
+                                      "--state-file", str(self.root / "runtime.json"), "--port-file", str(port_file),
+                                      "--data-client", self.data_client],
+                                     stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        log.close()
+        deadline = time.monotonic() + timeout_s
+        while not port_file.exists():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise TritonUnavailable(f"the cube runtime did not start (see {self.root / 'runtime.log'})")
+            time.sleep(0.05)
+        ports = json.loads(port_file.read_text())
+        self.data_url = f"http://127.0.0.1:{ports['router_port']}"
+        self.control_url = f"http://127.0.0.1:{ports['control_port']}"
+        return self
+
+    def bundle(self, name: str, version: str, **kw: Any) -> str:
+        build_triton_bundle(self.root / name, name="sensor", version=version, key=self.key, **kw)
+        return name
+
+    def op(self, op: str, **body: Any) -> httpx.Response:
+        return httpx.post(f"{self.control_url}/v1/{op}", json={"request_id": str(uuid.uuid4()), **body}, timeout=90)
+
+    def state(self) -> dict[str, Any]:
+        return httpx.get(f"{self.control_url}/v1/state", timeout=5).json()
+
+    def stats(self) -> dict[str, Any]:
+        return httpx.get(f"{self.control_url}/v1/twin/stats", timeout=5).json()["slots"]
+
+    def active_triton(self) -> TritonServer:
+        return self.slots[self.state()["active"]]
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        for s in self.slots.values():
+            s.stop()
+
+    def __enter__(self) -> TritonCube:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
