@@ -90,9 +90,11 @@ class DuckDBAuditStore:
     def read(self) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
         if not self._exists():
             return [], None
+        # The head first: an append commits record and head together, so every record the head
+        # names is already visible to the second query, even while the daemon keeps appending.
+        head = self.conn.execute("SELECT head FROM audit_head WHERE id = 1").fetchone()
         rows = self.conn.execute(f"SELECT {', '.join(FIELDS)} FROM audit ORDER BY seq").fetchall()
         records = [_decoded(dict(zip(FIELDS, row, strict=True))) for row in rows]
-        head = self.conn.execute("SELECT head FROM audit_head WHERE id = 1").fetchone()
         return records, (_json_or_text(head[0]) if head else None)
 
     def last(self) -> dict[str, Any] | None:
@@ -129,13 +131,14 @@ class JsonlAuditStore:
         os.replace(tmp, self.head_path)
 
     def read(self) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+        # The head first, for the same reason as in DuckDBAuditStore.read: append writes it last.
+        head = _json_or_text(self.head_path.read_text()) if self.head_path.exists() else None
         records: list[dict[str, Any]] = []
         if self.path.exists():
             for n, line in enumerate(self.path.read_text(encoding="utf-8").splitlines(), 1):
                 if line.strip():
                     parsed = _json_or_text(line)
                     records.append(parsed if isinstance(parsed, dict) else {"_line": n, "_text": line})
-        head = _json_or_text(self.head_path.read_text()) if self.head_path.exists() else None
         return records, head
 
     def last(self) -> dict[str, Any] | None:

@@ -104,6 +104,38 @@ def test_a_log_reopened_continues_its_chain(tmp_path):
     assert report.ok and report.count == 4 and report.head_seq == 4
 
 
+@pytest.mark.parametrize("kind", ["duckdb", "jsonl"])
+def test_verifying_while_the_daemon_appends_never_reports_a_removed_record(tmp_path, kind):
+    """The last CI saw 'records 8..8 were removed' on an intact log: verify read the records, the
+    daemon appended, then verify read the newer head. Readers now take the head first."""
+    import threading
+
+    if kind == "duckdb":
+        conn = duckdb.connect(str(tmp_path / "audit.duckdb"))
+        writer_store, reader_store = DuckDBAuditStore(conn.cursor()), DuckDBAuditStore(conn.cursor(), create=False)
+    else:
+        writer_store = reader_store = JsonlAuditStore(tmp_path / "audit.jsonl")
+    log = AuditLog(writer_store, KEY, SimClock())
+    log.append("decision", {"i": 0})
+    done = threading.Event()
+
+    def write():
+        for i in range(1, 400):
+            log.append("decision", {"i": i})
+        done.set()
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    reports = []
+    while not done.is_set() and len(reports) < 2000:
+        reports.append(verify_store(reader_store, TRUST))
+    writer.join(60)
+    bad = [r for r in reports if not r.ok]
+    assert reports and not bad, bad[:3]
+    final = verify_store(reader_store, TRUST)
+    assert final.ok and final.count == 400 and final.head_seq == 400
+
+
 def bad_at(records, head=None, trust=TRUST):
     r = verify(records, trust, head, require_head=head is not None)
     assert not r.ok and r.reason
