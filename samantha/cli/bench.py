@@ -4,18 +4,11 @@ from __future__ import annotations
 
 import typer
 
-from samantha.cli.common import JsonOption, console, print_json
+from samantha.cli.common import JsonOption, console, emit_result
 
 app = typer.Typer(no_args_is_help=True, help="Benchmarks (each prints one JSON object with --json).")
 
 
-
-def _emit(result: dict, as_json: bool) -> None:
-    """One JSON object on stdout for --json, a highlighted view otherwise."""
-    if as_json:
-        print_json(result)
-    else:
-        console.print_json(data=result)
 
 @app.command()
 def judge(as_json: bool = JsonOption,
@@ -25,7 +18,7 @@ def judge(as_json: bool = JsonOption,
     from samantha.harness.bench.judge import run_judge_bench
 
     result = run_judge_bench(quick=quick, seed=seed, progress=not as_json)
-    _emit(result, as_json)
+    emit_result(result, as_json)
 
 
 @app.command()
@@ -39,7 +32,7 @@ def mitigate(as_json: bool = JsonOption,
 
     result = run_mitigate_bench(repeats=repeats, quick=quick, fault_free_minutes=fault_free_minutes,
                                 log=lambda m: err_console.print(m, highlight=False))
-    _emit(result, as_json)
+    emit_result(result, as_json)
 
 
 @app.command()
@@ -58,7 +51,7 @@ def chaos(as_json: bool = JsonOption,
 
     result = run_chaos_bench(proposals=proposals, kills=kills, aborts=aborts, seed=seed, live=not quick,
                              progress=progress)
-    _emit(result, as_json)
+    emit_result(result, as_json)
 
 
 @app.command()
@@ -87,7 +80,7 @@ def offline(as_json: bool = JsonOption,
             task = bar.add_task("simulated offline week", total=None)
             result = run_offline_bench(**kw, progress=lambda done, total: bar.update(task, completed=done,
                                                                                      total=total))
-    _emit(result, as_json)
+    emit_result(result, as_json)
 
 
 @app.command()
@@ -115,4 +108,4 @@ def footprint(as_json: bool = JsonOption,
     result = run_footprint_bench(rps=rps, seconds=seconds, warmup=warmup, rounds=rounds, baseline=base,
                                  rollout=not no_rollout, eval_rows=eval_rows,
                                  log=lambda m: err_console.print(m, highlight=False))
-    _emit(result, as_json)
+    emit_result(result, as_json)

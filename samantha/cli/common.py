@@ -53,3 +53,11 @@ def _default(o: Any) -> Any:
 def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, default=_default, indent=2, sort_keys=False) + "\n")
     sys.stdout.flush()
+
+
+def emit_result(result: Any, as_json: bool) -> None:
+    """One JSON object on stdout for --json, a highlighted view otherwise."""
+    if as_json:
+        print_json(result)
+    else:
+        console.print_json(data=result)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from samantha.cli.common import JsonOption, bad_input, console, failure, print_json
+from samantha.cli.common import JsonOption, bad_input, emit_result, failure
 
 app = typer.Typer(no_args_is_help=True, help="The Cube runtime in front of real model servers.")
 
@@ -35,7 +35,4 @@ def bench(as_json: bool = JsonOption,
         failure(f"Triton cannot start here: {e}")
     except RuntimeError as e:
         failure(str(e))
-    if as_json:
-        print_json(result)
-    else:
-        console.print_json(data=result)
+    emit_result(result, as_json)

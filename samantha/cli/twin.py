@@ -6,7 +6,15 @@ from pathlib import Path
 
 import typer
 
-from samantha.cli.common import ConfigOption, JsonOption, console, failure, get_config, print_json
+from samantha.cli.common import (
+    ConfigOption,
+    JsonOption,
+    console,
+    emit_result,
+    failure,
+    get_config,
+    print_json,
+)
 
 app = typer.Typer(no_args_is_help=True, help="The reference Cube (twin): slots, router, proxies, load generator.")
 
@@ -92,10 +100,7 @@ def scenario_run(file: Path, config: Path | None = ConfigOption, as_json: bool =
                                progress=lambda t, _msg: bar.update(task, completed=min(t, sc.duration_s)))
         except RuntimeError as e:
             failure(str(e))
-    if as_json:
-        print_json(out)
-    else:
-        console.print_json(data=out)
+    emit_result(out, as_json)
 
 
 @app.command()
@@ -105,4 +110,4 @@ def bench(as_json: bool = JsonOption, step_s: float = typer.Option(3.0, help="se
     from samantha.harness.bench.twin import run_bench
 
     out = run_bench(step_s=step_s, flips=flips)
-    print_json(out) if as_json else console.print_json(data=out)
+    emit_result(out, as_json)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -18,8 +17,9 @@ from urllib.parse import urlsplit
 from samantha.cube.open_inference import HttpxUpstream, OpenInferenceProtocol
 from samantha.cube.triton_slot import TritonRepositorySlot
 from samantha.twin.control import CubeControl, SlotRecord
-from samantha.twin.http import HttpServer, Upstream, install_uvloop, write_port_file
+from samantha.twin.http import Upstream, install_uvloop
 from samantha.twin.router import Link, Router, RouteTable
+from samantha.twin.router_process import serve_until_signalled
 from samantha.twin.telemetry_push import TelemetryPusher
 
 
@@ -50,24 +50,7 @@ async def serve(args: argparse.Namespace) -> None:
                           bundles_dir=Path(args.bundles_dir) if args.bundles_dir else None,
                           health_interval_s=args.health_interval)
     await control.restore_slots()
-    await asyncio.gather(*(control._check(s) for s in slots.values()))
-    control.publish()
-    data_server, control_server = HttpServer(router.handle), HttpServer(control.handle)
-    port = await data_server.start(args.host, args.port)
-    control_port = await control_server.start(args.host, args.control_port)
-    write_port_file(args.port_file, {"router_port": port, "control_port": control_port})
-    loop = asyncio.get_running_loop()
-    tasks = [loop.create_task(control.health_loop()), loop.create_task(pusher.run())]
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    print(f"cube runtime (open-inference, triton-repository) on {args.host}:{port}, control on "
-          f"{args.host}:{control_port}", flush=True)
-    await stop.wait()
-    await data_server.close(drain_s=2.0)
-    await control_server.close(drain_s=0.5)
-    for t in tasks:
-        t.cancel()
+    await serve_until_signalled(router, control, pusher, args, "cube runtime (open-inference, triton-repository)")
     for s in slots.values():
         await s.data.aclose() if isinstance(s.data, HttpxUpstream) else s.data.close()
         await s.adapter.close()

@@ -30,7 +30,17 @@ async def serve(args: argparse.Namespace) -> None:
                           state_file=Path(args.state_file) if args.state_file else None,
                           bundles_dir=Path(args.bundles_dir) if args.bundles_dir else None,
                           health_interval_s=args.health_interval)
-    await asyncio.gather(*(control._check(s) for s in slots.values()))
+    await serve_until_signalled(router, control, pusher, args, "router")
+    await control.http.aclose()
+
+
+async def serve_until_signalled(router: Router, control: CubeControl, pusher: TelemetryPusher,
+                                args: argparse.Namespace, what: str) -> None:
+    """Check the slots, serve the data and control ports until SIGTERM/SIGINT, then drain both.
+
+    One lifecycle for every Cube runtime (the twin's router and the one in front of real servers).
+    """
+    await asyncio.gather(*(control._check(s) for s in control.slots.values()))
     control.publish()
     data_server, control_server = HttpServer(router.handle), HttpServer(control.handle)
     port = await data_server.start(args.host, args.port)
@@ -41,13 +51,12 @@ async def serve(args: argparse.Namespace) -> None:
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    print(f"router on {args.host}:{port}, control on {args.host}:{control_port}", flush=True)
+    print(f"{what} on {args.host}:{port}, control on {args.host}:{control_port}", flush=True)
     await stop.wait()
     await data_server.close(drain_s=2.0)
     await control_server.close(drain_s=0.5)
     for t in tasks:
         t.cancel()
-    await control.http.aclose()
 
 
 def main(argv: list[str] | None = None) -> None:
