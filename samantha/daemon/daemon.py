@@ -21,13 +21,12 @@ import os
 import signal
 import time
 from collections.abc import Generator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
 from samantha.api.app import make_app
 from samantha.api.client import run_file
-from samantha.chaos.service import ChaosService
 from samantha.core.clock import REAL_CLOCK, Clock
 from samantha.core.config import SamanthaConfig
 from samantha.core.validated_yaml import field_path
@@ -37,6 +36,9 @@ from samantha.daemon.view import ApiView, LoopState
 from samantha.gates.policy_lint import check_policy
 from samantha.playbooks.playbook_set import runner_in_force
 from samantha.rollout.controller import gate_judge
+
+if TYPE_CHECKING:
+    from samantha.chaos.service import ChaosService  # imported by the parts only when chaos mode is on
 
 log = logging.getLogger("samantha.daemon.daemon")
 

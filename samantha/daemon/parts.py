@@ -29,16 +29,13 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter
 
-from samantha.api.chaos_routes import make_chaos_router
 from samantha.api.rollout_routes import make_rollout_router
 from samantha.api.surfaces import Surfaces
 from samantha.api.uplink_routes import make_uplink_router
-from samantha.chaos.approvals import ApprovalQueue, ConsoleApprovals, RelayedDecisions
-from samantha.chaos.service import ChaosService
 from samantha.core.audit import AuditLog, DuckDBAuditStore
 from samantha.core.clock import REAL_CLOCK, Clock
 from samantha.core.config import SamanthaConfig
@@ -50,14 +47,11 @@ from samantha.daemon.alerting import ApprovalAlerts, IncidentAlerts
 from samantha.gates.engine import GateEngine
 from samantha.gates.policy_lint import load_policy_file
 from samantha.gates.rollout_policy import RolloutPolicy
-from samantha.llm.engine import LlmEngine
-from samantha.llm.triage import warm_prompt
 from samantha.loop import effects, tables
 from samantha.loop.graph import SteadyStateGraph
 from samantha.loop.incidents import IncidentBook
 from samantha.loop.known_good import KnownGood
 from samantha.loop.ledger import ActionLedger
-from samantha.loop.llm_triage import llm_triage_fn
 from samantha.loop.nodes import SreDeps, SreNodes
 from samantha.loop.triage import TriageFn, Triager, rule_triage
 from samantha.playbooks import Playbook, PlaybookRunner
@@ -70,6 +64,11 @@ from samantha.telemetry.store import TelemetryStore
 from samantha.uplink.alerts import AlertManager
 from samantha.uplink.outbox import Outbox
 from samantha.uplink.service import UplinkService, make_outbox
+
+if TYPE_CHECKING:  # chaos mode and the LLM are imported when configured (a daemon without them never loads them)
+    from samantha.chaos.approvals import ApprovalQueue, ConsoleApprovals
+    from samantha.chaos.service import ChaosService
+    from samantha.llm.engine import LlmEngine
 
 log = logging.getLogger(__name__)
 
@@ -144,9 +143,14 @@ def build_parts(config: SamanthaConfig, clock: Clock = REAL_CLOCK, *,
         known_good = KnownGood(store, clock)
         incidents = IncidentBook(store, clock)
         incident_alerts = IncidentAlerts(alerts, incidents, ledger)
-        llm = LlmEngine.from_config(cfg) if cfg.sre.llm_triage and cfg.llm.enabled else None
+        llm: LlmEngine | None = None
         triage: TriageFn = rule_triage
-        if llm is not None:
+        if cfg.sre.llm_triage and cfg.llm.enabled:
+            from samantha.llm.engine import LlmEngine
+            from samantha.llm.triage import warm_prompt
+            from samantha.loop.llm_triage import llm_triage_fn
+
+            llm = LlmEngine.from_config(cfg)
             closes(llm.close)
             threading.Thread(target=lambda: llm.start(warm=warm_prompt(llm)), name="llm-load", daemon=True).start()
             triage = llm_triage_fn(llm, audit, incident_alerts.annotate,
@@ -187,6 +191,10 @@ def build_parts(config: SamanthaConfig, clock: Clock = REAL_CLOCK, *,
         outbox = make_outbox(cfg, conn(), clock)
         chaos, approvals, relayed = None, None, None
         if cfg.chaos.enabled:
+            from samantha.api.chaos_routes import make_chaos_router
+            from samantha.chaos.approvals import ApprovalQueue, ConsoleApprovals, RelayedDecisions
+            from samantha.chaos.service import ChaosService
+
             approval_alerts = ApprovalAlerts(alerts, api_url)
 
             def on_request(r: dict[str, Any]) -> None:  # never dropped: up to the hub; an operator is told
