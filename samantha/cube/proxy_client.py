@@ -74,7 +74,9 @@ def _raise_for(resp: httpx.Response) -> None:
 class ProxyClient:
     def __init__(self, base_url: str = "http://127.0.0.1:8474", *, timeout: float = 5.0) -> None:
         self.base_url = base_url.rstrip("/")
-        self._http = httpx.Client(base_url=self.base_url, timeout=timeout)
+        # Samantha's own faults are validated strictly (a typo is refused, never reinterpreted);
+        # a real toxiproxy-server ignores the header.
+        self._http = httpx.Client(base_url=self.base_url, timeout=timeout, headers={"X-Samantha-Strict": "1"})
 
     @classmethod
     def from_config(cls, cfg: ProxyConfig, **kw: Any) -> ProxyClient:

@@ -26,6 +26,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=None)
     parser.add_argument("--config", default=None, help="samantha.yaml (proxy.host/proxy.port are the defaults)")
     parser.add_argument("--ready-file", default=None, help="write the control URL here once listening")
+    parser.add_argument("--strict", action="store_true",
+                        help="validate every toxic strictly (unknown keys, negative values, toxicity outside 0..1 "
+                             "are refused), not only requests carrying X-Samantha-Strict: 1")
     parser.add_argument("--log-level", default="warning")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
@@ -55,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.flush()
 
     async def run() -> None:
-        runtime = ProxyRuntime(Registry(REAL_CLOCK), sock)
+        runtime = ProxyRuntime(Registry(REAL_CLOCK, strict=args.strict), sock)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, runtime.stop_event.set)

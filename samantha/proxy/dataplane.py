@@ -192,7 +192,8 @@ class Link:
 
         if kind == "latency":
             jitter = a["jitter"]
-            delay_ms = a["latency"] + (random.uniform(-jitter, jitter) if jitter else 0.0)
+            # as Go: jitter only when positive, an integer in [-jitter, jitter); a negative total means no wait
+            delay_ms = a["latency"] + (random.randrange(-jitter, jitter) if jitter > 0 else 0)
             await self._sleep_until(ts + max(0.0, delay_ms) / 1000.0)
             await nxt(data)
         elif kind == "bandwidth":

@@ -3,6 +3,8 @@
 Routes, status codes and error bodies follow Toxiproxy: 201 on proxy create and populate,
 200 on toxic create, 204 on deletes and reset, and `{"error": ..., "status": ...}` bodies.
 Updates accept POST (what the Python clients send) and PATCH (what Toxiproxy now prefers).
+Toxic documents are read as toxiproxy-server reads them unless the request carries
+`X-Samantha-Strict: 1` (Samantha's own client always does) or the server runs `--strict`.
 """
 
 from __future__ import annotations
@@ -20,6 +22,11 @@ from samantha.proxy.registry import ApiError, Registry
 
 TOXIPROXY_API_VERSION = "2.12.0"  # the Toxiproxy API level this server speaks
 MAX_BODY = 1 << 20
+STRICT_HEADER = "X-Samantha-Strict"
+
+
+def _strict(request: Request) -> bool:
+    return request.headers.get(STRICT_HEADER, "").strip().lower() in {"1", "true", "yes"}
 
 
 def _error(message: str, status: int) -> JSONResponse:
@@ -77,7 +84,8 @@ def build_app(registry: Registry) -> Starlette:
 
     async def toxic_create(request: Request) -> Response:
         body = await _json_body(request)
-        return JSONResponse(await registry.toxic_create(request.path_params["proxy"], body))
+        return JSONResponse(await registry.toxic_create(request.path_params["proxy"], body,
+                                                        strict=_strict(request)))
 
     async def toxic_show(request: Request) -> Response:
         p = request.path_params
@@ -86,7 +94,7 @@ def build_app(registry: Registry) -> Starlette:
     async def toxic_update(request: Request) -> Response:
         p = request.path_params
         body = await _json_body(request)
-        return JSONResponse(await registry.toxic_update(p["proxy"], p["toxic"], body))
+        return JSONResponse(await registry.toxic_update(p["proxy"], p["toxic"], body, strict=_strict(request)))
 
     async def toxic_delete(request: Request) -> Response:
         p = request.path_params

@@ -114,7 +114,7 @@ class Proxy:
                 conn.downstream.sync()
 
     def toxic_list(self) -> list[dict[str, Any]]:
-        return [t.to_json() for s in STREAM_ORDER for t in self.toxics.values() if t.spec.stream == s]
+        return [t.to_json() for s in STREAM_ORDER for t in self.toxics.values() if t.spec.stream.lower() == s]
 
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "listen": self.listen, "upstream": self.upstream,
@@ -170,8 +170,9 @@ def _proxy_input(body: Any, where: str = "") -> tuple[str, str, str, bool]:
 
 
 class Registry:
-    def __init__(self, clock: Clock) -> None:
+    def __init__(self, clock: Clock, *, strict: bool = False) -> None:
         self.clock = clock
+        self.strict = strict  # every request strict (`--strict`), not only those that ask for it
         self.proxies: dict[str, Proxy] = {}
         self._lock = asyncio.Lock()
 
@@ -280,11 +281,11 @@ class Registry:
             raise _err(TOXIC_NOT_FOUND)
         return toxic
 
-    async def toxic_create(self, proxy_name: str, body: Any) -> dict[str, Any]:
+    async def toxic_create(self, proxy_name: str, body: Any, *, strict: bool = False) -> dict[str, Any]:
         async with self._lock:
             proxy = self.get(proxy_name)
             try:
-                spec = parse_toxic(body)
+                spec = parse_toxic(body, strict=strict or self.strict)
             except ToxicError as e:
                 raise ApiError(e.message, e.status) from None
             if spec.name in proxy.toxics:
@@ -295,12 +296,13 @@ class Registry:
             log.info("toxic %s (%s, %s) added to %s", spec.name, spec.type, spec.stream, proxy_name)
             return toxic.to_json()
 
-    async def toxic_update(self, proxy_name: str, toxic_name: str, body: Any) -> dict[str, Any]:
+    async def toxic_update(self, proxy_name: str, toxic_name: str, body: Any, *,
+                           strict: bool = False) -> dict[str, Any]:
         async with self._lock:
             proxy = self.get(proxy_name)
             old = self.toxic_get(proxy_name, toxic_name)
             try:
-                spec, ttl_reset = update_toxic(old.spec, body)
+                spec, ttl_reset = update_toxic(old.spec, body, strict=strict or self.strict)
             except ToxicError as e:
                 raise ApiError(e.message, e.status) from None
             deadline, expires = self._deadline(spec.ttl_s) if ttl_reset else (old.deadline, old.expires_at)

@@ -9,9 +9,15 @@ microseconds). Two additions:
 - `ttl_s` (top level or inside `attributes`, so clients that only send attributes can set
   it) makes the proxy remove the toxic by itself.
 
-Stricter than Toxiproxy on purpose: unknown keys, negative or absurd values and toxicity
-outside [0, 1] are rejected with the field named, because a typo in a fault must not
-silently become a different fault.
+Two modes. Permissive (the server default) accepts every document toxiproxy-server accepts,
+with the same meaning, as its Go source decodes them (`toxic_collection.go`, `toxics/*.go`):
+unknown fields ignored, keys matched case-insensitively, any int64 attribute value, any
+toxicity, stream case-insensitive, `null` keeps the default. One exception: a slicer whose
+sizes make Go's chunker recurse forever or slice out of bounds (`slicer_is_safe`) is refused,
+since toxiproxy-server would crash on the first byte. Strict (the `X-Samantha-Strict: 1`
+header, which Samantha's own `ProxyClient` always sends, or `--strict` on the server)
+rejects unknown keys, negative or absurd values and toxicity outside [0, 1] with the field
+named, because a typo in a fault must not silently become a different fault.
 """
 
 from __future__ import annotations
@@ -58,6 +64,8 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
     "http_error": {"status_code": 503},
 }
 TOXIC_TYPES: tuple[str, ...] = tuple(_INT_ATTRS)
+GO_TOXIC_TYPES: tuple[str, ...] = (*TOXIC_TYPES, "noop")  # Toxiproxy registers noop too
+INT64 = (-(2**63), 2**63 - 1)
 
 
 @dataclass(frozen=True)
@@ -71,8 +79,9 @@ class ToxicSpec:
 
     @property
     def acts_on(self) -> str:
-        """The direction whose bytes the toxic processes: http_error reads requests whatever its stream."""
-        return "upstream" if self.type == "http_error" else self.stream
+        """The direction whose bytes the toxic processes: http_error reads requests whatever its stream
+        (Toxiproxy parses the stream case-insensitively and stores it as given)."""
+        return "upstream" if self.type == "http_error" else self.stream.lower()
 
     def to_json(self) -> dict[str, Any]:
         attrs = dict(self.attributes)
@@ -165,8 +174,10 @@ def validate_attributes(toxic_type: str, attrs: Any, base: dict[str, Any] | None
 _CREATE_KEYS = {"name", "type", "stream", "toxicity", "attributes", "ttl_s"}
 
 
-def parse_toxic(body: Any) -> ToxicSpec:
+def parse_toxic(body: Any, *, strict: bool = True) -> ToxicSpec:
     """A new toxic from a create request body. Raises ToxicError (400) naming the field."""
+    if not strict:
+        return _go_parse(body)
     if not isinstance(body, dict):
         raise bad_body("expected a JSON object")
     unknown = sorted(set(body) - _CREATE_KEYS)
@@ -194,11 +205,13 @@ def parse_toxic(body: Any) -> ToxicSpec:
                      attributes=attrs, ttl_s=top_ttl if top_ttl is not None else ttl)
 
 
-def update_toxic(existing: ToxicSpec, body: Any) -> tuple[ToxicSpec, bool]:
+def update_toxic(existing: ToxicSpec, body: Any, *, strict: bool = True) -> tuple[ToxicSpec, bool]:
     """Apply an update body (attributes merge over the current ones, toxicity, ttl_s).
 
     Returns the new spec and whether a ttl was (re)set by this update.
     """
+    if not strict:
+        return _go_update(existing, body)
     if not isinstance(body, dict):
         raise bad_body("expected a JSON object")
     unknown = sorted(set(body) - _CREATE_KEYS)
@@ -217,6 +230,141 @@ def update_toxic(existing: ToxicSpec, body: Any) -> tuple[ToxicSpec, bool]:
     spec = ToxicSpec(name=existing.name, type=existing.type, stream=existing.stream, toxicity=toxicity,
                      attributes=attrs, ttl_s=new_ttl if reset else existing.ttl_s)
     return spec, reset
+
+
+# --- permissive: Go's encoding/json over Toxiproxy's structs -------------------------------
+_GO_KIND = {dict: "object", list: "array", str: "string", bool: "bool", type(None): "null"}
+
+
+def _go_value_kind(v: Any) -> str:
+    if isinstance(v, bool):
+        return "bool"
+    if isinstance(v, int | float):
+        return f"number {json.dumps(v)}"
+    return _GO_KIND.get(type(v), "value")
+
+
+def _go_type_error(v: Any, where: str, go_type: str) -> ToxicError:
+    return bad_body(f"json: cannot unmarshal {_go_value_kind(v)} into Go struct field {where} of type {go_type}")
+
+
+def _go_get(body: dict[str, Any], key: str) -> tuple[bool, Any]:
+    """Go matches JSON keys to struct fields case-insensitively; the last match wins."""
+    found, value = False, None
+    for k, v in body.items():
+        if k.lower() == key:
+            found, value = True, v
+    return found, value
+
+
+def _go_str(body: dict[str, Any], key: str, default: str, where: str) -> str:
+    found, v = _go_get(body, key)
+    if not found or v is None:
+        return default
+    if not isinstance(v, str):
+        raise _go_type_error(v, where, "string")
+    return v
+
+
+def _go_toxicity(body: dict[str, Any], default: float) -> float:
+    found, v = _go_get(body, "toxicity")
+    if not found or v is None:
+        return default
+    if not _number(v) or abs(float(v)) > 3.4028234663852886e38:
+        raise _go_type_error(v, "ToxicWrapper.toxicity", "float32")
+    return float(v)
+
+
+def slicer_is_safe(average_size: int, size_variation: int) -> bool:
+    """Whether Go's SlicerToxic.chunk terminates and stays in bounds for every packet size.
+
+    It splits a packet while `len - average_size > size_variation`; with no variation that
+    ends only if average_size >= 1, and a variation above average_size + 1 moves the split
+    point outside the packet (a slice-bounds panic). The default {0, 0} loops forever.
+    """
+    if size_variation <= 0:
+        return average_size + size_variation >= 1
+    return average_size >= size_variation - 1
+
+
+_GO_STRUCT = {"latency": "LatencyToxic", "bandwidth": "BandwidthToxic", "slow_close": "SlowCloseToxic",
+              "timeout": "TimeoutToxic", "reset_peer": "ResetToxic", "slicer": "SlicerToxic",
+              "limit_data": "LimitDataToxic", "http_error": "HttpErrorToxic", "noop": "NoopToxic"}
+
+
+def _go_attributes(toxic_type: str, attrs: Any, base: dict[str, Any]) -> tuple[dict[str, Any], float | None, bool]:
+    out = dict(base)
+    if attrs is None:
+        attrs = {}  # null keeps the defaults (which still have to be sane for a slicer)
+    struct = _GO_STRUCT[toxic_type]
+    if not isinstance(attrs, dict):
+        raise _go_type_error(attrs, "ToxicWrapper.attributes", f"toxics.{struct}")
+    go_type = "int" if toxic_type == "slicer" else "int64"
+    for key in _INT_ATTRS.get(toxic_type, {}):
+        found, v = _go_get(attrs, key)
+        if not found or v is None:
+            continue
+        if not _is_int(v) or not INT64[0] <= v <= INT64[1]:
+            raise _go_type_error(v, f"{struct}.attributes.{key}", go_type)
+        out[key] = v
+    if toxic_type == "http_error":
+        found, v = _go_get(attrs, "body")
+        if found and v is not None:
+            if not isinstance(v, str):
+                raise _go_type_error(v, f"{struct}.attributes.body", "string")
+            out["body"] = v
+        if out["status_code"] not in {s.value for s in HTTPStatus}:
+            raise bad_body(f"attributes.status_code: {out['status_code']} is not a known HTTP status")
+    if toxic_type == "slicer" and not slicer_is_safe(out["average_size"], out["size_variation"]):
+        raise bad_body(
+            f"attributes: slicer average_size={out['average_size']} size_variation={out['size_variation']} "
+            "never finishes slicing (toxiproxy-server would loop or crash on the first byte); "
+            "use average_size >= 1 and size_variation < average_size")
+    ttl_given, ttl_v = _go_get(attrs, "ttl_s")
+    return out, _ttl(ttl_v, "attributes.ttl_s"), ttl_given and ttl_v is not None
+
+
+def _go_defaults(toxic_type: str) -> dict[str, Any]:
+    out: dict[str, Any] = {k: 0 for k in _INT_ATTRS.get(toxic_type, {})}
+    if toxic_type == "http_error":
+        out.update(_DEFAULTS["http_error"], body=None)
+    return out
+
+
+def _go_parse(body: Any) -> ToxicSpec:
+    """AddToxicJson: decode over the defaults, then stream, name, type, attributes, in Go's order."""
+    if not isinstance(body, dict):
+        raise bad_body(f"json: cannot unmarshal {_go_value_kind(body).split(' ')[0]} into Go value of type "
+                       "toxics.ToxicWrapper")
+    name = _go_str(body, "name", "", "ToxicWrapper.name")
+    toxic_type = _go_str(body, "type", "", "ToxicWrapper.type")
+    stream = _go_str(body, "stream", "downstream", "ToxicWrapper.stream")
+    toxicity = _go_toxicity(body, 1.0)
+    if stream.lower() not in STREAMS:
+        raise ToxicError("stream was invalid, can be either upstream or downstream")
+    name = name or f"{toxic_type}_{stream}"
+    if toxic_type not in GO_TOXIC_TYPES:
+        raise ToxicError("invalid toxic type")
+    attrs, ttl, _ = _go_attributes(toxic_type, _go_get(body, "attributes")[1], _go_defaults(toxic_type))
+    top_ttl = _ttl(_go_get(body, "ttl_s")[1], "ttl_s")
+    return ToxicSpec(name=name, type=toxic_type, stream=stream, toxicity=toxicity, attributes=attrs,
+                     ttl_s=top_ttl if top_ttl is not None else ttl)
+
+
+def _go_update(existing: ToxicSpec, body: Any) -> tuple[ToxicSpec, bool]:
+    """UpdateToxicJson: only attributes (merged over the current ones) and toxicity change."""
+    if not isinstance(body, dict):
+        raise bad_body(f"json: cannot unmarshal {_go_value_kind(body).split(' ')[0]} into Go value of type "
+                       "struct { Attributes interface {} \"json:\\\"attributes\\\"\"; Toxicity float32 "
+                       "\"json:\\\"toxicity\\\"\" }")
+    toxicity = _go_toxicity(body, existing.toxicity)
+    attrs, ttl, ttl_given = _go_attributes(existing.type, _go_get(body, "attributes")[1], existing.attributes)
+    top_found, top_v = _go_get(body, "ttl_s")
+    top_ttl = _ttl(top_v, "ttl_s")
+    reset = ttl_given or (top_found and top_v is not None)
+    new_ttl = top_ttl if top_ttl is not None else ttl
+    return (ToxicSpec(name=existing.name, type=existing.type, stream=existing.stream, toxicity=toxicity,
+                      attributes=attrs, ttl_s=new_ttl if reset else existing.ttl_s), reset)
 
 
 def http_error_response(status_code: int, body: str | None, close: bool) -> bytes:

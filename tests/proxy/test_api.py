@@ -64,7 +64,7 @@ def test_bad_requests_get_4xx_with_reason_and_server_keeps_running(proxy_server,
     requests.post(u + "/proxies", json={"name": "base", "upstream": upstream}).raise_for_status()
     requests.post(u + "/proxies/base/toxics", json={"type": "latency", "name": "dup"}).raise_for_status()
     kw = {"data": body} if isinstance(body, str) else {"json": body} if body is not None else {}
-    r = requests.request(method, u + path, **kw)
+    r = requests.request(method, u + path, headers={"X-Samantha-Strict": "1"}, **kw)  # strict mode
     assert r.status_code == status, r.text
     assert r.json()["status"] == status
     assert error in r.json()["error"], r.json()
