@@ -26,8 +26,10 @@ from typing import Any
 from samantha.chaos.fault_kinds import ACTIONS, FaultError, parse_fault
 from samantha.core.proposal import Proposal
 from samantha.core.validated_yaml import DocumentError, Loc, Problem, field_path, locate, parse_yaml
+from samantha.kernel.preflight import PreflightResult
 
-__all__ = ["CLASSIFIERS", "Classified", "NativePlan", "classify", "parse_native", "proxy_roles"]
+__all__ = ["CLASSIFIERS", "Classified", "NativePlan", "NativeVerdict", "classify", "judge", "parse_native",
+           "proxy_roles"]
 
 PHASES: tuple[tuple[str, ...], ...] = (("steady-state-hypothesis", "probes"), ("method",), ("rollbacks",))
 TOXI_TOXIC, TOXI_PROXY = "chaostoxi.toxic.actions", "chaostoxi.proxy.actions"
@@ -230,3 +232,29 @@ def parse_native(text: str, source: str = "<string>") -> dict[str, Any]:
 def classify(doc: dict[str, Any], roles: Mapping[str, str]) -> NativePlan:
     """Every activity of a validated document, classified (`roles`: proxy name -> active|standby)."""
     return NativePlan(doc, [_classify_one(field_path(loc), a, roles) for loc, a in _activities(doc)])
+
+
+@dataclass(frozen=True)
+class NativeVerdict:
+    """The experiment's verdict: the worst of its injections' kernel verdicts, escalated by any
+    unclassified activity (or by a document with no injection the kernel could judge)."""
+
+    verdict: str  # sanctioned | escalate | reject
+    reasons: list[str]
+    results: list[PreflightResult]
+
+
+def judge(plan: NativePlan, check_one: Callable[[Proposal], PreflightResult]) -> NativeVerdict:
+    """`check_one`: the kernel's pre-flight for one proposal now (ChaosService.preflight); never re-implemented here."""
+    results = [check_one(a.proposal) for a in plan.injections if a.proposal is not None]
+    reasons = [f"unclassified {r}" for r in plan.escalation_reasons()]
+    for a, r in zip(plan.injections, results, strict=True):
+        reasons += [f"{a.path} ({a.name}): [{x.code}] {x.message}" for x in r.reasons]
+    verdicts = {r.verdict for r in results}
+    if "reject" in verdicts:
+        v = "reject"
+    elif plan.unclassified or "escalate" in verdicts:
+        v = "escalate"
+    else:
+        v = "sanctioned"
+    return NativeVerdict(v, reasons, results)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from samantha.chaos.native_classify import classify, parse_native, proxy_roles
+from samantha.chaos.native_classify import classify, judge, parse_native, proxy_roles
 from samantha.core.validated_yaml import DocumentError
 
 NATIVE = Path(__file__).resolve().parents[2] / "experiments" / "native"
@@ -88,3 +88,27 @@ def test_real_chaos_validate_accepts_the_shipped_native_examples(name):
     r = subprocess.run([chaos, "--no-log-file", "validate", str(NATIVE / name)], capture_output=True, text=True,
                        timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def _kernel(p):
+    from samantha.kernel.preflight import check
+    from tests.chaos.test_preflight import inp
+
+    return check(inp(kind=p.kind, target=p.target, params=p.params))
+
+
+def test_judge_standby_latency_is_sanctioned_by_the_kernel():
+    v = judge(_plan("standby-latency-toxiproxy.yaml"), _kernel)
+    assert v.verdict == "sanctioned", v.reasons
+
+
+def test_judge_active_only_path_escalates_with_the_kernels_blast_radius_reason():
+    v = judge(_plan("active-timeout-toxiproxy.yaml"), _kernel)
+    assert v.verdict == "escalate"
+    assert any("[active-share]" in r and "only path" in r for r in v.reasons), v.reasons
+
+
+def test_judge_unknown_provider_escalates_without_any_kernel_call():
+    calls = []
+    v = judge(_plan("unknown-provider.yaml"), lambda p: calls.append(p))
+    assert v.verdict == "escalate" and not calls and "chaosmystery.actions" in v.reasons[0]
