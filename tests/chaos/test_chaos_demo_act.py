@@ -19,3 +19,8 @@ def test_the_demo_act_shows_proposals_a_run_its_finding_the_gate_and_a_waiting_e
     assert "faults left on the Cube after the run: 0" in out
     assert re.search(r"samantha approvals approve apr-[0-9a-f]{16} --key \S+alice.key", out), out
     assert "[active-slot-down]" in out
+    # the shipped native Chaos Toolkit experiments, judged by the running daemon's pre-flight
+    assert ctx.facts["native chaos experiments"] == {"standby-latency-toxiproxy": "sanctioned",
+                                                     "active-timeout-toxiproxy": "escalate",
+                                                     "unknown-provider": "escalate"}, out
+    assert "unknown-provider.yaml: escalate — unclassified" in out, out

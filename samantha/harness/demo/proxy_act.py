@@ -49,3 +49,23 @@ def run(ctx) -> None:
         if left or p50_bad < 75 or err_after:
             raise RuntimeError("the proxy did not inject or did not expire its faults")
         ctx.facts["proxy: faults injected then self-expired"] = f"p50 {p50:.1f} -> {p50_bad:.1f} -> {p50_after:.1f} ms"
+        _toxiproxy_rules(con, server.url)
+
+
+def _toxiproxy_rules(con, base: str) -> None:
+    """A document toxiproxy-server accepts (a typo'd key it ignores, a negative jitter) is accepted the same
+    way; Samantha's own client asks for strict reading, which refuses it."""
+    from samantha.proxy.http_api import STRICT_HEADER
+
+    doc = {"type": "latency", "attributes": {"latency": 20, "jitter": -5, "latncy": 80}}
+    with httpx.Client(base_url=base, timeout=5) as http:
+        plain = http.post("/proxies/slot_a/toxics", json=doc)
+        strict = http.post("/proxies/slot_a/toxics", json={**doc, "name": "strict"}, headers={STRICT_HEADER: "1"})
+        if plain.status_code == 200:
+            http.delete(f"/proxies/slot_a/toxics/{plain.json()['name']}")
+    con.print(f"  a document toxiproxy-server accepts (unknown key 'latncy', jitter -5): HTTP {plain.status_code} "
+              f"{plain.json().get('attributes', plain.json())}", markup=False, highlight=False)
+    con.print(f"  the same with {STRICT_HEADER}: 1 (Samantha's planner): HTTP {strict.status_code} "
+              f"{strict.json().get('error', strict.json())}", markup=False, highlight=False)
+    if plain.status_code != 200 or strict.status_code != 400:
+        raise RuntimeError("the proxy's Toxiproxy-compatible or strict reading is broken")
