@@ -72,9 +72,9 @@ def run(ctx) -> None:
             module = sign_module({"version": 1, "issued_at": START - 60, "expires_at": START + module_h * 3600,
                                   "fleet": "demo"}, hub_key)
             nats_ops.publish_policy(hub.value, "fleet", module)
-            svc.force_sync()
+            pulled = _pull_until_applied(svc, version=1)
             con.print(f"NATS hub at {hub.value} (embedded nats-server + Parquet writer), reached through the fault "
-                      f"proxy; policy module v1 pulled "
+                      f"proxy; policy module v1 {'pulled' if pulled else '[bold red]NOT pulled[/]'} "
                       f"(signed, expires in {module_h} h)")
             proxy.disable("hub")
             con.print(f"[bold red]the link drops[/bold red]: {hours} simulated hours offline at 200 rps")
@@ -148,9 +148,7 @@ def run(ctx) -> None:
                                  "fleet": "demo", "operator_keys": [{"name": "ana", "public_key": ana.public.to_b64(),
                                                                      "roles": ["approve"]}]}, hub_key)
             nats_ops.publish_policy(hub.value, "fleet", fresh)
-            for _ in range(5):  # the flapping may have left a half-dead connection: a failed pull redials next round
-                if not svc.force_sync(max_seconds=10).get("pull_error") and not svc.safe.safe:
-                    break
+            _pull_until_applied(svc, version=2)
             con.print(f"hub publishes v2: {'[bold red]still SAFE' if svc.safe.safe else '[green]normal mode'}"
                       f"[/] ({svc.safe.left_because or svc.safe.reason})")
             _relayed_decision(ctx, svc, relayed, hub.value, ana, clock.time())
@@ -248,3 +246,14 @@ def _relayed_decision(ctx, svc: UplinkService, relayed: RelayedDecisions | None,
                       f"queue applied it: [bold]{queue.get(aid)['status']}[/bold], audited as relayed by hub",
                       highlight=False)
     ctx.facts["uplink_relayed_decision"] = f"{aid} {queue.get(aid)['status']}"
+
+
+def _pull_until_applied(svc: UplinkService, *, version: int, rounds: int = 5) -> bool:
+    """Bounded: a round on a loaded machine can time out connecting, or the flapping may have left a
+    half-dead connection (a failed pull redials next round); a round that pulls nothing is retried."""
+    for _ in range(rounds):
+        policy = svc.force_sync(max_seconds=10).get("policy") or {}
+        if policy.get("version") == version and policy.get("status") in ("applied", "unchanged"):
+            return True
+        time.sleep(0.2)
+    return False
