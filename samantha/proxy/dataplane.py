@@ -197,7 +197,7 @@ class Link:
             await self._sleep_until(ts + max(0.0, delay_ms) / 1000.0)
             await nxt(data)
         elif kind == "bandwidth":
-            await self._bandwidth(a["rate"], st, data, nxt)
+            await self._bandwidth(toxic, st, data, nxt)
         elif kind == "slicer":
             await self._slicer(a, data, nxt)
         elif kind == "limit_data":
@@ -220,8 +220,10 @@ class Link:
         else:  # slow_close acts on close only
             await nxt(data)
 
-    async def _bandwidth(self, rate: int, st: dict[str, Any], data: bytes, nxt: Emit) -> None:
-        if rate <= 0:
+    async def _bandwidth(self, toxic: Toxic, st: dict[str, Any], data: bytes, nxt: Emit) -> None:
+        rate = toxic.spec.attributes["rate"]
+        if rate <= 0:  # as Go: a rate of 0 (the default) lets nothing through until the toxic goes
+            await self._hold_while_present(toxic)
             await nxt(data)
             return
         per_s = rate * 1000.0
@@ -232,6 +234,14 @@ class Link:
             st["free_at"] = start + len(part) / per_s
             await self._sleep_until(st["free_at"])
             await nxt(part)
+
+    async def _hold_while_present(self, toxic: Toxic, poll_s: float = 0.1) -> None:
+        """Until the toxic is removed or replaced (then the data goes on, not lost) or the connection
+        closes; bounded by the toxic's life, as in Go, which re-checks every 100 ms."""
+        while any(t is toxic for t in self.chain()):
+            await self.clock.asleep(poll_s)
+            if self.conn.closed:
+                raise _Closed
 
     async def _slicer(self, a: dict[str, Any], data: bytes, nxt: Emit) -> None:
         avg, var, delay_us = a["average_size"], a["size_variation"], a["delay"]

@@ -29,8 +29,11 @@ def _strict(request: Request) -> bool:
     return request.headers.get(STRICT_HEADER, "").strip().lower() in {"1", "true", "yes"}
 
 
-def _error(message: str, status: int) -> JSONResponse:
-    return JSONResponse({"error": message, "status": status}, status_code=status)
+def _error(message: str, status: int) -> Response:
+    """As Go's `http.Error` sends apiError's JSON: compact, a newline, text/plain, nosniff."""
+    body = json.dumps({"error": message, "status": status}, separators=(",", ":")) + "\n"
+    return Response(body, status_code=status, media_type="text/plain; charset=utf-8",
+                    headers={"X-Content-Type-Options": "nosniff"})
 
 
 async def _json_body(request: Request, *, optional: bool = False) -> Any:

@@ -12,11 +12,11 @@ microseconds). Two additions:
 Two modes. Permissive (the server default) accepts every document toxiproxy-server accepts,
 with the same meaning, as its Go source decodes them (`toxic_collection.go`, `toxics/*.go`):
 unknown fields ignored, keys matched case-insensitively, any int64 attribute value, any
-toxicity, stream case-insensitive, `null` keeps the default. One exception: a slicer whose
-sizes make Go's chunker recurse forever or slice out of bounds (`slicer_is_safe`) is refused,
-since toxiproxy-server would crash on the first byte. Strict (the `X-Samantha-Strict: 1`
-header, which Samantha's own `ProxyClient` always sends, or `--strict` on the server)
-rejects unknown keys, negative or absurd values and toxicity outside [0, 1] with the field
+toxicity, stream case-insensitive, `null` keeps the default. Two exceptions, refused because
+toxiproxy-server itself would hang or crash on the first byte: a slicer whose sizes make Go's
+chunker recurse forever or slice out of bounds (`slicer_is_safe`), and a negative bandwidth
+rate. Strict (the `X-Samantha-Strict: 1` header, which Samantha's own `ProxyClient` always
+sends, or `--strict` on the server) rejects unknown keys, negative or absurd values and toxicity outside [0, 1] with the field
 named, because a typo in a fault must not silently become a different fault.
 """
 
@@ -51,7 +51,7 @@ def bad_body(reason: str) -> ToxicError:
 # Per type: attribute -> (min, max); every attribute is an integer and defaults to 0 as in Toxiproxy.
 _INT_ATTRS: dict[str, dict[str, tuple[int, int]]] = {
     "latency": {"latency": (0, MAX_MS), "jitter": (0, MAX_MS)},
-    "bandwidth": {"rate": (0, 10**9)},  # KB/s; 0 means unlimited
+    "bandwidth": {"rate": (0, 10**9)},  # KB/s; 0 (the default) holds all data, as in Go
     "slow_close": {"delay": (0, MAX_MS)},
     "timeout": {"timeout": (0, MAX_MS)},  # 0: never close, just stall
     "reset_peer": {"timeout": (0, MAX_MS)},
@@ -315,6 +315,9 @@ def _go_attributes(toxic_type: str, attrs: Any, base: dict[str, Any]) -> tuple[d
             out["body"] = v
         if out["status_code"] not in {s.value for s in HTTPStatus}:
             raise bad_body(f"attributes.status_code: {out['status_code']} is not a known HTTP status")
+    if toxic_type == "bandwidth" and out["rate"] < 0:
+        raise bad_body(f"attributes.rate: {out['rate']} is negative (toxiproxy-server would crash on the "
+                       "first byte); use a rate >= 0 KB/s")
     if toxic_type == "slicer" and not slicer_is_safe(out["average_size"], out["size_variation"]):
         raise bad_body(
             f"attributes: slicer average_size={out['average_size']} size_variation={out['size_variation']} "

@@ -3,6 +3,8 @@ meaning (permissive, the default); `X-Samantha-Strict: 1` keeps the strict refus
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import requests
 from hypothesis import given
@@ -20,6 +22,8 @@ ROWS = [
     ({"type": "latency", "attributes": {"latency": 1.5}}, 400,
      "bad request body: json: cannot unmarshal number 1.5 into Go struct field LatencyToxic.attributes.latency of type int64"),
     ({"type": "bandwidth", "attributes": {"rate": 0}}, 200, {"rate": 0}),
+    ({"type": "bandwidth"}, 200, {"rate": 0}),
+    ({"type": "bandwidth", "attributes": {"rate": -1}}, 400, "attributes.rate: -1 is negative"),
     ({"type": "slow_close", "attributes": {"delay": -1}}, 200, {"delay": -1}),
     ({"type": "timeout", "attributes": {"timeout": -10}}, 200, {"timeout": -10}),
     ({"type": "reset_peer"}, 200, {"timeout": 0}),
@@ -50,7 +54,8 @@ def test_toxic_documents_as_toxiproxy_server_answers(proxy_server, upstream, doc
         assert body["stream"] == stream and body["name"] == f"{doc['type']}_{stream}"
         assert body["toxicity"] == doc.get("toxicity", 1.0)
         assert requests.get(u + f"/proxies/p/toxics/{body['name']}").json() == body
-    else:
+    else:  # Go's http.Error: compact JSON, a newline, text/plain
+        assert r.headers["content-type"] == "text/plain; charset=utf-8" and r.text.endswith("}\n")
         assert r.json() == {"error": expect, "status": status} or expect in r.json()["error"]
 
 
@@ -84,6 +89,27 @@ def test_negative_latency_forwards_without_delay(proxy_server, upstream):
     assert ex.data.startswith(b"HTTP/1.1 200") and ex.elapsed_s < 0.4
 
 
+def test_bandwidth_rate_zero_holds_data_until_the_toxic_goes_then_delivers_it(proxy_server, upstream):
+    """Go's BandwidthToxic with rate 0 (its default) passes nothing; removing it flushes what it held."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.proxy.rawhttp import exchange, get
+
+    u = proxy_server.url
+    info = requests.post(u + "/proxies", json={"name": "p", "upstream": upstream}).json()
+    requests.post(u + "/proxies/p/toxics", json={"type": "bandwidth"}).raise_for_status()
+    port = int(info["listen"].rsplit(":", 1)[1])
+    with ThreadPoolExecutor(1) as pool:
+        held = exchange(port, get("/", close=True), timeout=0.8)
+        assert held.data == b"" and held.timed_out
+        later = pool.submit(exchange, port, get("/", close=True), timeout=5.0)
+        time.sleep(0.5)
+        assert not later.done()
+        requests.delete(u + "/proxies/p/toxics/bandwidth_downstream").raise_for_status()
+        ex = later.result(timeout=10)
+    assert ex.data.startswith(b"HTTP/1.1 200") and ex.closed
+
+
 GO_INT = st.integers(-(2**63), 2**63 - 1)
 
 
@@ -91,6 +117,8 @@ GO_INT = st.integers(-(2**63), 2**63 - 1)
        st.dictionaries(st.text(max_size=8), GO_INT, max_size=4), st.floats(-1e30, 1e30),
        st.sampled_from(["upstream", "Downstream", None]))
 def test_permissive_parser_accepts_every_go_valid_document(kind, attrs, toxicity, stream):
+    if kind == "bandwidth":  # a negative rate is refused (Go would crash): see the row above
+        attrs = {k: v for k, v in attrs.items() if k.lower() != "rate"}
     doc = {"type": kind, "attributes": attrs, "toxicity": toxicity, "stream": stream, "extra": [1]}
     spec = parse_toxic(doc, strict=False)
     assert spec.type == kind and spec.toxicity == toxicity
