@@ -33,6 +33,7 @@ class LlamaServer:
     model: Path | None = None  # default: the shipped SmolLM2 GGUF
     n_ctx: int = 512
     n_threads: int = 1
+    chat_format: str | None = None  # default: the template in the GGUF; another one is a misconfigured slot
     port: int = 0
     proc: subprocess.Popen | None = field(default=None, repr=False)
 
@@ -53,6 +54,7 @@ class LlamaServer:
                "--port", str(self.port), "--n_ctx", str(self.n_ctx), "--n_threads", str(self.n_threads),
                "--n_threads_batch", str(self.n_threads), "--verbose", "false",
                "--interrupt_requests", "false"]  # its default cuts a running answer off when the next request comes
+        cmd += ["--chat_format", self.chat_format] if self.chat_format else []
         self.root.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)

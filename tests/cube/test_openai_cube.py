@@ -21,7 +21,7 @@ from fastapi import FastAPI
 from samantha.core.config import StoreConfig
 from samantha.core.ports import free_port
 from samantha.cube.open_inference import HttpxUpstream
-from samantha.cube.openai_compat import OpenAIProtocol, text_distance
+from samantha.cube.openai_compat import OpenAIProtocol
 from samantha.harness.llama_server import LlamaServer
 from samantha.telemetry.ingest_http import make_ingest_router
 from samantha.telemetry.store import TelemetryStore
@@ -37,13 +37,16 @@ PROMPTS = ["What is a cube?", "Name a colour.", "Say hello.", "What is two plus 
 
 @pytest.fixture(scope="module")
 def llamas(tmp_path_factory):
+    """Incumbent A, an identical canary B, and C: the same weights behind another chat template (alpaca), a
+    misconfigured bundle whose answers differ grossly."""
     root = tmp_path_factory.mktemp("llama")
-    a, b = LlamaServer(root, "A", n_ctx=256), LlamaServer(root, "B", n_ctx=256)
+    servers = [LlamaServer(root, "A", n_ctx=256), LlamaServer(root, "B", n_ctx=256),
+               LlamaServer(root, "C", n_ctx=256, chat_format="alpaca")]
     try:
-        yield a.start(), b.start()
+        yield tuple(s.start() for s in servers)
     finally:
-        a.stop()
-        b.stop()
+        for s in servers:
+            s.stop()
 
 
 def _chat(prompt: str, **kw: object) -> dict:
@@ -99,7 +102,7 @@ def _unstamped(data: bytes) -> bytes:
 
 
 def test_whole_and_streamed_answers_pass_through_unchanged_with_ttft_and_tps_recorded(llamas, tmp_path):
-    a, _ = llamas
+    a = llamas[0]
     direct = httpx.Client(base_url=a.url, timeout=120)
     want_chat = direct.post("/v1/chat/completions", json=_chat("What is a cube?")).content
     want_comp = direct.post("/v1/completions", json={"prompt": "The sea is", "max_tokens": MAX_TOKENS,
@@ -149,15 +152,15 @@ def _shadow_divergences(store: TelemetryStore) -> list[float | None]:
 
 
 def test_shadow_divergence_on_text_is_read_against_the_incumbents_own_variation(llamas, tmp_path):
-    a, b = llamas
+    a, b, c = llamas
     aa_min = 3
 
-    async def run(temperature: float, stream: bool, sub: str) -> tuple[list, list, list]:
-        """Each prompt through the router with shadow on; also the raw text distance live vs shadow."""
+    async def run(temperature: float, stream: bool, sub: str, canary: str = b.url) -> tuple[list, list, list]:
+        """Each prompt through the router with shadow on: the shadow events' divergence, the A/A distances."""
         proto = OpenAIProtocol(aa_min_samples=aa_min)
         (tmp_path / sub).mkdir()
         raw = []
-        async with _cube(tmp_path / sub, a.url, b.url, proto) as cube:
+        async with _cube(tmp_path / sub, a.url, canary, proto) as cube:
             for p in PROMPTS[:6]:
                 r = await cube.client.post("/v1/chat/completions", json=_chat(p, temperature=temperature,
                                                                               stream=stream))
@@ -177,6 +180,12 @@ def test_shadow_divergence_on_text_is_read_against_the_incumbents_own_variation(
     assert divs[aa_min - 1:] == [0.0] * (6 - aa_min + 1)
     assert {lab["shadow"] for lab, _ in tps} == {"true", "false"}  # the shadow's speed is recorded too
 
+    # the misconfigured canary, against the same greedy incumbent: gross divergence
+    divs, floor_samples, _ = asyncio.run(run(0.0, False, "gross", canary=c.url))
+    compared = [d for d in divs if d is not None]
+    assert set(floor_samples) == {0.0} and len(compared) == 6 - aa_min + 1
+    assert sum(compared) / len(compared) > 0.5, divs
+
     # sampled: the incumbent does not repeat itself, so raw text distance is large for an identical model too,
     # and the calibrated divergence stays well under it
     divs, floor_samples, _ = asyncio.run(run(1.5, False, "sampled"))
@@ -185,14 +194,3 @@ def test_shadow_divergence_on_text_is_read_against_the_incumbents_own_variation(
     assert sum(floor_samples) / len(floor_samples) > 0.3, floor_samples  # the model's own variation is large
     assert all(0.0 <= d <= 1.0 for d in compared)
     assert sum(compared) / len(compared) < sum(floor_samples) / len(floor_samples)
-
-
-def test_text_distance_of_real_answers_tells_different_prompts_apart(llamas):
-    """The distance the divergence is built on separates different answers of the real model."""
-    a, _ = llamas
-    with httpx.Client(base_url=a.url, timeout=120) as c:
-        texts = [c.post("/v1/chat/completions", json=_chat(p)).json()["choices"][0]["message"]["content"]
-                 for p in ("What is a cube?", "Name an animal.")]
-        again = c.post("/v1/chat/completions", json=_chat("What is a cube?")).json()["choices"][0]["message"]
-    assert text_distance(texts[0], again["content"]) == 0.0
-    assert text_distance(texts[0], texts[1]) > 0.5
