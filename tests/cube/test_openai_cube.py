@@ -22,6 +22,8 @@ from samantha.core.config import StoreConfig
 from samantha.core.ports import free_port
 from samantha.cube.open_inference import HttpxUpstream
 from samantha.cube.openai_compat import OpenAIProtocol
+from samantha.gates.engine import GateEngine
+from samantha.gates.spec import ThresholdGate
 from samantha.harness.llama_server import LlamaServer
 from samantha.telemetry.ingest_http import make_ingest_router
 from samantha.telemetry.store import TelemetryStore
@@ -143,6 +145,11 @@ def test_whole_and_streamed_answers_pass_through_unchanged_with_ttft_and_tps_rec
     assert 0 < stream_ttft < stream_latency  # the first token came before the whole answer
     assert ttft[0][1] == pytest.approx(rows[0]["latency_ms"], abs=0.01)  # unstreamed: it came with the rest
     assert len(tps) == 3 and all(v > 0 for _, v in tps)
+    # gates read the series like any other metric: a streamed time-to-first-token bound on the active slot
+    gates = [ThresholdGate(name=f"ttft-{bound}", metric="llm_ttft_ms", aggregate="max", op="<", value=bound,
+                           labels={"slot": "active", "stream": "true"}, window=600) for bound in (60_000, 1)]
+    verdicts = {v.gate: v.status for v in GateEngine(store).evaluate(gates, time.time())}
+    assert verdicts == {"ttft-60000": "pass", "ttft-1": "fail"}
     store.close()
 
 
