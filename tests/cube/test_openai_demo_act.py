@@ -9,12 +9,13 @@ import pytest
 from rich.console import Console
 
 from samantha.core.config import SamanthaConfig
-from samantha.harness.demo import DemoContext, openai_act
+from samantha.harness.demo import ACTS, DemoContext, openai_act
 
 pytestmark = [pytest.mark.llm, pytest.mark.slow]
 
 
 def test_openai_act_shows_timing_and_a_a_divergence(tmp_path) -> None:
+    assert "samantha.harness.demo.openai_act" in ACTS
     out = io.StringIO()
     ctx = DemoContext(config=SamanthaConfig(data_dir=str(tmp_path)), console=Console(file=out, width=200),
                       workdir=tmp_path, fast=True)
