@@ -195,3 +195,31 @@ def test_a_greedy_incumbent_has_floor_zero_so_any_change_counts():
         p.calibrate("v1", a, a)
     assert p.compare(a, TextAnswer("the cube is broken", 4)) == pytest.approx(0.25)
     assert p.compare(a, None) == 1.0
+
+
+json_values = st.recursive(st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(max_size=5),
+                           lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
+                               st.sampled_from(["choices", "delta", "message", "content", "text", "usage",
+                                                "completion_tokens", "error"]), inner, max_size=3), max_leaves=12)
+
+
+@given(st.lists(st.one_of(json_values.map(orjson.dumps), st.binary(max_size=20), st.just(b"[DONE]")), max_size=5))
+def test_any_stream_gives_an_answer_or_an_error_naming_the_event(datas):
+    r = StreamReader()
+    r.feed(b"".join(b"data: " + d.replace(b"\n", b" ").replace(b"\r", b" ") + b"\n\n" for d in datas), 0.0)
+    try:
+        a = r.answer()
+    except OpenAIAnswerError as e:
+        assert e.field.startswith("stream")
+    else:
+        assert isinstance(a.text, str) and (a.tokens is None or a.tokens >= 0)
+
+
+@given(json_values.map(orjson.dumps) | st.binary(max_size=40))
+def test_any_whole_answer_gives_an_answer_or_an_error_naming_the_field(data):
+    try:
+        a = parse_answer(data)
+    except OpenAIAnswerError as e:
+        assert e.field.startswith("body")
+    else:
+        assert isinstance(a.text, str)
