@@ -146,7 +146,8 @@ class StreamReader:
         except OpenAIAnswerError as e:
             self.error = e
             return
-        self.usage = _usage_tokens(doc) if _usage_tokens(doc) is not None else self.usage
+        usage = _usage_tokens(doc)
+        self.usage = usage if usage is not None else self.usage  # servers send it on the last chunk only
         if text:
             self.parts.append(text)
             self.chunks += 1
