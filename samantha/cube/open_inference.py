@@ -9,8 +9,10 @@ distance raised to 1 when the argmax disagrees; the worst tensor is the request'
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -122,6 +124,10 @@ def divergence(live: dict[str, np.ndarray], shadow: dict[str, np.ndarray] | None
     return max(tensor_divergence(v, shadow[k]) for k, v in live.items())
 
 
+def _failure(e: httpx.HTTPError) -> UpstreamFailure:
+    return UpstreamFailure(f"{type(e).__name__}: {e}" if str(e) else type(e).__name__)
+
+
 class HttpxUpstream:
     """A keep-alive httpx client with the router's upstream interface (status, body, elapsed seconds)."""
 
@@ -138,8 +144,23 @@ class HttpxUpstream:
             r = await self.client.request(method, path, content=body or None, timeout=timeout,
                                           headers={"content-type": "application/json", **(headers or {})})
         except httpx.HTTPError as e:
-            raise UpstreamFailure(f"{type(e).__name__}: {e}" if str(e) else type(e).__name__) from None
+            raise _failure(e) from None
         return r.status_code, r.content, time.perf_counter() - t0
+
+    @contextlib.asynccontextmanager
+    async def stream(self, method: str, path: str, body: bytes = b"", *, timeout: float = 5.0
+                     ) -> AsyncIterator[tuple[int, AsyncIterator[bytes]]]:
+        """(status, the answer's chunks as they arrive); `timeout` bounds each wait, not the whole answer."""
+        req = self.client.build_request(method, path, content=body or None, timeout=timeout,
+                                        headers={"content-type": "application/json"})
+        try:
+            r = await self.client.send(req, stream=True)
+        except httpx.HTTPError as e:
+            raise _failure(e) from None
+        try:
+            yield r.status_code, _chunks(r)
+        finally:
+            await r.aclose()
 
     async def request(self, method: str, path: str, body: bytes = b"", *, timeout: float = 5.0) -> tuple[int, bytes]:
         status, data, _ = await self.timed_request(method, path, body, timeout=timeout)
@@ -147,6 +168,14 @@ class HttpxUpstream:
 
     async def aclose(self) -> None:
         await self.client.aclose()
+
+
+async def _chunks(r: httpx.Response) -> AsyncIterator[bytes]:
+    try:
+        async for c in r.aiter_bytes():
+            yield c
+    except httpx.HTTPError as e:
+        raise _failure(e) from None
 
 
 class OpenInferenceProtocol:

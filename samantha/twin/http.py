@@ -3,7 +3,8 @@
 The twin's data path (loadgen -> router -> proxy -> slot) is measured in requests
 per second on 2 shared cores; a general framework costs several times more per
 request than this. Bodies need Content-Length or chunked encoding (httptools
-decodes both); responses always carry Content-Length.
+decodes both); responses carry Content-Length, except a streamed one (an
+answer relayed as it arrives, such as server-sent events), sent chunked.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import asyncio
 import contextlib
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 
@@ -40,6 +41,7 @@ class Response:
     body: bytes = b""
     content_type: str = "application/json"
     headers: dict[str, str] = field(default_factory=dict)
+    stream: AsyncIterator[bytes] | None = None  # sent chunk by chunk instead of `body`
 
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -57,8 +59,8 @@ def error_response(status: int, code: str, reason: str, field: str | None = None
 
 
 def _head(status: int, r: Response, keep_alive: bool) -> bytes:
-    lines = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Unknown')}",
-             f"Content-Type: {r.content_type}", f"Content-Length: {len(r.body)}"]
+    length = "Transfer-Encoding: chunked" if r.stream is not None else f"Content-Length: {len(r.body)}"
+    lines = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Unknown')}", f"Content-Type: {r.content_type}", length]
     lines += [f"{k}: {v}" for k, v in r.headers.items()]
     if not keep_alive:
         lines.append("Connection: close")
@@ -125,18 +127,43 @@ class _ServerConn(asyncio.Protocol):
             self.server.inflight += 1
             try:
                 resp = await self.handler(req)
+                keep_alive = keep_alive and not self.server.closing
+                if resp.stream is not None:
+                    keep_alive = await self._send_stream(resp, keep_alive)
+                elif self.transport is not None:
+                    self.transport.write(_head(resp.status, resp, keep_alive) + resp.body)
             except Exception as e:  # a handler bug answers 500 and the server keeps running
                 resp = error_response(500, "internal", f"{type(e).__name__}: {e}")
+                if self.transport is not None:
+                    self.transport.write(_head(resp.status, resp, keep_alive) + resp.body)
             finally:
                 self.server.inflight -= 1
-            keep_alive = keep_alive and not self.server.closing
             if self.transport is None:
                 return
-            self.transport.write(_head(resp.status, resp, keep_alive) + resp.body)
             if not keep_alive:
                 self.transport.close()
                 return
         self.busy = False
+
+    async def _send_stream(self, resp: Response, keep_alive: bool) -> bool:
+        """Each chunk as the handler yields it; False (close the connection) if the stream broke off."""
+        stream = resp.stream
+        assert stream is not None
+        try:
+            if self.transport is not None:
+                self.transport.write(_head(resp.status, resp, keep_alive))
+            async for chunk in stream:  # started even when the caller is gone, so the handler's cleanup runs
+                if self.transport is None:
+                    return False  # the caller went away: stop reading the upstream
+                if chunk:
+                    self.transport.write(b"%x\r\n%b\r\n" % (len(chunk), chunk))
+            if self.transport is not None:
+                self.transport.write(b"0\r\n\r\n")
+            return keep_alive
+        except Exception:  # headers are gone: a truncated chunked body is how the caller learns
+            return False
+        finally:
+            await stream.aclose()  # type: ignore[attr-defined]
 
     def _fail(self, status: int, reason: str) -> None:
         if self.transport is not None:

@@ -14,6 +14,13 @@ the standby's own service time plus the live call's path overhead. A real fault 
 the standby's path (a slow proxy in front of it) still counts: when the standby's
 path overhead, timed at the transport, exceeds the live one's by more than
 PATH_FAULT_FLOOR_MS, the excess is added.
+
+A protocol may stream (cube.openai_compat): a request asking for a streamed answer
+is relayed chunk by chunk as the slot sends it, read on the way for its text and
+its timing (time to first token, tokens per second, recorded as samples beside the
+request event). A protocol may also want A/A calibration: a shadowed prompt then
+goes to the incumbent a second time, and the two incumbent answers set the floor
+the shadow divergence is read against.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import math
 import random
 import time
 from collections import deque
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +39,7 @@ import orjson
 
 from samantha.core.domain import SlotRole
 from samantha.cube.open_inference import UpstreamFailure
+from samantha.cube.openai_compat import STREAM_CONTENT_TYPE, TPS_METRIC, TTFT_METRIC
 from samantha.twin.http import Request, Response, Upstream, error_response, json_response
 from samantha.twin.telemetry_push import TelemetryPusher
 
@@ -68,6 +77,12 @@ class ToyProtocol:
 
 
 @dataclass(frozen=True)
+class _Mirror:
+    task: asyncio.Task  # the standby's answer (and an A/A replay on the incumbent)
+    live_done: asyncio.Future  # resolved when the live answer is in: True if it is a good one
+
+
+@dataclass(frozen=True)
 class RouteTable:
     active: Link
     standby: Link | None  # None: not routable (empty, quarantined, safe mode)
@@ -85,6 +100,9 @@ class Outcome:
     reason: str | None = None
     service_ms: float | None = None  # the slot's own compute time, when it reports one
     transport_ms: float | None = None  # request written to answer parsed, timed in the connection's callbacks
+    ttft_ms: float | None = None  # time to first token, for protocols that report one
+    tokens_per_s: float | None = None
+    streamed: bool = False
 
     def path_overhead_ms(self, timed_at_transport: bool = False) -> float | None:
         total = self.transport_ms if timed_at_transport else self.latency_ms
@@ -182,16 +200,79 @@ class Router:
             probs, bundle, service = self.protocol.parse(data, link.contract)
         except ValueError as e:
             return Outcome(502, data, latency, None, link.bundle_id, str(e))
+        ttft, tps = self._rates(probs, latency)
         return Outcome(200, data, latency, probs, bundle or link.bundle_id, transport_ms=elapsed * 1000,
-                       service_ms=service)
+                       service_ms=service, ttft_ms=ttft, tokens_per_s=tps)
 
     def _record(self, role: SlotRole, out: Outcome, *, shadow: bool = False, div: float | None = None) -> None:
         ok = out.probs is not None
         (self.stats["shadow"] if shadow else self.stats[role]).add(out.latency_ms, ok, div)
         if out.bundle is None:
             return
-        self.pusher.add({"ts": time.time(), "slot": role, "bundle": out.bundle, "latency_ms": round(out.latency_ms, 3),
+        ts = time.time()
+        self.pusher.add({"ts": ts, "slot": role, "bundle": out.bundle, "latency_ms": round(out.latency_ms, 3),
                          "ok": ok, "divergence": div, "shadow": shadow})
+        if ok and (out.ttft_ms is not None or out.tokens_per_s is not None):
+            labels = {"slot": role, "bundle": out.bundle, "shadow": str(shadow).lower(),
+                      "stream": str(out.streamed).lower()}
+            for metric, value in ((TTFT_METRIC, out.ttft_ms), (TPS_METRIC, out.tokens_per_s)):
+                if value is not None:
+                    self.pusher.add_sample(metric, labels, round(value, 3), ts)
+
+    def _streams(self, body: bytes) -> bool:
+        streams = getattr(self.protocol, "streams", None)
+        return bool(streams and streams(body))
+
+    def _rates(self, answer: Any, latency_ms: float) -> tuple[float | None, float | None]:
+        rates = getattr(self.protocol, "rates", None)
+        return rates(answer, latency_ms) if rates else (None, None)
+
+    async def stream(self, link: Link, body: bytes, path: str) -> AsyncIterator[bytes | Outcome]:
+        """The slot's answer chunks as they arrive, read by the protocol on the way; the last item is the Outcome
+        (the only item when the slot failed or did not answer 200)."""
+        t0 = time.perf_counter()
+        reader = self.protocol.reader()
+        try:
+            async with link.upstream.stream("POST", path, body, timeout=self.timeout_s) as (status, chunks):
+                if status != 200:
+                    data = b"".join([c async for c in chunks])
+                    yield Outcome(status, data, (time.perf_counter() - t0) * 1000, None, link.bundle_id,
+                                  f"slot answered {status}")
+                    return
+                async for c in chunks:
+                    reader.feed(c, time.perf_counter() - t0)
+                    yield c
+        except UpstreamFailure as e:
+            yield Outcome(502, b"", (time.perf_counter() - t0) * 1000, None, link.bundle_id, str(e))
+            return
+        latency = (time.perf_counter() - t0) * 1000
+        try:
+            answer = reader.answer()
+        except ValueError as e:
+            yield Outcome(502, b"", latency, None, link.bundle_id, str(e), streamed=True)
+            return
+        ttft, tps = self._rates(answer, latency)
+        yield Outcome(200, b"", latency, answer, link.bundle_id, ttft_ms=ttft, tokens_per_s=tps, streamed=True)
+
+    async def fetch(self, link: Link, body: bytes, path: str, streamed: bool) -> Outcome:
+        """One whole answer from a slot (a mirror or a replay: nobody waits on its chunks)."""
+        if not streamed:
+            return await self.call(link, body, path)
+        async for item in self.stream(link, body, path):
+            if isinstance(item, Outcome):
+                return item
+        raise AssertionError("Router.stream ends with an Outcome")
+
+    async def _mirror(self, rt: RouteTable, body: bytes, path: str, streamed: bool,
+                      live_done: asyncio.Future) -> tuple[Outcome, Outcome | None]:
+        """The standby's answer and, when the protocol calibrates on A/A, the incumbent's second one: asked once the
+        live answer is in, so that a server serving one request at a time (llama.cpp) never delays it."""
+        assert rt.standby is not None
+        out = await self.fetch(rt.standby, body, path, streamed)
+        wants = getattr(self.protocol, "wants_replay", None)
+        if not (wants and wants(rt.active.bundle_id)) or not await live_done:
+            return out, None
+        return out, await self.fetch(rt.active, body, path, streamed)
 
     async def infer(self, body: bytes, path: str = "/infer") -> Response:
         rt = self.route
@@ -201,33 +282,71 @@ class Router:
         to_standby = rt.standby is not None and rt.standby_weight > 0 and random.random() * 100 < rt.standby_weight
         link = rt.standby if to_standby and rt.standby is not None else rt.active
         role: SlotRole = "standby" if to_standby else "active"
+        streamed = self._streams(body)
         mirror = None
         probe = (not rt.shadow and rt.standby_weight <= 0 and self.probe_percent > 0
                  and random.random() * 100 < self.probe_percent)
         if (rt.shadow or probe) and not to_standby and rt.standby is not None:
-            mirror = asyncio.get_running_loop().create_task(self.call(rt.standby, body, path))
-            self._tasks.add(mirror)
-        out = await self.call(link, body, path)
-        if 400 <= out.status < 500:  # the caller's mistake, not the model's: pass it on, record nothing
-            if mirror is not None:
-                mirror.add_done_callback(self._tasks.discard)
-            return Response(out.status, out.body)
-        self._record(role, out)
-        if mirror is not None:
-            mirror.add_done_callback(lambda t, live=out, probe=probe: self._shadow_done(t, live, probe))
+            live_done = asyncio.get_running_loop().create_future()  # True once a good live answer is in
+            mirror = _Mirror(asyncio.get_running_loop().create_task(
+                self._mirror(rt, body, path, streamed, live_done)), live_done)
+            self._tasks.add(mirror.task)
         headers = {"x-cube-slot": link.name, "x-cube-role": role}
+        if streamed:
+            chunks = self.stream(link, body, path)
+            first = await anext(chunks)
+            if not isinstance(first, Outcome):
+                return Response(200, content_type=STREAM_CONTENT_TYPE, headers=headers,
+                                stream=self._relay(first, chunks, role, mirror, probe))
+            await chunks.aclose()  # type: ignore[attr-defined]
+            out = first
+        else:
+            out = await self.call(link, body, path)
+        if 400 <= out.status < 500:  # the caller's mistake, not the model's: pass it on, record nothing
+            self._settle(role, None, mirror, probe)
+            return Response(out.status, out.body)
+        self._settle(role, out, mirror, probe)
         if out.probs is not None:
             return Response(200, out.body, headers=headers)
         return json_response({"error": {"code": "inference_failed", "reason": out.reason, "slot": link.name}}, 502) \
             if out.status == 502 else Response(out.status, out.body, headers=headers)
 
+    async def _relay(self, first: bytes, chunks: AsyncIterator[bytes | Outcome], role: SlotRole,
+                     mirror: _Mirror | None, probe: bool) -> AsyncIterator[bytes]:
+        """The live answer's chunks to the caller, unchanged; recorded when it ended (nothing if the caller left)."""
+        out = None
+        try:
+            yield first
+            async for item in chunks:
+                if isinstance(item, Outcome):
+                    out = item
+                else:
+                    yield item
+        finally:
+            await chunks.aclose()  # type: ignore[attr-defined]
+            self._settle(role, out, mirror, probe)
+
+    def _settle(self, role: SlotRole, live: Outcome | None, mirror: _Mirror | None, probe: bool) -> None:
+        """Record the live answer and have the mirror compared against it when it is in; None: record nothing."""
+        if live is not None:
+            self._record(role, live)
+        if mirror is None:
+            return
+        mirror.live_done.set_result(live is not None and live.probs is not None)
+        if live is None:
+            mirror.task.add_done_callback(self._tasks.discard)
+        else:
+            mirror.task.add_done_callback(lambda t, live=live, probe=probe: self._shadow_done(t, live, probe))
+
     def _shadow_done(self, task: asyncio.Task, live: Outcome, probe: bool = False) -> None:
         self._tasks.discard(task)
         if task.cancelled():
             return
-        out: Outcome = task.result()
+        out, replay = task.result()
         div = None
         if live.probs is not None:  # only a good incumbent answer is a reference
+            if replay is not None and replay.probs is not None:
+                self.protocol.calibrate(live.bundle, live.probs, replay.probs)
             div = self.protocol.compare(live.probs, out.probs)
         if 400 <= out.status < 500:
             return

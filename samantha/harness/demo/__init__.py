@@ -25,6 +25,7 @@ ACTS: list[str] = [
     "samantha.harness.demo.proxy_act",
     "samantha.harness.demo.twin_act",
     "samantha.harness.demo.triton_act",
+    "samantha.harness.demo.openai_act",
     "samantha.harness.demo.gates_act",
     "samantha.harness.demo.kernel_act",
     "samantha.harness.demo.llm_act",

