@@ -98,6 +98,8 @@ def read_attestation(path: str, raw: bytes) -> AttestationFacts:
         digest = dict(s.digest).get("sha256", "")
         if not re.fullmatch(r"[0-9a-f]{64}", digest):
             raise BundleError("malformed", f"{path} field subject[{i}].digest.sha256: required, 64 lowercase hex digits")
+        if s.name in subjects:  # two digests for one file: one of them is about other bytes
+            raise BundleError("malformed", f"{path} field subject[{i}].name: {s.name!r} is named twice")
         subjects[s.name] = digest
     facts: dict[str, Any] = {}
     if pb.predicate_type == SLSA_PROVENANCE_V1:
@@ -133,11 +135,11 @@ def read_sbom(path: str, raw: bytes) -> SbomFacts:
 
     doc = _json(path, raw)
     spec = doc.get("specVersion")
-    try:
-        version = SchemaVersion.from_version(str(spec))
-    except ValueError:
-        raise BundleError("malformed", f"{path} field specVersion: {spec!r} is not a CycloneDX version this Cube "
-                                       f"reads ({', '.join(v.to_version() for v in SchemaVersion)})") from None
+    readable = [v for v in SchemaVersion if v >= SchemaVersion.V1_2]  # CycloneDX JSON starts at 1.2
+    version = next((v for v in readable if v.to_version() == spec), None)
+    if version is None:
+        raise BundleError("malformed", f"{path} field specVersion: {spec!r} is not a CycloneDX JSON version this "
+                                       f"Cube reads ({', '.join(v.to_version() for v in readable)})")
     err = JsonStrictValidator(version).validate_str(raw.decode())
     if err is not None:
         e = err.data

@@ -12,9 +12,18 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from samantha.core.supply import SupplyPolicy
-from samantha.cube.attestations import PROVENANCE_FILE, SBOM, BuildInfo, read_provenance
+from samantha.cube.attestations import (
+    PROVENANCE_FILE,
+    SBOM,
+    BuildInfo,
+    read_attestation,
+    read_provenance,
+    read_sbom,
+)
 from samantha.cube.bundle import (
     BundleError,
     SigningKey,
@@ -183,3 +192,61 @@ def test_cli_build_with_sbom_and_provenance_then_verify_against_a_supply_policy(
     assert r.returncode == 2 and "bad.yaml:1:1: required_buildr" in r.stderr, r.stderr
     r = _cli("bundle", "build", "c", "--version", "3", "--sbom", "--component", "left-pad", cwd=root)
     assert r.returncode == 2 and "'left-pad' is not a package URL" in r.stderr, r.stderr
+
+
+json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+                           lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=8), c, max_size=3),
+                           max_leaves=12)
+_STATEMENT = {"_type": "https://in-toto.io/Statement/v1", "subject": [{"name": "model.npz", "digest": {"sha256": "a" * 64}}],
+              "predicateType": "https://slsa.dev/provenance/v1",
+              "predicate": {"buildDefinition": {"buildType": "t"}, "runDetails": {"builder": {"id": "b"}}}}
+_SBOM = {"bomFormat": "CycloneDX", "specVersion": "1.6", "version": 1, "components": [
+    {"type": "library", "name": "numpy", "version": "1", "purl": "pkg:pypi/numpy@1"}]}
+
+
+def _replace(doc, path: list[str], value):
+    """`doc` with the value at `path` (dict keys / list indices, as far as they exist) replaced."""
+    doc = json.loads(json.dumps(doc))
+    node = doc
+    for k in path[:-1]:
+        node = node[k]
+    node[path[-1]] = value
+    return doc
+
+
+_S_PATHS = [["_type"], ["subject"], ["subject", 0], ["subject", 0, "name"], ["subject", 0, "digest"],
+            ["subject", 0, "digest", "sha256"], ["predicateType"], ["predicate"], ["predicate", "runDetails"],
+            ["predicate", "runDetails", "builder"], ["predicate", "runDetails", "builder", "id"],
+            ["predicate", "buildDefinition", "resolvedDependencies"]]
+_B_PATHS = [["specVersion"], ["components"], ["components", 0], ["components", 0, "name"], ["components", 0, "purl"],
+            ["components", 0, "type"], ["metadata"], ["version"]]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.sampled_from(_S_PATHS), json_values)
+def test_any_value_anywhere_in_a_statement_is_read_or_refused_as_malformed(path, value) -> None:
+    raw = json.dumps(_replace(_STATEMENT, path, value)).encode()
+    try:
+        f = read_attestation(PROVENANCE_FILE, raw)
+    except BundleError as e:
+        assert e.kind == "malformed" and str(e).startswith(f"malformed: {PROVENANCE_FILE}")
+    else:
+        assert f.subjects and all(len(d) == 64 for d in f.subjects.values())
+        assert not f.is_provenance or f.builder_id
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.sampled_from(_B_PATHS), json_values)
+def test_any_value_anywhere_in_an_sbom_is_read_or_refused_as_malformed(path, value) -> None:
+    raw = json.dumps(_replace(_SBOM, path, value)).encode()
+    try:
+        read_sbom(SBOM, raw)
+    except BundleError as e:
+        assert e.kind == "malformed" and str(e).startswith(f"malformed: {SBOM}")
+
+
+def test_a_subject_named_twice_is_refused() -> None:
+    doc = json.loads(json.dumps(_STATEMENT))
+    doc["subject"].append({"name": "model.npz", "digest": {"sha256": "b" * 64}})
+    with pytest.raises(BundleError, match=r"subject\[1\].name: 'model.npz' is named twice"):
+        read_attestation(PROVENANCE_FILE, json.dumps(doc).encode())
