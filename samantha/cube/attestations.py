@@ -40,6 +40,7 @@ ATTESTATIONS = "attestations"
 ATTESTATION_SUFFIX = ".intoto.json"
 PROVENANCE_FILE = f"{ATTESTATIONS}/slsa-provenance{ATTESTATION_SUFFIX}"
 BUILD_TYPE = "urn:samantha:build-type:bundle-build:v1"  # what `samantha bundle build` ran
+IN_TOTO_PAYLOAD = "application/vnd.in-toto+json"  # DSSE payloadType of an in-toto statement
 _NESTED = re.compile(r"Failed to parse (\w+) field: ")
 
 
@@ -72,14 +73,37 @@ def _proto_error(path: str, prefix: str, e: Exception) -> BundleError:
     return BundleError("malformed", f"{path} field {where}: {why}")
 
 
+def _unwrap(path: str, doc: dict[str, Any]) -> dict[str, Any]:
+    """The statement inside a DSSE envelope or a Sigstore bundle (what CI attestation tools write), or `doc`.
+    The envelope's own signature is not checked here: the bundle's model-signing signature covers the file."""
+    from pydantic import ValidationError
+    from sigstore_models.bundle.v1 import Bundle
+    from sigstore_models.intoto import Envelope
+
+    if "payloadType" not in doc and "dsseEnvelope" not in doc and "mediaType" not in doc:
+        return doc
+    try:
+        env = Envelope.model_validate(doc) if "payloadType" in doc else Bundle.model_validate(doc).dsse_envelope
+    except ValidationError as e:
+        err = e.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "(root)"
+        raise BundleError("malformed", f"{path} field {where}: {err['msg']}") from None
+    if env is None:
+        raise BundleError("malformed", f"{path} field dsseEnvelope: required (a Sigstore bundle carrying a statement)")
+    if env.payload_type != IN_TOTO_PAYLOAD:
+        raise BundleError("malformed", f"{path} field payloadType: {env.payload_type!r}, not {IN_TOTO_PAYLOAD}")
+    return _json(f"{path} payload", env.payload)
+
+
 def read_attestation(path: str, raw: bytes) -> AttestationFacts:
-    """One in-toto Statement v1 (unknown fields ignored, as the in-toto spec asks of consumers)."""
+    """One in-toto Statement v1, bare or in a DSSE envelope / Sigstore bundle (unknown fields ignored, as the
+    in-toto spec asks of consumers). `sha256` is of the file as carried."""
     from google.protobuf import json_format
     from in_toto_attestation.predicates.provenance.v1 import provenance_pb2
     from in_toto_attestation.v1 import statement_pb2
     from in_toto_attestation.v1.statement import Statement
 
-    doc = _json(path, raw)
+    doc = _unwrap(path, _json(path, raw))
     try:
         pb = json_format.ParseDict(doc, statement_pb2.Statement(), ignore_unknown_fields=True)
     except json_format.ParseError as e:

@@ -250,3 +250,34 @@ def test_a_subject_named_twice_is_refused() -> None:
     doc["subject"].append({"name": "model.npz", "digest": {"sha256": "b" * 64}})
     with pytest.raises(BundleError, match=r"subject\[1\].name: 'model.npz' is named twice"):
         read_attestation(PROVENANCE_FILE, json.dumps(doc).encode())
+
+
+def test_a_statement_in_a_dsse_envelope_signed_by_securesystemslib_is_read(env) -> None:
+    """CI attestation tools write DSSE envelopes: the statement inside is judged like a bare one."""
+    from securesystemslib.dsse import Envelope
+    from securesystemslib.signer import CryptoSigner
+
+    d = _build(env, "dsse")
+    bare = (d / PROVENANCE_FILE).read_bytes()
+    envelope = Envelope(bare, "application/vnd.in-toto+json", {})
+    envelope.sign(CryptoSigner.generate_ecdsa())
+    (d / PROVENANCE_FILE).write_text(json.dumps(envelope.to_dict()))
+    sign_bundle(d, env[1])
+    info = _catalog(env, SupplyPolicy(required_builder=BUILDER)).verify("dsse")
+    assert info.attestations[PROVENANCE_FILE] == hashlib.sha256((d / PROVENANCE_FILE).read_bytes()).hexdigest()
+    doc = envelope.to_dict() | {"payloadType": "text/plain"}
+    with pytest.raises(BundleError, match=f"{PROVENANCE_FILE} field payloadType: 'text/plain'"):
+        read_attestation(PROVENANCE_FILE, json.dumps(doc).encode())
+
+
+def test_a_sigstore_bundle_made_by_model_signing_is_read_as_a_statement(env) -> None:
+    """model.sig is a Sigstore bundle (DSSE over an in-toto statement) written by the model-signing library: the
+    reader takes the same shape from any Sigstore tool, and names what it is about."""
+    d = _build(env, "sig", None)
+    f = read_attestation("attestations/model.intoto.json", (d / "model.sig").read_bytes())
+    assert f.predicate_type.startswith("https://model_signing/") and not f.is_provenance
+    assert len(f.subjects) == 1 and all(len(h) == 64 for h in f.subjects.values())
+    doc = json.loads((d / "model.sig").read_text())
+    doc.pop("dsseEnvelope")
+    with pytest.raises(BundleError, match="attestations/x.intoto.json field"):
+        read_attestation("attestations/x.intoto.json", json.dumps(doc).encode())
