@@ -15,9 +15,9 @@ which the order above makes possible:
   and handed to the uplink, which is built after the queue (its relayed decisions go to it);
 - the chaos service builds its own approval queue (`approvals=`): each needs the other;
 - what is known only later is asked through a provider: the approval queue (the rollout controller's grey
-  zone asks it), the policy module's supply section (the rollout's bundle intake asks the uplink), `api_url()` (the daemon's URL once
-  uvicorn has bound its port: experiment probes ask the gates there) and the last cycle's Cube
-  state (the uplink's bundle-expiry gauge, the metrics).
+  zone asks it), the policy module's supply section (the rollout's bundle intake asks the uplink's store),
+  `api_url()` (the daemon's URL once uvicorn has bound its port: experiment probes ask the gates there) and
+  the last cycle's Cube state (the uplink's bundle-expiry gauge, the metrics).
 The API's view of the daemon (`samantha/daemon/view.py`) is built over `Parts` by the daemon.
 """
 
