@@ -9,9 +9,11 @@ from pathlib import Path
 import typer
 from pydantic import ValidationError
 
-from samantha.cli.common import ConfigOption, JsonOption, console, failure, get_config, print_json
+from samantha.cli.common import ConfigOption, JsonOption, bad_input, console, failure, get_config, print_json
 from samantha.core.signing import KeyPair
+from samantha.core.supply import SupplyPolicy
 from samantha.core.validated_yaml import DocumentError, load_model, load_model_file
+from samantha.cube.attestations import BuildInfo, read_provenance
 from samantha.cube.bundle import (
     BundleError,
     SigningKey,
@@ -21,7 +23,8 @@ from samantha.cube.bundle import (
     verify_bundle,
 )
 from samantha.cube.fault_profile import FaultProfile
-from samantha.twin.toy_bundle import build_bundle
+from samantha.kernel.supply import judge_provenance
+from samantha.twin.toy_bundle import build_bundle, toy_components
 
 app = typer.Typer(no_args_is_help=True, help="Signed model bundles for the Cube's slots.")
 keys_app = typer.Typer(no_args_is_help=True, help="Signing keys: EC P-256 PEM keys for bundles (model-signing), "
@@ -29,8 +32,6 @@ keys_app = typer.Typer(no_args_is_help=True, help="Signing keys: EC P-256 PEM ke
 
 
 def _profile(profile: str | None, profile_file: Path | None) -> FaultProfile | None:
-    from samantha.cli.common import bad_input
-
     try:
         if profile_file is not None:
             return load_model_file(FaultProfile, profile_file)
@@ -48,6 +49,30 @@ def _key(path: Path) -> SigningKey:
         failure(str(e))
 
 
+def _git(*args: str) -> str | None:
+    import subprocess
+
+    try:
+        out = subprocess.run(["git", *args], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return (out.stdout.strip() or None) if out.returncode == 0 else None
+
+
+def _build_info(sbom: bool, provenance: bool, builder_id: str, source_uri: str | None, source_revision: str | None,
+                components: list[str]) -> BuildInfo | None:
+    """What `--sbom` / `--provenance` write; the source defaults to the git checkout the command runs in."""
+    if not (sbom or provenance):
+        return None
+    revision = source_revision or _git("rev-parse", "HEAD")
+    if provenance and not revision:
+        bad_input("--provenance needs --source-revision (not in a git checkout to take HEAD from)")
+    remote = _git("config", "--get", "remote.origin.url") or f"file://{_git('rev-parse', '--show-toplevel') or '.'}"
+    uri = source_uri or f"git+{remote}"
+    return BuildInfo(builder_id=builder_id, source_uri=uri, source_revision=revision or "",
+                     components=(*toy_components(), *components), sbom=sbom, provenance=provenance)
+
+
 @app.command()
 def build(directory: Path = typer.Argument(..., help="bundle directory to create"),
           name: str = typer.Option("sensor-mlp", help="bundle name"),
@@ -57,18 +82,26 @@ def build(directory: Path = typer.Argument(..., help="bundle directory to create
           profile_file: Path | None = typer.Option(None, help="fault profile YAML file"),
           ttl_days: float = typer.Option(30.0, min=0.0001, help="expiry, days from now"),
           key: Path | None = typer.Option(None, help="sign with this private key"),
+          sbom: bool = typer.Option(False, help="carry a CycloneDX SBOM (sbom.cdx.json) of the model's components"),
+          provenance: bool = typer.Option(False, help="carry SLSA provenance (attestations/slsa-provenance.intoto.json)"),
+          builder_id: str = typer.Option("urn:samantha:builder:local", help="provenance: the builder.id (CI's own)"),
+          source_uri: str | None = typer.Option(None, help="provenance: the source repository (default: git remote)"),
+          source_revision: str | None = typer.Option(None, help="provenance: the source commit (default: git HEAD)"),
+          component: list[str] = typer.Option([], help="SBOM: one more component, as a package URL (repeatable)"),
           as_json: bool = JsonOption) -> None:
-    """Train the model and write a bundle directory (signed when --key is given)."""
+    """Train the model and write a bundle directory (signed when --key is given; the SBOM and provenance are
+    written before signing, so the signature covers them)."""
     fp = _profile(profile, profile_file)
+    info = _build_info(sbom, provenance, builder_id, source_uri, source_revision, component)
     try:
         m = build_bundle(directory, name=name, version=version, seed=seed, profile=fp,
-                         ttl=timedelta(days=ttl_days), key=_key(key) if key else None)
+                         ttl=timedelta(days=ttl_days), key=_key(key) if key else None, attest=info)
     except ValidationError as e:
-        from samantha.cli.common import bad_input
-
         bad_input(str(e.errors()[0]["msg"]))
+    except ValueError as e:  # a component that is not a package URL
+        bad_input(str(e))
     out = {"path": str(directory), "bundle_id": m.bundle_id, "label": m.label, "signed": m.key_id is not None,
-           "expires_at": m.expires_at.isoformat()}
+           "expires_at": m.expires_at.isoformat(), "sbom": sbom, "provenance": provenance}
     print_json(out) if as_json else console.print(f"built {m.label} id={m.bundle_id[:16]} signed={out['signed']}")
 
 
@@ -85,19 +118,37 @@ def sign(directory: Path, key: Path = typer.Option(..., help="private key file")
 
 @app.command()
 def verify(directory: Path, trusted: Path | None = typer.Option(None, help="trusted keys dir/file (default: config)"),
+           supply: Path | None = typer.Option(None, help="a policy module's supply section (YAML/JSON) to judge the "
+                                                        "SBOM and provenance against, as the daemon would"),
            config: Path | None = ConfigOption, as_json: bool = JsonOption) -> None:
-    """Check a bundle as a Cube would before loading it; exit 1 with the reason when it is refused."""
+    """Check a bundle as a Cube would before loading it; exit 1 with the reason (and rule) when it is refused."""
     cfg = get_config(config)
+    policy = None
+    if supply is not None:
+        try:
+            policy = load_model_file(SupplyPolicy, supply)
+        except DocumentError as e:
+            bad_input(f"bad supply policy:\n{e}")
+    rule = None
     try:
         keys = load_trusted_keys(trusted or cfg.resolve(cfg.twin.trusted_keys))
         vb = verify_bundle(directory, keys)
+        facts = read_provenance(vb)
+        decision = judge_provenance(facts, policy)
+        if not decision.allowed:
+            rule = decision.rule
+            raise BundleError(decision.kind, decision.reason)  # type: ignore[arg-type]
     except BundleError as e:
         if as_json:
-            print_json({"ok": False, "kind": e.kind, "reason": str(e)})
+            print_json({"ok": False, "kind": e.kind, "rule": rule, "reason": str(e)})
         failure(str(e))
+    prov = [a for a in facts.attestations if a.is_provenance]
     out = {"ok": True, "bundle_id": vb.bundle_id, "label": vb.manifest.label, "key_id": vb.key_id,
            "expires_at": vb.manifest.expires_at.isoformat(),
-           "fault_profile": vb.manifest.fault_profile.model_dump() if vb.manifest.fault_profile else None}
+           "fault_profile": vb.manifest.fault_profile.model_dump() if vb.manifest.fault_profile else None,
+           "attestations": facts.digests(), "builders": sorted({a.builder_id for a in prov if a.builder_id}),
+           "source_revisions": sorted({a.source_revision for a in prov if a.source_revision}),
+           "components": [c.purl or c.name for c in facts.sbom.components] if facts.sbom else None}
     print_json(out) if as_json else console.print(f"ok {vb.manifest.label} id={vb.bundle_id[:16]} key={vb.key_id}")
 
 

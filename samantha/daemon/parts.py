@@ -15,9 +15,9 @@ which the order above makes possible:
   and handed to the uplink, which is built after the queue (its relayed decisions go to it);
 - the chaos service builds its own approval queue (`approvals=`): each needs the other;
 - what is known only later is asked through a provider: the approval queue (the rollout controller's grey
-  zone asks it), `api_url()` (the daemon's URL once
-  uvicorn has bound its port: experiment probes ask the gates there) and the last cycle's Cube
-  state (the uplink's bundle-expiry gauge, the metrics).
+  zone asks it), the policy module's supply section (the rollout's bundle intake asks the uplink's store),
+  `api_url()` (the daemon's URL once uvicorn has bound its port: experiment probes ask the gates there) and
+  the last cycle's Cube state (the uplink's bundle-expiry gauge, the metrics).
 The API's view of the daemon (`samantha/daemon/view.py`) is built over `Parts` by the daemon.
 """
 
@@ -40,6 +40,7 @@ from samantha.core.audit import AuditLog, DuckDBAuditStore
 from samantha.core.clock import REAL_CLOCK, Clock
 from samantha.core.config import SamanthaConfig
 from samantha.core.signing import KeyPair
+from samantha.core.supply import SupplyPolicy
 from samantha.cube.client import CubeClient
 from samantha.cube.endpoints import cube_endpoints
 from samantha.cube.protocol import CubeError
@@ -167,11 +168,17 @@ def build_parts(config: SamanthaConfig, clock: Clock = REAL_CLOCK, *,
             except CubeError:
                 return {}
 
-        late: dict[str, ApprovalQueue] = {}  # the approval queue, built with chaos below: a grey zone asks it
+        late: dict[str, Any] = {}  # the approval queue (a grey zone asks it) and the uplink, built below
+
+        def supply() -> SupplyPolicy | None:
+            """The verified policy module's supply section (SBOM/provenance a bundle must carry to load)."""
+            cur = late["uplink"].policy.current() if "uplink" in late else None
+            return cur.module.supply if cur is not None else None
+
         rollout = build_controller(cfg, store, cube, clock=clock, policy=_local_rollout_policy(cfg),
                                    actions=RolloutActions(ledger, cube_snapshot), alert=incident_alerts.rollout,
                                    max_step_s=cfg.sre.rollout_max_step_s, known_good=known_good,
-                                   ask=lambda: late.get("queue"))
+                                   ask=lambda: late.get("queue"), supply=supply, audit=audit.append)
         nodes = SreNodes(SreDeps(config=cfg, clock=clock, store=store, cube=cube, engine=engine, runner=runner,
                                  ledger=ledger, incidents=incidents, triager=triager, audit=audit,
                                  alert=incident_alerts.fire, resolve_alert=incident_alerts.resolve,
@@ -221,6 +228,7 @@ def build_parts(config: SamanthaConfig, clock: Clock = REAL_CLOCK, *,
 
         uplink = UplinkService(cfg, store, clock, key=key, outbox=outbox, alerts=alerts, audit=audit, cube=cube,
                                bundle_expires_at=active_bundle_expiry, on_decision=relayed)
+        late["uplink"] = uplink
         closes(uplink.close)
         surfaces = Surfaces(cfg, clock, store, cube_id=key.public.key_id,
                             last_cube=lambda: (graph.last or {}).get("cube"))

@@ -58,6 +58,7 @@ from samantha.rollout.record import (
 StepRef = int | Literal["shadow"]
 Judge = Callable[[StepRef, float, float, float, str], StepVerdict]  # step, now, rollout_start, step_start, bundle
 AlertSink = Callable[[str, str, dict[str, Any]], None]  # severity, summary, evidence
+AuditSink = Callable[[str, dict[str, Any]], None]  # kind, payload: the Cube's signed decision log
 OpName = Literal["load", "shadow", "weights", "flip", "quarantine"]  # = Pending.op, persisted
 Args = dict[str, Any]  # an op's arguments, persisted in Pending.args
 
@@ -188,8 +189,9 @@ class RolloutController:
                  verify: Callable[[str], BundleInfo], store: RolloutStore, actions: ActionRecorder,
                  kernel: PolicyConfig | None = None, alert: AlertSink | None = None,
                  max_step_s: float = 1800.0, known_good: KnownGood | None = None,
-                 ask: AskProvider = lambda: None) -> None:
+                 ask: AskProvider = lambda: None, audit: AuditSink | None = None) -> None:
         self.cube, self.judge, self.policy, self.clock = cube, judge, policy, clock
+        self.audit = audit  # every bundle admitted for a load, or refused, is on the decision log
         self.ask = ask  # the approval queue a grey zone asks (known once chaos is built; None: none here)
         self.verify, self.store, self.actions, self.alert = verify, store, actions, alert
         self.kernel = kernel or PolicyConfig()
@@ -246,7 +248,7 @@ class RolloutController:
             if prev is not None and prev.active:
                 raise RolloutRefused(409, "rollout_in_progress", f"rollout {prev.id} of {prev.bundle_label} is "
                                      f"{prev.phase}; abort it first")
-            info, state = self._admit(bundle)
+            info, state = self._admit_audited(bundle)
             if self._next is not None:
                 (self.policy, self.judge), self._next = self._next, None
             now = self.clock.time()
@@ -258,13 +260,29 @@ class RolloutController:
                 prior_active_bundle=state.slot("active").bundle_id)
             self._last_verdict = None
             self._save(rec)
-            out = self._call(rec, CubeCall(OPS["load"], {"bundle": info.path},
+            out = self._call(rec, CubeCall(OPS["load"], {"bundle": info.path, "attestations": info.attestations},
                                            f"rollout {rec.id}: load {info.label} into standby"))
             if not out.ok:
                 self._end(rec, "failed", out.detail)
             else:
                 self._enter_first_phase(rec)
             return self.status()
+
+    def _admit_audited(self, bundle: str) -> tuple[BundleInfo, CubeState]:
+        """`_admit`, on the decision log: a load cites the SBOM/attestation digests it relied on; a refusal
+        names the kernel rule (and is alerted, unless the bundle simply was not found)."""
+        try:
+            info, state = self._admit(bundle)
+        except BundleRejected as e:
+            if self.audit is not None:
+                self.audit("bundle_refused", {"bundle": bundle, "kind": e.kind, "rule": e.rule, "reason": e.reason[:1000]})
+            if self.alert is not None and e.kind not in ("not_found", "ambiguous"):
+                self.alert("warning", f"bundle {bundle} refused ({e.rule or e.kind}): {e.reason}", {"bundle": bundle})
+            raise
+        if self.audit is not None:
+            self.audit("bundle_admitted", {"bundle_id": info.bundle_id, "label": info.label, "path": info.path,
+                                       "key_id": info.key_id, "attestations": info.attestations})
+        return info, state
 
     def _admit(self, bundle: str) -> tuple[BundleInfo, CubeState]:
         """The checks before a rollout starts: nothing is recorded when one refuses."""

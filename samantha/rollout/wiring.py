@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from samantha.core.clock import REAL_CLOCK, Clock
 from samantha.core.config import SamanthaConfig
+from samantha.core.supply import SupplyPolicy
 from samantha.cube.protocol import CubeRuntime
 from samantha.gates.engine import GateEngine
 from samantha.gates.registry import GateRegistry
@@ -13,7 +16,7 @@ from samantha.loop.known_good import KnownGood
 from samantha.loop.ledger import ActionLedger
 from samantha.rollout.actions import ActionRecorder, RolloutActions
 from samantha.rollout.bundle_check import BundleCatalog
-from samantha.rollout.controller import AlertSink, RolloutController, gate_judge
+from samantha.rollout.controller import AlertSink, AuditSink, RolloutController, gate_judge
 from samantha.rollout.escalation import AskProvider
 from samantha.telemetry.store import TelemetryStore
 
@@ -22,18 +25,21 @@ def build_controller(config: SamanthaConfig, store: TelemetryStore, cube: CubeRu
                      policy: RolloutPolicy | None = None, clock: Clock = REAL_CLOCK,
                      registry: GateRegistry | None = None, actions: ActionRecorder | None = None,
                      alert: AlertSink | None = None, max_step_s: float = 1800.0,
-                     known_good: KnownGood | None = None, ask: AskProvider = lambda: None) -> RolloutController:
+                     known_good: KnownGood | None = None, ask: AskProvider = lambda: None,
+                     supply: Callable[[], SupplyPolicy | None] = lambda: None,
+                     audit: AuditSink | None = None) -> RolloutController:
     """`known_good`: the Cube's one known-good set (the daemon's, shared with the SRE loop); None: one on `store`.
-    `ask`: the approval queue a grey zone asks (samantha/rollout/escalation.py)."""
+    `ask`: the approval queue a grey zone asks (samantha/rollout/escalation.py). `supply`: the policy module's
+    supply section in force (SBOM/provenance a bundle must carry). `audit`: the decision log."""
     from samantha.rollout.record import DuckRolloutStore
 
     policy = policy or RolloutPolicy()
     catalog = BundleCatalog(config.resolve(config.twin.bundles_dir).absolute(),
-                            config.resolve(config.twin.trusted_keys).absolute(), clock)
+                            config.resolve(config.twin.trusted_keys).absolute(), clock, supply=supply)
     return RolloutController(cube, gate_judge(GateEngine(store, clock), policy, registry), policy, clock,
                              verify=catalog.verify, store=DuckRolloutStore(store),
                              actions=actions or _ledger_actions(store, clock), kernel=config.policy, alert=alert,
-                             max_step_s=max_step_s, ask=ask,
+                             max_step_s=max_step_s, ask=ask, audit=audit,
                              known_good=known_good if known_good is not None else KnownGood(store, clock))
 
 

@@ -1,7 +1,9 @@
 """The policy module: the hub's signed desired state, and the Cube's checks before it applies one.
 
 A module carries playbooks, gates, the rollout policy, trusted operator keys (with roles),
-approval decisions, the bundle-expiry policy and, optionally, a fleet baseline. It is
+approval decisions, the bundle-expiry policy, what a bundle must carry to be loaded (`supply`: required
+SLSA builder, denied SBOM components; judged by `kernel/supply.py: judge_provenance`) and, optionally, a
+fleet baseline. It is
 signed (ed25519, `signing.sign_document`) by a hub key the Cube trusts, has a `version`
 and an `expires_at`.
 
@@ -34,6 +36,7 @@ from samantha.core.signing import (
     sign_document,
     verify_document,
 )
+from samantha.core.supply import SupplyPolicy
 from samantha.gates.rollout_policy import RolloutPolicy
 from samantha.gates.spec import Gate
 from samantha.playbooks import Playbook
@@ -89,6 +92,7 @@ class PolicyModule(_M):
     approval_decisions: list[dict[str, Any]] = Field(default_factory=list, description="signed decisions")
     bundle_expiry: BundleExpiryPolicy = BundleExpiryPolicy()
     fleet_baseline: FleetBaseline | None = None
+    supply: SupplyPolicy | None = Field(None, description="what a bundle must carry (SBOM, provenance) to load")
 
     @model_validator(mode="after")
     def _times(self) -> PolicyModule:
@@ -226,4 +230,5 @@ class PolicyStore:
                 "operator_keys": [{"name": k.name, "key_id": k.key.key_id, "roles": k.roles} for k in m.operator_keys],
                 "approval_decisions": len(m.approval_decisions), "bundle_expiry": m.bundle_expiry.model_dump(),
                 "fleet_baseline": m.fleet_baseline.model_dump() if m.fleet_baseline else None,
+                "supply": m.supply.model_dump() if m.supply else None,
                 "path": str(self.path)}

@@ -1,5 +1,5 @@
 """Act: the safety kernel judges proposed actions, every decision goes into the signed log, and an
-alert waits out a receiver outage."""
+alert waits out a receiver outage; the kernel's provenance rules judge what a bundle carries (SBOM, SLSA)."""
 
 from __future__ import annotations
 
@@ -104,6 +104,7 @@ def run(ctx) -> None:
     ctx.console.print(f"after editing record 2 of a copy: ok={bad.ok}, {escape(bad.reason or '')}")
 
     _alerts(ctx, clock)
+    _provenance(ctx)
     if not report.ok or bad.ok:
         raise RuntimeError("audit verification did not behave: intact log must pass, tampered copy must fail")
     ctx.facts["kernel_refusals"] = refused
@@ -134,3 +135,33 @@ def _alerts(ctx, clock: SimClock) -> None:
     finally:
         am.close()
         conn.close()
+
+
+def _provenance(ctx) -> None:
+    """The daemon's bundle intake under a policy module's supply section: a signed bundle whose SBOM lists a denied
+    component is refused by rule; a clean one is admitted, citing the digests of what it carries."""
+    from samantha.core.supply import SupplyPolicy
+    from samantha.cube.attestations import BuildInfo
+    from samantha.cube.bundle import SigningKey, trust_key
+    from samantha.rollout.bundle_check import BundleCatalog, BundleRejected
+    from samantha.twin.toy_bundle import build_bundle, toy_components
+
+    root = ctx.workdir / "supply"
+    key = SigningKey.generate(root / "publisher.pem")
+    trust_key(key, root / "trusted")
+    builder = "https://ci.fleet.example/builder/v1"
+    policy = SupplyPolicy(required_builder=builder, require_sbom=True, deny_components=["pkg:pypi/evil"])
+    catalog = BundleCatalog(root / "bundles", root / "trusted", supply=lambda: policy)
+    for name, extra in (("with-evil", ("pkg:pypi/evil@0.1",)), ("clean", ())):
+        build_bundle(root / "bundles" / name, name="sensor-mlp", version="2", key=key,
+                     attest=BuildInfo(builder, "git+https://git.fleet.example/models/sensor", "9e1d" * 10,
+                                      components=(*toy_components(), *extra)))
+    try:
+        catalog.verify("with-evil")
+        raise RuntimeError("a bundle whose SBOM lists a denied component was admitted")
+    except BundleRejected as e:
+        ctx.console.print(f"supply: bundle with-evil refused by rule {e.rule}: {escape(e.reason)}", highlight=False)
+    info = catalog.verify("clean")
+    cited = ", ".join(f"{n} {h[:12]}" for n, h in info.attestations.items())
+    ctx.console.print(f"supply: bundle clean admitted (builder {builder}); its load cites {cited}", highlight=False)
+    ctx.facts["provenance"] = f"denied-component refused; admitted citing {len(info.attestations)} attestation digests"
