@@ -2,6 +2,7 @@
 Only the CLI (and tests) import it.
 
 - `bench`: Benchmarks: each one a function that returns one JSON-able dict; `samantha bench ...` prints it.
+- `child_process`: A server child in its own process group: wait until it answers, stop the group.
 - `chaos_oracle`: An independent restatement of chaos policy, and adversarial proposal generation.
 - `daemon_process`: `samantha run` as a child process: for scenario runs, benchmarks, the demo and tests.
 - `demo`: `samantha demo`: the main job on the embedded twin, told as a sequence of acts.
@@ -14,4 +15,4 @@ Only the CLI (and tests) import it.
 - `traffic_model`: A small generative model of Cube traffic, fitted to recorded twin telemetry.
 """
 
-__all__ = ["bench", "chaos_oracle", "daemon_process", "demo", "echo_upstream", "hub_process", "llama_server", "measure", "proxy_process", "scenario_run", "traffic_model"]
+__all__ = ["bench", "child_process", "chaos_oracle", "daemon_process", "demo", "echo_upstream", "hub_process", "llama_server", "measure", "proxy_process", "scenario_run", "traffic_model"]

@@ -6,17 +6,13 @@ context so two of them fit on a shared 2-core box beside the rest.
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
-
 from samantha.core.ports import free_port
+from samantha.harness.child_process import stop_group, wait_healthy
 from samantha.llm.model_file import default_model_path
 
 __all__ = ["LlamaServer", "LlamaUnavailable"]
@@ -58,18 +54,9 @@ class LlamaServer:
         self.root.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise LlamaUnavailable(f"llama_cpp.server exited with {self.proc.returncode}: {self.tail()}")
-            try:
-                if httpx.get(f"{self.url}/v1/models", timeout=1.0).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        self.stop()
-        raise LlamaUnavailable(f"llama_cpp.server not up within {timeout_s:.0f}s: {self.tail()}")
+        wait_healthy(self.proc, f"{self.url}/v1/models", timeout_s, fail=LlamaUnavailable, what="llama_cpp.server",
+                     tail=self.tail)
+        return self
 
     def tail(self, n: int = 5) -> str:
         try:
@@ -78,14 +65,7 @@ class LlamaServer:
             return "(no log)"
 
     def stop(self, timeout_s: float = 10.0) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=10)
+        stop_group(self.proc, timeout_s)
 
     def __enter__(self) -> LlamaServer:
         return self.start()

@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -107,6 +106,7 @@ def rollout_starter(url: str, headers: dict[str, str]) -> StartRollout:
 def telemetry_server(data_dir: Path) -> Iterator[tuple[str, SamanthaConfig]]:
     """`samantha telemetry serve` on a fresh store; yields the ingest URL and the store's config."""
     from samantha.core.ports import free_port
+    from samantha.harness.child_process import stop_group, wait_healthy
 
     data_dir.mkdir(parents=True, exist_ok=True)
     cfg_file = data_dir / "samantha.yaml"
@@ -118,23 +118,11 @@ def telemetry_server(data_dir: Path) -> Iterator[tuple[str, SamanthaConfig]]:
                             stdin=subprocess.DEVNULL, env=os.environ.copy(), start_new_session=True)
     log.close()
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                    break
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"telemetry serve did not start: {(data_dir / 'telemetry-serve.log').read_text()[-500:]}")
-            time.sleep(0.1)
+        wait_healthy(proc, f"http://127.0.0.1:{port}/healthz", 30, fail=RuntimeError, what="telemetry serve",
+                     tail=lambda: (data_dir / "telemetry-serve.log").read_text()[-500:])
         yield f"http://127.0.0.1:{port}/v1/ingest/requests", SamanthaConfig(data_dir=str(data_dir))
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(5)
+        stop_group(proc, 20)
 
 
 def traffic_from_store(store_cfg: SamanthaConfig) -> dict[str, Any]:

@@ -11,14 +11,12 @@ import os
 import shutil
 import signal
 import subprocess
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
-
 import samantha
 from samantha.core.ports import free_port
+from samantha.harness.child_process import stop_group, wait_healthy
 
 __all__ = ["TritonHome", "TritonServer", "TritonUnavailable", "find_triton"]
 
@@ -95,18 +93,9 @@ class TritonServer:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
         log.close()
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise TritonUnavailable(f"tritonserver exited with {self.proc.returncode}: {self.tail()}")
-            try:
-                if httpx.get(f"{self.url}/v2/health/live", timeout=1.0).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        self.stop()
-        raise TritonUnavailable(f"tritonserver not live within {timeout_s:.0f}s: {self.tail()}")
+        wait_healthy(self.proc, f"{self.url}/v2/health/live", timeout_s, fail=TritonUnavailable, what="tritonserver",
+                     tail=self.tail)
+        return self
 
     def tail(self, n: int = 5) -> str:
         try:
@@ -123,13 +112,7 @@ class TritonServer:
             self.proc.wait(timeout=10)
 
     def stop(self, timeout_s: float = 10.0) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            self.kill()
+        stop_group(self.proc, timeout_s)
 
     def clear_repository(self) -> None:
         shutil.rmtree(self.repository, ignore_errors=True)
