@@ -33,7 +33,7 @@ from samantha.core.supply import (
     SbomComponent,
     SbomFacts,
 )
-from samantha.cube.bundle import META, SIGNATURE, TUF_DIR, BundleError, VerifiedBundle
+from samantha.cube.bundle import META, SIGNATURE, TUF_DIR, BundleError, VerifiedBundle, json_object
 
 SBOM = "sbom.cdx.json"
 ATTESTATIONS = "attestations"
@@ -54,16 +54,6 @@ def artifacts_of(files: Mapping[str, bytes]) -> dict[str, str]:
 
 
 # -- read ---------------------------------------------------------------------------------------
-def _json(path: str, raw: bytes) -> dict[str, Any]:
-    try:
-        doc = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise BundleError("malformed", f"{path} is not JSON: {e}") from None
-    if not isinstance(doc, dict):
-        raise BundleError("malformed", f"{path} must be a JSON object")
-    return doc
-
-
 def _proto_error(path: str, prefix: str, e: Exception) -> BundleError:
     """protobuf's 'Failed to parse a field: Failed to parse b field: why' as 'path field prefix.a.b: why'."""
     msg = str(e).split("\n")[0]
@@ -92,7 +82,7 @@ def _unwrap(path: str, doc: dict[str, Any]) -> dict[str, Any]:
         raise BundleError("malformed", f"{path} field dsseEnvelope: required (a Sigstore bundle carrying a statement)")
     if env.payload_type != IN_TOTO_PAYLOAD:
         raise BundleError("malformed", f"{path} field payloadType: {env.payload_type!r}, not {IN_TOTO_PAYLOAD}")
-    return _json(f"{path} payload", env.payload)
+    return json_object(f"{path} payload", env.payload)
 
 
 def read_attestation(path: str, raw: bytes) -> AttestationFacts:
@@ -103,7 +93,7 @@ def read_attestation(path: str, raw: bytes) -> AttestationFacts:
     from in_toto_attestation.v1 import statement_pb2
     from in_toto_attestation.v1.statement import Statement
 
-    doc = _unwrap(path, _json(path, raw))
+    doc = _unwrap(path, json_object(path, raw))
     try:
         pb = json_format.ParseDict(doc, statement_pb2.Statement(), ignore_unknown_fields=True)
     except json_format.ParseError as e:
@@ -157,7 +147,7 @@ def read_sbom(path: str, raw: bytes) -> SbomFacts:
     from cyclonedx.schema import SchemaVersion
     from cyclonedx.validation.json import JsonStrictValidator
 
-    doc = _json(path, raw)
+    doc = json_object(path, raw)
     spec = doc.get("specVersion")
     readable = [v for v in SchemaVersion if v >= SchemaVersion.V1_2]  # CycloneDX JSON starts at 1.2
     version = next((v for v in readable if v.to_version() == spec), None)

@@ -19,7 +19,7 @@ import os
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -251,13 +251,19 @@ def read_manifest(directory: str | Path) -> Manifest:
     return _read_meta(d)._with(_subject_digest(_hashing().hash(d)), None)
 
 
-def _parse_meta(raw: bytes) -> Manifest:
+def json_object(path: str, raw: bytes) -> dict[str, Any]:
+    """A bundle file that must be one JSON object; anything else is `malformed`, naming the file."""
     try:
         doc = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise BundleError("malformed", f"{META} is not JSON: {e}") from None
+        raise BundleError("malformed", f"{path} is not JSON: {e}") from None
     if not isinstance(doc, dict):
-        raise BundleError("malformed", f"{META} must be a JSON object")
+        raise BundleError("malformed", f"{path} must be a JSON object")
+    return doc
+
+
+def _parse_meta(raw: bytes) -> Manifest:
+    doc = json_object(META, raw)
     try:
         return Manifest.model_validate(doc)
     except ValidationError as e:
