@@ -43,7 +43,8 @@ from samantha.core.signing import KeyPair
 from samantha.cube.client import CubeClient
 from samantha.cube.endpoints import cube_endpoints
 from samantha.cube.protocol import CubeError
-from samantha.daemon.alerting import ApprovalAlerts, IncidentAlerts
+from samantha.cube.tuf_meta import tuf_cache
+from samantha.daemon.alerting import ApprovalAlerts, IncidentAlerts, SupplyEvents
 from samantha.gates.engine import GateEngine
 from samantha.gates.policy_lint import load_policy_file
 from samantha.gates.rollout_policy import RolloutPolicy
@@ -167,11 +168,14 @@ def build_parts(config: SamanthaConfig, clock: Clock = REAL_CLOCK, *,
             except CubeError:
                 return {}
 
-        late: dict[str, ApprovalQueue] = {}  # the approval queue, built with chaos below: a grey zone asks it
+        late: dict[str, Any] = {}  # the approval queue (a grey zone asks it) and the uplink, built below
+        tuf = tuf_cache(cfg, clock)  # the Cube's TUF metadata cache when a root is pinned (twin.tuf_root)
+        supply = SupplyEvents(alerts, audit, lambda: late["uplink"].evaluate_safe_mode(clock.time())
+                              if "uplink" in late else None)
         rollout = build_controller(cfg, store, cube, clock=clock, policy=_local_rollout_policy(cfg),
                                    actions=RolloutActions(ledger, cube_snapshot), alert=incident_alerts.rollout,
                                    max_step_s=cfg.sre.rollout_max_step_s, known_good=known_good,
-                                   ask=lambda: late.get("queue"))
+                                   ask=lambda: late.get("queue"), tuf=tuf, on_intake=supply)
         nodes = SreNodes(SreDeps(config=cfg, clock=clock, store=store, cube=cube, engine=engine, runner=runner,
                                  ledger=ledger, incidents=incidents, triager=triager, audit=audit,
                                  alert=incident_alerts.fire, resolve_alert=incident_alerts.resolve,
@@ -220,8 +224,10 @@ def build_parts(config: SamanthaConfig, clock: Clock = REAL_CLOCK, *,
             return None
 
         uplink = UplinkService(cfg, store, clock, key=key, outbox=outbox, alerts=alerts, audit=audit, cube=cube,
-                               bundle_expires_at=active_bundle_expiry, on_decision=relayed)
+                               bundle_expires_at=active_bundle_expiry, on_decision=relayed,
+                               supply_hold=tuf.hold if tuf is not None else None)
         closes(uplink.close)
+        late["uplink"] = uplink
         surfaces = Surfaces(cfg, clock, store, cube_id=key.public.key_id,
                             last_cube=lambda: (graph.last or {}).get("cube"))
         routers = (make_uplink_router(uplink), make_rollout_router(rollout),

@@ -1,27 +1,46 @@
 """Find and verify a bundle before a rollout: the controller's first check (the Cube checks again).
 
 The bundle format lives with the twin (`samantha/cube/bundle.py`), which is also what
-`samantha bundle verify` uses; this module is the one place `sre/` touches it.
+`samantha bundle verify` uses; this module is the one place `sre/` touches it. It gathers the intake's
+facts (TUF metadata through the Cube's `TufCache` when a root is pinned, the model-signing signature) and
+the kernel's `judge_intake` decides; a refusal or a change of the supply hold is reported (`on_event`:
+audited and alerted by the daemon).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from samantha.core.clock import REAL_CLOCK, Clock
-from samantha.cube.bundle import BundleError, load_trusted_keys, read_manifest, verify_bundle
+from samantha.core.supply import IntakeFacts, SignatureFacts, SupplyHold, TufFacts
+from samantha.cube.bundle import (
+    TUF_DIR,
+    BundleError,
+    VerifiedBundle,
+    load_trusted_keys,
+    read_manifest,
+    verify_bundle,
+)
+from samantha.cube.tuf_meta import TufCache
+from samantha.kernel.supply import IntakeDecision, judge_intake
+
+# what the intake reports: ("bundle_refused" | "supply_hold_set" | "supply_hold_cleared", record)
+IntakeEvent = Callable[[str, dict[str, Any]], None]
 
 _HEX = re.compile(r"^[0-9a-f]{8,64}$")
 
 
 class BundleRejected(ValueError):
     """The bundle must not be rolled out. `kind`: not_found | ambiguous | malformed | unknown_key |
-    bad_signature | tampered | expired."""
+    bad_signature | tampered | expired | rollback | frozen | below_threshold. `rule`: the kernel's supply rule
+    that refused (samantha/kernel/supply.py), None for a bundle not found."""
 
-    def __init__(self, kind: str, reason: str):
-        self.kind, self.reason = kind, reason
+    def __init__(self, kind: str, reason: str, rule: str | None = None):
+        self.kind, self.reason, self.rule = kind, reason, rule
         super().__init__(f"{kind}: {reason}")
 
 
@@ -36,10 +55,13 @@ class BundleInfo:
 
 class BundleCatalog:
     """Resolves a bundle path, or a bundle id (>= 8 hex digits of its hash) under `bundles_dir`, and
-    verifies signature (model-signing), files and expiry against the PEM keys in `trusted_keys`."""
+    verifies signature (model-signing), files and expiry against the PEM keys in `trusted_keys`, and the
+    carried TUF metadata against the Cube's `tuf` cache (None: no pinned root, signature only)."""
 
-    def __init__(self, bundles_dir: str | Path, trusted_keys: str | Path, clock: Clock = REAL_CLOCK):
+    def __init__(self, bundles_dir: str | Path, trusted_keys: str | Path, clock: Clock = REAL_CLOCK, *,
+                 tuf: TufCache | None = None, on_event: IntakeEvent | None = None):
         self.bundles_dir, self.trusted_keys, self.clock = Path(bundles_dir), Path(trusted_keys), clock
+        self.tuf, self.on_event = tuf, on_event
 
     def resolve(self, ref: str) -> Path:
         p = Path(ref)
@@ -62,11 +84,51 @@ class BundleCatalog:
         raise BundleRejected("not_found", f"no bundle directory {ref!r} and no bundle with that id under "
                                           f"{self.bundles_dir}")
 
+    def _tuf_facts(self, path: Path) -> TufFacts | None:
+        if self.tuf is None:
+            return None
+        try:
+            m = read_manifest(path)
+        except BundleError as e:
+            if (path / TUF_DIR / "timestamp.json").is_file():  # metadata carried, but no target to look up
+                return TufFacts(outcome="malformed", role="target", reason=f"cannot name the target: {e}")
+            return self.tuf.check(path, "?", "?")  # absent: the name is not needed
+        return self.tuf.check(path, m.name, m.version)
+
     def verify(self, ref: str) -> BundleInfo:
         path = self.resolve(ref)
+        tuf = self._tuf_facts(path)
+        vb: VerifiedBundle | None = None
         try:
             vb = verify_bundle(path, load_trusted_keys(self.trusted_keys), clock=self.clock)
+            sig = SignatureFacts(outcome="ok", bundle_id=vb.bundle_id)
         except BundleError as e:
-            raise BundleRejected(e.kind, str(e)) from None
+            kind = e.kind if e.kind in ("malformed", "unknown_key", "bad_signature", "tampered", "expired") \
+                else "malformed"
+            sig = SignatureFacts(outcome=kind, reason=str(e))
+        hold = self.tuf.hold() if self.tuf is not None else None
+        d = judge_intake(IntakeFacts(tuf_required=self.tuf is not None, tuf=tuf, signature=sig, hold=hold))
+        self._apply_hold(d, path, hold)
+        if not d.allowed:
+            self._report("bundle_refused", {"bundle": str(path), "rule": d.rule, "kind": d.kind, "reason": d.reason,
+                                            "tuf": tuf.model_dump() if tuf else None})
+            raise BundleRejected(d.kind, f"{d.reason} (supply rule {d.rule})", d.rule)
+        assert vb is not None  # admitted only with a verified signature
         return BundleInfo(path=str(vb.path), bundle_id=vb.bundle_id, label=vb.manifest.label,
                           expires_at=vb.manifest.expires_at.timestamp(), key_id=vb.key_id)
+
+    def _apply_hold(self, d: IntakeDecision, path: Path, prev: SupplyHold | None) -> None:
+        if self.tuf is None or d.hold == "keep":
+            return
+        if d.hold == "set":
+            new = SupplyHold(reason=d.reason, since=prev.since if prev else self.clock.time())
+            self.tuf.set_hold(new)
+            self._report("supply_hold_set", {"bundle": str(path), **new.model_dump()})
+        else:
+            self.tuf.set_hold(None)
+            self._report("supply_hold_cleared", {"bundle": str(path), "held_since": prev.since if prev else None,
+                                                 "because": "fresh TUF metadata verified"})
+
+    def _report(self, event: str, record: dict[str, Any]) -> None:
+        if self.on_event is not None:
+            self.on_event(event, record)
