@@ -5,13 +5,17 @@ upgrade path. Every refusal and hold change is reported to `on_event` (the daemo
 
 from __future__ import annotations
 
+import json
 import shutil
+import subprocess
+import sys
 import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from samantha.cube.bundle import SIGNATURE, TUF_DIR, SigningKey
 from samantha.cube.tuf_meta import TufCache, target_path
@@ -104,3 +108,41 @@ def test_unreadable_bundle_json_with_metadata_is_refused_by_tuf(site) -> None:
     assert e.rule == "tuf-verified" and e.kind == "malformed" and "cannot name the target" in e.reason
     shutil.rmtree(v2 / TUF_DIR)
     assert refused(catalog, str(v2)).rule == "tuf-required"
+
+
+def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "samantha", *args], capture_output=True, text=True, timeout=60,
+                          cwd=cwd)
+
+
+@pytest.mark.timeout(120)
+def test_tuf_cli_publishes_and_reports_what_the_cube_trusts(tmp_path: Path) -> None:
+    repo = tmp_path / "fleet-tuf"
+    assert cli("tuf", "init", "--repo", str(repo), cwd=tmp_path).returncode == 0
+    key = SigningKey.generate(tmp_path / "keys" / "publisher.pem")
+    b = tmp_path / "bundles" / "m-2"
+    build_bundle(b, name="m", version="2", key=key)
+    r = cli("tuf", "publish", str(b), "--repo", str(repo), cwd=tmp_path)
+    assert r.returncode == 0 and (b / TUF_DIR / "timestamp.json").is_file(), r.stderr
+    (tmp_path / "samantha.yaml").write_text(yaml.safe_dump({"data_dir": str(tmp_path / "state"), "twin": {
+        "tuf_root": str(repo / "metadata" / "1.root.json"), "trusted_keys": f"{key.path}.pub"}}))
+    cfg = tmp_path / "samantha.yaml"
+    before = json.loads(cli("tuf", "status", "--json", "-c", str(cfg), cwd=tmp_path).stdout)
+    assert before["roles"]["root"]["version"] == 1 and before["roles"]["timestamp"] is None
+    # the daemon's intake (as configured) admits it; the cache now trusts the published versions
+    from samantha.core.config import load_config
+    from samantha.cube.tuf_meta import tuf_cache
+
+    conf = load_config(cfg)
+    BundleCatalog(tmp_path / "bundles", conf.twin.trusted_keys, tuf=tuf_cache(conf)).verify(str(b))
+    after = json.loads(cli("tuf", "status", "--json", "-c", str(cfg), cwd=tmp_path).stdout)
+    assert after["roles"]["timestamp"]["version"] == 2 and after["roles"]["targets"]["targets"] == ["m-2/model.sig"]
+    assert after["hold"] is None and not after["roles"]["timestamp"]["expired"]
+    # bad input: exit 2 with the field named
+    r = cli("tuf", "rotate", "nobody", "--repo", str(repo), cwd=tmp_path)
+    assert r.returncode == 2 and "role" in r.stderr
+    r = cli("tuf", "publish", str(b), "--repo", str(tmp_path / "none"), cwd=tmp_path)
+    assert r.returncode == 2 and "--repo" in r.stderr
+    (tmp_path / "plain.yaml").write_text(yaml.safe_dump({"data_dir": str(tmp_path / "s2")}))
+    r = cli("tuf", "status", "-c", str(tmp_path / "plain.yaml"), cwd=tmp_path)
+    assert r.returncode == 2 and "tuf_root" in r.stderr
