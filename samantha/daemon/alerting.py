@@ -97,6 +97,9 @@ class SupplyEvents:
 
     def __call__(self, event: str, record: dict[str, Any]) -> None:
         self.audit.append(event, record)
+        if event == "tuf_verified":  # fresh trusted metadata: a stale-trust hold may have ended
+            self.safe_mode()
+            return
         if event == "bundle_refused":
             rule = str(record.get("rule"))
             self.alerts.fire("samantha_bundle_refused", "critical" if rule.startswith("tuf") else "warning",

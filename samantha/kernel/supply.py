@@ -8,6 +8,7 @@ new bundles, the active one keeps serving) until fresh metadata verifies.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -20,6 +21,8 @@ RULES: dict[str, str] = {
     "tuf-verified": "rolled-back, under-signed, malformed metadata or a target not listed/not matching is refused",
     "hold": "while held, a bundle is admitted only with fresh metadata (which lifts the hold)",
     "signature": "the model-signing signature must verify with a trusted key over every file",
+    "tuf-stale": "metadata the Cube trusts that has expired holds the Cube as frozen metadata does, until fresh "
+                 "metadata verifies",
 }
 
 HoldChange = Literal["keep", "set", "clear"]
@@ -63,3 +66,10 @@ def judge_intake(f: IntakeFacts) -> IntakeDecision:
     if f.signature.outcome != "ok":
         return _refuse("signature", f.signature.outcome, f.signature.reason or f"signature: {f.signature.outcome}", lift)
     return IntakeDecision(allowed=True, hold=lift)
+
+
+def stale_trust(expires_at: Mapping[str, float | None], now: float) -> str | None:
+    """Rule `tuf-stale`: why the supply is held although no bundle was refused (the freeze window passed with no
+    fresh metadata), or None. `expires_at`: each trusted role's expiry (None: not trusted yet)."""
+    gone = sorted(r for r, e in expires_at.items() if e is not None and now >= e)
+    return f"tuf-stale: the Cube's trusted TUF metadata expired ({', '.join(gone)})" if gone else None

@@ -26,9 +26,9 @@ from samantha.cube.bundle import (
     verify_bundle,
 )
 from samantha.cube.tuf_meta import TufCache
-from samantha.kernel.supply import IntakeDecision, judge_intake
+from samantha.kernel.supply import IntakeDecision, judge_intake, stale_trust
 
-# what the intake reports: ("bundle_refused" | "supply_hold_set" | "supply_hold_cleared", record)
+# what the intake reports: ("bundle_refused" | "supply_hold_set" | "supply_hold_cleared" | "tuf_verified", record)
 IntakeEvent = Callable[[str, dict[str, Any]], None]
 
 _HEX = re.compile(r"^[0-9a-f]{8,64}$")
@@ -109,6 +109,8 @@ class BundleCatalog:
         hold = self.tuf.hold() if self.tuf is not None else None
         d = judge_intake(IntakeFacts(tuf_required=self.tuf is not None, tuf=tuf, signature=sig, hold=hold))
         self._apply_hold(d, path, hold)
+        if tuf is not None and tuf.outcome == "ok":  # what the admission relied on; the trusted state is fresh now
+            self._report("tuf_verified", {"bundle": str(path), "target": tuf.target, "versions": tuf.versions})
         if not d.allowed:
             self._report("bundle_refused", {"bundle": str(path), "rule": d.rule, "kind": d.kind, "reason": d.reason,
                                             "tuf": tuf.model_dump() if tuf else None})
@@ -116,6 +118,17 @@ class BundleCatalog:
         assert vb is not None  # admitted only with a verified signature
         return BundleInfo(path=str(vb.path), bundle_id=vb.bundle_id, label=vb.manifest.label,
                           expires_at=vb.manifest.expires_at.timestamp(), key_id=vb.key_id)
+
+    def supply_hold(self) -> str | None:
+        """Why the Cube's supply is held (the uplink's safe mode reads it), or None: the kernel's hold set at the
+        intake, else the kernel's `tuf-stale` rule over what the cache trusts."""
+        if self.tuf is None:
+            return None
+        hold = self.tuf.hold()
+        if hold is not None:
+            return hold.reason
+        st = self.tuf.status()
+        return stale_trust({r: v["expires_at"] if v else None for r, v in st["roles"].items()}, st["reference_time"])
 
     def _apply_hold(self, d: IntakeDecision, path: Path, prev: SupplyHold | None) -> None:
         if self.tuf is None or d.hold == "keep":

@@ -5,7 +5,7 @@ from __future__ import annotations
 from samantha.core.clock import REAL_CLOCK, Clock
 from samantha.core.config import SamanthaConfig
 from samantha.cube.protocol import CubeRuntime
-from samantha.cube.tuf_meta import TufCache
+from samantha.cube.tuf_meta import tuf_cache
 from samantha.gates.engine import GateEngine
 from samantha.gates.registry import GateRegistry
 from samantha.gates.rollout_policy import RolloutPolicy
@@ -24,20 +24,28 @@ def build_controller(config: SamanthaConfig, store: TelemetryStore, cube: CubeRu
                      registry: GateRegistry | None = None, actions: ActionRecorder | None = None,
                      alert: AlertSink | None = None, max_step_s: float = 1800.0,
                      known_good: KnownGood | None = None, ask: AskProvider = lambda: None,
-                     tuf: TufCache | None = None, on_intake: IntakeEvent | None = None) -> RolloutController:
+                     catalog: BundleCatalog | None = None) -> RolloutController:
     """`known_good`: the Cube's one known-good set (the daemon's, shared with the SRE loop); None: one on `store`.
-    `ask`: the approval queue a grey zone asks (samantha/rollout/escalation.py). `tuf`: the Cube's TUF cache
-    (`cube.tuf_meta.tuf_cache`; None: signature only); `on_intake`: refusals and supply-hold changes."""
+    `ask`: the approval queue a grey zone asks (samantha/rollout/escalation.py). `catalog`: the bundle intake
+    (`bundle_catalog`; None: one from config, signature only unless a TUF root is pinned, reporting to nobody)."""
     from samantha.rollout.record import DuckRolloutStore
 
     policy = policy or RolloutPolicy()
-    catalog = BundleCatalog(config.resolve(config.twin.bundles_dir).absolute(),
-                            config.resolve(config.twin.trusted_keys).absolute(), clock, tuf=tuf, on_event=on_intake)
+    catalog = catalog or bundle_catalog(config, clock)
     return RolloutController(cube, gate_judge(GateEngine(store, clock), policy, registry), policy, clock,
                              verify=catalog.verify, store=DuckRolloutStore(store),
                              actions=actions or _ledger_actions(store, clock), kernel=config.policy, alert=alert,
                              max_step_s=max_step_s, ask=ask,
                              known_good=known_good if known_good is not None else KnownGood(store, clock))
+
+
+def bundle_catalog(config: SamanthaConfig, clock: Clock = REAL_CLOCK, *,
+                   on_event: IntakeEvent | None = None) -> BundleCatalog:
+    """The daemon's bundle intake from config: `twin.bundles_dir`, `twin.trusted_keys`, and the TUF cache when
+    `twin.tuf_root` is pinned. `on_event`: refusals, hold changes, verified metadata (audited, alerted)."""
+    return BundleCatalog(config.resolve(config.twin.bundles_dir).absolute(),
+                         config.resolve(config.twin.trusted_keys).absolute(), clock,
+                         tuf=tuf_cache(config, clock), on_event=on_event)
 
 
 def _ledger_actions(store: TelemetryStore, clock: Clock) -> RolloutActions:

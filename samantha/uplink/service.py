@@ -28,7 +28,6 @@ from samantha.core.clock import Clock
 from samantha.core.config import SamanthaConfig
 from samantha.core.fsutil import atomic_write
 from samantha.core.signing import KeyPair, PublicKey, load_public_keys
-from samantha.core.supply import SupplyHold
 from samantha.gates.engine import GateEngine
 from samantha.gates.spec import StalenessGate
 from samantha.telemetry.store import SampleBatch, TelemetryStore
@@ -75,14 +74,14 @@ class UplinkService:
     def __init__(self, config: SamanthaConfig, store: TelemetryStore, clock: Clock, *, key: KeyPair | None = None,
                  conn: Any = None, alerts: Any = None, audit: Any = None, cube: Any = None,
                  bundle_expires_at: Callable[[], float | None] | None = None,
-                 supply_hold: Callable[[], SupplyHold | None] | None = None,
+                 supply_hold: Callable[[], str | None] | None = None,
                  on_decision: DecisionHandler | None = None,
                  http: httpx.Client | None = None, outbox: Outbox | None = None) -> None:
         u = config.uplink
         self.config, self.cfg, self.store, self.clock = config, u, store, clock
         self.alerts, self.audit, self.cube = alerts, audit, cube
         self.bundle_expires_at, self.on_decision = bundle_expires_at, on_decision
-        self.supply_hold = supply_hold  # the kernel's supply hold (frozen/expired TUF metadata): safe mode too
+        self.supply_hold = supply_hold  # why the supply is held (stale TUF metadata, the kernel's rules): safe mode too
         self.cube_id = u.cube_id or (key.public.key_id if key is not None else "cube")
         self.dir = config.resolve(u.dir)
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -313,7 +312,7 @@ class UplinkService:
             st = next_state(prev, now=now, module_version=cur.module.version if cur else None,
                             module_expires_at=cur.module.expires_at if cur else None,
                             require_module=self.cfg.require_policy_module,
-                            supply_hold=hold.reason if hold is not None else None)
+                            supply_hold=hold)
             if st != prev:
                 # effects first, then the state: a crash in between repeats them (alerts dedup by key)
                 if st.safe and not prev.safe:

@@ -63,7 +63,7 @@ def test_a_pinned_root_refuses_a_bundle_without_metadata_with_the_upgrade_path(s
     e = refused(catalog, str(bundle("1", publish=False)))
     assert e.kind == "malformed" and e.rule == "tuf-required"
     assert "carry tuf/" in e.reason and "TUF repository" in e.reason
-    assert events == [("bundle_refused", events[0][1])] and events[0][1]["rule"] == "tuf-required"
+    assert [ev for ev, _ in events] == ["bundle_refused"] and events[0][1]["rule"] == "tuf-required"
     assert catalog.verify(str(bundle("2"))).bundle_id  # published and carried: admitted
 
 
@@ -91,12 +91,14 @@ def test_a_freeze_holds_the_supply_until_fresh_metadata_lifts_it(site) -> None:
     time.sleep(1.5)  # the timestamp expires: this copy of the metadata is now a freeze
     e = refused(catalog, str(v2))
     assert e.kind == "frozen" and e.rule == "tuf-fresh" and "expired" in e.reason
-    assert cache.hold() is not None and [ev for ev, _ in events] == ["supply_hold_set", "bundle_refused"]
+    assert [ev for ev, _ in events] == ["supply_hold_set", "bundle_refused"]
+    assert cache.hold() is not None and catalog.supply_hold() == cache.hold().reason
     # held: a refusal of fresh metadata keeps it, fresh metadata lifts it
     repo.refresh_timestamp()
     repo.carry(v2)
     assert catalog.verify(str(v2)).bundle_id
-    assert cache.hold() is None and events[-1][0] == "supply_hold_cleared"
+    assert cache.hold() is None and [ev for ev, _ in events[-2:]] == ["supply_hold_cleared", "tuf_verified"]
+    assert catalog.supply_hold() is None
     assert cache.status()["roles"]["timestamp"]["version"] == 4 and cache.status()["hold"] is None
 
 
@@ -146,3 +148,20 @@ def test_tuf_cli_publishes_and_reports_what_the_cube_trusts(tmp_path: Path) -> N
     (tmp_path / "plain.yaml").write_text(yaml.safe_dump({"data_dir": str(tmp_path / "s2")}))
     r = cli("tuf", "status", "-c", str(tmp_path / "plain.yaml"), cwd=tmp_path)
     assert r.returncode == 2 and "tuf_root" in r.stderr
+
+
+def test_trusted_metadata_that_expires_holds_the_supply_until_fresh_metadata(site) -> None:
+    repo, bundle, catalog, cache, _, _ = site
+    assert catalog.supply_hold() is None  # nothing trusted yet beyond the pinned root
+    v2 = bundle("2")
+    repo.refresh_timestamp(ttl=timedelta(seconds=1))
+    repo.carry(v2)
+    catalog.verify(str(v2))  # admitted: fresh for one second
+    assert catalog.supply_hold() is None
+    time.sleep(1.2)  # no new bundle: the freeze window passes on the Cube
+    held = catalog.supply_hold()
+    assert held is not None and "tuf-stale" in held and "timestamp" in held and cache.hold() is None
+    repo.refresh_timestamp()
+    repo.carry(v2)
+    catalog.verify(str(v2))
+    assert catalog.supply_hold() is None

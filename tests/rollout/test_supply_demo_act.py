@@ -1,11 +1,12 @@
 import pytest
 from rich.console import Console
 
-from samantha.harness.demo import DemoContext, supply_act
+from samantha.harness.demo import ACTS, DemoContext, supply_act
 
 
 @pytest.mark.timeout(60)
 def test_the_supply_act_shows_rollback_and_freeze_refused_and_the_hold_lifted(config, tmp_path):
+    assert "samantha.harness.demo.supply_act" in ACTS
     console = Console(record=True, width=160)
     ctx = DemoContext(config=config.model_copy(update={"data_dir": str(tmp_path)}), console=console,
                       workdir=tmp_path, fast=True)

@@ -22,6 +22,7 @@ from samantha.twin.toy_bundle import build_bundle
 from tests.rollout.kit import Env, rollout_env, short_policy
 from tests.rollout.test_rollout_twin import wait_for
 
+SHIPPED_PLAYBOOKS = Path(__file__).parents[2] / "playbooks"
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(400)]
 
 
@@ -43,7 +44,13 @@ def refused(env: Env, ref: str, rid: str, code: str, rule: str) -> str:
 def test_tuf_rollout_rollback_rotation_freeze_and_safe_mode(tmp_path: Path) -> None:
     repo = TufRepository(tmp_path / "fleet-tuf")
     repo.init()
-    with rollout_env(tmp_path, short_policy(shadow=True, step_s=1.0, soak_s=2.0), rps=150,
+    # the canary abort and the active hard-failure playbooks only: on a shared test host, the host-level
+    # slowdown playbooks would hold a rollout for minutes (not what this test is about)
+    playbooks = tmp_path / "playbooks"
+    playbooks.mkdir()
+    for name in ("bad-canary.yaml", "active-hard-failure.yaml"):
+        shutil.copy(SHIPPED_PLAYBOOKS / name, playbooks)
+    with rollout_env(tmp_path, short_policy(shadow=True, step_s=1.0, soak_s=2.0), rps=150, playbooks=playbooks,
                      twin={"tuf_root": str(repo.root_path)}) as env:
         bundles = Path(env.twin.st["bundles_dir"])
         key = SigningKey.load(env.twin.st["signing_key"])
