@@ -3,7 +3,8 @@ real fleet TUF repository (python-tuf's Metadata API): a TUF-carried bundle roll
 without metadata refused with the upgrade path; a rollback refused; a root (and timestamp) key rotation
 honoured with nothing touched on the Cube; a freeze (an expired timestamp) refused, which holds the supply and
 puts the Cube in safe mode with the last-known-good bundle serving; fresh metadata lifts it and the rollout goes
-on (admitted and started). Every refusal is audited and alerted (read back from the daemon's DuckDB file), the daemon keeps running."""
+on (admitted and started); the timestamp the Cube trusts expiring with no bundle at all (`tuf-stale`) puts it in
+safe mode too, until fresh metadata arrives. Every refusal is audited and alerted (read back from the daemon's DuckDB file), the daemon keeps running."""
 
 from __future__ import annotations
 
@@ -31,6 +32,11 @@ def promoted(env: Env, ref: str, rid: str) -> None:
     assert r.status_code == 200, r.text
     doc = wait_for(env.status, lambda d: d["phase"] in ("promoted", "aborted", "failed"), 150)
     assert doc["phase"] == "promoted", doc["rollout"]["reason"]
+
+
+def abort(env: Env) -> None:
+    r = env.post("/v1/rollout/abort", json={"reason": "next case"})
+    assert r.status_code == 200 and r.json()["phase"] == "aborted", r.text
 
 
 def refused(env: Env, ref: str, rid: str, code: str, rule: str) -> str:
@@ -104,6 +110,23 @@ def test_tuf_rollout_rollback_rotation_freeze_and_safe_mode(tmp_path: Path) -> N
         assert r.status_code == 200 and r.json()["phase"] not in ("failed", "idle"), r.text  # admitted: under way
         assert not env.twin.cube.state().safe_mode and cache.status()["hold"] is None
         assert env.daemon.client.get("/v1/uplink/status")["safe_mode"]["left_because"].startswith("fresh TUF")
+        abort(env)
+
+        # the freeze window passes on the Cube itself: the timestamp it trusts expires, no bundle is refused
+        v5 = publish("5")
+        repo.refresh_timestamp(ttl=timedelta(seconds=8))
+        repo.carry(v5)
+        r = env.post("/v1/rollout/start", json={"bundle": "v5", "request_id": "req-v5-short"})
+        assert r.status_code == 200, r.text  # admitted while fresh
+        abort(env)
+        up = wait_for(lambda: env.daemon.client.get("/v1/uplink/status"), lambda d: d["safe_mode"]["safe"], 40)
+        assert up["safe_mode"]["cause"] == "supply" and "tuf-stale" in up["safe_mode"]["reason"], up["safe_mode"]
+        assert env.twin.cube.state().safe_mode and cache.status()["roles"]["timestamp"]["expired"]
+        repo.refresh_timestamp()
+        repo.carry(v5)
+        r = env.post("/v1/rollout/start", json={"bundle": "v5", "request_id": "req-v5-fresh"})
+        assert r.status_code == 200, r.text
+        assert not env.twin.cube.state().safe_mode
 
         db = env.stopped_db()
         audit = [(k, json.loads(p)) for k, p in db.execute("SELECT kind, payload FROM audit ORDER BY seq").fetchall()]
@@ -112,6 +135,7 @@ def test_tuf_rollout_rollback_rotation_freeze_and_safe_mode(tmp_path: Path) -> N
         kinds = [k for k, _ in audit]
         assert kinds.index("supply_hold_set") < kinds.index("safe_mode_entered") < kinds.index("supply_hold_cleared") \
             < kinds.index("safe_mode_left")
+        assert kinds.count("safe_mode_entered") == 2 and kinds.count("safe_mode_left") == 2
         alerts = db.execute("SELECT key, severity FROM alerts WHERE name = 'samantha_bundle_refused'").fetchall()
         assert {k for k, _ in alerts} == {"supply:refused:tuf-required", "supply:refused:tuf-verified",
                                           "supply:refused:tuf-fresh"} and {s for _, s in alerts} == {"critical"}
