@@ -1,4 +1,5 @@
-"""The daemon's alert glue: what the loop, the triager and the rollout controller tell the `AlertManager`."""
+"""The daemon's alert glue: what the loop, the triager, the rollout controller and the bundle intake tell the
+`AlertManager`."""
 
 from __future__ import annotations
 
