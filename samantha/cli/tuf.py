@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import typer
 
-from samantha.cli.common import ConfigOption, JsonOption, bad_input, console, get_config, print_json
+from samantha.cli.common import ConfigOption, JsonOption, bad_input, console, failure, get_config, print_json
 from samantha.cube.bundle import SIGNATURE, BundleError, read_manifest
-from samantha.cube.tuf_meta import target_path, tuf_cache
+from samantha.cube.tuf_meta import TufCache, target_path, tuf_cache
 from samantha.hub.tuf_repo import ROLES, TufRepository
+from samantha.rollout.bundle_check import BundleCatalog, BundleRejected
 
 app = typer.Typer(no_args_is_help=True, help="TUF update metadata: the fleet repository and the Cube's cache.")
 
@@ -43,6 +46,34 @@ def status_cmd(config: Path | None = ConfigOption, json_out: bool = JsonOption) 
     hold = doc["hold"]
     console.print("supply hold: " + (f"[red]HELD[/red] since {_when(hold['since'])}: {hold['reason']}" if hold
                                      else "none"), highlight=False)
+
+
+@app.command("check")
+def check_cmd(bundle: Path = typer.Argument(..., help="a bundle directory (with its carried tuf/)"),
+              config: Path | None = ConfigOption, json_out: bool = JsonOption) -> None:
+    """What this Cube's bundle intake would decide (TUF metadata, then the signature), on a scratch copy of the
+    cache: nothing the Cube trusts changes. Exits 0 when it would be admitted, 1 naming the rule when refused."""
+    cfg = get_config(config)
+    cache = tuf_cache(cfg)
+    if cache is None:
+        bad_input("twin.tuf_root is not set: this Cube does not require TUF metadata (use samantha bundle verify)")
+    with tempfile.TemporaryDirectory(prefix="tuf-check-") as tmp:
+        scratch = Path(tmp) / "cache"
+        if cache.dir.is_dir():
+            shutil.copytree(cache.dir, scratch)
+        intake = BundleCatalog(bundle.parent, cfg.resolve(cfg.twin.trusted_keys),
+                               tuf=TufCache(scratch, cache.pinned_root))
+        try:
+            info = intake.verify(str(bundle))
+        except BundleRejected as e:
+            if json_out:
+                print_json({"ok": False, "rule": e.rule, "kind": e.kind, "reason": e.reason})
+            failure(f"{e.kind}: {e.reason}")
+        status = intake.tuf.status() if intake.tuf is not None else {}
+    out = {"ok": True, "label": info.label, "bundle_id": info.bundle_id,
+           "versions": {r: v["version"] for r, v in status.get("roles", {}).items() if v}}
+    print_json(out) if json_out else console.print(f"admitted {info.label} id={info.bundle_id[:16]} (TUF "
+                                                   + ", ".join(f"{r} v{v}" for r, v in out["versions"].items()) + ")")
 
 
 @app.command("init")

@@ -131,6 +131,14 @@ def test_tuf_cli_publishes_and_reports_what_the_cube_trusts(tmp_path: Path) -> N
     cfg = tmp_path / "samantha.yaml"
     before = json.loads(cli("tuf", "status", "--json", "-c", str(cfg), cwd=tmp_path).stdout)
     assert before["roles"]["root"]["version"] == 1 and before["roles"]["timestamp"] is None
+    # `tuf check`: what the intake would decide, on a scratch copy (the Cube's cache is not touched)
+    r = cli("tuf", "check", str(b), "--json", "-c", str(cfg), cwd=tmp_path)
+    assert r.returncode == 0 and json.loads(r.stdout)["versions"]["timestamp"] == 2, r.stderr
+    assert json.loads(cli("tuf", "status", "--json", "-c", str(cfg), cwd=tmp_path).stdout)["roles"]["timestamp"] is None
+    plain = tmp_path / "bundles" / "m-1"
+    build_bundle(plain, name="m", version="1", key=key)
+    r = cli("tuf", "check", str(plain), "--json", "-c", str(cfg), cwd=tmp_path)
+    assert r.returncode == 1 and json.loads(r.stdout)["rule"] == "tuf-required", r.stdout
     # the daemon's intake (as configured) admits it; the cache now trusts the published versions
     from samantha.core.config import load_config
     from samantha.cube.tuf_meta import tuf_cache
