@@ -55,6 +55,7 @@ _GROUPS = [
     ("gates", "app", "gates"),
     ("uplink", "app", "uplink"),
     ("hub", "app", "hub"),
+    ("tuf", "app", "tuf"),
 ]
 
 

@@ -150,6 +150,11 @@ class TwinConfig(Section):
     bundles_dir: str = Field("bundles", description="bundle store; relative paths live under data_dir")
     signing_key: str = Field("keys/publisher.key", description="key that signs bundles built on the fly")
     trusted_keys: str = Field("keys/trusted", description="directory of PEM public keys (*.pem, *.pub) of trusted bundle publishers, or one PEM file")
+    tuf_root: str | None = Field(None, description=(
+        "the fleet TUF repository's root.json pinned at provisioning (docs/supply-chain.md); relative paths live "
+        "under data_dir. Set: every bundle must carry TUF metadata (tuf/); null: signature only"))
+    tuf_cache: str = Field("tuf", description="the Cube's trusted TUF metadata, time floor and supply hold; "
+                           "relative paths live under data_dir")
     ingest_url: str | None = Field("http://127.0.0.1:8470/v1/ingest/requests",
                                    description="where the router pushes RequestEvent JSON lines; null: nowhere")
     ingest_token_file: str | None = Field("writers/router.token", description=(

@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from samantha.core.clock import REAL_CLOCK, Clock
+from samantha.core.config import SamanthaConfig
 from samantha.core.fsutil import atomic_write
 from samantha.core.supply import SupplyHold, TufFacts
 from samantha.cube.bundle import SIGNATURE, TUF_DIR
@@ -88,6 +89,29 @@ class TufCache:
     def set_hold(self, hold: SupplyHold | None) -> None:
         self._save({**self._state(), "hold": hold.model_dump() if hold else None})
 
+    def status(self) -> dict:
+        """What this cache trusts: each role's version and expiry (as verified when stored), the time floor and
+        the hold. A role not yet trusted is null (before the first check only the pinned root is known)."""
+        from tuf.api.metadata import Metadata
+
+        ref = max(self.clock.time(), float(self._state().get("time_floor", 0.0)))
+        roles: dict[str, dict | None] = {}
+        for role in ("root", "timestamp", "snapshot", "targets"):
+            p = self.dir / f"{role}.json"
+            if role == "root" and not p.exists():
+                p = self.pinned_root
+            try:
+                md = Metadata.from_bytes(p.read_bytes())
+            except (OSError, ValueError, KeyError, TypeError):
+                roles[role] = None
+                continue
+            exp = md.signed.expires.timestamp()
+            roles[role] = {"version": md.signed.version, "expires_at": exp, "expired": ref >= exp,
+                           **({"targets": sorted(md.signed.targets)} if role == "targets" else {})}
+        hold = self.hold()
+        return {"cache_dir": str(self.dir), "pinned_root": str(self.pinned_root), "reference_time": ref,
+                "roles": roles, "hold": hold.model_dump() if hold else None}
+
     # -- the check ----------------------------------------------------------------------------
     def check(self, bundle_dir: str | Path, name: str, version: str) -> TufFacts:
         """Run the TUF client workflow over the bundle's carried metadata; never raises for bad metadata."""
@@ -145,6 +169,12 @@ class TufCache:
         return TufFacts(outcome="ok", role=None, target=target, versions=versions, reference_time=ref,
                         reason=f"{target} listed in targets v{versions['targets']} (timestamp "
                                f"v{versions['timestamp']}, root v{versions['root']})")
+
+
+def tuf_cache(config: SamanthaConfig, clock: Clock = REAL_CLOCK) -> TufCache | None:
+    """The Cube's cache when a root is pinned (`twin.tuf_root`); None: TUF not required (signature only)."""
+    t = config.twin
+    return TufCache(config.resolve(t.tuf_cache), config.resolve(t.tuf_root), clock) if t.tuf_root else None
 
 
 def carried_metadata(bundle_dir: str | Path) -> list[str]:

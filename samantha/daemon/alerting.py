@@ -1,4 +1,5 @@
-"""The daemon's alert glue: what the loop, the triager and the rollout controller tell the `AlertManager`."""
+"""The daemon's alert glue: what the loop, the triager, the rollout controller and the bundle intake tell the
+`AlertManager`."""
 
 from __future__ import annotations
 
@@ -83,3 +84,30 @@ class ApprovalAlerts:
                                  annotations={**{k: v for k, v in a.annotations.items() if k != "summary"},
                                               "outcome": status})
                 self.alerts.resolve(a.key)
+
+
+class SupplyEvents:
+    """The bundle intake's `on_event` (samantha/rollout/bundle_check.py): every refusal and supply-hold change is
+    audited; a refusal is alerted (critical for TUF metadata: an attack or a stale feed); a hold change
+    re-evaluates safe mode at once (`safe_mode()`), so fresh metadata lifts it before the rollout goes on."""
+
+    KEY = "supply:refused"
+
+    def __init__(self, alerts: AlertManager, audit: Any, safe_mode: Callable[[], Any]) -> None:
+        self.alerts, self.audit, self.safe_mode = alerts, audit, safe_mode
+
+    def __call__(self, event: str, record: dict[str, Any]) -> None:
+        self.audit.append(event, record)
+        if event == "tuf_verified":  # fresh trusted metadata: a stale-trust hold may have ended
+            self.safe_mode()
+            return
+        if event == "bundle_refused":
+            rule = str(record.get("rule") or record.get("kind"))  # an unreadable SBOM/attestation has no rule
+            self.alerts.fire("samantha_bundle_refused", "critical" if rule.startswith("tuf") else "warning",
+                             f"bundle refused under rule {rule}: {record.get('reason')}"[:1000],
+                             {"source": "supply", "rule": rule, "kind": str(record.get("kind"))},
+                             key=f"{self.KEY}:{rule}", annotations={"bundle": str(record.get("bundle"))})
+            return
+        if event == "supply_hold_cleared":
+            self.alerts.resolve(f"{self.KEY}:tuf-fresh")
+        self.safe_mode()

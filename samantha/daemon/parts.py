@@ -44,7 +44,7 @@ from samantha.core.supply import SupplyPolicy
 from samantha.cube.client import CubeClient
 from samantha.cube.endpoints import cube_endpoints
 from samantha.cube.protocol import CubeError
-from samantha.daemon.alerting import ApprovalAlerts, IncidentAlerts
+from samantha.daemon.alerting import ApprovalAlerts, IncidentAlerts, SupplyEvents
 from samantha.gates.engine import GateEngine
 from samantha.gates.policy_lint import load_policy_file
 from samantha.gates.rollout_policy import RolloutPolicy
@@ -59,7 +59,7 @@ from samantha.playbooks import Playbook, PlaybookRunner
 from samantha.playbooks.playbook_set import load_playbooks
 from samantha.rollout.actions import RolloutActions
 from samantha.rollout.controller import RolloutController
-from samantha.rollout.wiring import build_controller
+from samantha.rollout.wiring import build_controller, bundle_catalog
 from samantha.telemetry.host import HostCollector
 from samantha.telemetry.store import TelemetryStore
 from samantha.uplink.alerts import AlertManager
@@ -175,10 +175,14 @@ def build_parts(config: SamanthaConfig, clock: Clock = REAL_CLOCK, *,
             cur = late["uplink"].policy.current() if "uplink" in late else None
             return cur.module.supply if cur is not None else None
 
+        # the bundle intake (TUF when twin.tuf_root is pinned, then SBOM/provenance): its refusals audited and
+        # alerted, its hold -> safe mode
+        catalog = bundle_catalog(cfg, clock, supply=supply, on_event=SupplyEvents(
+            alerts, audit, lambda: late["uplink"].evaluate_safe_mode(clock.time()) if "uplink" in late else None))
         rollout = build_controller(cfg, store, cube, clock=clock, policy=_local_rollout_policy(cfg),
                                    actions=RolloutActions(ledger, cube_snapshot), alert=incident_alerts.rollout,
                                    max_step_s=cfg.sre.rollout_max_step_s, known_good=known_good,
-                                   ask=lambda: late.get("queue"), supply=supply, audit=audit.append)
+                                   ask=lambda: late.get("queue"), catalog=catalog, audit=audit.append)
         nodes = SreNodes(SreDeps(config=cfg, clock=clock, store=store, cube=cube, engine=engine, runner=runner,
                                  ledger=ledger, incidents=incidents, triager=triager, audit=audit,
                                  alert=incident_alerts.fire, resolve_alert=incident_alerts.resolve,
@@ -227,9 +231,10 @@ def build_parts(config: SamanthaConfig, clock: Clock = REAL_CLOCK, *,
             return None
 
         uplink = UplinkService(cfg, store, clock, key=key, outbox=outbox, alerts=alerts, audit=audit, cube=cube,
-                               bundle_expires_at=active_bundle_expiry, on_decision=relayed)
-        late["uplink"] = uplink
+                               bundle_expires_at=active_bundle_expiry, on_decision=relayed,
+                               supply_hold=catalog.supply_hold)
         closes(uplink.close)
+        late["uplink"] = uplink
         surfaces = Surfaces(cfg, clock, store, cube_id=key.public.key_id,
                             last_cube=lambda: (graph.last or {}).get("cube"))
         routers = (make_uplink_router(uplink), make_rollout_router(rollout),

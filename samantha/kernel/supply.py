@@ -12,6 +12,7 @@ section? The carried files are inside the signed manifest, so they are the publi
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -29,6 +30,8 @@ RULES: dict[str, str] = {
                       "cover every model file",
     "builder": "every provenance attestation must name the builder.id the policy module requires",
     "denied-component": "the SBOM must list no component on the policy module's deny list",
+    "tuf-stale": "metadata the Cube trusts that has expired holds the Cube as frozen metadata does, until fresh "
+                 "metadata verifies",
 }
 
 HoldChange = Literal["keep", "set", "clear"]
@@ -129,3 +132,10 @@ def judge_provenance(f: ProvenanceFacts, policy: SupplyPolicy | None) -> IntakeD
                     return _refuse("denied-component", "denied_component", f"denied-component: {f.sbom.path} "
                                    f"lists {what}, denied by {entry!r}")
     return IntakeDecision(allowed=True)
+
+
+def stale_trust(expires_at: Mapping[str, float | None], now: float) -> str | None:
+    """Rule `tuf-stale`: why the supply is held although no bundle was refused (the freeze window passed with no
+    fresh metadata), or None. `expires_at`: each trusted role's expiry (None: not trusted yet)."""
+    gone = sorted(r for r, e in expires_at.items() if e is not None and now >= e)
+    return f"tuf-stale: the Cube's trusted TUF metadata expired ({', '.join(gone)})" if gone else None

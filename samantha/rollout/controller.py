@@ -270,10 +270,13 @@ class RolloutController:
 
     def _admit_audited(self, bundle: str) -> tuple[BundleInfo, CubeState]:
         """`_admit`, on the decision log: a load cites the SBOM/attestation digests it relied on; a refusal
-        names the kernel rule (and is alerted, unless the bundle simply was not found)."""
+        names the kernel rule (and is alerted, unless the bundle simply was not found). The daemon's intake
+        reports its own refusals (`reported`); the rest (not found, expiring, quarantined) are recorded here."""
         try:
             info, state = self._admit(bundle)
         except BundleRejected as e:
+            if e.reported:
+                raise
             if self.audit is not None:
                 self.audit("bundle_refused", {"bundle": bundle, "kind": e.kind, "rule": e.rule, "reason": e.reason[:1000]})
             if self.alert is not None and e.kind not in ("not_found", "ambiguous"):

@@ -74,12 +74,14 @@ class UplinkService:
     def __init__(self, config: SamanthaConfig, store: TelemetryStore, clock: Clock, *, key: KeyPair | None = None,
                  conn: Any = None, alerts: Any = None, audit: Any = None, cube: Any = None,
                  bundle_expires_at: Callable[[], float | None] | None = None,
+                 supply_hold: Callable[[], str | None] | None = None,
                  on_decision: DecisionHandler | None = None,
                  http: httpx.Client | None = None, outbox: Outbox | None = None) -> None:
         u = config.uplink
         self.config, self.cfg, self.store, self.clock = config, u, store, clock
         self.alerts, self.audit, self.cube = alerts, audit, cube
         self.bundle_expires_at, self.on_decision = bundle_expires_at, on_decision
+        self.supply_hold = supply_hold  # why the supply is held (stale TUF metadata, the kernel's rules): safe mode too
         self.cube_id = u.cube_id or (key.public.key_id if key is not None else "cube")
         self.dir = config.resolve(u.dir)
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -306,9 +308,11 @@ class UplinkService:
         with self._lock:
             cur = self.policy.current()
             prev = self.safe
+            hold = self.supply_hold() if self.supply_hold is not None else None
             st = next_state(prev, now=now, module_version=cur.module.version if cur else None,
                             module_expires_at=cur.module.expires_at if cur else None,
-                            require_module=self.cfg.require_policy_module)
+                            require_module=self.cfg.require_policy_module,
+                            supply_hold=hold)
             if st != prev:
                 # effects first, then the state: a crash in between repeats them (alerts dedup by key)
                 if st.safe and not prev.safe:
@@ -321,7 +325,8 @@ class UplinkService:
 
     def _on_enter(self, st: SafeModeState) -> None:
         log.warning("entering safe mode: %s", st.reason)
-        self._audit("safe_mode_entered", {"reason": st.reason, "since": st.since, "module": st.entered_version})
+        self._audit("safe_mode_entered", {"reason": st.reason, "since": st.since, "module": st.entered_version,
+                                          "cause": st.cause})
         if self.alerts is not None:
             self.alerts.fire("samantha_safe_mode", "critical", f"safe mode: {st.reason}", {"cube": self.cube_id},
                              key=SAFE_ALERT_KEY)

@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from samantha.core.supply import IntakeFacts, SignatureFacts, SupplyHold, TufFacts
-from samantha.kernel.supply import RULES, judge_intake
+from samantha.kernel.supply import RULES, judge_intake, stale_trust
 
 TUF = ["ok", "absent", "rollback", "frozen", "expired", "below_threshold", "not_listed", "tampered", "malformed"]
 SIG = ["ok", "malformed", "unknown_key", "bad_signature", "tampered", "expired"]
@@ -55,3 +55,13 @@ def test_tuf_is_judged_before_the_signature(f: IntakeFacts) -> None:
     d = judge_intake(f)
     if f.tuf is not None and f.tuf.outcome not in ("ok", "absent"):
         assert d.rule in ("tuf-fresh", "tuf-verified")
+
+
+@given(st.dictionaries(st.sampled_from(["root", "timestamp", "snapshot", "targets"]),
+                       st.one_of(st.none(), st.floats(0, 2e9))), st.floats(0, 2e9))
+def test_trusted_metadata_past_expiry_holds_the_supply(expires, now) -> None:
+    reason = stale_trust(expires, now)
+    gone = [r for r, e in expires.items() if e is not None and now >= e]
+    assert (reason is not None) == bool(gone)
+    if reason:
+        assert reason.startswith("tuf-stale") and all(r in reason for r in gone)

@@ -56,11 +56,12 @@ class Env:
 
 @contextmanager
 def rollout_env(tmp_path: Path, policy: RolloutPolicy, *, rps: float = 150, max_step_s: float = 120,
-                **sections: Any) -> Iterator[Env]:
-    """`sections`: more config sections for the daemon (e.g. `uplink={"hub_url": ...}`)."""
+                playbooks: Path | None = None, **sections: Any) -> Iterator[Env]:
+    """`sections`: more config sections for the daemon (e.g. `uplink={"hub_url": ...}`); `playbooks`: a playbook
+    directory (None: the shipped set)."""
     policy_file = tmp_path / "rollout-policy.yaml"
     policy_file.write_text(yaml.safe_dump(policy.model_dump(mode="json")))
-    cfg = sre_config(tmp_path, rps=rps, playbooks=None,
+    cfg = sre_config(tmp_path, rps=rps, playbooks=playbooks,
                      sre={"rollout_policy": str(policy_file), "rollout_max_step_s": max_step_s}, **sections)
     gen = start_twin(cfg)  # first: the daemon finds the Cube through the twin's state file
     twin = next(gen)

@@ -71,3 +71,45 @@ def test_override_checks():
         assert not got.ok and want in got.reason, (want, got.reason)
     tampered = {**doc, "expires_at": T0 + 10 * 86400}
     assert "does not verify" in check_operator_doc(tampered, cube="c1", keys=keys, now=T0, used_nonces=set()).reason
+
+
+held_step = st.one_of(step, st.tuples(st.just("hold")), st.tuples(st.just("lift")))
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(held_step, max_size=30))
+def test_a_supply_hold_means_safe_and_only_fresh_metadata_or_an_override_leaves(steps):
+    now, version, expires, hold = T0, 1, T0 + 30 * 86400, None
+    s = SafeModeState()
+    for ev in steps:
+        if ev[0] == "wait":
+            now += ev[1]
+        elif ev[0] == "module":
+            if ev[1] > version:
+                version, expires = ev[1], now + ev[2] if ev[2] > 0 else now + 1
+        elif ev[0] == "hold":
+            hold = "tuf timestamp: expired"
+        elif ev[0] == "lift":
+            hold = None
+        else:
+            s = with_override(s, until=now + ev[1], by="ana", nonce=f"n{now}")
+        prev = s
+        s = next_state(prev, now=now, module_version=version, module_expires_at=expires, supply_hold=hold)
+        override = s.override_until is not None and now < s.override_until
+        expired = now >= expires
+        if (hold or expired) and not override:
+            assert s.safe, (ev, s)
+        if prev.safe and not s.safe:
+            assert override or (hold is None and not expired), (ev, prev, s)
+
+
+def test_fresh_metadata_lifts_a_supply_hold_but_not_an_expired_module():
+    s = next_state(SafeModeState(), now=T0, module_version=2, module_expires_at=T0 + 100, supply_hold="frozen")
+    assert s.safe and s.cause == "supply" and "supply hold: frozen" in s.reason
+    assert next_state(s, now=T0 + 1, module_version=2, module_expires_at=T0 + 100, supply_hold="frozen").safe
+    left = next_state(s, now=T0 + 2, module_version=2, module_expires_at=T0 + 100)
+    assert not left.safe and "fresh TUF metadata" in left.left_because
+    # lifted after the module expired: the module's rule takes over (a newer module is needed)
+    stuck = next_state(s, now=T0 + 200, module_version=2, module_expires_at=T0 + 100)
+    assert stuck.safe and stuck.cause == "module"
+    assert not next_state(stuck, now=T0 + 201, module_version=3, module_expires_at=T0 + 999).safe

@@ -28,6 +28,7 @@ ACTS: list[str] = [
     "samantha.harness.demo.openai_act",
     "samantha.harness.demo.gates_act",
     "samantha.harness.demo.kernel_act",
+    "samantha.harness.demo.supply_act",
     "samantha.harness.demo.llm_act",
     "samantha.harness.demo.story_act",
     "samantha.harness.demo.judgement_act",
