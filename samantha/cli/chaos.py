@@ -85,15 +85,43 @@ def _show_result(out: dict[str, Any], as_json: bool) -> None:
 
 @app.command()
 def run(file: Path, config: Path | None = ConfigOption, as_json: bool = JsonOption) -> None:
-    """Run a template against the Cube (pre-flight decides: run, queue for approval, or refuse)."""
-    cfg = get_config(config)
+    """Run a template, or a native Chaos Toolkit experiment (JSON or YAML: a method, a steady-state hypothesis,
+    rollbacks), against the Cube: pre-flight decides whether it runs, waits for an operator, or is refused.
+
+    Exit 0: it ran and the steady state held, or it waits for an operator's approval; 1: refused, failed or
+    deviated; 2: a bad document (file:line, field and reason)."""
+    from samantha.chaos.native_classify import is_native
+
     try:
         text = file.read_text()
     except OSError as e:
         bad_input(f"cannot read {file}: {e.strerror}")
-    out = call(cfg, "POST", "/v1/chaos/run", json={"template": text, "source": str(file)}, timeout=900)
+    if not is_native(text):
+        out = call(get_config(config), "POST", "/v1/chaos/run", json={"template": text, "source": str(file)},
+                   timeout=900)
+        _show_result(out, as_json)
+        if out.get("outcome") == "rejected":
+            raise typer.Exit(1)
+        return
+    from samantha.chaos.native_classify import parse_native
+    from samantha.core.validated_yaml import DocumentError
+
+    try:  # checked here first: a bad document needs no daemon to be told so
+        parse_native(text, str(file))
+    except DocumentError as e:
+        if as_json:
+            print_json({"ok": False, "problems": [p.as_dict() for p in e.problems]})
+            raise typer.Exit(2) from None
+        bad_input(escape(f"{file} is not a valid Chaos Toolkit experiment:\n{e}"))
+    out = call(get_config(config), "POST", "/v1/chaos/experiments/native",
+               json={"document": text, "source": str(file)}, timeout=900)
     _show_result(out, as_json)
-    if out.get("outcome") == "rejected":
+    if not as_json:
+        for a in (out.get("preflight") or {}).get("activities", []):
+            console.print(escape(f"  {a['path']} {a['name']}: {a['role']} ({a['reason']})"), highlight=False)
+        if out.get("left_on_proxy"):
+            console.print(escape(f"  toxics still on the proxy: {out['left_on_proxy']}"), highlight=False)
+    if out.get("outcome") not in ("completed", "escalated"):
         raise typer.Exit(1)
 
 
