@@ -82,6 +82,7 @@ def run(ctx) -> None:
                     + "; ".join(f"[{r['code']}] {r['message']}" for r in esc["preflight"]["reasons"]), markup=False,
                     highlight=False)
             _console_brief(ctx, daemon, aid)
+            _native_run(ctx, daemon)
             key_path = (work / "alice.key").absolute()
             key = KeyPair.generate()
             key.save(key_path)
@@ -117,6 +118,17 @@ def _native_verdicts(ctx, daemon, control_url: str) -> None:
         ctx.console.print(f"native Chaos Toolkit experiment {f.name}: {v.verdict}"
                           + (f" — {v.reasons[0]}" if v.reasons else ""), markup=False, highlight=False)
     ctx.facts["native chaos experiments"] = verdicts
+
+
+def _native_run(ctx, daemon) -> None:
+    """One shipped native document run for real by the daemon: chaoslib, toxiproxy's action, ledger, journal."""
+    f = Path(__file__).resolve().parents[3] / "experiments" / "native" / "standby-latency-toxiproxy.yaml"
+    out = daemon.post("/v1/chaos/experiments/native", json={"document": f.read_text(), "source": f.name}).json()
+    ctx.console.print(f"ran native {f.name} (chaostoolkit-toxiproxy, chaoslib): {out.get('outcome')}; ledger "
+                      + ", ".join(f"{i['kind']}={i['state']}" for i in out.get("injections") or [])
+                      + f"; toxics left on the proxy: {len(out.get('left_on_proxy') or [])}; journal "
+                      + f"{(out.get('journal_sha256') or '-')[:12]}", markup=False, highlight=False)
+    ctx.facts["native chaos run"] = out.get("outcome")
 
 
 def _console_brief(ctx, daemon, aid: str) -> None:
