@@ -3,6 +3,7 @@ runner and chaostoolkit-toxiproxy's own actions against the Cube's proxies. One 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -17,7 +18,7 @@ from samantha.core.operators import add_operator
 from samantha.core.signing import KeyPair
 from samantha.cube.endpoints import cube_endpoints
 from samantha.cube.proxy_client import ProxyClient
-from tests.chaos.kit import chaos_env
+from tests.chaos.kit import chaos_env, wait_for
 
 NATIVE = Path(__file__).resolve().parents[2] / "experiments" / "native"
 
@@ -39,6 +40,15 @@ def _cli(host, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
 def _toxics(proxy_url: str) -> dict[str, list[str]]:
     with ProxyClient(proxy_url, timeout=3.0) as c:
         return {name: [t.name for t in info.toxics] for name, info in c.proxies().items()}
+
+
+def _steady(host) -> None:
+    """Wait for the steady state an earlier test's fault disturbed (pre-flight rejects while a gate fails)."""
+    probe = {"kind": "timeout", "target": "active", "params": {"timeout_ms": 1000}}
+    t0 = time.monotonic()
+    wait_for(lambda: all(r["code"] != "gate-failing" for r in
+                         host.post("/v1/chaos/preflight", json=probe).json()["reasons"]), 60, "steady state", 0.5)
+    print(f"steady again after {time.monotonic() - t0:.1f} s")
 
 
 def _submit(host, name: str) -> dict:
@@ -110,6 +120,7 @@ def test_unknown_provider_is_escalated_into_the_queue_and_never_run(cube):
 @pytest.mark.timeout(90)
 def test_active_timeout_is_escalated_with_the_blast_radius_reason_and_runs_once_approved(cube):
     twin, host, tmp = cube
+    _steady(host)
     out = _submit(host, "active-timeout-toxiproxy.yaml")
     assert out["outcome"] == "escalated", json.dumps(out)[:2000]
     codes = {r["code"]: r for r in out["preflight"]["reasons"]}
@@ -148,3 +159,30 @@ def test_a_malformed_document_is_refused_with_its_line_by_the_cli_and_the_api(cu
     api = host.post("/v1/chaos/experiments/native", json={"document": bad.read_text(), "source": "bad.yaml"})
     err = api.json()["error"]
     assert api.status_code == 422 and err["line"] == 5 and err["field"] == "method[0]", api.text
+
+
+@pytest.mark.timeout(90)
+def test_a_daemon_killed_mid_run_leaves_no_toxic_after_restart(cube, tmp_path):
+    """Last in the module: it kills the shared daemon (and restarts it)."""
+    _, host, _ = cube
+    _steady(host)
+    proxy_url = cube_endpoints(host.config).proxy_url
+    text = (NATIVE / "standby-latency-toxiproxy.yaml").read_text().replace("pauses: {after: 3}", "pauses: {after: 60}")
+    t = threading.Thread(target=_swallow, args=(host, text), daemon=True)
+    t.start()
+    wait_for(lambda: "native-latency" in _toxics(proxy_url).get("slot-b", []), 30, "the toxic on slot-b")
+    [entry] = host.get("/v1/chaos/ledger", params={"open_only": True})["injections"]  # written before it went in
+    assert entry["kind"] == "latency" and entry["state"] == "intent"
+    host.kill()  # SIGKILL: no rollback runs; the runner dies with the daemon (PDEATHSIG)
+    t.join(10)
+    host.start().wait_ready()  # start-up reverts every open ledger entry before it serves
+    assert all(v == [] for v in _toxics(proxy_url).values())
+    rec = host.get("/v1/chaos/ledger")["recovery"]
+    assert any(r["id"] == entry["id"] and r["reverted"] for r in rec["reverted"]), rec
+    [exp] = [e for e in host.get("/v1/chaos/experiments")["experiments"] if e["id"] == entry["experiment_id"]]
+    assert exp["state"] == "crashed"
+
+
+def _swallow(host, text: str) -> None:
+    with contextlib.suppress(Exception):  # the daemon is killed under this request on purpose
+        host.post("/v1/chaos/experiments/native", json={"document": text, "source": "long.yaml"}, timeout=120)
