@@ -11,6 +11,7 @@ import threading
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from samantha.chaos.approvals import make_decision
@@ -159,6 +160,8 @@ def test_a_malformed_document_is_refused_with_its_line_by_the_cli_and_the_api(cu
     api = host.post("/v1/chaos/experiments/native", json={"document": bad.read_text(), "source": "bad.yaml"})
     err = api.json()["error"]
     assert api.status_code == 422 and err["line"] == 5 and err["field"] == "method[0]", api.text
+    anon = httpx.post(f"{host.url}/v1/chaos/experiments/native", json={"document": "{}"}, timeout=10)
+    assert anon.status_code == 401, anon.text  # the same auth as every chaos route
 
 
 @pytest.mark.timeout(90)
