@@ -48,12 +48,16 @@ def call(config: SamanthaConfig, method: str, path: str, *, timeout: float = 30.
 
 @app.command()
 def validate(file: Path, as_json: bool = JsonOption) -> None:
-    """Check an experiment template: every problem with file:line:column, field and reason."""
+    """Check an experiment template, or a native Chaos Toolkit experiment (chaoslib's own validation): every
+    problem with file:line:column, field and reason."""
     from samantha.chaos.experiment import load_template
+    from samantha.chaos.native_classify import is_native
     from samantha.core.validated_yaml import DocumentError
 
     try:
-        t = load_template(file)
+        native = is_native(file.read_text())
+        if not native:
+            t = load_template(file)
     except DocumentError as e:
         if as_json:
             print_json({"ok": False, "problems": [p.as_dict() for p in e.problems]})
@@ -61,9 +65,31 @@ def validate(file: Path, as_json: bool = JsonOption) -> None:
         bad_input(f"{file} is not a valid experiment:\n{e}")
     except OSError as e:
         bad_input(f"cannot read {file}: {e.strerror}")
+    if native:
+        _validate_native(file, as_json)
+        return
     out = {"ok": True, "title": t.title, "kind": t.fault.kind, "target": t.target,  # type: ignore[attr-defined]
            "proposal_key": t.proposal().key}
     print_json(out) if as_json else console.print(f"[green]ok[/green] {file}: {t.title} ({out['kind']} on {t.target})")
+
+
+def _validate_native(file: Path, as_json: bool) -> None:
+    """Which roles its toxiproxy actions hit is the Cube's to say when it runs (`run`): here, the document only."""
+    from samantha.chaos.native_classify import parse_native
+    from samantha.core.validated_yaml import DocumentError
+
+    try:
+        doc = parse_native(file.read_text(), str(file))
+    except DocumentError as e:
+        if as_json:
+            print_json({"ok": False, "problems": [p.as_dict() for p in e.problems]})
+            raise typer.Exit(2) from None
+        bad_input(escape(f"{file} is not a valid Chaos Toolkit experiment:\n{e}"))
+    out = {"ok": True, "native": True, "title": doc.get("title"), "method": len(doc.get("method") or []),
+           "rollbacks": len(doc.get("rollbacks") or [])}
+    print_json(out) if as_json else console.print(
+        f"[green]ok[/green] {escape(str(file))}: {escape(str(out['title']))} (native Chaos Toolkit experiment, "
+        f"{out['method']} method steps, {out['rollbacks']} rollbacks)", highlight=False)
 
 
 def _show_result(out: dict[str, Any], as_json: bool) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -148,3 +149,19 @@ def test_an_approval_waives_only_the_kernel_escalations_it_names():
     codes = {i["code"] for i in v.items if i["severity"] == "escalate"}
     assert "active-share" in codes and all(i["activity"] == "method[0]" for i in v.items)
     assert may_run_approved(v, codes) and not may_run_approved(v, codes - {"active-share"})
+
+
+def test_samantha_chaos_validate_reads_a_native_document_with_chaoslib(tmp_path):
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "samantha", "chaos", "validate", *args], capture_output=True,
+                              text=True, timeout=120)
+
+    ok = cli(str(NATIVE / "standby-latency-toxiproxy.yaml"), "--json")
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout) == {"ok": True, "native": True, "title": "Standby tolerates 200 ms of latency",
+                                     "method": 1, "rollbacks": 1}
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("title: t\ndescription: d\nmethod:\n  - type: action\n    name: a\n")
+    r = cli(str(bad))
+    assert r.returncode == 2 and f"{bad}:4:" in r.stderr and "method[0]" in r.stderr, r.stderr
+    assert json.loads(cli(str(bad), "--json").stdout)["problems"][0]["line"] == 4
