@@ -123,20 +123,31 @@ def make_chaos_router(service: ChaosService) -> APIRouter:
             return _err(422, "invalid_experiment", first.reason, first.field,
                         problems=[p.as_dict() for p in e.problems])
 
-    @r.post("/experiments/native")
-    def native(req: NativeRequest) -> Any:
-        """A native Chaos Toolkit experiment: pre-flighted activity by activity, then run (sanctioned), queued for
-        an operator (escalate) or refused (reject)."""
+    def _native_doc(req: NativeRequest) -> dict[str, Any] | JSONResponse:
         try:
-            doc = parse_native(req.document, req.source)
+            return parse_native(req.document, req.source)
         except DocumentError as e:
             first = e.problems[0]
             return _err(422, "invalid_experiment", first.reason, first.field, line=first.line,
                         problems=[p.as_dict() for p in e.problems])
+
+    @r.post("/experiments/native")
+    def native(req: NativeRequest) -> Any:
+        """A native Chaos Toolkit experiment: pre-flighted activity by activity, then run (sanctioned), queued for
+        an operator (escalate) or refused (reject)."""
+        doc = _native_doc(req)
+        if isinstance(doc, JSONResponse):
+            return doc
         try:
             return service.submit_native(doc, source=req.source)
         except ChaosBusy as e:
             return _err(409, "busy", str(e))
+
+    @r.post("/experiments/native/preflight")
+    def native_preflight(req: NativeRequest) -> Any:
+        """The verdict `/experiments/native` would reach now, with every reason; nothing is run or queued."""
+        doc = _native_doc(req)
+        return doc if isinstance(doc, JSONResponse) else service.preflight_native(doc)
 
     @r.get("/experiments")
     def experiments(limit: int = Query(50, ge=1, le=1000)) -> dict[str, Any]:

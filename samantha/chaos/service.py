@@ -416,6 +416,11 @@ class ChaosService:
              "kind": a.proposal.kind if a.proposal else None, "target": a.proposal.target if a.proposal else None,
              "params": a.proposal.params if a.proposal else None} for a in plan.activities]}
 
+    def preflight_native(self, doc: dict[str, Any]) -> dict[str, Any]:
+        """What `submit_native` would decide now, running and queuing nothing: the verdict, every reason, every
+        activity's classification."""
+        return self._native_preflight(*self.judge_native(doc))
+
     def submit_native(self, doc: dict[str, Any], *, source: str = "<request>") -> dict[str, Any]:
         """A validated native document (`native_classify.parse_native`): run it (sanctioned), queue it for an
         operator with the reasons (escalate: an activity no classifier knows, a kernel escalation of one of its

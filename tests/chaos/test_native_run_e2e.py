@@ -73,6 +73,9 @@ def _submit(host, name: str, text: str | None = None) -> dict:
 def test_unknown_provider_is_escalated_into_the_queue_and_never_run(cube):
     _, host, _ = cube
     before = {e["id"] for e in host.get("/v1/chaos/experiments")["experiments"]}
+    dry = host.post("/v1/chaos/experiments/native/preflight",
+                    json={"document": (NATIVE / "unknown-provider.yaml").read_text(), "source": "u.yaml"}).json()
+    assert dry["verdict"] == "escalate" and host.get("/v1/chaos/approvals")["approvals"] == []  # dry: queues nothing
     out = _submit(host, "unknown-provider.yaml")
     assert out["outcome"] == "escalated" and out["preflight"]["verdict"] == "escalate"
     [reason] = out["preflight"]["reasons"]
