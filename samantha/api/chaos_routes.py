@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from samantha.chaos.experiment import parse_template
 from samantha.chaos.fault_kinds import catalog_table
+from samantha.chaos.native_classify import parse_native
 from samantha.chaos.service import ChaosBusy, ChaosService, leftovers
 from samantha.core.proposal import Proposal
 from samantha.core.validated_yaml import DocumentError
@@ -39,6 +40,12 @@ class RunRequest(BaseModel):
 class ExportRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     template: str = Field(description="experiment YAML text")
+    source: str = Field("<request>", description="file name for error messages")
+
+
+class NativeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    document: str = Field(description="a native Chaos Toolkit experiment, JSON or YAML text")
     source: str = Field("<request>", description="file name for error messages")
 
 
@@ -115,6 +122,32 @@ def make_chaos_router(service: ChaosService) -> APIRouter:
             first = e.problems[0]
             return _err(422, "invalid_experiment", first.reason, first.field,
                         problems=[p.as_dict() for p in e.problems])
+
+    def _native_doc(req: NativeRequest) -> dict[str, Any] | JSONResponse:
+        try:
+            return parse_native(req.document, req.source)
+        except DocumentError as e:
+            first = e.problems[0]
+            return _err(422, "invalid_experiment", first.reason, first.field, line=first.line,
+                        problems=[p.as_dict() for p in e.problems])
+
+    @r.post("/experiments/native")
+    def native(req: NativeRequest) -> Any:
+        """A native Chaos Toolkit experiment: pre-flighted activity by activity, then run (sanctioned), queued for
+        an operator (escalate) or refused (reject)."""
+        doc = _native_doc(req)
+        if isinstance(doc, JSONResponse):
+            return doc
+        try:
+            return service.submit_native(doc, source=req.source)
+        except ChaosBusy as e:
+            return _err(409, "busy", str(e))
+
+    @r.post("/experiments/native/preflight")
+    def native_preflight(req: NativeRequest) -> Any:
+        """The verdict `/experiments/native` would reach now, with every reason; nothing is run or queued."""
+        doc = _native_doc(req)
+        return doc if isinstance(doc, JSONResponse) else service.preflight_native(doc)
 
     @r.get("/experiments")
     def experiments(limit: int = Query(50, ge=1, le=1000)) -> dict[str, Any]:

@@ -17,6 +17,12 @@ through the policy module's `approve` keys instead of the operators file: the up
 it once (`check_operator_doc`), then `RelayedDecisions` runs the same item checks (`_check_item`)
 and the same `_apply` as a local decision.
 
+A native Chaos Toolkit document that escalates (an activity Samantha cannot classify, a kernel escalation of
+one of its injections) waits as an item too (`ask_native`): no chaos thread, the document itself kept in
+table native_documents. Its proposal is `native_experiment` over the document's sha256, so a signed decision
+names that exact document; an approval runs it through `ChaosService.execute_native_approved`, which judges
+it again first (only the escalations the operator saw are waived).
+
 Other parts escalate through `ask` too (a rollout held in a grey zone): such an item has no chaos thread;
 a decision only sets its status, which the asker reads (`decision`).
 """
@@ -36,7 +42,15 @@ from samantha.chaos.db import ChaosTables
 from samantha.chaos.graph import ChaosGraph, ChaosState
 from samantha.core.operators import OperatorSpec, load_operators
 from samantha.core.proposal import Proposal
-from samantha.core.signing import KeyPair, PublicKey, SignatureError, sign_document, verify_document
+from samantha.core.signing import (
+    KeyPair,
+    PublicKey,
+    SignatureError,
+    canonical_json,
+    sha256_hex,
+    sign_document,
+    verify_document,
+)
 from samantha.core.validated_yaml import DocumentError
 from samantha.gates.registry import GATE_ADAPTER
 from samantha.kernel.preflight import PreflightResult
@@ -50,7 +64,10 @@ CREATE TABLE IF NOT EXISTS approvals (
     llm_rationale TEXT, decision TEXT, decided_at REAL, result TEXT
 );
 CREATE TABLE IF NOT EXISTS nonces (nonce TEXT PRIMARY KEY, key_id TEXT NOT NULL, used_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS native_documents (approval_id TEXT PRIMARY KEY, document TEXT NOT NULL,
+    source TEXT NOT NULL);
 """
+NATIVE_KIND = "native_experiment"
 
 
 class DecisionRefused(Exception):
@@ -143,6 +160,41 @@ class ApprovalQueue(ChaosTables):
             except Exception:  # reporting upward must never stop the asker; the item is in the queue
                 log.exception("approval request %s not queued for the hub", aid)
         return aid
+
+    def ask_native(self, doc: dict[str, Any], preflight: dict[str, Any], source: str) -> dict[str, Any]:
+        """Queue an escalated native document with its reasons (`preflight`: the NativeVerdict's record, with
+        its `activities`). Nothing runs until an operator approves; the item is returned."""
+        aid = "apr-" + uuid.uuid4().hex[:16]
+        sha = sha256_hex(canonical_json(doc))
+        targets = sorted({a["target"] for a in preflight.get("activities", []) if a.get("target")})
+        p = {"kind": NATIVE_KIND, "target": ",".join(targets) or "cube", "source": "operator",
+             "title": str(doc.get("title", "")), "params": {"document_sha256": sha, "source": source}}
+        pre = {**preflight, "blast": None}
+        now = self.clock.time()
+        self._exec("INSERT INTO native_documents VALUES (?, ?, ?)", (aid, json.dumps(doc), source))
+        self._exec("INSERT INTO approvals (id, status, created_at, expires_at, proposal, preflight, health, blast, "
+                   "revert_plan, llm_rationale) VALUES (?, 'pending', ?, ?, ?, ?, ?, NULL, ?, NULL)",
+                   (aid, now, now + self.cc.approval_ttl_s, json.dumps({**p, "key": Proposal(**p).key}),
+                    json.dumps(pre), json.dumps({}), "the document's rollbacks (always run), then every ledger "
+                    "entry of the run reverted"))
+        item = self.get(aid)
+        if self.on_record is not None:
+            try:
+                self.on_record(request_record(item))  # type: ignore[arg-type]
+            except Exception:  # reporting upward must never stop the submitter; the item is in the queue
+                log.exception("approval request %s not queued for the hub", aid)
+        return item  # type: ignore[return-value]
+
+    def native_document(self, aid: str) -> dict[str, Any] | None:
+        r = self._exec("SELECT document FROM native_documents WHERE approval_id = ?", (aid,)).fetchone()
+        return json.loads(r[0]) if r else None
+
+    def _run_native(self, aid: str, doc: dict[str, Any]) -> dict[str, Any]:
+        item = self.get(aid) or {}
+        codes = {r["code"] for r in (item.get("preflight") or {}).get("reasons", []) if r["severity"] == "escalate"}
+        out = self.service.execute_native_approved(doc, codes, aid)
+        self.set_status(aid, "executed" if out.get("outcome") != "refused_at_execution" else "refused", out)
+        return out
 
     def decision(self, aid: str) -> str | None:
         self.expire_due()
@@ -295,6 +347,9 @@ class ApprovalQueue(ChaosTables):
     def resume(self, aid: str, expect: str, who: dict[str, Any]) -> dict[str, Any]:
         """Resume the waiting thread (an approval runs the experiment: slow)."""
         if not self.graph.waiting(aid):  # an item `ask` queued: its asker reads the status `mark_decided` wrote
+            native = self.native_document(aid) if expect == "approve" else None
+            if native is not None:
+                return {"result": self._run_native(aid, native), "approval": self.get(aid)}
             item = self.get(aid)
             return {"approval": item, "result": {"outcome": item["status"] if item else None}}
         out = self.graph.resume(aid, {"decision": expect, **who})

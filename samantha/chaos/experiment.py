@@ -1,4 +1,5 @@
-"""Proposal -> Chaos Toolkit experiment document; templates (experiments/*.yaml); journal reading.
+"""Proposal -> Chaos Toolkit experiment document; templates (experiments/*.yaml); a native document made to
+run on this Cube; journal reading.
 
 Document shape:
 - steady-state hypothesis: one probe per gate (samantha.chaos.providers.probes.gate_ok), asking
@@ -101,6 +102,22 @@ def build_document(*, experiment_id: str, proposal: Proposal, fault: FaultBase, 
                        "provider": {"type": "python", "module": ACTIONS, "func": "revert_experiment"}}],
         "extensions": [{"name": "samantha", "experiment_id": experiment_id, **(extension or {})}],
     }
+
+
+def native_document(doc: dict[str, Any], *, experiment_id: str, configuration: dict[str, Any], proxy_url: str,
+                    extension: dict[str, Any]) -> dict[str, Any]:
+    """A native Chaos Toolkit document as this Cube runs it: its own configuration, overlaid with Samantha's (her
+    providers need it) and with the toxiproxy address pointed at the Cube's slot proxies. Pre-flight classified
+    `for_proxy: slot-b` as the Cube's standby path, so the run must reach exactly those proxies, whatever address
+    the file carried; a probe written `http://${toxiproxy_host}:${toxiproxy_port}/...` follows them too."""
+    from urllib.parse import urlsplit
+
+    u = urlsplit(proxy_url)
+    toxi = {"toxiproxy_url": proxy_url.rstrip("/"), "toxiproxy_host": u.hostname, "toxiproxy_port": u.port}
+    return {**doc, "configuration": {**(doc.get("configuration") or {}), **configuration, **toxi,
+                                     "experiment_id": experiment_id},
+            "extensions": [*(doc.get("extensions") or []),
+                           {"name": "samantha", "experiment_id": experiment_id, **extension}]}
 
 
 class JournalSummary(BaseModel):

@@ -33,7 +33,7 @@ class Finding:
         return {"kind": self.kind, "text": self.text, "data": self.data}
 
 
-def _iso_ts(s: str | None) -> float | None:
+def iso_ts(s: str | None) -> float | None:
     if not s:
         return None
     from datetime import datetime
@@ -52,13 +52,16 @@ def _output(summary: JournalSummary, prefix: str) -> dict[str, Any] | None:
 
 
 def derive(*, fault: FaultBase, target: str, summary: JournalSummary, probe_log: list[dict[str, Any]],
-           latencies: Callable[[float, float], np.ndarray], reverted_at: float | None) -> list[Finding]:
-    """`latencies(start, end)`: latency_ms of the faulted path's requests (live + shadow) in (start, end]."""
+           latencies: Callable[[float, float], np.ndarray], reverted_at: float | None,
+           injected_at: float | None = None) -> list[Finding]:
+    """`latencies(start, end)`: latency_ms of the faulted path's requests (live + shadow) in (start, end].
+    `injected_at`: when the injection is no Samantha provider (a native document's toxiproxy action, whose
+    output carries no time), the time its activity ended, from the journal."""
     kind = fault.kind  # type: ignore[attr-defined]
     label = _label(fault, target)
     out: list[Finding] = []
     inj = _output(summary, "inject:")
-    injected_at = inj.get("at") if inj else None
+    injected_at = inj.get("at") if inj else injected_at
     fails = [p for p in probe_log if p.get("status") == "fail"]
     if fails and injected_at is not None:
         first = min(fails, key=lambda p: p["at"])

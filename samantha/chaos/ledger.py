@@ -59,9 +59,10 @@ class Ledger(ChaosTables):
     def update_revert(self, iid: str, revert: dict[str, Any]) -> None:
         self._exec("UPDATE injections SET revert = ? WHERE id = ?", (json.dumps(revert), iid))
 
-    def mark_active(self, iid: str, detail: str | None = None) -> None:
+    def mark_active(self, iid: str, detail: str | None = None, at: float | None = None) -> None:
+        """`at`: when it went in, if known better than now (a native run's journal says when its action ended)."""
         self._exec("UPDATE injections SET state = 'active', injected_at = ?, detail = ? WHERE id = ? "
-                   "AND state = 'intent'", (self.clock.time(), detail, iid))
+                   "AND state = 'intent'", (self.clock.time() if at is None else at, detail, iid))
 
     def mark_reverted(self, iid: str, detail: str) -> None:
         self._exec("UPDATE injections SET state = 'reverted', reverted_at = ?, detail = ?, attempts = attempts + 1 "

@@ -27,9 +27,10 @@ from samantha.chaos.fault_kinds import ACTIONS, FaultError, parse_fault
 from samantha.core.proposal import Proposal
 from samantha.core.validated_yaml import DocumentError, Loc, Problem, field_path, locate, parse_yaml
 from samantha.kernel.preflight import PreflightResult
+from samantha.kernel.preflight import may_run_approved as kernel_may_run_approved
 
-__all__ = ["CLASSIFIERS", "Classified", "NativePlan", "NativeVerdict", "classify", "judge", "parse_native",
-           "proxy_roles"]
+__all__ = ["CLASSIFIERS", "Classified", "NativePlan", "NativeVerdict", "classify", "is_native", "judge",
+           "may_run_approved", "parse_native", "proxy_roles"]
 
 PHASES: tuple[tuple[str, ...], ...] = (("steady-state-hypothesis", "probes"), ("method",), ("rollbacks",))
 TOXI_TOXIC, TOXI_PROXY = "chaostoxi.toxic.actions", "chaostoxi.proxy.actions"
@@ -49,13 +50,16 @@ _TOXIC_KINDS: dict[str, tuple[str, dict[str, str]]] = {
 
 @dataclass(frozen=True)
 class Classified:
-    """One activity: `role` is injection | probe | control | unclassified; `proposal` for injections."""
+    """One activity: `role` is injection | probe | control | unclassified; `proposal` for injections.
+    `undo`: for an injection whose provider writes no ledger entry of its own (toxiproxy's), what removes it
+    (a revert document of samantha.chaos.providers.revert, less the proxy API's URL, which the runner knows)."""
 
     path: str
     name: str
     role: str
     reason: str
     proposal: Proposal | None = None
+    undo: dict[str, Any] | None = None
 
 
 @dataclass
@@ -90,7 +94,7 @@ def _module_missing(module: str) -> bool:
 
 
 def _injection(path: str, name: str, kind: str, target: str | None, params: dict[str, Any],
-               proxy: str) -> Classified:
+               proxy: str, undo: dict[str, Any] | None = None) -> Classified:
     if target is None:
         return Classified(path, name, "unclassified", f"proxy {proxy!r} fronts no Cube slot")
     try:
@@ -99,7 +103,7 @@ def _injection(path: str, name: str, kind: str, target: str | None, params: dict
         return Classified(path, name, "unclassified", f"{kind} outside the catalog's ranges: {e}")
     p = Proposal(kind=kind, target=target, params=fault.model_dump(mode="json", exclude={"kind"}), source="operator",
                  title=name)
-    return Classified(path, name, "injection", f"{kind} on the {target} path", p)
+    return Classified(path, name, "injection", f"{kind} on the {target} path", p, undo)
 
 
 def _toxic(kind_of: Callable[[dict[str, Any]], tuple[str, dict[str, Any], float] | None]) -> Callable[..., Classified]:
@@ -115,7 +119,8 @@ def _toxic(kind_of: Callable[[dict[str, Any]], tuple[str, dict[str, Any], float]
         params = {names[k]: v for k, v in attrs.items() if v is not None}
         params["toxicity"] = float(toxicity)
         proxy = str(args.get("for_proxy"))
-        return _injection(path, name, kind, roles.get(proxy), params, proxy)
+        return _injection(path, name, kind, roles.get(proxy), params, proxy,
+                          {"op": "remove_toxic", "proxy": proxy, "name": str(args.get("toxic_name"))})
     return classify_toxic
 
 
@@ -237,19 +242,30 @@ def classify(doc: dict[str, Any], roles: Mapping[str, str]) -> NativePlan:
 @dataclass(frozen=True)
 class NativeVerdict:
     """The experiment's verdict: the worst of its injections' kernel verdicts, escalated by any
-    unclassified activity (or by a document with no injection the kernel could judge)."""
+    unclassified activity (or by a document with no injection the kernel could judge).
+    `items`: the same reasons as records ({code, severity, message, activity}) for the approval queue; an
+    unclassified activity's code names its place (`unclassified:method[0]`), so approving one activity
+    approves that one only."""
 
     verdict: str  # sanctioned | escalate | reject
     reasons: list[str]
     results: list[PreflightResult]
+    items: list[dict[str, str]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"verdict": self.verdict, "reasons": self.items}
 
 
 def judge(plan: NativePlan, check_one: Callable[[Proposal], PreflightResult]) -> NativeVerdict:
     """`check_one`: the kernel's pre-flight for one proposal now (ChaosService.preflight); never re-implemented here."""
     results = [check_one(a.proposal) for a in plan.injections if a.proposal is not None]
     reasons = [f"unclassified {r}" for r in plan.escalation_reasons()]
+    items = [{"code": f"unclassified:{a.path}", "severity": "escalate", "activity": a.path,
+              "message": f"{a.path} ({a.name}): {a.reason}"} for a in plan.unclassified]
     for a, r in zip(plan.injections, results, strict=True):
         reasons += [f"{a.path} ({a.name}): [{x.code}] {x.message}" for x in r.reasons]
+        items += [{"code": x.code, "severity": x.severity, "activity": a.path,
+                   "message": f"{a.path} ({a.name}): {x.message}"} for x in r.reasons]
     verdicts = {r.verdict for r in results}
     if "reject" in verdicts:
         v = "reject"
@@ -257,4 +273,25 @@ def judge(plan: NativePlan, check_one: Callable[[Proposal], PreflightResult]) ->
         v = "escalate"
     else:
         v = "sanctioned"
-    return NativeVerdict(v, reasons, results)
+    return NativeVerdict(v, reasons, results, items)
+
+
+def may_run_approved(v: NativeVerdict, approved_codes: set[str]) -> bool:
+    """An approved document at execution time, judged again: the kernel's rule for each injection, and no
+    unclassified activity the operator did not see."""
+    return (v.verdict != "reject" and all(kernel_may_run_approved(r, approved_codes) for r in v.results)
+            and all(i["code"] in approved_codes for i in v.items if i["code"].startswith("unclassified:")))
+
+
+NATIVE_KEYS = frozenset({"method", "steady-state-hypothesis", "rollbacks"})
+
+
+def is_native(text: str) -> bool:
+    """Whether a file is a native Chaos Toolkit experiment (it has a method, a steady-state hypothesis or
+    rollbacks) rather than one of Samantha's templates (which have a `fault`). Text that does not parse is
+    neither: the template reader reports its error."""
+    try:
+        doc, _ = parse_yaml(text, "<probe>")
+    except DocumentError:
+        return False
+    return isinstance(doc, dict) and "fault" not in doc and bool(NATIVE_KEYS & set(doc))

@@ -9,6 +9,7 @@ calls `recover_ledger()` at start-up, which reverts whatever a crash left inject
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -26,16 +27,24 @@ import psutil
 
 from samantha.chaos import findings as fnd
 from samantha.chaos import planner
-from samantha.chaos.experiment import ExperimentTemplate, build_document, summarize_journal
+from samantha.chaos.experiment import (
+    ExperimentTemplate,
+    JournalSummary,
+    build_document,
+    native_document,
+    summarize_journal,
+)
 from samantha.chaos.fault_kinds import REGISTRY, parse_fault
 from samantha.chaos.ledger import Ledger
+from samantha.chaos.native_classify import NativePlan, NativeVerdict, classify, judge, proxy_roles
+from samantha.chaos.native_classify import may_run_approved as may_run_native
 from samantha.chaos.providers.revert import is_stopped, revert, stressors
 from samantha.chaos.records import ChaosRecords
 from samantha.core.clock import REAL_CLOCK, Clock
 from samantha.core.config import SamanthaConfig
 from samantha.core.domain import RolloutMark
 from samantha.core.proposal import Proposal
-from samantha.core.signing import sha256_hex
+from samantha.core.signing import canonical_json, sha256_hex
 from samantha.cube.client import CubeClient
 from samantha.cube.endpoints import cube_endpoints
 from samantha.cube.protocol import CubeState
@@ -63,6 +72,18 @@ log = logging.getLogger(__name__)
 
 class ChaosBusy(RuntimeError):
     pass
+
+
+@dataclasses.dataclass(frozen=True)
+class _Run:
+    """One runner subprocess's result: exit code, outcome, journal (path, sha256, summary), its probe log."""
+
+    rc: int | None
+    state: str
+    journal: Path
+    sha: str | None
+    summary: JournalSummary | None
+    probe_log: Path
 
 
 class ChaosService:
@@ -294,23 +315,38 @@ class ChaosService:
                  shadow: bool | None, approval_id: str | None) -> dict[str, Any]:
         fault = parse_fault(p.kind, p.params)
         eid = "exp-" + uuid.uuid4().hex[:16]
-        base = self.journals / eid
-        doc_path, journal_path = base.with_suffix(".experiment.json"), base.with_suffix(".journal.json")
         doc = self.document(eid, p, res, guards, extra, shadow, approval_id)
-        doc_path.write_text(json.dumps(doc, indent=1))
         pdoc = {**p.model_dump(mode="json"), "key": p.key}
         self.records.start_experiment(eid, p.label(), pdoc, res.model_dump(mode="json"), str(p.kind), str(p.target),
                                       self.clock.time(), approval_id)  # write-ahead: before the runner exists
+        run = self._run_document(eid, doc, fault.duration_s + 120.0)
+        leftovers = self.ledger.revert_open(revert, experiment_id=eid)  # belt and braces: normally none
+        entries = self.ledger.entries(eid)
+        reverted_at = max((e["reverted_at"] or 0 for e in entries if e["kind"] != "shadow"), default=None) or None
+        found: list[dict[str, Any]] = []
+        if run.summary is not None:
+            role = str(p.target)
+            found = self._add_findings(eid, run.sha, fnd.derive(
+                fault=fault, target=role, summary=run.summary, probe_log=_read_jsonl(run.probe_log),
+                latencies=lambda a, b: self._latencies(role, a, b), reverted_at=reverted_at))
+        return self._finish(eid, run, found, leftovers, entries)
+
+    def _run_document(self, eid: str, doc: dict[str, Any], timeout: float) -> _Run:
+        """One Chaos Toolkit run of `doc` in a runner subprocess (samantha.chaos.runner), bounded by `timeout`;
+        its journal read back and summarised."""
+        base = self.journals / eid
+        doc_path, journal_path = base.with_suffix(".experiment.json"), base.with_suffix(".journal.json")
+        doc_path.write_text(json.dumps(doc, indent=1))
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).parents[2]),
                                                                            os.environ.get("PYTHONPATH")]))}
         runner_log = base.with_suffix(".runner.log")
         with runner_log.open("wb") as lf:
             proc = subprocess.Popen([sys.executable, "-m", "samantha.chaos.runner", str(doc_path), str(journal_path),
                                      "--frequency", str(self.cc.probe_interval_s), "--parent", str(os.getpid())],
-                                    stdout=lf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+                                    stdout=lf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                                    cwd=self.journals)  # a relative path in a native document is the journal dir's
         with contextlib.suppress(psutil.Error):
             self.records.set_runner(eid, proc.pid, psutil.Process(proc.pid).create_time(), str(doc_path))
-        timeout = fault.duration_s + 120.0
         try:
             rc = proc.wait(timeout)
             state = "completed"
@@ -318,7 +354,6 @@ class ChaosService:
             proc.kill()
             rc = proc.wait(10)
             state = "timeout"
-        leftovers = self.ledger.revert_open(revert, experiment_id=eid)  # belt and braces: normally none
         journal: dict[str, Any] = {}
         sha = None
         if journal_path.exists():
@@ -330,36 +365,144 @@ class ChaosService:
             state = "completed" if summary.ok else ("aborted" if summary.aborted_by_hypothesis else "failed")
         elif state == "completed":
             state = "crashed"
-        probes = _read_jsonl(self.journals / f"{eid}.probes.jsonl")  # the probe log `document` configured
-        entries = self.ledger.entries(eid)
-        reverted_at = max((e["reverted_at"] or 0 for e in entries if e["kind"] != "shadow"), default=None) or None
-        found: list[dict[str, Any]] = []
+        return _Run(rc, state, journal_path, sha, summary, self.journals / f"{eid}.probes.jsonl")
+
+    def _add_findings(self, eid: str, sha: str | None, fs: list[fnd.Finding]) -> list[dict[str, Any]]:
+        now = self.clock.time()
+        found = []
+        for i, f in enumerate(fs):
+            fid = f"{eid}-f{i}"
+            self.records.add_finding(fid, eid, f.kind, f.text, f.data, sha, now)
+            found.append({"id": fid, **f.as_dict()})
+        return found
+
+    def _finish(self, eid: str, run: _Run, found: list[dict[str, Any]], leftovers: list[dict[str, Any]],
+                entries: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+        """Findings become gates; the experiment's record is closed with its outcome."""
         learned: list[dict[str, Any]] = []
-        if summary is not None:
-            role = str(p.target)
-            fs = fnd.derive(fault=fault, target=role, summary=summary, probe_log=probes,
-                            latencies=lambda a, b: self._latencies(role, a, b), reverted_at=reverted_at)
+        if run.sha is not None:
             now = self.clock.time()
-            for i, f in enumerate(fs):
-                fid = f"{eid}-f{i}"
-                self.records.add_finding(fid, eid, f.kind, f.text, f.data, sha, now)
-                found.append({"id": fid, **f.as_dict()})
-            if sha is not None:
-                for entry in fnd.compile_gates(found, experiment_id=eid, journal_sha256=sha,
-                                               version_of=self.records.learned_version, now=now):
-                    finding = next(f for f in found if f["kind"] == "path_latency")
-                    self.records.add_learned_gate(entry, finding, now)
-                    self.registry.add(entry.gate, entry.provenance, replace=True)
-                    learned.append({"name": entry.gate.name, "spec": entry.gate.model_dump(mode="json"),
-                                    "provenance": entry.provenance.model_dump(mode="json")})
-        out = {"experiment_id": eid, "outcome": state, "runner_exit": rc, "journal": str(journal_path),
-               "journal_sha256": sha, "summary": summary.model_dump(mode="json") if summary else None,
+            for entry in fnd.compile_gates(found, experiment_id=eid, journal_sha256=run.sha,
+                                           version_of=self.records.learned_version, now=now):
+                finding = next(f for f in found if f["kind"] == "path_latency"
+                               and f["data"]["role"] == entry.gate.slot)  # type: ignore[attr-defined]
+                self.records.add_learned_gate(entry, finding, now)
+                self.registry.add(entry.gate, entry.provenance, replace=True)
+                learned.append({"name": entry.gate.name, "spec": entry.gate.model_dump(mode="json"),
+                                "provenance": entry.provenance.model_dump(mode="json")})
+        out = {"experiment_id": eid, "outcome": run.state, "runner_exit": run.rc, "journal": str(run.journal),
+               "journal_sha256": run.sha, "summary": run.summary.model_dump(mode="json") if run.summary else None,
                "findings": found, "learned_gates": learned, "leftover_reverts": leftovers,
                "injections": [{k: e[k] for k in ("id", "kind", "state", "created_at", "injected_at", "reverted_at",
-                                                  "detail")} for e in entries]}
-        self.records.finish_experiment(eid, state, self.clock.time(), str(journal_path) if sha else None, sha,
-                                       {k: out[k] for k in ("outcome", "findings", "learned_gates", "injections")})
+                                                  "detail")} for e in entries], **extra}
+        self.records.finish_experiment(eid, run.state, self.clock.time(), str(run.journal) if run.sha else None,
+                                       run.sha, {k: out[k] for k in ("outcome", "findings", "learned_gates",
+                                                                      "injections", *extra)})
         return out
+
+    # --- native Chaos Toolkit documents -------------------------------------------------------
+    def judge_native(self, doc: dict[str, Any]) -> tuple[NativePlan, NativeVerdict]:
+        """Every activity classified against the Cube as it is now (which slot each proxy fronts), each
+        injection judged by the kernel's pre-flight exactly as a proposal is (`preflight`)."""
+        st = self.cube_state()
+        plan = classify(doc, proxy_roles(st.active, st.slot("standby").name))
+        host, verdicts = self.host_snapshot(), self.evaluate(self.steady_state_gates())
+        return plan, judge(plan, lambda p: self.preflight(p, cube=st, host=host, verdicts=verdicts)[0])
+
+    @staticmethod
+    def _native_preflight(plan: NativePlan, v: NativeVerdict) -> dict[str, Any]:
+        return {**v.as_dict(), "activities": [
+            {"path": a.path, "name": a.name, "role": a.role, "reason": a.reason,
+             "kind": a.proposal.kind if a.proposal else None, "target": a.proposal.target if a.proposal else None,
+             "params": a.proposal.params if a.proposal else None} for a in plan.activities]}
+
+    def preflight_native(self, doc: dict[str, Any]) -> dict[str, Any]:
+        """What `submit_native` would decide now, running and queuing nothing: the verdict, every reason, every
+        activity's classification."""
+        return self._native_preflight(*self.judge_native(doc))
+
+    def submit_native(self, doc: dict[str, Any], *, source: str = "<request>") -> dict[str, Any]:
+        """A validated native document (`native_classify.parse_native`): run it (sanctioned), queue it for an
+        operator with the reasons (escalate: an activity no classifier knows, a kernel escalation of one of its
+        injections), or refuse it (reject). An escalated document never runs unreviewed."""
+        plan, v = self.judge_native(doc)
+        pre = self._native_preflight(plan, v)
+        if v.verdict == "reject":
+            return {"outcome": "rejected", "preflight": pre, "approval": None}
+        if v.verdict == "escalate":
+            item = self.approvals.ask_native(doc, pre, source) if self.approvals is not None else None
+            return {"outcome": "escalated", "preflight": pre, "approval": item}
+        return self.execute_native(doc, plan, pre)
+
+    def execute_native_approved(self, doc: dict[str, Any], approved_codes: set[str],
+                                approval_id: str) -> dict[str, Any]:
+        """Approval is not a bypass: the document is judged again now; only the approved escalations are waived."""
+        plan, v = self.judge_native(doc)
+        pre = self._native_preflight(plan, v)
+        if not may_run_native(v, approved_codes):
+            return {"outcome": "refused_at_execution", "preflight": pre}
+        return self.execute_native(doc, plan, pre, approval_id)
+
+    def execute_native(self, doc: dict[str, Any], plan: NativePlan, pre: dict[str, Any],
+                       approval_id: str | None = None) -> dict[str, Any]:
+        if not self._run_lock.acquire(blocking=False):
+            raise ChaosBusy("an experiment is already running")
+        try:
+            return self._execute_native(doc, plan, pre, approval_id)
+        finally:
+            self._run_lock.release()
+
+    def _execute_native(self, doc: dict[str, Any], plan: NativePlan, pre: dict[str, Any],
+                        approval_id: str | None) -> dict[str, Any]:
+        eid = "exp-" + uuid.uuid4().hex[:16]
+        proxy_url = cube_endpoints(self.config).proxy_url
+        inj = [a for a in plan.injections if a.proposal is not None]
+        faults = [parse_fault(a.proposal.kind, a.proposal.params) for a in inj]  # type: ignore[union-attr]
+        timeout = max((f.duration_s for f in faults), default=0.0) + 120.0
+        run_doc = native_document(doc, experiment_id=eid, proxy_url=proxy_url,
+                                  configuration=self._configuration(eid, self.journals / f"{eid}.probes.jsonl"),
+                                  extension={"preflight": pre, "approval_id": approval_id})
+        paths = {(str(a.proposal.kind), str(a.proposal.target)) for a in inj}  # type: ignore[union-attr]
+        kind, target = next(iter(paths)) if len(paths) == 1 else ("native", "cube")
+        record = {"native": True, "title": doc.get("title"), "key": "native-" + sha256_hex(canonical_json(doc))[:16],
+                  "injections": [a.proposal.model_dump(mode="json") for a in inj]}  # type: ignore[union-attr]
+        self.records.start_experiment(eid, str(doc.get("title") or eid), record, pre, kind, target,
+                                      self.clock.time(), approval_id)  # write-ahead: before the runner exists
+        # toxiproxy's actions know no ledger: each classified one gets its entry (revert + TTL) before it can go in
+        ttl = timeout + self.cc.ledger_grace_s
+        iids = {a.path: self.ledger.intend(eid, str(a.proposal.kind), str(a.proposal.target), a.proposal.params,  # type: ignore[union-attr]
+                                           {**a.undo, "proxy_url": proxy_url}, ttl)
+                for a in inj if a.undo is not None}
+        run = self._run_document(eid, run_doc, timeout)
+        ran = {}
+        for r in run.summary.activities if run.summary else []:
+            ran.setdefault(r["name"], r)
+        for a in inj:
+            r = ran.get(a.name)
+            if a.path in iids and r is not None and r["status"] == "succeeded":
+                self.ledger.mark_active(iids[a.path], f"{a.name}: {a.reason}", at=fnd.iso_ts(r["end"]))
+        reverts = self.ledger.revert_open(revert, experiment_id=eid)  # normally "already absent": rollbacks ran
+        left = leftovers(self.config)["toxics"]  # verified on the proxy itself, not only in the ledger
+        if left:
+            run = dataclasses.replace(run, state="failed")
+        entries = self.ledger.entries(eid)
+        found: list[dict[str, Any]] = []
+        if run.summary is not None:
+            fs: list[fnd.Finding] = []
+            probes = _read_jsonl(run.probe_log)
+            for a, f in zip(inj, faults, strict=True):
+                r = ran.get(a.name)
+                at = fnd.iso_ts(r["end"]) if r is not None and r["status"] == "succeeded" else None
+                back = next((e["reverted_at"] for e in entries if e["id"] == iids.get(a.path)), None)
+                if at is not None:  # the fault stayed in as long as the document held it, not its default
+                    f = f.model_copy(update={"duration_s": max(0.1, (back or self.clock.time()) - at)})
+                role = str(a.proposal.target)  # type: ignore[union-attr]
+                fs += [x for x in fnd.derive(fault=f, target=role, summary=run.summary, probe_log=probes,
+                                             latencies=lambda s, e, role=role: self._latencies(role, s, e),
+                                             reverted_at=back, injected_at=at)
+                       if all(x.text != y.text for y in fs)]
+            found = self._add_findings(eid, run.sha, fs)
+        return self._finish(eid, run, found, reverts, entries, left_on_proxy=left, preflight=pre)
 
     def _latencies(self, role: str, start: float, end: float) -> np.ndarray:
         t = self.store.read_arrow(f"SELECT latency_ms FROM requests WHERE slot = ? AND ts > ? AND ts <= ? AND {JUDGED_SQL}",

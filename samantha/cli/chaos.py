@@ -48,12 +48,16 @@ def call(config: SamanthaConfig, method: str, path: str, *, timeout: float = 30.
 
 @app.command()
 def validate(file: Path, as_json: bool = JsonOption) -> None:
-    """Check an experiment template: every problem with file:line:column, field and reason."""
+    """Check an experiment template, or a native Chaos Toolkit experiment (chaoslib's own validation): every
+    problem with file:line:column, field and reason."""
     from samantha.chaos.experiment import load_template
+    from samantha.chaos.native_classify import is_native
     from samantha.core.validated_yaml import DocumentError
 
     try:
-        t = load_template(file)
+        native = is_native(file.read_text())
+        if not native:
+            t = load_template(file)
     except DocumentError as e:
         if as_json:
             print_json({"ok": False, "problems": [p.as_dict() for p in e.problems]})
@@ -61,9 +65,31 @@ def validate(file: Path, as_json: bool = JsonOption) -> None:
         bad_input(f"{file} is not a valid experiment:\n{e}")
     except OSError as e:
         bad_input(f"cannot read {file}: {e.strerror}")
+    if native:
+        _validate_native(file, as_json)
+        return
     out = {"ok": True, "title": t.title, "kind": t.fault.kind, "target": t.target,  # type: ignore[attr-defined]
            "proposal_key": t.proposal().key}
     print_json(out) if as_json else console.print(f"[green]ok[/green] {file}: {t.title} ({out['kind']} on {t.target})")
+
+
+def _validate_native(file: Path, as_json: bool) -> None:
+    """Which roles its toxiproxy actions hit is the Cube's to say when it runs (`run`): here, the document only."""
+    from samantha.chaos.native_classify import parse_native
+    from samantha.core.validated_yaml import DocumentError
+
+    try:
+        doc = parse_native(file.read_text(), str(file))
+    except DocumentError as e:
+        if as_json:
+            print_json({"ok": False, "problems": [p.as_dict() for p in e.problems]})
+            raise typer.Exit(2) from None
+        bad_input(escape(f"{file} is not a valid Chaos Toolkit experiment:\n{e}"))
+    out = {"ok": True, "native": True, "title": doc.get("title"), "method": len(doc.get("method") or []),
+           "rollbacks": len(doc.get("rollbacks") or [])}
+    print_json(out) if as_json else console.print(
+        f"[green]ok[/green] {escape(str(file))}: {escape(str(out['title']))} (native Chaos Toolkit experiment, "
+        f"{out['method']} method steps, {out['rollbacks']} rollbacks)", highlight=False)
 
 
 def _show_result(out: dict[str, Any], as_json: bool) -> None:
@@ -85,15 +111,43 @@ def _show_result(out: dict[str, Any], as_json: bool) -> None:
 
 @app.command()
 def run(file: Path, config: Path | None = ConfigOption, as_json: bool = JsonOption) -> None:
-    """Run a template against the Cube (pre-flight decides: run, queue for approval, or refuse)."""
-    cfg = get_config(config)
+    """Run a template, or a native Chaos Toolkit experiment (JSON or YAML: a method, a steady-state hypothesis,
+    rollbacks), against the Cube: pre-flight decides whether it runs, waits for an operator, or is refused.
+
+    Exit 0: it ran and the steady state held, or it waits for an operator's approval; 1: refused, failed or
+    deviated; 2: a bad document (file:line, field and reason)."""
+    from samantha.chaos.native_classify import is_native
+
     try:
         text = file.read_text()
     except OSError as e:
         bad_input(f"cannot read {file}: {e.strerror}")
-    out = call(cfg, "POST", "/v1/chaos/run", json={"template": text, "source": str(file)}, timeout=900)
+    if not is_native(text):
+        out = call(get_config(config), "POST", "/v1/chaos/run", json={"template": text, "source": str(file)},
+                   timeout=900)
+        _show_result(out, as_json)
+        if out.get("outcome") == "rejected":
+            raise typer.Exit(1)
+        return
+    from samantha.chaos.native_classify import parse_native
+    from samantha.core.validated_yaml import DocumentError
+
+    try:  # checked here first: a bad document needs no daemon to be told so
+        parse_native(text, str(file))
+    except DocumentError as e:
+        if as_json:
+            print_json({"ok": False, "problems": [p.as_dict() for p in e.problems]})
+            raise typer.Exit(2) from None
+        bad_input(escape(f"{file} is not a valid Chaos Toolkit experiment:\n{e}"))
+    out = call(get_config(config), "POST", "/v1/chaos/experiments/native",
+               json={"document": text, "source": str(file)}, timeout=900)
     _show_result(out, as_json)
-    if out.get("outcome") == "rejected":
+    if not as_json:
+        for a in (out.get("preflight") or {}).get("activities", []):
+            console.print(escape(f"  {a['path']} {a['name']}: {a['role']} ({a['reason']})"), highlight=False)
+        if out.get("left_on_proxy"):
+            console.print(escape(f"  toxics still on the proxy: {out['left_on_proxy']}"), highlight=False)
+    if out.get("outcome") not in ("completed", "escalated"):
         raise typer.Exit(1)
 
 

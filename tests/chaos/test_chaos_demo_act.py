@@ -23,4 +23,7 @@ def test_the_demo_act_shows_proposals_a_run_its_finding_the_gate_and_a_waiting_e
     assert ctx.facts["native chaos experiments"] == {"standby-latency-toxiproxy": "sanctioned",
                                                      "active-timeout-toxiproxy": "escalate",
                                                      "unknown-provider": "escalate"}, out
-    assert "unknown-provider.yaml: escalate — unclassified" in out, out
+    assert "unknown-provider.yaml: escalate — [unclassified:method[0]]" in out, out
+    # and one run natively by the daemon: ledgered, reverted on the proxy, journaled
+    assert ctx.facts["native chaos run"] == "completed", out
+    assert "latency=reverted; toxics left on the proxy: 0" in out, out

@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from samantha.chaos.native_classify import classify, judge, parse_native, proxy_roles
+from samantha.chaos.native_classify import (
+    Classified,
+    NativePlan,
+    classify,
+    is_native,
+    judge,
+    may_run_approved,
+    parse_native,
+    proxy_roles,
+)
 from samantha.core.validated_yaml import DocumentError
 
 NATIVE = Path(__file__).resolve().parents[2] / "experiments" / "native"
@@ -112,3 +124,44 @@ def test_judge_unknown_provider_escalates_without_any_kernel_call():
     calls = []
     v = judge(_plan("unknown-provider.yaml"), lambda p: calls.append(p))
     assert v.verdict == "escalate" and not calls and "chaosmystery.actions" in v.reasons[0]
+
+
+def test_native_documents_are_told_apart_from_templates():
+    assert is_native((NATIVE / "unknown-provider.yaml").read_text())
+    assert is_native('{"title": "t", "description": "d", "method": []}')  # JSON is YAML
+    templates = sorted((NATIVE.parent).glob("*.yaml"))
+    assert templates and not any(is_native(t.read_text()) for t in templates)
+    assert not is_native("title: [unclosed\n")  # left to the template reader, which names the line
+
+
+@given(st.sets(st.sampled_from(["method[0]", "method[1]", "rollbacks[0]", "steady-state-hypothesis.probes[0]"])),
+       st.sets(st.sampled_from(["unclassified:method[0]", "unclassified:method[1]", "unclassified:rollbacks[0]",
+                                "unclassified:steady-state-hypothesis.probes[0]", "active-share"])))
+def test_an_approval_covers_exactly_the_unclassified_activities_the_operator_saw(paths, approved):
+    plan = NativePlan({}, [Classified(p, "a", "unclassified", "unknown") for p in sorted(paths)])
+    v = judge(plan, lambda p: pytest.fail("no injection: the kernel is not asked"))
+    assert v.verdict == ("escalate" if paths else "sanctioned")
+    assert may_run_approved(v, approved) == all(f"unclassified:{p}" in approved for p in paths)
+
+
+def test_an_approval_waives_only_the_kernel_escalations_it_names():
+    v = judge(_plan("active-timeout-toxiproxy.yaml"), _kernel)
+    codes = {i["code"] for i in v.items if i["severity"] == "escalate"}
+    assert "active-share" in codes and all(i["activity"] == "method[0]" for i in v.items)
+    assert may_run_approved(v, codes) and not may_run_approved(v, codes - {"active-share"})
+
+
+def test_samantha_chaos_validate_reads_a_native_document_with_chaoslib(tmp_path):
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "samantha", "chaos", "validate", *args], capture_output=True,
+                              text=True, timeout=120)
+
+    ok = cli(str(NATIVE / "standby-latency-toxiproxy.yaml"), "--json")
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout) == {"ok": True, "native": True, "title": "Standby tolerates 200 ms of latency",
+                                     "method": 1, "rollbacks": 1}
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("title: t\ndescription: d\nmethod:\n  - type: action\n    name: a\n")
+    r = cli(str(bad))
+    assert r.returncode == 2 and f"{bad}:4:" in r.stderr and "method[0]" in r.stderr, r.stderr
+    assert json.loads(cli(str(bad), "--json").stdout)["problems"][0]["line"] == 4

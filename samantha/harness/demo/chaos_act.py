@@ -28,7 +28,7 @@ def run(ctx) -> None:
     cfg = chaos_daemon_config(work, probe_interval_s=0.3)
     cfg_path = write_config(cfg, (work / "samantha.yaml").absolute())
     c = ctx.console
-    twin = lifecycle.up(cfg)  # first: the daemon finds the Cube through the twin's state file
+    lifecycle.up(cfg)  # first: the daemon finds the Cube through the twin's state file
     try:
         with DaemonProcess(cfg, cfg_path, log=work / "daemon.log") as daemon:
             daemon.start().wait_ready().wait_requests()
@@ -75,13 +75,14 @@ def run(ctx) -> None:
             held = [r["message"] for r in pre["reasons"] if r["code"] == "gate-failing"]
             c.print(f"the new gate kept chaos on hold for {time.monotonic() - t0:.0f} s after the run"
                     + (f" (still: {held[0]})" if held else ""), highlight=False)
-            _native_verdicts(ctx, daemon, lifecycle.control_url(twin))
+            _native_verdicts(ctx, daemon)
             esc = daemon.post("/v1/chaos/run", json={"proposal": kill}).json()
             aid = esc["approval"]["id"]
             c.print(f"proposal kill the active slot: {esc['outcome']} — "
                     + "; ".join(f"[{r['code']}] {r['message']}" for r in esc["preflight"]["reasons"]), markup=False,
                     highlight=False)
             _console_brief(ctx, daemon, aid)
+            _native_run(ctx, daemon)
             key_path = (work / "alice.key").absolute()
             key = KeyPair.generate()
             key.save(key_path)
@@ -95,28 +96,30 @@ def run(ctx) -> None:
         lifecycle.down(cfg)
 
 
-def _native_verdicts(ctx, daemon, control_url: str) -> None:
+def _native_verdicts(ctx, daemon) -> None:
     """The shipped native Chaos Toolkit experiments (experiments/native), classified activity by activity and
-    each injection judged by the daemon's own pre-flight (POST /v1/chaos/preflight)."""
-    from samantha.chaos.native_classify import classify, judge, parse_native, proxy_roles
-    from samantha.cube.client import CubeClient
-    from samantha.kernel.preflight import PreflightResult
-
-    with CubeClient(control_url) as cube:
-        s = cube.state()
-    roles = proxy_roles(s.active, next(x.name for x in s.slots if x.name != s.active))
-
-    def check_one(p):
-        out = daemon.post("/v1/chaos/preflight", json=p.model_dump(mode="json")).json()
-        return PreflightResult.model_validate({k: v for k, v in out.items() if k != "input"})
-
+    each injection judged by the daemon's own pre-flight (POST /v1/chaos/experiments/native/preflight)."""
     verdicts = {}
     for f in sorted((Path(__file__).resolve().parents[3] / "experiments" / "native").glob("*.yaml")):
-        v = judge(classify(parse_native(f.read_text(), str(f)), roles), check_one)
-        verdicts[f.stem] = v.verdict
-        ctx.console.print(f"native Chaos Toolkit experiment {f.name}: {v.verdict}"
-                          + (f" — {v.reasons[0]}" if v.reasons else ""), markup=False, highlight=False)
+        v = daemon.post("/v1/chaos/experiments/native/preflight",
+                        json={"document": f.read_text(), "source": f.name}).json()
+        verdicts[f.stem] = v["verdict"]
+        first = v["reasons"][0] if v["reasons"] else None
+        ctx.console.print(f"native Chaos Toolkit experiment {f.name}: {v['verdict']}"
+                          + (f" — [{first['code']}] {first['message']}" if first else ""), markup=False,
+                          highlight=False)
     ctx.facts["native chaos experiments"] = verdicts
+
+
+def _native_run(ctx, daemon) -> None:
+    """One shipped native document run for real by the daemon: chaoslib, toxiproxy's action, ledger, journal."""
+    f = Path(__file__).resolve().parents[3] / "experiments" / "native" / "standby-latency-toxiproxy.yaml"
+    out = daemon.post("/v1/chaos/experiments/native", json={"document": f.read_text(), "source": f.name}).json()
+    ctx.console.print(f"ran native {f.name} (chaostoolkit-toxiproxy, chaoslib): {out.get('outcome')}; ledger "
+                      + ", ".join(f"{i['kind']}={i['state']}" for i in out.get("injections") or [])
+                      + f"; toxics left on the proxy: {len(out.get('left_on_proxy') or [])}; journal "
+                      + f"{(out.get('journal_sha256') or '-')[:12]}", markup=False, highlight=False)
+    ctx.facts["native chaos run"] = out.get("outcome")
 
 
 def _console_brief(ctx, daemon, aid: str) -> None:
