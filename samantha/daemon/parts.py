@@ -53,6 +53,7 @@ from samantha.loop.incidents import IncidentBook
 from samantha.loop.known_good import KnownGood
 from samantha.loop.ledger import ActionLedger
 from samantha.loop.nodes import SreDeps, SreNodes
+from samantha.loop.recall import apply_recall
 from samantha.loop.triage import TriageFn, Triager, rule_triage
 from samantha.playbooks import Playbook, PlaybookRunner
 from samantha.playbooks.playbook_set import load_playbooks
@@ -220,7 +221,8 @@ def build_parts(config: SamanthaConfig, clock: Clock = REAL_CLOCK, *,
             return None
 
         uplink = UplinkService(cfg, store, clock, key=key, outbox=outbox, alerts=alerts, audit=audit, cube=cube,
-                               bundle_expires_at=active_bundle_expiry, on_decision=relayed)
+                               bundle_expires_at=active_bundle_expiry, on_decision=relayed,
+                               on_recall=lambda b, n, r: apply_recall(nodes, b, n, r).as_dict())
         closes(uplink.close)
         surfaces = Surfaces(cfg, clock, store, cube_id=key.public.key_id,
                             last_cube=lambda: (graph.last or {}).get("cube"))

@@ -318,6 +318,27 @@ class SreNodes:
                 acted.append(self._complete(row, reconcile=True))
         return {"acted": acted}
 
+    def act_now(self, proposed: ProposedAction, action_id: str, cube: CubeState,
+                evidence: list[dict[str, Any]]) -> dict[str, Any]:
+        """An action that does not come from a playbook (a Recall from the root): the same kernel check, on
+        `cube` (fresh), then the same write-ahead intent and Cube call as the loop's own. `action_id` is
+        deterministic for its requester, so asking again after a crash completes that row, never a second."""
+        now = self.d.clock.time()
+        if self.d.ledger.get(action_id) is None:
+            history = self.d.ledger.history(now - self.d.config.policy.rate_window_s)
+            verdict = decide(proposed, self.kernel_view(cube), history, now, self.d.config.policy)
+            if not verdict.allowed:
+                return {"id": action_id, "kind": proposed.kind, "status": "refused", "violated": verdict.violated,
+                        "reasons": verdict.reasons}
+            policy = verdict.explain()
+        else:
+            policy = "resumed"
+        return self._execute({
+            "id": action_id, "kind": proposed.kind, "target": proposed.target, "reason": proposed.reason,
+            "requested_by": proposed.requested_by, "playbook": None, "playbook_version": None, "incident_id": None,
+            "proposed": proposed.model_dump(mode="json"), "evidence": evidence, "before": effects.snapshot(cube),
+            "created_ts": now, "trigger": "recall", "policy": policy, "hold_s": None})
+
     def _execute(self, d: dict[str, Any]) -> dict[str, Any]:
         """Write the intent (once), then complete it. Safe to run again for the same decision."""
         row = self.d.ledger.get(d["id"])
