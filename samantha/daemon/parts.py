@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter
 
+from samantha import __version__
 from samantha.api.rollout_routes import make_rollout_router
 from samantha.api.surfaces import Surfaces
 from samantha.api.uplink_routes import make_uplink_router
@@ -59,6 +60,7 @@ from samantha.playbooks import Playbook, PlaybookRunner
 from samantha.playbooks.playbook_set import load_playbooks
 from samantha.rollout.actions import RolloutActions
 from samantha.rollout.controller import RolloutController
+from samantha.rollout.plans import PlanRunner
 from samantha.rollout.wiring import build_controller
 from samantha.telemetry.host import HostCollector
 from samantha.telemetry.store import TelemetryStore
@@ -94,6 +96,7 @@ class Parts:
     engine: GateEngine
     rollout: RolloutController
     rollout_policy: RolloutPolicy  # the local rollout policy (`sre.rollout_policy`, else the default)
+    plans: PlanRunner  # the policy module's Plans: started through `rollout` when their constraints hold
     nodes: SreNodes
     graph: SteadyStateGraph
     recovery: dict[str, Any]  # what the graph's `resume()` did at start-up
@@ -173,6 +176,8 @@ def build_parts(config: SamanthaConfig, clock: Clock = REAL_CLOCK, *,
                                    actions=RolloutActions(ledger, cube_snapshot), alert=incident_alerts.rollout,
                                    max_step_s=cfg.sre.rollout_max_step_s, known_good=known_good,
                                    ask=lambda: late.get("queue"))
+        plans = PlanRunner(rollout, Path(cfg.data_dir) / "plans.json", clock, samantha_version=__version__,
+                           audit=audit.append)
         nodes = SreNodes(SreDeps(config=cfg, clock=clock, store=store, cube=cube, engine=engine, runner=runner,
                                  ledger=ledger, incidents=incidents, triager=triager, audit=audit,
                                  alert=incident_alerts.fire, resolve_alert=incident_alerts.resolve,
@@ -231,7 +236,7 @@ def build_parts(config: SamanthaConfig, clock: Clock = REAL_CLOCK, *,
         return Parts(config=cfg, clock=clock, store=store, key=key, audit=audit, alerts=alerts,
                      incident_alerts=incident_alerts, playbooks=playbooks, runner=runner, cube=cube, ledger=ledger,
                      incidents=incidents, known_good=known_good, llm=llm, triager=triager, engine=engine, rollout=rollout,
-                     rollout_policy=rollout.policy, nodes=nodes, graph=graph, recovery=recovery,
+                     rollout_policy=rollout.policy, plans=plans, nodes=nodes, graph=graph, recovery=recovery,
                      collector=collector, outbox=outbox, chaos=chaos, approvals=approvals, uplink=uplink,
                      surfaces=surfaces, routers=routers, closing=stack.pop_all())
     raise AssertionError("unreachable")  # the with block returns or raises

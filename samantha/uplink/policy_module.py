@@ -1,7 +1,7 @@
 """The policy module: the hub's signed desired state, and the Cube's checks before it applies one.
 
 A module carries playbooks, gates, the rollout policy, trusted operator keys (with roles),
-approval decisions, the bundle-expiry policy and, optionally, a fleet baseline. It is
+approval decisions, the bundle-expiry policy, rollout Plans with Constraints and, optionally, a fleet baseline. It is
 signed (ed25519, `signing.sign_document`) by a hub key the Cube trusts, has a `version`
 and an `expires_at`.
 
@@ -36,6 +36,7 @@ from samantha.core.signing import (
 )
 from samantha.gates.rollout_policy import RolloutPolicy
 from samantha.gates.spec import Gate
+from samantha.kernel.plans import Plan
 from samantha.playbooks import Playbook
 
 MODULE_KIND = "samantha/policy-module"
@@ -89,11 +90,16 @@ class PolicyModule(_M):
     approval_decisions: list[dict[str, Any]] = Field(default_factory=list, description="signed decisions")
     bundle_expiry: BundleExpiryPolicy = BundleExpiryPolicy()
     fleet_baseline: FleetBaseline | None = None
+    plans: list[Plan] = Field(default_factory=list, description="rollouts to start when their constraints hold "
+                              "(samantha/kernel/plans.py)")
 
     @model_validator(mode="after")
     def _times(self) -> PolicyModule:
         if self.expires_at <= self.issued_at:
             raise ValueError("expires_at must be after issued_at")
+        ids = [p.id for p in self.plans]
+        if len(ids) != len(set(ids)):
+            raise ValueError(f"plans: ids must be unique, got {ids}")
         return self
 
     def operators(self, role: Role) -> dict[str, PublicKey]:
