@@ -3,8 +3,9 @@ real twin whose uplink reaches the hub only through the leaf.
 
 The Cube serves v2 with v1 (vouched for by the daemon) in standby. A Recall of v2 signed by a key the Cube
 does not trust is refused with its reason (audit, alert) and changes nothing. The real one, published at the
-root with `samantha hub recall`, flips the Cube back to v1 through the daemon's action path, quarantines v2,
-and `samantha hub recall-status` shows the Cube applied it, with its time. The Recall stays in the stream and
+root with `samantha hub recall` while the Cube's regional leaf is down, reaches it when the leaf returns,
+flips the Cube back to v1 through the daemon's action path, quarantines v2, and `samantha hub recall-status`
+shows the Cube applied it, with its time. The Recall stays in the stream and
 is read again every round, and a second Recall of v2 arrives: neither acts again.
 """
 
@@ -67,10 +68,16 @@ def test_a_recall_of_the_active_bundle_flips_the_cube_to_last_known_good_and_the
         wait_for(lambda: any(a["name"] == "samantha_recall_refused" for a in st()["alerts"]), 40, "forgery refused")
         assert twin.cube.state().slot("active").bundle_id == v2 and not twin.cube.state().is_quarantined(v2)
 
-        # the root's Recall: flip to last-known-good v1, quarantine v2, report "applied" upward
+        # the root's Recall, published while the Cube is cut off (its regional leaf down): it waits in the
+        # stream; once the leaf is back the Cube flips to last-known-good v1, quarantines v2, reports "applied"
+        leaf = fleet.leaves["eu"]
+        leaf.stop()
         t0 = time.time()
         r = cli(["hub", "recall", v2, "--key", str(hub_key_path), "--hub", root, "--reason", "NaN outputs", "--json"])
         assert r.returncode == 0, r.stderr + r.stdout
+        wait_for(lambda: st()["consecutive_failures"] >= 3, 30, "the Cube's rounds fail while its leaf is down")
+        assert twin.cube.state().slot("active").bundle_id == v2 and st()["recalls"] == []
+        leaf.start().wait_ready(30)
         wait_for(lambda: (c := twin.cube.state()).slot("active").bundle_id == v1 and c.is_quarantined(v2), 40,
                  "flipped to v1 and v2 quarantined")
         [mine] = st()["recalls"]
