@@ -76,6 +76,8 @@ class PlanRunner:
         try:
             st = self.ctl.start(plan.bundle, self._rid(plan))
         except RolloutRefused as e:
+            if e.code == "already_active":  # named by directory: the id check above could not tell
+                return self._record(plan, now, "done", [f"rollout: {e.reason}"])
             return self._record(plan, now, "waiting", [f"rollout refused: {e.code}: {e.reason}"])
         except BundleRejected as e:
             return self._record(plan, now, "waiting", [f"bundle rejected: {e.kind}: {e.reason}"])
