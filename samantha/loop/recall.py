@@ -33,6 +33,11 @@ class RecallOutcome:
 def apply_recall(nodes: SreNodes, bundle_id: str, nonce: str, reason: str) -> RecallOutcome:
     """Take `bundle_id` out of service here: flip off it to the last-known-good bundle if it is active, stop
     any traffic to it, quarantine it. Blocked (with the reason) when the kernel refuses a step."""
+    with nodes.acting:  # every step on state no playbook action can change under it
+        return _apply(nodes, bundle_id, nonce, reason)
+
+
+def _apply(nodes: SreNodes, bundle_id: str, nonce: str, reason: str) -> RecallOutcome:
     out = RecallOutcome("blocked")
     seen: list[str] = []
     for _ in range(MAX_STEPS):
