@@ -23,7 +23,9 @@ def test_story_act_fast(tmp_path: Path) -> None:
     # the three chapters, in order, then the audit verified through the API
     flat = " ".join(text.split())  # the console wraps long lines
     order = [flat.index(s) for s in ("promoted", "caught", "refused", "flip verified", "the fleet recalls",
-                                     "hub recall-status: applied by cube-story", "audit log")]
+                                     "hub recall-status: applied by cube-story",
+                                     "the Cube waits and says why: window: outside the maintenance window",
+                                     "min_samantha_version: this Cube runs 0.1.0", "audit log")]
     assert order == sorted(order), text[-3000:]
     assert "chain intact" in text and "(rules), +" in text
     # the headline is the code-written summary; one fault, one incident across the flip

@@ -5,7 +5,8 @@
 3. the active slot degrades (half its requests fail) and the daemon flips it, confirmed from the
    router's telemetry; the advisory triage lands on the incident after the flip;
 4. the fleet recalls the bundle that degraded: a signed Recall published at the embedded NATS hub reaches
-   the daemon's uplink, which quarantines it, and the hub's Parquet shows the Cube applied it;
+   the daemon's uplink, which quarantines it, and the hub's Parquet shows the Cube applied it; a policy
+   module then carries a Plan with Constraints, and the Cube says why it waits;
 then the audit chain is verified through the daemon's API. Every time printed is measured.
 """
 
@@ -242,6 +243,7 @@ def _story(ctx: Any, cfg: SamanthaConfig, hub_url: str, hub_key: Any, base: Path
                 con.print(f"incident {flip['incident_id']}: summary not in yet (bounded wait over; the flip stands)")
 
             _recall(ctx, client, cube, hub_url, hub_key, base / "hub", good)
+            _plan(ctx, client, hub_url, hub_key)
 
             audit = client.get("/v1/audit/verify")
             con.print(f"audit log (GET /v1/audit/verify): {audit['count']} signed records, chain "
@@ -291,3 +293,28 @@ def _recall(ctx: Any, client: Any, cube: Any, hub_url: str, hub_key: Any, hub_ro
               + (f"applied by {', '.join(a['cube'] for a in shown['applied'])} "
                  f"({time.time() - t0:.1f} s after publishing)" if shown else "not in the hub's Parquet yet"))
     ctx.facts["recall: applied after publish s"] = round(applied["applied_at"] - t0, 2)
+
+
+def _plan(ctx: Any, client: Any, hub_url: str, hub_key: Any) -> None:
+    """A policy module with a Plan whose Constraints do not hold yet: the Cube says why it waits."""
+    from datetime import UTC, datetime
+
+    from samantha.hub import nats_ops
+    from samantha.uplink.policy_module import sign_module
+
+    now = time.time()
+
+    def hms(ts: float) -> str:
+        return datetime.fromtimestamp(ts, UTC).strftime("%H:%M")
+
+    window = {"start": hms(now + 2 * 3600), "end": hms(now + 3 * 3600)}
+    module = sign_module({"version": 1, "issued_at": now - 60, "expires_at": now + 3600, "fleet": "demo",
+                          "plans": [{"id": "roll-v4", "bundle": "v4", "constraints": {
+                              "window": window, "min_samantha_version": "0.2.0"}}]}, hub_key)
+    nats_ops.publish_policy(hub_url, "fleet", module)
+    p = _wait(lambda: next((x for x in client.status()["plans"] if x["status"] == "waiting"), None), 10)
+    if p is None:
+        raise RuntimeError(f"the Plan was not evaluated: {client.get('/v1/uplink/status').get('last_offer')}")
+    ctx.console.print(f"policy module v1 carries Plan {p['id']} (roll out v4 in {window['start']}-{window['end']} "
+                      f"UTC, Samantha >= 0.2.0); the Cube waits and says why: " + "; ".join(p["waiting"]),
+                      highlight=False)
