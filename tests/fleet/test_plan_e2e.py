@@ -1,4 +1,5 @@
-"""Plans with Constraints on the real NATS hub and a real daemon beside the real twin.
+"""Plans with Constraints on real NATS (a 3-node root cluster, a regional leaf, the Parquet writer) and a real
+daemon beside the real twin, whose uplink reaches the hub only through the leaf.
 
 A policy module published at the hub carries two Plans: roll out v2 in a maintenance window that opens a few
 seconds from now (UTC, HH:MM:SS), on a Cube whose active bundle is v1 and whose Samantha is at least 0.1.0;
@@ -18,11 +19,12 @@ import pytest
 
 from samantha.core.signing import KeyPair, trust_public_key
 from samantha.harness.hub_process import spawn_nats_hub
+from samantha.harness.nats_process import Fleet
 from tests.sre.kit import twin_and_daemon, wait_for
 from tests.uplink.kit import publish_module
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
-OPENS_IN_S = 12.0
+OPENS_IN_S = 20.0  # the module must reach the Cube (through the leaf) before the window opens
 
 
 def hms(ts: float) -> str:
@@ -33,9 +35,10 @@ def test_a_plan_waits_for_its_maintenance_window_then_starts_its_rollout(tmp_pat
     hub_key, ana = KeyPair.generate(), KeyPair.generate()
     hub_key.save(hub_key_path := tmp_path / "hub.key")
     trust_public_key(hub_key.public, tmp_path / "state" / "keys" / "hub")
-    with spawn_nats_hub(tmp_path / "hub") as hub, \
-            twin_and_daemon(tmp_path, rps=20, uplink={"hub_url": hub.value, "cube_id": "cube-plan",
-                                                       "interval_s": 0.3}) as (twin, d):
+    with Fleet(tmp_path / "nats") as fleet, \
+            spawn_nats_hub(tmp_path / "hub", fleet.root_urls, replicas=3) as _writer, \
+            twin_and_daemon(tmp_path, rps=20, uplink={"hub_url": fleet.leaf_url("eu"), "cube_id": "cube-plan",
+                                                       "region": "eu", "interval_s": 0.3}) as (twin, d):
         v1 = twin.cube.state().slot("active").bundle_id
         twin.bundle("v2", seed=4)
         twin.bundle("v3", seed=5)
@@ -44,7 +47,7 @@ def test_a_plan_waits_for_its_maintenance_window_then_starts_its_rollout(tmp_pat
         plans = [{"id": "roll-v2", "bundle": "v2", "constraints": {
                       "window": window, "min_samantha_version": "0.1.0", "requires_active": v1[:12]}},
                  {"id": "roll-v3", "bundle": "v3", "constraints": {"min_samantha_version": "99"}}]
-        publish_module(tmp_path, hub.value, hub_key_path, 1, "1h", ana, body_extra={"plans": plans})
+        publish_module(tmp_path, ",".join(fleet.root_urls), hub_key_path, 1, "1h", ana, body_extra={"plans": plans})
 
         def plan(pid: str):
             return next((p for p in d.client.status()["plans"] if p["id"] == pid), None)
