@@ -333,8 +333,13 @@ class UplinkService:
                                           [r.bundle_id]).fetchone()
             if prior is not None:  # a replay, or another recall of the same bundle: nothing more to do
                 return {"status": "already_applied", "applied_at": prior[0], "nonce": prior[1]}
-            outcome = (self.on_recall(r.bundle_id, r.nonce, r.reason) if self.on_recall is not None
-                       else {"status": "blocked", "reason": NO_DAEMON, "was_active": False, "actions": []})
+            try:
+                outcome = (self.on_recall(r.bundle_id, r.nonce, r.reason) if self.on_recall is not None
+                           else {"status": "blocked", "reason": NO_DAEMON, "was_active": False, "actions": []})
+            except Exception as e:  # noqa: BLE001 - a failing step never stops the uplink; tried again next round
+                log.exception("recall of %s", r.bundle_id)
+                outcome = {"status": "blocked", "reason": f"{type(e).__name__}: {e}"[:500], "was_active": False,
+                           "actions": []}
             if outcome["status"] != "applied":
                 if self._recall_said.get(r.bundle_id) != outcome["reason"]:
                     self._recall_said[r.bundle_id] = outcome["reason"]
