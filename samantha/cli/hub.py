@@ -192,6 +192,66 @@ def override(cube: str = typer.Option(..., help="the Cube's id at the hub"), key
 
 
 @app.command()
+def recall(bundle_id: str = typer.Argument(..., help="the bundle's id (64 hex: `samantha bundle inspect`)"),
+           key: Path = KeyOption, hub: str = HubOption,
+           reason: str = typer.Option(..., help="why (in every Cube's audit log and alert)"),
+           operator: str = typer.Option("hub", help="who orders it (recorded)"),
+           out: Path | None = typer.Option(None, help="also write the signed document here"),
+           as_json: bool = JsonOption) -> None:
+    """Sign (hub key) and publish a Recall of one bundle at the root: every Cube quarantines it and, where it
+    is active, flips to its last-known-good bundle. Follow it with `samantha hub recall-status`."""
+    from pydantic import ValidationError
+
+    from samantha.uplink.recall import RECALL_KIND, sign_recall
+
+    if not _nats(hub):
+        bad_input("--hub: a Recall is published on the NATS hub (nats://...); the HTTP hub has none")
+    body = {"kind": RECALL_KIND, "bundle_id": bundle_id, "nonce": secrets.token_hex(12), "issued_at": time.time(),
+            "operator": operator, "reason": reason}
+    try:
+        doc = sign_recall(body, _key(key))
+    except ValidationError as e:
+        err = e.errors()[0]
+        bad_input(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}")
+    if out is not None:
+        out.write_text(json.dumps(doc, indent=1, sort_keys=True))
+    from samantha.hub import nats_ops
+
+    res = _nats_call(nats_ops.publish_recall, hub, doc)
+    print_json(res) if as_json else console.print(f"recall of {bundle_id[:16]} published as #{res['stream_seq']}")
+
+
+@app.command("recall-status")
+def recall_status(bundle_id: str = typer.Argument(..., help="the recalled bundle's id"),
+                  data_dir: Path = typer.Option(..., "--data-dir", help="the hub's storage root (as given to "
+                                                "`hub serve`)"),
+                  as_json: bool = JsonOption) -> None:
+    """Which Cubes applied a Recall (with the time), which are blocked (why), which it has not reached yet."""
+    from samantha.hub.recall_status import recall_status as status_of
+    from samantha.hub.storage import HubStorage
+
+    if not (data_dir / "hub.sqlite").exists():
+        bad_input(f"--data-dir: no hub data under {data_dir} (expected {data_dir / 'hub.sqlite'})")
+    hs = HubStorage(data_dir)
+    try:
+        res = status_of(hs, bundle_id)
+    finally:
+        hs.close()
+    if as_json:
+        print_json(res)
+        return
+    c = res["counts"]
+    console.print(f"recall of {bundle_id[:16]}: {c['applied']}/{c['known']} Cubes applied, {c['pending']} blocked "
+                  f"or refused, {c['not_reached']} not reached")
+    for a in res["applied"]:
+        console.print(f"  applied  {a['cube']} at {a['applied_at']:.0f}{' (was active: flipped)' if a['was_active'] else ''}")
+    for p in res["pending"]:
+        console.print(f"  {p['status']:8} {p['cube']}: {p['reason']}")
+    for n in res["not_reached"]:
+        console.print(f"  waiting  {n['cube']} (last seen {n['last_seen']:.0f})")
+
+
+@app.command()
 def stats(hub: str = HubOption,
           data_dir: Path | None = typer.Option(None, "--data-dir", help="read the hub's Parquet directly (the "
                                                "storage root of `hub serve`); needed with a NATS hub"),

@@ -94,6 +94,9 @@ def render_status(st: dict[str, Any]) -> None:
     else:
         console.print("policy module: [dim]none installed (shipped defaults)[/dim]")
     console.print("[bold red]SAFE MODE[/bold red]: " + safe["reason"] if safe["safe"] else "mode: normal")
+    for r in st.get("recalls") or []:
+        console.print(f"recall applied: {r['bundle_id'][:16]} at {r['applied_at']:.0f}"
+                      f"{' (was active: flipped to last-known-good)' if r['was_active'] else ''}")
     t = Table("drift SLO", "status", "reason")
     for d in st["drift"]:
         color = {"pass": "green", "fail": "red"}.get(d["status"], "yellow")

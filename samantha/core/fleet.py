@@ -5,6 +5,8 @@
     samantha.policy.<channel>              the signed policy modules of a release channel (stream POLICY:
                                            last value per subject, a short history)
     samantha.parked.<cube>.<kind>          batches the writer refused, with the reason (stream PARKED)
+    samantha.recall.<bundle id>            the root's signed Recall of one bundle (stream RECALL: last value per
+                                           bundle, no age limit, so a Cube offline for months still gets it)
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ STREAM_UP = "SAMANTHA_UP"
 STREAM_DOWN = "SAMANTHA_DOWN"
 STREAM_PARKED = "SAMANTHA_PARKED"
 STREAM_POLICY = "SAMANTHA_POLICY"
+STREAM_RECALL = "SAMANTHA_RECALL"
+RECALL_SUBJECTS = "samantha.recall.>"
 DOMAIN = "hub"  # the root cluster's JetStream domain (clients behind a regional leaf reach it by name)
 WRITER_DURABLE = "parquet-writer"
 
@@ -47,3 +51,7 @@ def policy_subject(channel: str) -> str:
 
 def parked_subject(cube: str, kind: str) -> str:
     return f"samantha.parked.{token(cube, 'cube')}.{token(kind, 'kind')}"
+
+
+def recall_subject(bundle_id: str) -> str:
+    return f"samantha.recall.{token(bundle_id, 'bundle_id')}"

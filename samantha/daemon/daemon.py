@@ -70,10 +70,14 @@ class Daemon:
 
     # ------------------------------------------------------------------ the loops
     def cycle(self) -> dict[str, Any]:
-        """One steady-state cycle, then one rollout tick (in a worker thread)."""
+        """One steady-state cycle, then the policy module's Plans and one rollout tick (in a worker thread)."""
         self._adopt_policy()
         out = self.parts.graph.run_cycle()
         self.parts.surfaces.after_cycle(out)
+        p = self.parts
+        cur = p.uplink.policy.current()
+        if cur is not None and cur.module.plans:
+            p.plans.tick(cur.module.plans, self.clock.time(), safe_mode=p.uplink.safe.safe)
         self.parts.rollout.tick(self.clock.time())
         return out
 

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter
 
+from samantha import __version__
 from samantha.api.rollout_routes import make_rollout_router
 from samantha.api.surfaces import Surfaces
 from samantha.api.uplink_routes import make_uplink_router
@@ -54,11 +55,13 @@ from samantha.loop.incidents import IncidentBook
 from samantha.loop.known_good import KnownGood
 from samantha.loop.ledger import ActionLedger
 from samantha.loop.nodes import SreDeps, SreNodes
+from samantha.loop.recall import apply_recall
 from samantha.loop.triage import TriageFn, Triager, rule_triage
 from samantha.playbooks import Playbook, PlaybookRunner
 from samantha.playbooks.playbook_set import load_playbooks
 from samantha.rollout.actions import RolloutActions
 from samantha.rollout.controller import RolloutController
+from samantha.rollout.plans import PlanRunner
 from samantha.rollout.wiring import build_controller, bundle_catalog
 from samantha.telemetry.host import HostCollector
 from samantha.telemetry.store import TelemetryStore
@@ -94,6 +97,7 @@ class Parts:
     engine: GateEngine
     rollout: RolloutController
     rollout_policy: RolloutPolicy  # the local rollout policy (`sre.rollout_policy`, else the default)
+    plans: PlanRunner  # the policy module's Plans: started through `rollout` when their constraints hold
     nodes: SreNodes
     graph: SteadyStateGraph
     recovery: dict[str, Any]  # what the graph's `resume()` did at start-up
@@ -183,6 +187,8 @@ def build_parts(config: SamanthaConfig, clock: Clock = REAL_CLOCK, *,
                                    actions=RolloutActions(ledger, cube_snapshot), alert=incident_alerts.rollout,
                                    max_step_s=cfg.sre.rollout_max_step_s, known_good=known_good,
                                    ask=lambda: late.get("queue"), catalog=catalog, audit=audit.append)
+        plans = PlanRunner(rollout, Path(cfg.data_dir) / "plans.json", clock, samantha_version=__version__,
+                           audit=audit.append)
         nodes = SreNodes(SreDeps(config=cfg, clock=clock, store=store, cube=cube, engine=engine, runner=runner,
                                  ledger=ledger, incidents=incidents, triager=triager, audit=audit,
                                  alert=incident_alerts.fire, resolve_alert=incident_alerts.resolve,
@@ -232,7 +238,8 @@ def build_parts(config: SamanthaConfig, clock: Clock = REAL_CLOCK, *,
 
         uplink = UplinkService(cfg, store, clock, key=key, outbox=outbox, alerts=alerts, audit=audit, cube=cube,
                                bundle_expires_at=active_bundle_expiry, on_decision=relayed,
-                               supply_hold=catalog.supply_hold)
+                               supply_hold=catalog.supply_hold,
+                               on_recall=lambda b, n, r: apply_recall(nodes, b, n, r).as_dict())
         closes(uplink.close)
         late["uplink"] = uplink
         surfaces = Surfaces(cfg, clock, store, cube_id=key.public.key_id,
@@ -242,7 +249,7 @@ def build_parts(config: SamanthaConfig, clock: Clock = REAL_CLOCK, *,
         return Parts(config=cfg, clock=clock, store=store, key=key, audit=audit, alerts=alerts,
                      incident_alerts=incident_alerts, playbooks=playbooks, runner=runner, cube=cube, ledger=ledger,
                      incidents=incidents, known_good=known_good, llm=llm, triager=triager, engine=engine, rollout=rollout,
-                     rollout_policy=rollout.policy, nodes=nodes, graph=graph, recovery=recovery,
+                     rollout_policy=rollout.policy, plans=plans, nodes=nodes, graph=graph, recovery=recovery,
                      collector=collector, outbox=outbox, chaos=chaos, approvals=approvals, uplink=uplink,
                      surfaces=surfaces, routers=routers, closing=stack.pop_all())
     raise AssertionError("unreachable")  # the with block returns or raises

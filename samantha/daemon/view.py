@@ -77,6 +77,7 @@ class ApiView:
             "playbooks_source": "policy module" if s.policy_in_force else "local",
             "rollout": _jsonable(p.rollout.status()),
             "known_good": p.known_good.rows(),
+            "plans": p.plans.status(),
             "telemetry": {k: v for k, v in p.store.stats().items()
                           if k in ("accepted", "rejected", "shed", "commits", "committed_by_table",
                                    "visibility_lag_ms")},

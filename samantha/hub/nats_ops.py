@@ -1,5 +1,5 @@
 """Operator acts on the hub over NATS: publish a signed policy module to a channel, relay an operator
-document to one Cube. The hub relays; each Cube verifies (signature, version, expiry, operator keys)."""
+document to one Cube, publish a signed Recall of one bundle to every Cube. The hub relays; each Cube verifies (signature, version, expiry, operator keys)."""
 
 from __future__ import annotations
 
@@ -69,4 +69,15 @@ def relay_doc(url: str, cube: str, doc: dict[str, Any], timeout: float = 10.0) -
         ack = await js.publish(subject, json.dumps(doc, sort_keys=True).encode(),
                                headers={"Nats-Msg-Id": f"doc-{doc.get('nonce', '')}"})
         return {"seq": ack.seq, "cube": cube, "subject": subject}
+    return asyncio.run(_with_js(url, put, timeout))
+
+
+def publish_recall(url: str, doc: dict[str, Any], timeout: float = 10.0) -> dict[str, Any]:
+    """A signed Recall on `samantha.recall.<bundle id>`: the stream keeps the last one per bundle, for ever."""
+    subject = fleet.recall_subject(str(doc.get("bundle_id", "")))
+    data = json.dumps(doc, sort_keys=True).encode()
+
+    async def put(js: Any) -> Any:
+        ack = await js.publish(subject, data, headers={"Nats-Msg-Id": f"recall-{doc.get('nonce', '')}"})
+        return {"bundle_id": doc["bundle_id"], "subject": subject, "stream_seq": ack.seq, "nonce": doc["nonce"]}
     return asyncio.run(_with_js(url, put, timeout))

@@ -6,6 +6,7 @@
 | SAMANTHA_POLICY | samantha.policy.>     | 10 per channel (last value + history)  | Cubes read the last one              |
 | SAMANTHA_DOWN   | samantha.down.>       | 30 d                                   | a Cube offline a month still gets it |
 | SAMANTHA_PARKED | samantha.parked.>     | 30 d                                   | poison batches, with the reason      |
+| SAMANTHA_RECALL | samantha.recall.>     | last one per bundle, no age limit      | a Cube offline for months gets it    |
 
 Every stream is file-backed with `replicas` copies (3 on the root cluster, 1 on a single `hub serve`).
 """
@@ -32,6 +33,8 @@ async def ensure_streams(js: Any, replicas: int = 1) -> None:
                      allow_direct=True),
         StreamConfig(name=fleet.STREAM_DOWN, subjects=["samantha.down.>"], max_age=30 * DAY),
         StreamConfig(name=fleet.STREAM_PARKED, subjects=["samantha.parked.>"], max_age=30 * DAY),
+        StreamConfig(name=fleet.STREAM_RECALL, subjects=[fleet.RECALL_SUBJECTS], max_msgs_per_subject=1,
+                     allow_direct=True),
     ]
     for cfg in streams:
         cfg.num_replicas, cfg.storage = replicas, StorageType.FILE

@@ -9,10 +9,11 @@ incidents and advisory triage.
 - `ledger`: The write-ahead action ledger (`actions` table): an intent is durable before the Cube is called.
 - `llm_triage`: The local LLM as the steady-state graph's advisory triage (a `TriageFn` for the Triager thread).
 - `nodes`: Bodies of the steady-state graph's nodes. The topology is in samantha/loop/graph.py.
+- `recall`: Applying a verified Recall at the Cube, through the daemon's one action path.
 - `state`: The steady-state graph's cycle state: plain JSON-able data, checkpointed after every node.
 - `tables`: DDL of the SRE tables in the daemon's DuckDB file: `actions` (write-ahead), `incidents` and `known_good`.
 - `triage`: Advisory triage, off the fast path: a bounded queue and one worker thread.
 """
 
-__all__ = ["effects", "graph", "incidents", "known_good", "ledger", "llm_triage", "nodes", "state", "tables",
+__all__ = ["effects", "graph", "incidents", "known_good", "ledger", "llm_triage", "nodes", "recall", "state", "tables",
            "triage"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -116,6 +117,8 @@ class SreNodes:
         self._steady_gates = [g for g in deps.runner.gates if not judges_canary(g)]
         # what the last full cycle left settled: (ledger version, active bundle, when); None = something open
         self._settled: tuple[int, str | None, float] | None = None
+        # the act node and an outside requester (a Recall, on the uplink's thread) never call the Cube at once
+        self.acting = threading.RLock()
 
     def adopt(self, runner: PlaybookRunner) -> None:
         """Run another playbook set from the next cycle (called between cycles, in the loop's thread)."""
@@ -311,12 +314,35 @@ class SreNodes:
     # ---------------------------------------------------------------------- act
     @timed("act")
     def act(self, state: CycleState) -> dict[str, Any]:
-        acted = [self._execute(d) for d in state.get("decisions", [])]
-        mine = {d["id"] for d in state.get("decisions", [])}
-        for row in self.d.ledger.with_status(["intent"]):  # left by a crash or an unreachable Cube
-            if row["id"] not in mine and row["requested_by"] == "playbook":  # the rollout controller owns its own
-                acted.append(self._complete(row, reconcile=True))
-        return {"acted": acted}
+        with self.acting:
+            acted = [self._execute(d) for d in state.get("decisions", [])]
+            mine = {d["id"] for d in state.get("decisions", [])}
+            for row in self.d.ledger.with_status(["intent"]):  # left by a crash or an unreachable Cube
+                if row["id"] not in mine and row["requested_by"] == "playbook":  # the rollout controller owns its own
+                    acted.append(self._complete(row, reconcile=True))
+            return {"acted": acted}
+
+    def act_now(self, proposed: ProposedAction, action_id: str, cube: CubeState,
+                evidence: list[dict[str, Any]]) -> dict[str, Any]:
+        """An action that does not come from a playbook (a Recall from the root): the same kernel check, on
+        `cube` (fresh), then the same write-ahead intent and Cube call as the loop's own. `action_id` is
+        deterministic for its requester, so asking again after a crash completes that row, never a second.
+        The caller holds `acting` from reading `cube` to here."""
+        now = self.d.clock.time()
+        if self.d.ledger.get(action_id) is None:
+            history = self.d.ledger.history(now - self.d.config.policy.rate_window_s)
+            verdict = decide(proposed, self.kernel_view(cube), history, now, self.d.config.policy)
+            if not verdict.allowed:
+                return {"id": action_id, "kind": proposed.kind, "status": "refused", "violated": verdict.violated,
+                        "reasons": verdict.reasons}
+            policy = verdict.explain()
+        else:
+            policy = "resumed"
+        return self._execute({
+            "id": action_id, "kind": proposed.kind, "target": proposed.target, "reason": proposed.reason,
+            "requested_by": proposed.requested_by, "playbook": None, "playbook_version": None, "incident_id": None,
+            "proposed": proposed.model_dump(mode="json"), "evidence": evidence, "before": effects.snapshot(cube),
+            "created_ts": now, "trigger": "recall", "policy": policy, "hold_s": None})
 
     def _execute(self, d: dict[str, Any]) -> dict[str, Any]:
         """Write the intent (once), then complete it. Safe to run again for the same decision."""

@@ -6,7 +6,8 @@ lost message is resent under the same batch id, and the hub's writer drops a bat
 
     up:   samantha.up.<region>.<cube>.<kind>, header Nats-Msg-Id = batch id (the stream's dedup window),
           Samantha-Sha256 etc.; up to `window` publishes in flight, each acked on its own PubAck
-    down: last message on samantha.policy.<channel>; samantha.down.<cube>.decision after a cursor
+    down: last message on samantha.policy.<channel>; samantha.down.<cube>.decision after a cursor;
+          every Recall on samantha.recall.> (one per bundle: a Cube applies each once, so each round reads all)
 
 All network work runs on one background thread with its own event loop. `kick()` starts a round and
 returns at once, so a broker that is down (the normal state for a Cube) never slows the daemon's tick:
@@ -42,13 +43,14 @@ async def _quiet(e: Exception) -> None:
 
 class NatsLink:
     def __init__(self, outbox: Outbox, servers: list[str], cube_id: str, clock: Clock, *, region: str,
-                 channel: str, on_policy: DocFn, on_operator_doc: DocFn, timeout_s: float = 5.0,
+                 channel: str, on_policy: DocFn, on_operator_doc: DocFn, on_recall: DocFn | None = None,
+                 timeout_s: float = 5.0,
                  window: int = 32, domain: str | None = fleet.DOMAIN) -> None:
         self.outbox, self.clock, self.servers = outbox, clock, servers
         self.cube_id = fleet.token(cube_id, "uplink.cube_id")
         self.region = fleet.token(region, "uplink.region")
         self.channel = fleet.token(channel, "uplink.channel")
-        self.on_policy, self.on_operator_doc = on_policy, on_operator_doc
+        self.on_policy, self.on_operator_doc, self.on_recall = on_policy, on_operator_doc, on_recall
         self.timeout_s, self.window, self.domain = timeout_s, window, domain
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, name="uplink-nats", daemon=True)
@@ -127,6 +129,8 @@ class NatsLink:
             try:
                 out["policy"] = await self._pull_policy(js)
                 out["decisions"] = await self._pull_decisions(js)
+                if self.on_recall is not None:
+                    out["recalls"] = await self._pull_recalls(js)
             except Exception as e:  # noqa: BLE001 - a pull failing does not stop the upload
                 out["pull_error"] = f"{type(e).__name__}: {e}"[:300]
                 self._suspect = True  # a connection that timed out a pull may be half-dead: the next round redials
@@ -185,6 +189,25 @@ class NatsLink:
             after = int(msg.seq)
             await asyncio.to_thread(self.outbox.set_state, **{"uplink:nats_decisions_after": after})
         return {"received": received, "accepted": accepted}
+
+    async def _pull_recalls(self, js: Any, limit: int = 1000) -> dict[str, Any]:
+        """Every Recall in the stream, oldest first: applied ones answer at once (idempotent), and one that was
+        blocked (no last-known-good bundle to flip to yet) is tried again."""
+        from nats.js.errors import NotFoundError
+
+        seq, statuses = 0, []
+        for _ in range(limit):
+            try:
+                msg = await js.get_msg(fleet.STREAM_RECALL, seq=seq + 1, subject=fleet.RECALL_SUBJECTS, next=True)
+            except NotFoundError:
+                break
+            try:
+                doc = json.loads(msg.data)
+            except ValueError:
+                doc = None  # refused with its reason, like any malformed recall
+            statuses.append((await asyncio.to_thread(self.on_recall, doc))["status"])  # type: ignore[misc]
+            seq = int(msg.seq)
+        return {s: statuses.count(s) for s in sorted(set(statuses))}
 
     async def _publish(self, js: Any, res: SyncResult, deadline: float) -> None:
         """Pending batches oldest first, `window` in flight; each leaves the outbox on its own PubAck."""

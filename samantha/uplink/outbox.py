@@ -17,8 +17,8 @@ Classes, in the order the budget takes from them:
   replaced by a *gap record* (same seq and id, payload = what was dropped, counted);
 - important (alerts, findings, proposed gates): replaced by gap records only when no
   bulk batch is left to give;
-- critical (audit, incidents, actions, approval requests, gap records, and the DORA facts
-  rollouts and recoveries): never dropped.
+- critical (audit, incidents, actions, approval requests, gap records, the DORA facts
+  rollouts and recoveries, and Recall reports): never dropped.
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ KIND_CLASS: dict[str, Klass] = {
     "gap": "critical",
     # DORA facts: a few a day, and a dropped one would bias the fleet's numbers, not just thin them
     "rollouts": "critical", "recoveries": "critical",
+    "recalls": "critical",  # a Recall applied, blocked or refused: the hub's recall-status reads them
     "alerts": "important", "findings": "important", "proposed_gates": "important",
     "requests_1m": "bulk", "samples_1m": "bulk",
 }

@@ -2,8 +2,8 @@
 
 A module carries playbooks, gates, the rollout policy, trusted operator keys (with roles),
 approval decisions, the bundle-expiry policy, what a bundle must carry to be loaded (`supply`: required
-SLSA builder, denied SBOM components; judged by `kernel/supply.py: judge_provenance`) and, optionally, a
-fleet baseline. It is
+SLSA builder, denied SBOM components; judged by `kernel/supply.py: judge_provenance`), rollout Plans with
+Constraints and, optionally, a fleet baseline. It is
 signed (ed25519, `signing.sign_document`) by a hub key the Cube trusts, has a `version`
 and an `expires_at`.
 
@@ -39,6 +39,7 @@ from samantha.core.signing import (
 from samantha.core.supply import SupplyPolicy
 from samantha.gates.rollout_policy import RolloutPolicy
 from samantha.gates.spec import Gate
+from samantha.kernel.plans import Plan
 from samantha.playbooks import Playbook
 
 MODULE_KIND = "samantha/policy-module"
@@ -93,11 +94,16 @@ class PolicyModule(_M):
     bundle_expiry: BundleExpiryPolicy = BundleExpiryPolicy()
     fleet_baseline: FleetBaseline | None = None
     supply: SupplyPolicy | None = Field(None, description="what a bundle must carry (SBOM, provenance) to load")
+    plans: list[Plan] = Field(default_factory=list, description="rollouts to start when their constraints hold "
+                              "(samantha/kernel/plans.py)")
 
     @model_validator(mode="after")
     def _times(self) -> PolicyModule:
         if self.expires_at <= self.issued_at:
             raise ValueError("expires_at must be after issued_at")
+        ids = [p.id for p in self.plans]
+        if len(ids) != len(set(ids)):
+            raise ValueError(f"plans: ids must be unique, got {ids}")
         return self
 
     def operators(self, role: Role) -> dict[str, PublicKey]:

@@ -3,7 +3,7 @@
 Each `tick(now)`:
 1. collects new Reported State (and final DORA facts) into the outbox and enforces its disk budget;
 2. when the hub is configured and the backoff allows: pulls the policy module, pulls
-   relayed operator documents, uploads (bounded by `uplink.sync_max_s`);
+   relayed operator documents and Recalls (NATS), uploads (bounded by `uplink.sync_max_s`);
 3. evaluates safe mode and applies its effects (audit, alert, `CubeRuntime.safe_mode`);
 4. writes the drift-SLO gauges the staleness gates read.
 Nothing in a tick needs the network to succeed: offline, steps 1, 3 and 4 still run.
@@ -36,6 +36,7 @@ from samantha.uplink.nats_link import NatsLink
 from samantha.uplink.operator_docs import DECISION_KIND, OVERRIDE_KIND, Checked, check_operator_doc
 from samantha.uplink.outbox import Outbox
 from samantha.uplink.policy_module import Offer, PolicyStore, doc_sha
+from samantha.uplink.recall import check_recall
 from samantha.uplink.safe_mode import SafeModeState, next_state, with_override
 from samantha.uplink.uploader import ProgressFn, Uploader
 
@@ -52,6 +53,14 @@ M_FLEET_DIVERGENCE = "cube_fleet_divergence"
 # approval queue; without one every relayed decision is refused.
 DecisionHandler = Callable[[dict[str, Any], Checked, str], str | None]
 NO_QUEUE = "no approval queue on this Cube (chaos mode is off)"
+# (bundle id, nonce, reason) -> {"status": "applied" | "blocked", "reason", "was_active", "actions"}: the daemon's
+# action path (samantha/loop/recall.py). Without one (no daemon) a Recall waits, blocked, for the daemon.
+RecallHandler = Callable[[str, str, str], dict[str, Any]]
+NO_DAEMON = "no daemon acts on this Cube now: the recall applies when `samantha run` is up"
+
+_RECALLS_DDL = """CREATE TABLE IF NOT EXISTS uplink_recalls (
+    bundle_id VARCHAR NOT NULL, nonce VARCHAR NOT NULL, received_at DOUBLE NOT NULL, applied_at DOUBLE NOT NULL,
+    signer VARCHAR, was_active BOOLEAN NOT NULL, outcome VARCHAR NOT NULL, doc VARCHAR NOT NULL)"""
 
 _DECISIONS_DDL = """CREATE TABLE IF NOT EXISTS uplink_decisions (
     received_at DOUBLE NOT NULL, source VARCHAR NOT NULL, kind VARCHAR, status VARCHAR NOT NULL,
@@ -75,12 +84,12 @@ class UplinkService:
                  conn: Any = None, alerts: Any = None, audit: Any = None, cube: Any = None,
                  bundle_expires_at: Callable[[], float | None] | None = None,
                  supply_hold: Callable[[], str | None] | None = None,
-                 on_decision: DecisionHandler | None = None,
+                 on_decision: DecisionHandler | None = None, on_recall: RecallHandler | None = None,
                  http: httpx.Client | None = None, outbox: Outbox | None = None) -> None:
         u = config.uplink
         self.config, self.cfg, self.store, self.clock = config, u, store, clock
         self.alerts, self.audit, self.cube = alerts, audit, cube
-        self.bundle_expires_at, self.on_decision = bundle_expires_at, on_decision
+        self.bundle_expires_at, self.on_decision, self.on_recall = bundle_expires_at, on_decision, on_recall
         self.supply_hold = supply_hold  # why the supply is held (stale TUF metadata, the kernel's rules): safe mode too
         self.cube_id = u.cube_id or (key.public.key_id if key is not None else "cube")
         self.dir = config.resolve(u.dir)
@@ -93,6 +102,7 @@ class UplinkService:
         self.outbox.protect(store.retention)
         with self.outbox.lock:
             self.conn.execute(_DECISIONS_DDL)
+            self.conn.execute(_RECALLS_DDL)
         if self.outbox.get_state("uplink:first_start") is None:
             self.outbox.set_state(**{"uplink:first_start": clock.time()})
         self.policy = PolicyStore(self.dir, load_public_keys(config.resolve(u.hub_keys)))
@@ -101,7 +111,8 @@ class UplinkService:
         self.link = (NatsLink(self.outbox, [x.strip() for x in u.hub_url.split(",")], self.cube_id, clock,
                               region=u.region, channel=u.channel, timeout_s=u.timeout_s,
                               on_policy=lambda doc: self.offer_module(doc, source="hub"),
-                              on_operator_doc=lambda doc: self.submit_operator_doc(doc, source="hub"))
+                              on_operator_doc=lambda doc: self.submit_operator_doc(doc, source="hub"),
+                              on_recall=lambda doc: self.submit_recall(doc, source="hub"))
                      if u.hub_url and u.hub_url.startswith(("nats://", "tls://")) else None)
         self.uploader = (Uploader(self.outbox, u.hub_url, self.cube_id, clock, timeout_s=u.timeout_s,
                                   backoff_initial_s=u.backoff_initial_s, backoff_max_s=u.backoff_max_s,
@@ -112,6 +123,7 @@ class UplinkService:
         self.last_tick: dict[str, Any] = {}
         self.last_offer: dict[str, Any] | None = None
         self._refused: dict[str, Offer] = {}
+        self._recall_said: dict[str, str] = {}  # doc sha or bundle id -> the refusal or block last recorded
 
     def close(self) -> None:
         if self.link is not None:
@@ -288,6 +300,81 @@ class UplinkService:
                                      f"LIMIT {int(limit)}").fetchall()
         return [{**dict(zip(cols, r, strict=True)), "doc": json.loads(r[-1])} for r in rows]
 
+    # ---------------- inbound: Recalls ----------------
+
+    def recalls(self) -> list[dict[str, Any]]:
+        """The Recalls applied on this Cube, newest first."""
+        cols = ("bundle_id", "nonce", "received_at", "applied_at", "signer", "was_active", "outcome")
+        with self.outbox.lock:
+            rows = self.conn.execute(f"SELECT {', '.join(cols)} FROM uplink_recalls ORDER BY applied_at DESC"
+                                     ).fetchall()
+        return [{**dict(zip(cols, r, strict=True)), "outcome": json.loads(r[-1])} for r in rows]
+
+    def submit_recall(self, doc: Any, source: str) -> dict[str, Any]:
+        """A Recall from the root: verified against the hub keys, applied once per bundle through the daemon's
+        action path, audited and reported upward ("recall applied", with its time). A refused or blocked one
+        is audited, alerted and reported once per reason; the Cube keeps running either way."""
+        with self._lock:
+            now = self.clock.time()
+            checked = check_recall(doc, keys=self.policy.trusted, now=now)
+            if not checked.ok:
+                try:
+                    sha = doc_sha(doc) if isinstance(doc, dict) else f"raw:{doc!r}"[:200]
+                except (TypeError, ValueError):  # not canonical JSON (NaN): keyed by its text
+                    sha = f"raw:{doc!r}"[:200]
+                bundle = doc.get("bundle_id") if isinstance(doc, dict) else None
+                if self._recall_said.get(sha) != checked.reason:  # the stream still serves it: said once
+                    self._recall_said[sha] = checked.reason
+                    self._recall_event("refused", bundle if isinstance(bundle, str) else None, now, source,
+                                       reason=checked.reason, nonce=doc.get("nonce") if isinstance(doc, dict) else None)
+                return {"status": "refused", "reason": checked.reason}
+            r = checked.doc
+            assert r is not None
+            with self.outbox.lock:
+                prior = self.conn.execute("SELECT applied_at, nonce FROM uplink_recalls WHERE bundle_id = ?",
+                                          [r.bundle_id]).fetchone()
+            if prior is not None:  # a replay, or another recall of the same bundle: nothing more to do
+                return {"status": "already_applied", "applied_at": prior[0], "nonce": prior[1]}
+            try:
+                outcome = (self.on_recall(r.bundle_id, r.nonce, r.reason) if self.on_recall is not None
+                           else {"status": "blocked", "reason": NO_DAEMON, "was_active": False, "actions": []})
+            except Exception as e:  # noqa: BLE001 - a failing step never stops the uplink; tried again next round
+                log.exception("recall of %s", r.bundle_id)
+                outcome = {"status": "blocked", "reason": f"{type(e).__name__}: {e}"[:500], "was_active": False,
+                           "actions": []}
+            if outcome["status"] != "applied":
+                if self._recall_said.get(r.bundle_id) != outcome["reason"]:
+                    self._recall_said[r.bundle_id] = outcome["reason"]
+                    self._recall_event("blocked", r.bundle_id, now, source, reason=outcome["reason"], nonce=r.nonce,
+                                       signer=checked.signer, actions=outcome.get("actions"))
+                return {"status": "blocked", "reason": outcome["reason"]}
+            applied_at = self.clock.time()
+            with self.outbox.lock:
+                self.conn.execute("INSERT INTO uplink_recalls VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                                  [r.bundle_id, r.nonce, now, applied_at, checked.signer, bool(outcome["was_active"]),
+                                   json.dumps(outcome, sort_keys=True, default=str),
+                                   json.dumps(doc, sort_keys=True, default=str)])
+            self._recall_event("applied", r.bundle_id, applied_at, source, reason=r.reason, nonce=r.nonce,
+                               signer=checked.signer, was_active=bool(outcome["was_active"]),
+                               actions=outcome.get("actions"), operator=r.operator)
+            return {"status": "applied", "applied_at": applied_at}
+
+    def _recall_event(self, status: str, bundle: str | None, ts: float, source: str, **detail: Any) -> None:
+        """Audit, alert (not for an applied one) and report upward, one record per event."""
+        rec = {"id": f"{self.cube_id}:{bundle}:{detail.get('nonce')}:{status}:{int(ts * 1000)}", "ts": ts,
+               "cube": self.cube_id, "bundle_id": bundle, "status": status, "source": source, **detail}
+        self._audit(f"recall_{status}", rec)
+        if status != "applied" and self.alerts is not None:
+            self.alerts.fire(f"samantha_recall_{status}", "critical" if status == "blocked" else "warning",
+                             f"recall of {str(bundle)[:16]} {status}: {detail.get('reason')}"[:500],
+                             {"source": source, "bundle": str(bundle)[:64]}, key=f"uplink:recall_{status}:{bundle}")
+        elif self.alerts is not None:
+            self.alerts.resolve(f"uplink:recall_blocked:{bundle}")
+        try:
+            self.outbox.append_records("recalls", [rec])
+        except ValueError as e:  # never stops the Cube; the audit record above holds it
+            log.warning("recall record not queued: %s", e)
+
     # ---------------- safe mode ----------------
 
     @property
@@ -462,6 +549,7 @@ class UplinkService:
             "policy": self.policy.info(now),
             "last_offer": self.last_offer,
             "safe_mode": self.safe.model_dump(exclude={"used_nonces"}),
+            "recalls": self.recalls()[:20],
             "alerts": self._uplink_alerts(),
             "drift": self.drift(now),
         }

@@ -21,13 +21,17 @@ def test_story_act_fast(tmp_path: Path) -> None:
     story_act.run(ctx)
     text = console.export_text()
     # the three chapters, in order, then the audit verified through the API
-    order = [text.index(s) for s in ("promoted", "caught", "refused", "flip verified", "audit log")]
+    flat = " ".join(text.split())  # the console wraps long lines
+    order = [flat.index(s) for s in ("promoted", "caught", "refused", "flip verified", "the fleet recalls",
+                                     "hub recall-status: applied by cube-story",
+                                     "the Cube waits and says why: window: outside the maintenance window",
+                                     "min_samantha_version: this Cube runs 0.1.0", "audit log")]
     assert order == sorted(order), text[-3000:]
     assert "chain intact" in text and "(rules), +" in text
     # the headline is the code-written summary; one fault, one incident across the flip
-    flat = " ".join(text.split())  # the console wraps long lines
     assert "failed on the active slot, bundle" in flat and "verified; traffic left bundle" in flat, text[-3000:]
     assert ctx.facts["incidents for the one fault"] == 1, text[-3000:]
     assert ctx.facts["rollout: bad bundle time to traffic-off s"] < 5
     assert 0 < ctx.facts["flip: traffic switched s"] < 10
     assert ctx.facts["audit records verified"] > 0
+    assert 0 < ctx.facts["recall: applied after publish s"] < 10

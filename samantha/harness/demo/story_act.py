@@ -4,6 +4,9 @@
 2. a bad one (20% errors) is caught at an early step, snapped back and quarantined;
 3. the active slot degrades (half its requests fail) and the daemon flips it, confirmed from the
    router's telemetry; the advisory triage lands on the incident after the flip;
+4. the fleet recalls the bundle that degraded: a signed Recall published at the embedded NATS hub reaches
+   the daemon's uplink, which quarantines it, and the hub's Parquet shows the Cube applied it; a policy
+   module then carries a Plan with Constraints, and the Cube says why it waits;
 then the audit chain is verified through the daemon's API. Every time printed is measured.
 """
 
@@ -22,7 +25,7 @@ from rich.table import Table
 from samantha.api.client import DaemonError, DaemonNotRunning
 from samantha.core.config import SamanthaConfig
 
-TITLE = "The SRE story: a rollout promoted, a bad bundle caught, a degraded slot flipped"
+TITLE = "The SRE story: a rollout promoted, a bad bundle caught, a degraded slot flipped, a Recall applied"
 PORTS = ("router_port", "control_port", "slot_a_port", "slot_b_port", "proxy_api_port", "proxy_a_port",
          "proxy_b_port", "loadgen_port")
 
@@ -46,8 +49,10 @@ def policy_doc(step_s: float, soak_s: float) -> dict[str, Any]:
             "soak": soak_s}
 
 
-def story_config(base: Path, template: SamanthaConfig, *, rps: float, policy: dict[str, Any]) -> SamanthaConfig:
-    """A twin on ephemeral ports pushing into a daemon on a free port, with the given rollout policy."""
+def story_config(base: Path, template: SamanthaConfig, *, rps: float, policy: dict[str, Any],
+                 hub_url: str | None = None) -> SamanthaConfig:
+    """A twin on ephemeral ports pushing into a daemon on a free port, with the given rollout policy (and an
+    uplink to `hub_url`, syncing every half second)."""
     from samantha.core.ports import free_port
 
     port = free_port()
@@ -58,7 +63,8 @@ def story_config(base: Path, template: SamanthaConfig, *, rps: float, policy: di
         "twin": {**{p: 0 for p in PORTS}, "rps": rps, "ingest_url": f"http://127.0.0.1:{port}/v1/ingest/requests"},
         "sre": {"rollout_policy": str(base / "rollout-policy.yaml"), "rollout_max_step_s": 60,
                 "llm_triage": template.sre.llm_triage},
-        "llm": template.llm.model_dump(mode="json", exclude_defaults=True)})
+        "llm": template.llm.model_dump(mode="json", exclude_defaults=True),
+        **({"uplink": {"hub_url": hub_url, "cube_id": "cube-story", "interval_s": 0.5}} if hub_url else {})})
 
 
 def _status(client: Any) -> Any:
@@ -104,6 +110,21 @@ def _measure(client: Any, fault: dict[str, Any], t0: float) -> dict[str, Any]:
 
 
 def run(ctx: Any) -> None:
+    from samantha.core.signing import KeyPair, trust_public_key
+    from samantha.harness.hub_process import spawn_nats_hub
+
+    step_s, soak_s = (0.5, 1.0) if ctx.fast else (2.0, 5.0)
+    base = ctx.workdir / "story"
+    with spawn_nats_hub(base / "hub") as hub:  # the fleet's root, for the Recall of chapter 4
+        cfg = story_config(base, ctx.config, rps=150 if ctx.fast else 200, policy=policy_doc(step_s, soak_s),
+                           hub_url=hub.value)
+        hub_key = KeyPair.generate()
+        trust_public_key(hub_key.public, cfg.resolve(cfg.uplink.hub_keys))
+        _story(ctx, cfg, hub.value, hub_key, base, step_s, soak_s)
+
+
+def _story(ctx: Any, cfg: SamanthaConfig, hub_url: str, hub_key: Any, base: Path, step_s: float,
+           soak_s: float) -> None:
     from samantha.cube.bundle import SigningKey
     from samantha.cube.client import CubeClient
     from samantha.cube.fault_profile import FaultProfile
@@ -114,11 +135,8 @@ def run(ctx: Any) -> None:
     from samantha.twin.toy_bundle import build_bundle
 
     con = ctx.console
-    step_s, soak_s = (0.5, 1.0) if ctx.fast else (2.0, 5.0)
-    base = ctx.workdir / "story"
-    cfg = story_config(base, ctx.config, rps=150 if ctx.fast else 200, policy=policy_doc(step_s, soak_s))
     con.print("starting the twin and `samantha run` (shipped playbooks; rollout policy: shadow, 1/5/25/50/100 %, "
-              f"{step_s:g} s per step, soak {soak_s:g} s) ...")
+              f"{step_s:g} s per step, soak {soak_s:g} s; uplink to the embedded NATS hub at {hub_url}) ...")
     st = lifecycle.up(cfg)
     cube = CubeClient(lifecycle.control_url(st))
     try:
@@ -224,6 +242,9 @@ def run(ctx: Any) -> None:
             else:
                 con.print(f"incident {flip['incident_id']}: summary not in yet (bounded wait over; the flip stands)")
 
+            _recall(ctx, client, cube, hub_url, hub_key, base / "hub", good)
+            _plan(ctx, client, hub_url, hub_key)
+
             audit = client.get("/v1/audit/verify")
             con.print(f"audit log (GET /v1/audit/verify): {audit['count']} signed records, chain "
                       f"{'intact' if audit['ok'] else 'BROKEN'}")
@@ -234,3 +255,66 @@ def run(ctx: Any) -> None:
         cube.close()
         out = lifecycle.down(cfg)
         con.print(f"twin down: {'no process left' if not out.get('left') else out['left']}")
+
+
+def _recall(ctx: Any, client: Any, cube: Any, hub_url: str, hub_key: Any, hub_root: Path, bundle: Any) -> None:
+    """4. The fleet recalls the bundle whose slot degraded: signed at the hub, applied by the daemon's uplink
+    (the kernel's steps: here it is the standby, so a quarantine), reported up, shown by `hub recall-status`."""
+    import secrets
+
+    from samantha.hub import nats_ops
+    from samantha.hub.recall_status import recall_status
+    from samantha.hub.storage import HubStorage
+    from samantha.uplink.recall import RECALL_KIND, sign_recall
+
+    con = ctx.console
+    t0 = time.time()
+    doc = sign_recall({"kind": RECALL_KIND, "bundle_id": bundle.bundle_id, "nonce": secrets.token_hex(12),
+                       "issued_at": t0, "operator": "fleet-sre", "reason": "degraded on a Cube"}, hub_key)
+    nats_ops.publish_recall(hub_url, doc)
+    where = "active" if cube.state().slot("active").bundle_id == bundle.bundle_id else "standby"
+    con.print(f"[bold]4.[/bold] the fleet recalls [bold]{bundle.label}[/bold] ({bundle.bundle_id[:12]}, the "
+              f"{where} bundle here): `samantha hub recall`, signed with the hub key")
+    if not _wait(lambda: cube.state().is_quarantined(bundle.bundle_id), 15):
+        raise RuntimeError(f"the recall was not applied: {client.get('/v1/uplink/status').get('recalls')}")
+    applied = _wait(lambda: client.get("/v1/uplink/status")["recalls"], 5)[0]
+
+    def at_hub() -> Any:
+        hs = HubStorage(hub_root)
+        try:
+            return (s := recall_status(hs, bundle.bundle_id))["applied"] and s
+        finally:
+            hs.close()
+
+    shown = _wait(at_hub, 15)
+    actions = ", ".join(f"{a['kind']} {a['status']}" for a in applied["outcome"]["actions"])
+    con.print(f"the Cube verified it and applied it {applied['applied_at'] - t0:.2f} s after it was published "
+              f"({actions}, through the daemon's action path and the safety kernel); hub recall-status: "
+              + (f"applied by {', '.join(a['cube'] for a in shown['applied'])} "
+                 f"({time.time() - t0:.1f} s after publishing)" if shown else "not in the hub's Parquet yet"))
+    ctx.facts["recall: applied after publish s"] = round(applied["applied_at"] - t0, 2)
+
+
+def _plan(ctx: Any, client: Any, hub_url: str, hub_key: Any) -> None:
+    """A policy module with a Plan whose Constraints do not hold yet: the Cube says why it waits."""
+    from datetime import UTC, datetime
+
+    from samantha.hub import nats_ops
+    from samantha.uplink.policy_module import sign_module
+
+    now = time.time()
+
+    def hms(ts: float) -> str:
+        return datetime.fromtimestamp(ts, UTC).strftime("%H:%M")
+
+    window = {"start": hms(now + 2 * 3600), "end": hms(now + 3 * 3600)}
+    module = sign_module({"version": 1, "issued_at": now - 60, "expires_at": now + 3600, "fleet": "demo",
+                          "plans": [{"id": "roll-v4", "bundle": "v4", "constraints": {
+                              "window": window, "min_samantha_version": "0.2.0"}}]}, hub_key)
+    nats_ops.publish_policy(hub_url, "fleet", module)
+    p = _wait(lambda: next((x for x in client.status()["plans"] if x["status"] == "waiting"), None), 10)
+    if p is None:
+        raise RuntimeError(f"the Plan was not evaluated: {client.get('/v1/uplink/status').get('last_offer')}")
+    ctx.console.print(f"policy module v1 carries Plan {p['id']} (roll out v4 in {window['start']}-{window['end']} "
+                      f"UTC, Samantha >= 0.2.0); the Cube waits and says why: " + "; ".join(p["waiting"]),
+                      highlight=False)
