@@ -10,7 +10,7 @@ policy module, or handed to the local CLI.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -19,6 +19,7 @@ from samantha.core.signing import KeyPair, PublicKey, SignatureError, sign_docum
 OVERRIDE_KIND = "samantha/safe-mode-override"
 DECISION_KIND = "samantha/approval-decision"
 MAX_SKEW_S = 300.0
+M = TypeVar("M", bound=BaseModel)
 
 
 class _Doc(BaseModel):
@@ -57,6 +58,20 @@ def sign_operator_doc(body: dict[str, Any], key: KeyPair) -> dict[str, Any]:
     return sign_document(body, key)
 
 
+def read_signed(raw: dict[str, Any], keys: dict[str, PublicKey], model: type[M]) -> tuple[str, M]:
+    """The signer's key id and the document as `model`, signature first; ValueError names the field and why."""
+    try:
+        signer = verify_document(raw, keys)
+    except SignatureError as e:
+        raise ValueError(f"signature: {e}") from None
+    try:
+        doc = model.model_validate({k: v for k, v in raw.items() if k != "signature"})
+    except ValidationError as e:
+        err = e.errors()[0]
+        raise ValueError(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}") from None
+    return signer, doc
+
+
 def check_operator_doc(raw: Any, *, cube: str, keys: dict[str, PublicKey], now: float, used_nonces: set[str],
                        max_lifetime_s: float | None = None) -> Checked:
     """Signature by one of `keys`, shape, target cube, nonce unused, within its validity window."""
@@ -67,14 +82,9 @@ def check_operator_doc(raw: Any, *, cube: str, keys: dict[str, PublicKey], now: 
     if model is None:
         return Checked(False, f"kind: unknown {kind!r}")
     try:
-        signer = verify_document(raw, keys)
-    except SignatureError as e:
-        return Checked(False, f"signature: {e}")
-    try:
-        doc = model.model_validate({k: v for k, v in raw.items() if k != "signature"})
-    except ValidationError as e:
-        err = e.errors()[0]
-        return Checked(False, f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}")
+        signer, doc = read_signed(raw, keys, model)
+    except ValueError as e:
+        return Checked(False, str(e))
     if doc.cube != cube:
         return Checked(False, f"cube: addressed to {doc.cube!r}, this is {cube!r}")
     if doc.nonce in used_nonces:

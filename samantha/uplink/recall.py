@@ -15,9 +15,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from samantha.core.signing import KeyPair, PublicKey, SignatureError, sign_document, verify_document
+from samantha.core.signing import KeyPair, PublicKey, sign_document
+from samantha.uplink.operator_docs import read_signed
 
 RECALL_KIND = "samantha/recall"
 MAX_SKEW_S = 300.0
@@ -55,14 +56,9 @@ def check_recall(raw: Any, *, keys: dict[str, PublicKey], now: float) -> Checked
     if raw.get("kind") != RECALL_KIND:
         return CheckedRecall(False, f"kind: expected {RECALL_KIND!r}, got {raw.get('kind')!r}")
     try:
-        signer = verify_document(raw, keys)
-    except SignatureError as e:
-        return CheckedRecall(False, f"signature: {e}")
-    try:
-        doc = Recall.model_validate({k: v for k, v in raw.items() if k != "signature"})
-    except ValidationError as e:
-        err = e.errors()[0]
-        return CheckedRecall(False, f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}")
+        signer, doc = read_signed(raw, keys, Recall)
+    except ValueError as e:
+        return CheckedRecall(False, str(e))
     if doc.issued_at > now + MAX_SKEW_S:
         return CheckedRecall(False, "issued_at: in the future")
     return CheckedRecall(True, "", doc, signer)
