@@ -17,7 +17,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(150)]
 def test_fleet_bench_tiny_loses_and_doubles_nothing_under_faults():
     r = cli(["bench", "fleet", "--json", "--cubes", "4", "--days", "0.15", "--writers", "1,2",
              "--catchup-writers", "2", "--link-cut-s", "3", "--link-kbps", "150", "--scale-window-s", "3",
-             "--ack-wait-s", "5", "--timeout-s", "60"], timeout=140)
+             "--ack-wait-s", "5", "--timeout-s", "60", "--no-daemon"], timeout=140)
     assert r.returncode == 0, r.stderr[-3000:] + r.stdout[-3000:]
     out = json.loads(r.stdout)
     tpl = out["outbox_per_cube"]
