@@ -31,8 +31,10 @@ def test_fleet_bench_tiny_loses_and_doubles_nothing_under_faults():
         assert p["records_in_parquet"] == p["records_generated"], p
         assert (p["records_lost"], p["duplicates"], p["unexpected_records"]) == (0, 0, 0), p
         assert p["wall_s"] > 0 and p["consumer_backlog_at_end"] == 0, p
+        assert sum(p["failed_rounds_by_error"].values()) == p["failed_rounds"], p
     assert out["catchup"]["records_per_s_at_hub"] > 0
 
+    assert out["faults"]["failed_rounds"] > 0  # the cut link failed rounds; they were retried to the end
     faults = {f["fault"]: f for f in out["faults"]["faults"]}
     assert set(faults) == {"sigkill_writer", "writer_restarted", "sigkill_root_node", "regional_link_cut",
                            "regional_link_restored"}, faults

@@ -236,11 +236,20 @@ def catch_up(cubes: list[SimCube], hub_urls: list[str], writers: Writers, *, tim
     return {"wall_s": round(wall, 2), "outboxes_empty_s": round(published - t0, 2),
             "cubes_done": sum(r["done"] for r in results), "rounds": sum(r["rounds"] for r in results),
             "failed_rounds": sum(r["failed_rounds"] for r in results),
+            "failed_rounds_by_error": _sum_counts(r["error_kinds"] for r in results),
             "errors_seen": sorted({r["last_error"][:120] for r in results if r.get("last_error")})[:5],
             "consumer_backlog_at_end": backlog, "batches_stored_by_writer_counters": st["stored"],
             "duplicate_batches_dropped_by_writer": st["duplicates"], "parked": st["parked"],
             "writer_errors": st["errors"],
             "bench_process_cpu_s": round(time.process_time() - cpu0, 1)}
+
+
+def _sum_counts(counts: Any) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for c in counts:
+        for k, v in c.items():
+            total[k] = total.get(k, 0) + v
+    return dict(sorted(total.items(), key=lambda kv: -kv[1]))
 
 
 def writer_scaling(root: Path, fl: Fleet, counts: tuple[int, ...], *, window_s: float, ack_wait: float,

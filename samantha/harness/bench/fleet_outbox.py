@@ -11,6 +11,7 @@ be dropped as duplicates) and uploads it with the product's `NatsLink`, as the d
 
 from __future__ import annotations
 
+import re
 import secrets
 import shutil
 import time
@@ -134,18 +135,22 @@ class SimCube:
         """Rounds of the link until the outbox is empty, bounded by `max_rounds` and the monotonic `deadline`;
         a failed round (the leaf cut off, a root node gone) backs off 0.2 s doubling to 3 s."""
         rounds, errors, backoff, last = 0, 0, 0.2, ""
+        kinds: dict[str, int] = {}
         while rounds < max_rounds and time.monotonic() < deadline:
             rounds += 1
             s = self.link.run(min(round_s, max(1.0, deadline - time.monotonic())))["sync"]
             if s.get("ok") and s.get("remaining") == 0:
-                return {"done": True, "rounds": rounds, "failed_rounds": errors, "at": time.monotonic()}
+                return {"done": True, "rounds": rounds, "failed_rounds": errors, "error_kinds": kinds,
+                        "at": time.monotonic()}
             if not s.get("ok"):
                 errors, last = errors + 1, str(s.get("error"))[:200]
+                kind = error_kind(last)
+                kinds[kind] = kinds.get(kind, 0) + 1
                 time.sleep(backoff)
                 backoff = min(3.0, backoff * 2)
             else:
                 backoff = 0.2
-        return {"done": False, "rounds": rounds, "failed_rounds": errors, "last_error": last,
+        return {"done": False, "rounds": rounds, "failed_rounds": errors, "error_kinds": kinds, "last_error": last,
                 "remaining": self.outbox.stats()["pending_batches"], "at": time.monotonic()}
 
     def close(self) -> None:
@@ -153,6 +158,12 @@ class SimCube:
         if not self.link.loop.is_running():
             self.link.loop.close()  # its selector and self-pipe: 200 Cubes leak 600 fds otherwise
         self.conn.close()
+
+
+def error_kind(error: str) -> str:
+    """The exception's name in a round's error ("batch <id>: TimeoutError: ..." -> "TimeoutError")."""
+    m = re.search(r"([A-Za-z_][A-Za-z0-9_]*(?:Error|Exception|Timeout))\b", error)
+    return m.group(1) if m else error[:40]
 
 
 def _refuse(doc: Any) -> Any:
