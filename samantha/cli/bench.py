@@ -109,3 +109,57 @@ def footprint(as_json: bool = JsonOption,
                                  rollout=not no_rollout, eval_rows=eval_rows,
                                  log=lambda m: err_console.print(m, highlight=False))
     emit_result(result, as_json)
+
+
+@app.command()
+def fleet(as_json: bool = JsonOption,
+          cubes: int = typer.Option(200, min=1, max=2000, help="simulated Cubes reconnecting at once"),
+          days: float = typer.Option(7.0, min=0.05, max=30, help="days of outbox each Cube holds"),
+          catchup_writers: int = typer.Option(2, min=1, max=16, help="writer processes during the catch-ups"),
+          writers: str = typer.Option("1,2,4", help="writer process counts to compare, comma-separated"),
+          link_kbps: float = typer.Option(0, min=0, max=10**6, help="throttle the regional link during the fault "
+                                          "catch-up (KB/s; 0: no throttle), so a small fleet's lasts long enough"),
+          link_cut_s: float = typer.Option(30.0, min=0, max=600, help="the regional link is cut this long"),
+          scale_window_s: float = typer.Option(30.0, min=1, max=600, help="measuring window per writer count"),
+          ack_wait_s: float = typer.Option(0, min=0, max=600, help="consumer ack_wait (0: the hub's default); "
+                                           "a SIGKILLed writer's batches come back after it"),
+          no_faults: bool = typer.Option(False, "--no-faults", help="skip the fault catch-up"),
+          no_daemon: bool = typer.Option(False, "--no-daemon", help="skip the daemon footprint (NATS vs HTTP uplink)"),
+          timeout_s: float = typer.Option(900.0, min=10, max=7200, help="bound on each catch-up"),
+          quick: bool = typer.Option(False, "--quick", help="20 Cubes x 1 day, a 5 s link cut, 10 s windows, "
+                                     "no daemon footprint")) -> None:
+    """Real nats-server processes on loopback (3-node root, a regional leaf): N Cubes catch up at once;
+    records/s, lost and duplicated records in Parquet, 1/2/4 writers, and the catch-up under faults."""
+    from samantha.cli.common import err_console
+    from samantha.harness.bench.fleet import run_fleet_bench
+    from samantha.hub.streams import ACK_WAIT_S
+
+    try:
+        counts = tuple(int(x) for x in writers.split(","))
+        if not counts or min(counts) < 1 or max(counts) > 16:
+            raise ValueError
+    except ValueError:
+        err_console.print(f"--writers {writers!r}: comma-separated counts between 1 and 16 (e.g. 1,2,4)")
+        raise typer.Exit(2) from None
+    if quick:
+        cubes, days, link_cut_s, scale_window_s = min(cubes, 20), min(days, 1.0), min(link_cut_s, 5.0), 10.0
+        ack_wait_s, no_daemon = ack_wait_s or 10.0, True
+
+    def log(msg: str) -> None:
+        if not as_json:
+            err_console.print(msg, highlight=False)
+
+    kw = dict(cubes=cubes, days=days, writer_counts=counts, catchup_writers=catchup_writers, faults=not no_faults,
+              daemon=not no_daemon, fault_link_kbps=link_kbps, link_cut_s=link_cut_s, scale_window_s=scale_window_s,
+              ack_wait=ack_wait_s or ACK_WAIT_S, timeout_s=timeout_s, log=log)
+    if as_json:
+        result = run_fleet_bench(**kw)
+    else:
+        from rich.progress import Progress
+
+        with Progress(console=err_console, transient=True) as bar:
+            task = bar.add_task("one Cube's outbox (cloned per Cube)", total=None)
+            result = run_fleet_bench(**kw, progress=lambda done, total: bar.update(task, completed=done, total=total))
+    emit_result(result, as_json)
+    if any("lost" in m or "duplicates" in m or m == "stream_capacity" for m in result["targets"]["misses"]):
+        raise typer.Exit(1)  # data lost or doubled; a throughput miss is a figure to report, not a failure

@@ -14,12 +14,17 @@ def spawn_hub(root: str | Path, port: int = 0, **kw: object) -> ChildProcess:
 
 
 def spawn_nats_hub(root: str | Path, servers: list[str] | None = None, *, writers: int = 1, replicas: int = 1,
-                   name: str = "w", **kw: object) -> ChildProcess:
+                   name: str = "w", stats_file: str | Path | None = None, ack_wait: float | None = None,
+                   **kw: object) -> ChildProcess:
     """The hub on NATS (`samantha hub serve`): embedded nats-server + writers, or writers joining `servers`.
     `.value` is a NATS URL."""
     from samantha.hub.nats_hub import READY_PREFIX
 
     args = ["--root", str(root), "--writers", str(writers), "--replicas", str(replicas), "--name", name]
+    if stats_file is not None:
+        args += ["--stats-file", str(stats_file)]
+    if ack_wait is not None:
+        args += ["--ack-wait", repr(float(ack_wait))]
     if servers:
         args += ["--nats", *servers]
     kw.setdefault("timeout", 60.0)

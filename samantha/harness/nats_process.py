@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from samantha.core.ports import free_port
@@ -23,7 +23,9 @@ def single(root: Path, name: str = "hub-1", timeout: float = 20.0) -> Iterator[N
 class Fleet:
     """A root cluster (JetStream, replicated) and regional leaf nodes (no JetStream: they relay)."""
 
-    def __init__(self, root: Path, nodes: int = 3, regions: tuple[str, ...] = ("eu",)) -> None:
+    def __init__(self, root: Path, nodes: int = 3, regions: tuple[str, ...] = ("eu",),
+                 leaf_via: Callable[[int], int] | None = None) -> None:
+        """`leaf_via`: a root node's leafnode port -> the port the leaves dial instead (a fault proxy)."""
         self.root = Path(root)
         cports = [free_port() for _ in range(nodes)]
         lports = [free_port() for _ in range(nodes)]
@@ -32,7 +34,8 @@ class Fleet:
                                             leaf_listen_port=lports[i]))
                       for i in range(nodes)]
         self.leaves = {r: NatsServer(ServerSpec(name=f"leaf-{r}", root=self.root, jetstream=False,
-                                                leaf_remotes=lports)) for r in regions}
+                                                leaf_remotes=[leaf_via(p) for p in lports] if leaf_via else lports))
+                       for r in regions}
 
     @property
     def root_urls(self) -> list[str]:

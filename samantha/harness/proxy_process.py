@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-import select
+import selectors
 import signal
 import subprocess
 import sys
@@ -28,18 +28,26 @@ class ChildProcess:
     def _wait_ready(self, prefix: str, timeout: float) -> str:
         assert self.proc.stdout is not None
         deadline = time.monotonic() + timeout
+        with selectors.DefaultSelector() as sel:  # not select(): a parent with 1024+ open fds (the fleet bench)
+            sel.register(self.proc.stdout, selectors.EVENT_READ)
+            ready = self._ready_line(sel, prefix, deadline)
+        if ready is not None:
+            return ready
+        self.stop()
+        err = self.proc.stderr.read() if self.proc.stderr else ""
+        raise SpawnError(f"{' '.join(self.proc.args)} did not become ready (rc={self.proc.returncode}): {err[-2000:]}")
+
+    def _ready_line(self, sel: selectors.BaseSelector, prefix: str, deadline: float) -> str | None:
+        assert self.proc.stdout is not None
         while time.monotonic() < deadline:
-            ready, _, _ = select.select([self.proc.stdout], [], [], max(0.0, deadline - time.monotonic()))
-            if not ready:
+            if not sel.select(max(0.0, deadline - time.monotonic())):
                 break
             line = self.proc.stdout.readline()
             if not line:  # exited before becoming ready
                 break
             if line.startswith(prefix):
                 return line[len(prefix):].strip()
-        self.stop()
-        err = self.proc.stderr.read() if self.proc.stderr else ""
-        raise SpawnError(f"{' '.join(self.proc.args)} did not become ready (rc={self.proc.returncode}): {err[-2000:]}")
+        return None
 
     def stop(self, timeout: float = 5.0) -> int:
         if self.proc.poll() is None:

@@ -19,14 +19,15 @@ from samantha.core import fleet
 from samantha.core.ports import free_port
 from samantha.hub.broker import NatsServer, ServerSpec
 from samantha.hub.storage import HubStorage
-from samantha.hub.streams import ensure_streams
+from samantha.hub.streams import ACK_WAIT_S, ensure_streams
 from samantha.hub.writer import ParquetWriter
 
 READY_PREFIX = "samantha-hub ready "
 
 
 async def serve(root: str, servers: list[str] | None, *, writers: int = 1, replicas: int = 1, port: int = 0,
-                name: str = "w", stats_file: str | None = None) -> None:
+                name: str = "w", stats_file: str | None = None,
+                ack_wait: float = ACK_WAIT_S) -> None:
     import nats
 
     broker = None
@@ -46,7 +47,7 @@ async def serve(root: str, servers: list[str] | None, *, writers: int = 1, repli
         js = nc.jetstream(domain=fleet.DOMAIN, timeout=10.0)
         for attempt in range(20):  # a cluster that just started may still be electing its meta leader
             try:
-                await ensure_streams(js, replicas)
+                await ensure_streams(js, replicas, ack_wait)
                 break
             except Exception:  # noqa: BLE001
                 if attempt == 19:
@@ -79,9 +80,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--replicas", type=int, default=1)
     p.add_argument("--name", default="w")
     p.add_argument("--stats-file", default=None)
+    p.add_argument("--ack-wait", type=float, default=ACK_WAIT_S,
+                   help="seconds before a silent writer's batches go to another writer (every writer must agree)")
     a = p.parse_args(argv)
     asyncio.run(serve(a.root, a.nats, writers=a.writers, replicas=a.replicas, port=a.port, name=a.name,
-                      stats_file=a.stats_file))
+                      stats_file=a.stats_file, ack_wait=a.ack_wait))
 
 
 if __name__ == "__main__":

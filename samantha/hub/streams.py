@@ -23,7 +23,7 @@ ACK_WAIT_S = 60.0  # a writer silent this long is presumed dead: its batches go 
 MAX_DELIVER = 5  # then the batch is parked by the writer that sees the last delivery, never retried forever
 
 
-async def ensure_streams(js: Any, replicas: int = 1) -> None:
+async def ensure_streams(js: Any, replicas: int = 1, ack_wait: float = ACK_WAIT_S) -> None:
     from nats.js.api import AckPolicy, ConsumerConfig, DiscardPolicy, StorageType, StreamConfig
 
     streams = [
@@ -45,5 +45,5 @@ async def ensure_streams(js: Any, replicas: int = 1) -> None:
                 raise
             await js.update_stream(cfg)
     await js.add_consumer(fleet.STREAM_UP, ConsumerConfig(
-        durable_name=fleet.WRITER_DURABLE, ack_policy=AckPolicy.EXPLICIT, ack_wait=ACK_WAIT_S,
+        durable_name=fleet.WRITER_DURABLE, ack_policy=AckPolicy.EXPLICIT, ack_wait=ack_wait,
         max_deliver=MAX_DELIVER, max_ack_pending=4096, filter_subject="samantha.up.>"))
