@@ -113,6 +113,10 @@ def publish(path: Path = typer.Argument(..., help="policy module body, YAML or J
         body.setdefault("expires_at", now + parse_duration(valid_for))
     except ValueError as e:
         bad_input(f"--valid-for: {e}")
+    if _nats(hub):  # released to the channel it is published on (signed); `hub promote` adds the next one
+        body.setdefault("channels", [channel])
+        if isinstance(body["channels"], list) and channel not in body["channels"]:
+            bad_input(f"{path}: channels {body['channels']} does not include --channel {channel!r}")
     try:
         PolicyModule.model_validate(body)
     except ValidationError as e:  # every problem, with its line and field
@@ -131,6 +135,46 @@ def publish(path: Path = typer.Argument(..., help="policy module body, YAML or J
     res = (_nats_call(nats_ops.publish_policy, hub, channel, doc) if _nats(hub)
            else _call("PUT", f"{hub.rstrip('/')}/v1/policy", json=doc))
     print_json(res) if as_json else console.print(f"published policy module v{res['version']} ({res['sha256'][:12]})")
+
+
+@app.command()
+def promote(source: str = typer.Option(..., "--from", help="the release channel whose module is promoted"),
+            target: str = typer.Option(..., "--to", help="the release channel it is released to next"),
+            key: Path = KeyOption, hub: str = HubOption, force: bool = typer.Option(
+                False, help="publish even if the target channel holds the same or a newer version"),
+            as_json: bool = JsonOption) -> None:
+    """Promote the module in force on one release channel to the next (NATS hub): verified, re-signed at the
+    root with the target added to its signed `channels`, published there. Cubes on the target apply it."""
+    from samantha.hub import nats_ops
+    from samantha.uplink.policy_module import PromotionRefused, promote_module
+
+    if not _nats(hub):
+        bad_input("--hub: promotion runs on the NATS hub (nats://...)")
+    from samantha.core.fleet import token
+
+    signer = _key(key)
+    try:
+        token(target, "--to")
+    except ValueError as e:
+        bad_input(str(e))
+    doc = _nats_call(nats_ops.current_policy, hub, source)
+    if doc is None:
+        bad_input(f"--from: no module is published on channel {source!r}")
+    try:
+        promoted = promote_module(doc, source, target, signer, time.time())
+    except PromotionRefused as e:
+        failure(str(e))
+    current = _nats_call(nats_ops.current_policy, hub, target)
+    if current and target not in (current.get("channels") or [target]):
+        current = None  # a copy that was never released there: no Cube on the target applies it anyway
+    if current and isinstance(current.get("version"), int) and current["version"] >= promoted["version"] \
+            and not force:
+        bad_input(f"--to: channel {target!r} holds version {current['version']} (>= v{promoted['version']}); "
+                  "publish a higher version on the source first (or --force)")
+    res = {**_nats_call(nats_ops.publish_policy, hub, target, promoted), "channels": promoted["channels"]}
+    print_json(res) if as_json else console.print(
+        f"promoted policy module v{res['version']} {source} -> {target} ({res['sha256'][:12]}); "
+        f"released to {', '.join(res['channels'])}")
 
 
 def _operator_doc(kind: str, cube: str, operator: str, lifetime: str, reason: str, **extra: Any) -> dict[str, Any]:

@@ -13,7 +13,9 @@ it with a reason code and leaves the module in force untouched:
 - every field validates (`invalid`, naming the field);
 - its version is higher than the one in force (`rollback`); the same version with other
   content is `replay`, the same version with the same content is `unchanged` (no-op);
-- it has not expired (`expired`) and was not issued in the future (`not_yet_valid`).
+- it has not expired (`expired`) and was not issued in the future (`not_yet_valid`);
+- its signed `channels` include the Cube's release channel (`wrong_channel`): a module copied onto
+  another channel's subject by anyone but the root does not apply there (an empty list: any channel).
 Applying is atomic: the new file is written under a temporary name, fsynced and renamed.
 """
 
@@ -22,10 +24,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
+from samantha.core.fleet import TOKEN_RE
 from samantha.core.fsutil import atomic_write
 from samantha.core.signing import (
     KeyPair,
@@ -85,6 +88,11 @@ class PolicyModule(_M):
     issued_at: float = Field(gt=0, description="wall time, epoch seconds")
     expires_at: float = Field(gt=0, description="after this the Cube enters safe mode")
     fleet: str = Field("default", min_length=1, max_length=200)
+    channels: list[Annotated[str, StringConstraints(pattern=TOKEN_RE.pattern)]] = Field(
+        default_factory=list, max_length=32,
+        description="the release channels the root released this module to (signed: `samantha hub publish` "
+                    "names the first, `hub promote` adds the next); a Cube applies it only on one of them. "
+                    "Empty: a module from before channels, applied on any")
     description: str = ""
     playbooks: list[Playbook] = Field(default_factory=list)
     gates: list[Gate] = Field(default_factory=list)
@@ -116,6 +124,26 @@ def sign_module(body: dict[str, Any], key: KeyPair) -> dict[str, Any]:
     body.setdefault("kind", MODULE_KIND)
     PolicyModule.model_validate(body)
     return sign_document(body, key)
+
+
+class PromotionRefused(ValueError):
+    """The module cannot be promoted as it stands (another root's signature, not released to the source)."""
+
+
+def promote_module(doc: dict[str, Any], source: str, target: str, key: KeyPair, now: float) -> dict[str, Any]:
+    """The root's act of promotion: the module released to `source`, verified with `key` (only what this root
+    signed is promoted), re-signed with `target` added to its signed `channels`."""
+    offer, inst = verified(doc, {key.public.key_id: key.public})
+    if inst is None:
+        raise PromotionRefused(f"the module on {source!r} does not verify with this root key: {offer.reason}")
+    m = inst.module
+    if m.channels and source not in m.channels:
+        raise PromotionRefused(f"the module on {source!r} was not released to it (channels {m.channels})")
+    if m.expires_at <= now:
+        raise PromotionRefused(f"the module on {source!r} (v{m.version}) has expired; publish a fresh one")
+    body = {k: v for k, v in doc.items() if k != "signature"}
+    body["channels"] = [*(m.channels or [source]), *([] if target in m.channels else [target])]
+    return sign_module(body, key)
 
 
 @dataclass(frozen=True)
@@ -164,12 +192,17 @@ def verified(doc: Any, trusted: dict[str, PublicKey]) -> tuple[Offer, Installed 
     return Offer("applied", "", "", module.version), Installed(doc, module, doc_sha(doc), signer)
 
 
-def check(doc: Any, trusted: dict[str, PublicKey], current: Installed | None, now: float) -> tuple[Offer, Installed | None]:
-    """Pure: the verdict on an offered module (and the module when it would be applied)."""
+def check(doc: Any, trusted: dict[str, PublicKey], current: Installed | None, now: float,
+          channel: str | None = None) -> tuple[Offer, Installed | None]:
+    """Pure: the verdict on an offered module (and the module when it would be applied) for a Cube on `channel`."""
     offer, new = verified(doc, trusted)
     if new is None:
         return offer, None
     module = new.module
+    if channel is not None and module.channels and channel not in module.channels:
+        return Offer("refused", f"released to {module.channels}, not to this Cube's channel {channel!r} "
+                     "(promotion is a signed act at the root: samantha hub promote)", "wrong_channel",
+                     module.version, "channels"), None
     if current is not None:
         if module.version < current.module.version:
             return Offer("refused", f"version {module.version} is older than {current.module.version} in force",
@@ -191,9 +224,9 @@ def check(doc: Any, trusted: dict[str, PublicKey], current: Installed | None, no
 class PolicyStore:
     """The module in force, on disk at `<dir>/policy/current.json` (the last good one until a better)."""
 
-    def __init__(self, directory: str | Path, trusted: dict[str, PublicKey]) -> None:
+    def __init__(self, directory: str | Path, trusted: dict[str, PublicKey], channel: str | None = None) -> None:
         self.dir = Path(directory) / "policy"
-        self.trusted = trusted
+        self.trusted, self.channel = trusted, channel
         self._current = self._load()
 
     @property
@@ -215,7 +248,7 @@ class PolicyStore:
         return self._current
 
     def offer(self, doc: Any, now: float) -> Offer:
-        offer, inst = check(doc, self.trusted, self._current, now)
+        offer, inst = check(doc, self.trusted, self._current, now, self.channel)
         if inst is not None:
             data = json.dumps(inst.doc, sort_keys=True, indent=1).encode()
             atomic_write(self.dir / "history" / f"v{inst.module.version}.json", data)
@@ -228,7 +261,8 @@ class PolicyStore:
         if c is None:
             return {"installed": False, "path": str(self.path)}
         m = c.module
-        return {"installed": True, "version": m.version, "fleet": m.fleet, "issued_at": m.issued_at,
+        return {"installed": True, "version": m.version, "fleet": m.fleet, "channels": m.channels,
+                "issued_at": m.issued_at,
                 "expires_at": m.expires_at, "age_s": round(now - m.issued_at, 1),
                 "expires_in_s": round(m.expires_at - now, 1), "expired": now >= m.expires_at, "sha256": c.sha256,
                 "signer": c.signer, "playbooks": [p.name for p in m.playbooks], "gates": [g.name for g in m.gates],

@@ -105,7 +105,7 @@ class UplinkService:
             self.conn.execute(_RECALLS_DDL)
         if self.outbox.get_state("uplink:first_start") is None:
             self.outbox.set_state(**{"uplink:first_start": clock.time()})
-        self.policy = PolicyStore(self.dir, load_public_keys(config.resolve(u.hub_keys)))
+        self.policy = PolicyStore(self.dir, load_public_keys(config.resolve(u.hub_keys)), channel=u.channel)
         self._http = http or httpx.Client(timeout=httpx.Timeout(u.timeout_s, connect=min(3.0, u.timeout_s)))
         # nats://host:port[,nats://...]: the hub on JetStream (docs/hub.md); http(s)://: the HTTP hub
         self.link = (NatsLink(self.outbox, [x.strip() for x in u.hub_url.split(",")], self.cube_id, clock,

@@ -81,3 +81,20 @@ def test_module_carries_playbooks_gates_rollout_operators(ps, hub):
     assert info["playbooks"] == ["p1"] and info["rollout_policy"] == "careful"
     assert ps.current().module.operators("override") == {op.public.key_id: op.public}
     assert ps.current().module.operators("approve") == {}
+
+
+def test_a_module_applies_only_on_the_channels_it_was_signed_for():
+    from samantha.uplink.policy_module import check
+
+    key = KeyPair.generate()
+    trusted = {key.public.key_id: key.public}
+    now = 1_800_000_000.0
+    body = {"version": 1, "issued_at": now - 10, "expires_at": now + 3600}
+    staged = sign_module({**body, "channels": ["staging"]}, key)
+    offer, inst = check(staged, trusted, None, now, "fleet")
+    assert inst is None and offer.code == "wrong_channel" and offer.field == "channels", offer
+    assert check(staged, trusted, None, now, "staging")[1] is not None
+    legacy = sign_module(body, key)  # no channels: a module from before channels applies on any channel
+    assert check(legacy, trusted, None, now, "fleet")[1] is not None
+    with pytest.raises(ValueError, match="channels"):
+        sign_module({**body, "channels": ["no.dots"]}, key)

@@ -32,7 +32,7 @@ from samantha.reporting.dora import hub_dora
 from samantha.rollout.record import DuckRolloutStore
 from samantha.telemetry.store import TelemetryStore
 from samantha.uplink.alerts import AlertManager
-from samantha.uplink.policy_module import sign_module
+from samantha.uplink.policy_module import promote_module, sign_module
 from samantha.uplink.service import UplinkService
 
 TITLE = "Offline: store-and-forward, signed policy, safe mode, catch-up, fleet DORA"
@@ -146,10 +146,18 @@ def run(ctx) -> None:
             ana = KeyPair.generate()
             fresh = sign_module({"version": 2, "issued_at": clock.time() - 60, "expires_at": clock.time() + 7 * 86400,
                                  "fleet": "demo", "operator_keys": [{"name": "ana", "public_key": ana.public.to_b64(),
-                                                                     "roles": ["approve"]}]}, hub_key)
-            nats_ops.publish_policy(hub.value, "fleet", fresh)
+                                                                     "roles": ["approve"]}],
+                                 "channels": ["staging"]}, hub_key)
+            nats_ops.publish_policy(hub.value, "staging", fresh)  # this Cube follows `fleet`: not yet for it
+            staged = _pull_until_applied(svc, version=2, rounds=1)
+            promoted = promote_module(nats_ops.current_policy(hub.value, "staging"), "staging", "fleet", hub_key,
+                                      clock.time())  # the root's signed act: released to staging, then fleet
+            nats_ops.publish_policy(hub.value, "fleet", promoted)
             _pull_until_applied(svc, version=2)
-            con.print(f"hub publishes v2: {'[bold red]still SAFE' if svc.safe.safe else '[green]normal mode'}"
+            here = "[bold red]applied here[/]" if staged else "not applied by this fleet Cube"
+            con.print(f"hub publishes v2 on release channel staging ({here}), then promotes it to fleet "
+                      f"(re-signed at the root, released to {', '.join(promoted['channels'])}): "
+                      f"{'[bold red]still SAFE' if svc.safe.safe else '[green]normal mode'}"
                       f"[/] ({svc.safe.left_because or svc.safe.reason})")
             _relayed_decision(ctx, svc, relayed, hub.value, ana, clock.time())
             ctx.facts.update({"uplink_outbox_peak_mb": round(peak / 1e6, 2),
