@@ -61,6 +61,25 @@ def _bool(col: pa.ChunkedArray) -> np.ndarray:
     return col.to_numpy(zero_copy_only=False).astype(bool)
 
 
+MERGE_ROWS, MERGE_SPAN_S = 1024, 1.0
+
+
+def _merge(a: Columns, b: Columns) -> Columns:
+    """Two chunks' columns as one; request bundles re-encoded over the union of both dictionaries."""
+    out = {k: np.concatenate([a[k], b[k]]) for k in a if k not in ("bundle", "bundles")}
+    if "bundles" in a:
+        names = list(a["bundles"])
+        index = {name: i for i, name in enumerate(names)}
+        for name in b["bundles"]:
+            if name not in index:
+                index[name] = len(names)
+                names.append(name)
+        remap = np.asarray([index[name] for name in b["bundles"]], dtype=np.int64)
+        out["bundle"] = np.concatenate([a["bundle"].astype(np.int64), remap[b["bundle"]]])
+        out["bundles"] = np.asarray(names, dtype=object)
+    return out
+
+
 class _Tail:
     def __init__(self, floor: float, horizon_s: float, max_rows: int) -> None:
         self.floor, self.horizon_s, self.max_rows = floor, horizon_s, max_rows
@@ -73,8 +92,15 @@ class _Tail:
         if ts.size == 0:
             return
         lo, hi = float(ts.min()), float(ts.max())
-        self.chunks.append((lo, hi, cols))
         self.rows += ts.size
+        last = self.chunks[-1] if self.chunks else None
+        if last is not None and last[2]["ts"].size < MERGE_ROWS and max(hi, last[1]) - min(lo, last[0]) < MERGE_SPAN_S:
+            # ingest hands in many small chunks (a router push every 50 ms): a read's cost is per chunk, so the
+            # newest chunk absorbs them, up to MERGE_ROWS rows and MERGE_SPAN_S of data time (the floor still rises
+            # in steps that small); new arrays: a reader holding the old ones is unaffected
+            plo, phi, prev = self.chunks.pop()
+            lo, hi, cols = min(lo, plo), max(hi, phi), _merge(prev, cols)
+        self.chunks.append((lo, hi, cols))
         self.newest = max(self.newest, hi)
         # bounded in data time and in rows (a burst must not grow memory): what is dropped raises the floor
         while self.chunks and (self.chunks[0][1] < self.newest - self.horizon_s or self.rows > self.max_rows):
