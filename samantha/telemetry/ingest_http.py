@@ -30,7 +30,7 @@ TABLES = ("samples", "requests", "events")
 # batches up to this size are ingested on the event loop when the write buffer has room (a put then never waits;
 # a race with another producer can make it wait at most `store.block_timeout_s`): a thread hand-off per push cost
 # more than the push
-INLINE_ROWS = 2000
+INLINE_ROWS = 500
 
 
 class RejectedLine(BaseModel):

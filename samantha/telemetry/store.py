@@ -352,6 +352,11 @@ class TelemetryStore:
         """Commit everything queued so far, now, in the calling thread."""
         self._commit()
 
+    def commit_new_series(self) -> None:
+        """Before series metadata is read from DuckDB: commit when a series is new since the last commit (rare)."""
+        if self.series.has_pending():
+            self._commit_if_open()
+
     def _commit_if_open(self) -> None:
         if not self._closed:
             self._commit()
