@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from typing import Any, Literal, Protocol
 
-from fastapi import FastAPI, Path, Query, Request
+from fastapi import FastAPI, Path, Query
 from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from samantha import __version__
 from samantha.api import errors
@@ -55,26 +56,46 @@ class DaemonView(Protocol):
 error = errors.error  # the envelope, for callers of this module
 
 
+class _Edges:
+    """The operator body limit (ingest has its own, larger one) and the loop's wake-up on new telemetry.
+
+    Pure ASGI: Starlette's `@app.middleware("http")` runs every request through task groups and memory
+    streams, which at the router's push rate was a fair part of the daemon's CPU."""
+
+    def __init__(self, app: ASGIApp, view: DaemonView) -> None:
+        self.app, self.view = app, view
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope["path"]
+        declared = next((v for k, v in scope.get("headers", []) if k == b"content-length"), b"")
+        if declared.isdigit() and int(declared) > MAX_BODY_BYTES and writer_table(path) is None:
+            await error(413, "too_large", f"body is larger than {MAX_BODY_BYTES} bytes")(scope, receive, send)
+            return
+        if scope["method"] != "POST" or not path.startswith("/v1/ingest/"):
+            await self.app(scope, receive, send)
+            return
+        status: list[int] = []
+
+        async def sent(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status.append(message["status"])
+            await send(message)
+
+        await self.app(scope, receive, sent)
+        if status == [200]:
+            self.view.on_ingest()  # new telemetry: evaluate now rather than at the next tick
+
+
 def make_app(view: DaemonView) -> FastAPI:
     app = FastAPI(title="samantha", version=__version__, docs_url=None, redoc_url=None, responses=ERROR_RESPONSES)
 
     install_error_handlers(app)
     app.state.cube_url = getattr(view, "cube_url", None)
 
-    @app.middleware("http")
-    async def _body_limit(request: Request, call_next: Any) -> Any:
-        declared = request.headers.get("content-length", "")
-        if (declared.isdigit() and int(declared) > MAX_BODY_BYTES
-                and writer_table(request.url.path) is None):  # ingest has its own, larger limit
-            return error(413, "too_large", f"body is larger than {MAX_BODY_BYTES} bytes")
-        return await call_next(request)
-
-    @app.middleware("http")
-    async def _wake_on_ingest(request: Request, call_next: Any) -> Any:
-        response = await call_next(request)
-        if request.method == "POST" and request.url.path.startswith("/v1/ingest/") and response.status_code == 200:
-            view.on_ingest()  # new telemetry: evaluate now rather than at the next tick
-        return response
+    app.add_middleware(_Edges, view=view)
 
     app.include_router(make_ingest_router(view.store, admit=view.ingest_admit))
     app.include_router(make_otlp_router(view.store, admit=view.ingest_admit, on_ingest=view.on_ingest))

@@ -30,11 +30,11 @@ class StoreConfig(Section):
     raw_horizon_s: float = Field(3600, gt=0, description="raw samples older than this roll up, then drop")
     rollup_bucket_s: int = Field(60, gt=0, description="rollup granularity")
     retention_interval_s: float = Field(30, gt=0)
-    flush_interval_ms: float = Field(150, gt=0, le=250, description="group-commit period; bounds freshness (the "
-                                     "steady-state loop flushes before each evaluation; a commit costs CPU)")
-    loop_backstop_ms: float = Field(1000, gt=0, le=5000, description="in the daemon the steady-state loop commits "
-                                    "before each evaluation; the writer thread commits only rows that waited this "
-                                    "long (a stalled loop) or a buffer a quarter full")
+    flush_interval_ms: float = Field(150, gt=0, le=250, description="group-commit period outside the daemon (CLI, "
+                                     "benches, tools); bounds how late a SQL reader sees rows")
+    daemon_commit_ms: float = Field(1000, gt=0, le=5000, description="in the daemon the gates read accepted rows "
+                                    "from memory, and DuckDB commits rows that waited this long (what a crash may "
+                                    "lose; how late reports and API queries see them) or a buffer a quarter full")
     buffer_max_rows: int = Field(500_000, gt=0, description="queued + in-flight rows; also bounds freshness under overload")
     buffer_max_bytes: int = Field(256 * 1024 * 1024, gt=0)
     block_timeout_s: float = Field(0.5, ge=0, description="how long a producer waits on a full buffer before shedding")

@@ -163,8 +163,8 @@ def build_parts(config: SamanthaConfig, clock: Clock = REAL_CLOCK, *,
         triager = Triager(incidents, triage, queue_size=cfg.sre.triage_queue).start()
         closes(triager.stop)
         engine = GateEngine(store, clock)
-        # the steady-state loop flushes before every evaluation: commits follow its rhythm, not a timer's
-        store.commit_on_loop()
+        # the gates read accepted rows from memory: DuckDB commits as often as durability needs, not per cycle
+        store.commit_for_durability()
 
         def cube_snapshot() -> dict[str, Any]:
             try:

@@ -261,6 +261,9 @@ class MetricFrame:
         refresh = carry.series_refresh_s if all(n in carry.by_metric for n in names) else min(
             carry.series_refresh_s, carry.missing_refresh_s)
         if carry.names != names or carry.series_at is None or not 0 <= end - carry.series_at < refresh:
+            commit_new_series = getattr(reader, "commit_new_series", None)
+            if commit_new_series is not None:  # a series first written since the last commit is in DuckDB too
+                commit_new_series()
             t = reader.read_arrow(f"SELECT id, metric, labels FROM series WHERE metric IN "
                                   f"({cls._placeholders(len(names))})", list(names))
             carry.series, carry.by_metric = {}, {}

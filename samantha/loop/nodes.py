@@ -130,7 +130,6 @@ class SreNodes:
     # ------------------------------------------------------------------ observe
     @timed("observe")
     def observe(self, state: CycleState) -> dict[str, Any]:
-        self.d.store.flush()  # what the router pushed is visible to this cycle
         now = self.d.clock.time()
         try:
             cube = self.d.cube.state()

@@ -72,6 +72,11 @@ class WriteBuffer:
         """A quarter full, or a producer waits for room: commit now, whatever the rhythm."""
         return self.pending_rows >= self.wake_rows or self._pressed
 
+    def has_room(self, rows: int) -> bool:
+        """A put of `rows` would not wait now (no producer is waiting for room either)."""
+        with self._cond:
+            return not self.closed and not self._pressed and self._fits(rows, 0)
+
     def _fits(self, rows: int, nbytes: int) -> bool:
         if self.rows == 0:
             return True

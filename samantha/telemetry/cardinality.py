@@ -90,6 +90,9 @@ class SeriesRegistry:
             self._pending.append(NewSeries(sid, metric, OVERFLOW_KEY, json.dumps(OVERFLOW_LABELS)))
         return sid
 
+    def has_pending(self) -> bool:
+        return bool(self._pending)
+
     def take_pending(self) -> tuple[list[NewSeries], list[str]]:
         """New series rows to insert, and metrics that folded for the first time."""
         with self._lock:

@@ -1,15 +1,16 @@
-"""The newest committed rows, kept in memory: the gates' per-pass reads without a DuckDB query.
+"""The newest accepted rows, kept in memory: the gates' per-pass reads without DuckDB.
 
 A live gate engine carries its windows between passes and, each pass, reads only the last few
-seconds again (rows that arrived since). Those reads were most of a quiet cycle's cost: a DuckDB
-query has a fixed price however few rows it returns. The store hands every committed Arrow table
-here, in the same step that makes it visible in DuckDB, so a read from memory sees exactly the rows
-a query would see at that moment: gate semantics do not change.
+seconds again (rows that arrived since). Those reads, and the commit that had to precede them, were
+most of a quiet cycle's cost: a DuckDB query or commit has a fixed price however few rows it moves.
+The store hands every chunk here the moment it accepts it into the write buffer, so the gates see a
+row as soon as ingest returns, while DuckDB commits on its own (durability) rhythm.
 
-`floor`: every committed row with ts > floor is held here. It starts at the newest ts already on
+`floor`: every accepted row with ts > floor is held here. It starts at the newest ts already on
 disk when the store opened (those rows are DuckDB's alone: a restart reads them back through SQL,
 once) and rises as chunks older than `horizon_s` of data time are dropped. A read reaching at or
-below the floor returns None and the caller queries DuckDB.
+below the floor calls `on_miss` (the store commits what it holds, so DuckDB then has every accepted
+row) and returns None: the caller queries DuckDB and sees exactly the rows memory would have shown.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from __future__ import annotations
 import math
 import threading
 from collections import deque
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -41,7 +44,11 @@ def _request_columns(tbl: pa.Table) -> Columns:
             "bundles": np.asarray(bundle.dictionary.to_pylist(), dtype=object)}
 
 
-def _sample_columns(tbl: pa.Table) -> Columns:
+def _sample_columns(tbl: pa.Table | tuple[int | np.ndarray, np.ndarray, np.ndarray]) -> Columns:
+    if isinstance(tbl, tuple):  # the store's accepted chunk: (series id or ids, ts, values), numpy already
+        sid, ts, value = tbl
+        ids = np.full(len(ts), sid, dtype=np.int64) if isinstance(sid, int) else np.asarray(sid, dtype=np.int64)
+        return {"series_id": ids, "ts": np.asarray(ts, dtype=np.float64), "value": np.asarray(value, dtype=np.float64)}
     return {"series_id": tbl.column("series_id").to_numpy().astype(np.int64), "ts": _f64(tbl, "ts"),
             "value": _f64(tbl, "value")}
 
@@ -52,6 +59,25 @@ def _f64(tbl: pa.Table, name: str) -> np.ndarray:
 
 def _bool(col: pa.ChunkedArray) -> np.ndarray:
     return col.to_numpy(zero_copy_only=False).astype(bool)
+
+
+MERGE_ROWS, MERGE_SPAN_S = 1024, 1.0
+
+
+def _merge(a: Columns, b: Columns) -> Columns:
+    """Two chunks' columns as one; request bundles re-encoded over the union of both dictionaries."""
+    out = {k: np.concatenate([a[k], b[k]]) for k in a if k not in ("bundle", "bundles")}
+    if "bundles" in a:
+        names = list(a["bundles"])
+        index = {name: i for i, name in enumerate(names)}
+        for name in b["bundles"]:
+            if name not in index:
+                index[name] = len(names)
+                names.append(name)
+        remap = np.asarray([index[name] for name in b["bundles"]], dtype=np.int64)
+        out["bundle"] = np.concatenate([a["bundle"].astype(np.int64), remap[b["bundle"]]])
+        out["bundles"] = np.asarray(names, dtype=object)
+    return out
 
 
 class _Tail:
@@ -66,8 +92,15 @@ class _Tail:
         if ts.size == 0:
             return
         lo, hi = float(ts.min()), float(ts.max())
-        self.chunks.append((lo, hi, cols))
         self.rows += ts.size
+        last = self.chunks[-1] if self.chunks else None
+        if last is not None and last[2]["ts"].size < MERGE_ROWS and max(hi, last[1]) - min(lo, last[0]) < MERGE_SPAN_S:
+            # ingest hands in many small chunks (a router push every 50 ms): a read's cost is per chunk, so the
+            # newest chunk absorbs them, up to MERGE_ROWS rows and MERGE_SPAN_S of data time (the floor still rises
+            # in steps that small); new arrays: a reader holding the old ones is unaffected
+            plo, phi, prev = self.chunks.pop()
+            lo, hi, cols = min(lo, plo), max(hi, phi), _merge(prev, cols)
+        self.chunks.append((lo, hi, cols))
         self.newest = max(self.newest, hi)
         # bounded in data time and in rows (a burst must not grow memory): what is dropped raises the floor
         while self.chunks and (self.chunks[0][1] < self.newest - self.horizon_s or self.rows > self.max_rows):
@@ -89,18 +122,20 @@ class _Tail:
 
 
 class RecentRows:
-    """Committed `requests` and `samples` rows of the last `horizon_s` seconds of data time."""
+    """Accepted `requests` and `samples` rows of the last `horizon_s` seconds of data time."""
 
     def __init__(self, requests_floor: float | None, samples_floor: float | None, horizon_s: float = 30.0,
-                 max_rows: int = 200_000) -> None:
+                 max_rows: int = 200_000, on_miss: Callable[[], None] = lambda: None) -> None:
+        self.on_miss = on_miss
         low = -math.inf
         self._tails = {"requests": _Tail(low if requests_floor is None else requests_floor, horizon_s, max_rows),
                        "samples": _Tail(low if samples_floor is None else samples_floor, horizon_s, max_rows)}
         self._lock = threading.Lock()
         self.hits = self.misses = 0
 
-    def add(self, table: str, tbl: pa.Table) -> None:
-        """A table just committed (the write path converts it once; reads are numpy only)."""
+    def add(self, table: str, tbl: Any) -> None:
+        """A chunk just accepted: an Arrow table, or for samples the store's (ids, ts, values) chunk (the write
+        path converts it once; reads are numpy only)."""
         conv = {"requests": _request_columns, "samples": _sample_columns}.get(table)
         if conv is not None:
             cols = conv(tbl)
@@ -114,7 +149,9 @@ class RecentRows:
                 self.misses += 1
             else:
                 self.hits += 1
-            return got
+        if got is None:
+            self.on_miss()  # outside the lock: committing must not wait for, or block, ingest
+        return got
 
     def requests(self, start: float, end: float, bundle: str | None = None,
                  active_bundle: str | None = None) -> Columns | None:

@@ -101,9 +101,10 @@ class TelemetryStore:
         self.buffer = WriteBuffer(self.cfg.buffer_max_rows, self.cfg.buffer_max_bytes, self.cfg.block_timeout_s)
         self.series = SeriesRegistry(self.cfg.series_budget, self.cfg.metric_budget)
         self.series.load(self._con.execute("SELECT id, metric, labels_key FROM series").fetchall())
-        # the newest committed rows in memory (gates' per-pass reads); rows already on disk stay DuckDB's
+        # the newest accepted rows in memory (gates' per-pass reads); rows already on disk stay DuckDB's. A read
+        # memory cannot answer commits first, so the SQL it falls back to sees every accepted row too.
         self.recent = RecentRows(*(self._con.execute(f"SELECT max(ts) FROM {t}").fetchone()[0]
-                                   for t in ("requests", "samples")))
+                                   for t in ("requests", "samples")), on_miss=self._commit_if_open)
         self._stats = StoreStats()
         self._stats_lock = threading.Lock()
         self._local = threading.local()
@@ -111,7 +112,7 @@ class TelemetryStore:
         self._cursor_lock = threading.Lock()
         self._closed = False
         self.retention = Retention(self)
-        self._backstop_s: float | None = None  # set by `commit_on_loop`
+        self._backstop_s: float | None = None  # set by `commit_for_durability`
         self._writer: threading.Thread | None = None
         if start_writer:
             self._writer = threading.Thread(target=self._run_writer, name="telemetry-writer", daemon=True)
@@ -315,6 +316,7 @@ class TelemetryStore:
 
     def _put(self, table: str, chunk: Any, rows: int, nbytes: int, result: IngestResult) -> None:
         if self.buffer.put(table, (chunk, rows, nbytes), rows, nbytes):
+            self.recent.add(table, chunk)  # the gates see it now; DuckDB at the next commit
             result.accepted += rows
             with self._stats_lock:
                 self._stats.accepted[table] += rows
@@ -323,11 +325,11 @@ class TelemetryStore:
 
     # ---------------- group commit ----------------
 
-    def commit_on_loop(self) -> None:
-        """The caller's loop commits (`flush`) on its own rhythm, before it reads: from now on the writer
-        thread commits only what waited `loop_backstop_ms` (a stalled loop) or a pressing buffer. Visibility
-        to that loop is unchanged (it flushes first); other readers may see rows up to the backstop late."""
-        self._backstop_s = self.cfg.loop_backstop_ms / 1000.0
+    def commit_for_durability(self) -> None:
+        """The daemon's rhythm: its gates read accepted rows from memory (`recent`), so nothing waits for a commit
+        to see telemetry. From now on the writer thread commits what waited `daemon_commit_ms` (what a crash may
+        lose, and how late SQL readers such as reports and the API's queries see rows) or a pressing buffer."""
+        self._backstop_s = self.cfg.daemon_commit_ms / 1000.0
 
     def _run_writer(self) -> None:
         interval = self.cfg.flush_interval_ms / 1000.0
@@ -349,6 +351,15 @@ class TelemetryStore:
     def flush(self) -> None:
         """Commit everything queued so far, now, in the calling thread."""
         self._commit()
+
+    def commit_new_series(self) -> None:
+        """Before series metadata is read from DuckDB: commit when a series is new since the last commit (rare)."""
+        if self.series.has_pending():
+            self._commit_if_open()
+
+    def _commit_if_open(self) -> None:
+        if not self._closed:
+            self._commit()
 
     def _commit(self) -> None:
         with self._write_lock:
@@ -372,8 +383,6 @@ class TelemetryStore:
                             "labels": [s.labels_json for s in new_series]}, schema=schema.SERIES))
                     for name, tbl in tables.items():
                         _insert(con, name, tbl)
-                for name, tbl in tables.items():  # visible in memory in the same step as in DuckDB
-                    self.recent.add(name, tbl)
             except Exception:
                 log.exception("telemetry commit failed; %d rows lost", rows)
                 self.series.requeue(new_series)

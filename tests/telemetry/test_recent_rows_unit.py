@@ -38,3 +38,16 @@ def test_rows_are_capped_and_samples_filter_by_series() -> None:
     assert r.stats()["rows"]["samples"] == 3 and r.samples([1], -1.0, 10.0) is None  # row 0 dropped
     sid, ts, val = r.samples([1], 0.0, 10.0)
     assert sid.tolist() == [1, 1] and ts.tolist() == [1.0, 3.0] and val.tolist() == [1.0, 3.0]
+
+
+def test_small_chunks_merge_and_keep_their_bundles() -> None:
+    r = RecentRows(None, None, horizon_s=1e9, max_rows=10_000)
+    for k in range(30):  # many small pushes within 0.3 s, alternating bundles: one chunk, every row's bundle kept
+        r.add("requests", _requests([k / 100], bundle="m@1" if k % 3 else "m@2"))
+    assert len(r._tails["requests"].chunks) == 1
+    r.add("requests", _requests([5.0]))  # seconds later: a chunk of its own (the floor rises in small steps)
+    assert len(r._tails["requests"].chunks) == 2
+    got = r.requests(-1.0, 1.0, bundle="m@2", active_bundle="m@1")
+    assert got["ts"].tolist() == [k / 100 for k in range(30)]
+    assert got["in_bundle"].tolist() == [k % 3 == 0 for k in range(30)]
+    assert got["in_active"].tolist() == [k % 3 != 0 for k in range(30)]
