@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 from samantha.core.validated_yaml import load_model_file
 from samantha.core.writer_tokens import WRITER_NAME_PATTERN
@@ -34,7 +34,9 @@ class StoreConfig(Section):
                                      "benches, tools); bounds how late a SQL reader sees rows")
     daemon_commit_ms: float = Field(1000, gt=0, le=5000, description="in the daemon the gates read accepted rows "
                                     "from memory, and DuckDB commits rows that waited this long (what a crash may "
-                                    "lose; how late reports and API queries see them) or a buffer a quarter full")
+                                    "lose; how late reports and API queries see them) or a buffer a quarter full",
+                                    # the name before 0.2 (same bound, same default): old configs keep loading
+                                    validation_alias=AliasChoices("daemon_commit_ms", "loop_backstop_ms"))
     buffer_max_rows: int = Field(500_000, gt=0, description="queued + in-flight rows; also bounds freshness under overload")
     buffer_max_bytes: int = Field(256 * 1024 * 1024, gt=0)
     block_timeout_s: float = Field(0.5, ge=0, description="how long a producer waits on a full buffer before shedding")

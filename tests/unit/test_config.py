@@ -80,3 +80,10 @@ def test_sim_clock_moves_only_when_told():
 def test_resolve_relative_under_data_dir():
     cfg = SamanthaConfig(data_dir="/var/lib/samantha")
     assert cfg.store_path == Path("/var/lib/samantha/telemetry.duckdb")
+
+
+def test_the_store_commit_setting_keeps_its_old_name():
+    from samantha.core.config import StoreConfig
+
+    assert StoreConfig.model_validate({"loop_backstop_ms": 700}).daemon_commit_ms == 700
+    assert StoreConfig.model_validate({"daemon_commit_ms": 800}).daemon_commit_ms == 800
