@@ -26,8 +26,7 @@ import pyarrow.parquet as pq
 
 from samantha.core.clock import RealClock, SimClock
 from samantha.core.config import AlertsConfig, SamanthaConfig, StoreConfig, UplinkConfig
-from samantha.core.signing import KeyPair
-from samantha.harness.bench.offline import START, gauges, rollup_minutes, sre_hour
+from samantha.harness.bench.offline import START, gauges, open_offline_cube, rollup_minutes, sre_hour
 from samantha.uplink.nats_link import NatsLink
 from samantha.uplink.outbox import Outbox, from_parquet
 
@@ -38,13 +37,6 @@ EXPECTED = "expected-keys.parquet"  # (kind, record_key) of one Cube's outbox: w
 def build_template(root: Path, *, days: float, rps: float = 200.0, series: int = 10, step_s: float = 1800.0,
                    seed: int = 7, progress: Callable[[float, float], None] | None = None) -> dict[str, Any]:
     """A week (or `days`) offline for one Cube; writes TEMPLATE and EXPECTED under root; returns its summary."""
-    from samantha.core.audit import AuditLog, DuckDBAuditStore
-    from samantha.loop import tables
-    from samantha.loop.incidents import IncidentBook
-    from samantha.loop.ledger import ActionLedger
-    from samantha.telemetry.store import TelemetryStore
-    from samantha.uplink.alerts import AlertManager
-    from samantha.uplink.service import UplinkService
 
     t_wall = time.perf_counter()
     root.mkdir(parents=True, exist_ok=True)
@@ -53,14 +45,9 @@ def build_template(root: Path, *, days: float, rps: float = 200.0, series: int =
     cfg = SamanthaConfig(data_dir=str(root / "template-cube"), store=StoreConfig(max_past_age_s=30 * 86400,
                                                                                series_budget=max(1000, series)),
                          alerts=AlertsConfig(), uplink=UplinkConfig(cube_id="template"))  # no hub: offline
-    store = TelemetryStore.open(cfg, clock, start_writer=False)
-    tables.create(store.write_sql)
-    key = KeyPair.load_or_create(cfg.cube_key_path)
-    conns = [store.connection(), store.connection()]
-    audit = AuditLog(DuckDBAuditStore(conns[0]), key, clock)
-    alerts = AlertManager(conns[1], cfg.alerts, clock)
-    svc = UplinkService(cfg, store, clock, key=key, alerts=alerts, audit=audit)
-    incidents, ledger = IncidentBook(store, clock), ActionLedger(store, clock)
+    cube = open_offline_cube(cfg, clock)
+    store, audit, alerts, svc, incidents, ledger = (cube.store, cube.audit, cube.alerts, cube.svc, cube.incidents,
+                                                    cube.ledger)
     try:
         steps = max(1, int(days * 86400 // step_s))
         next_hour = START + 3600
@@ -105,11 +92,7 @@ def build_template(root: Path, *, days: float, rps: float = 200.0, series: int =
                    "distinct_keys": len(set(zip(keys["kind"], keys["record_key"], strict=True))),
                    "generation_wall_s": round(time.perf_counter() - t_wall, 1)}
     finally:
-        svc.close()
-        alerts.close()
-        for c in conns:
-            c.close()
-        store.close()
+        cube.close()
     shutil.rmtree(root / "template-cube", ignore_errors=True)  # the telemetry itself is not needed any more
     return summary
 

@@ -37,6 +37,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +62,45 @@ Z = {"p50": 0.0, "p95": 1.6449, "p99": 2.3263}
 def file_mb(path: Path) -> float:
     wal = Path(f"{path}.wal")
     return (path.stat().st_size + (wal.stat().st_size if wal.exists() else 0)) / 1e6
+
+
+@dataclass
+class OfflineCube:
+    """A Cube's offline side on one DuckDB file, no daemon, driven hour by hour on a sim clock: the store,
+    audit log, alerts, uplink, incident book and action ledger (the offline bench, the fleet bench's outbox,
+    the demo's uplink act)."""
+
+    store: TelemetryStore
+    key: KeyPair
+    audit: AuditLog
+    alerts: AlertManager
+    svc: UplinkService
+    incidents: Any
+    ledger: Any
+    conns: list[Any]
+
+    def close(self) -> None:
+        self.svc.close()
+        self.alerts.close()
+        for c in self.conns:
+            c.close()
+        self.store.close()
+
+
+def open_offline_cube(cfg: SamanthaConfig, clock: SimClock, **uplink: Any) -> OfflineCube:
+    """`uplink`: more UplinkService arguments (e.g. `on_decision`)."""
+    from samantha.loop import tables
+    from samantha.loop.incidents import IncidentBook
+    from samantha.loop.ledger import ActionLedger
+
+    store = TelemetryStore.open(cfg, clock, start_writer=False)
+    tables.create(store.write_sql)
+    key = KeyPair.load_or_create(cfg.cube_key_path)
+    conns = [store.connection(), store.connection()]
+    audit = AuditLog(DuckDBAuditStore(conns[0]), key, clock)
+    alerts = AlertManager(conns[1], cfg.alerts, clock)
+    svc = UplinkService(cfg, store, clock, key=key, alerts=alerts, audit=audit, **uplink)
+    return OfflineCube(store, key, audit, alerts, svc, IncidentBook(store, clock), ActionLedger(store, clock), conns)
 
 
 class Flapper:
@@ -101,9 +141,6 @@ def run_offline_bench(*, days: float = 7.0, rps: float = 200.0, budget_mb: float
     from samantha.harness.hub_process import spawn_hub
     from samantha.harness.proxy_process import spawn_proxy
     from samantha.hub.storage import HubStorage
-    from samantha.loop import tables
-    from samantha.loop.incidents import IncidentBook
-    from samantha.loop.ledger import ActionLedger
 
     if threading.current_thread() is threading.main_thread():  # SIGTERM still reaps the hub and proxy children
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -125,14 +162,9 @@ def run_offline_bench(*, days: float = 7.0, rps: float = 200.0, budget_mb: float
             uplink=UplinkConfig(hub_url=f"http://127.0.0.1:{link.listen_port}", cube_id="bench-cube",
                                 outbox_budget_fraction=outbox_fraction, timeout_s=2.0,
                                 batch_span_s=batch_span_s))
-        store = TelemetryStore.open(cfg, clock, start_writer=False)
-        tables.create(store.write_sql)
-        key = KeyPair.load_or_create(cfg.cube_key_path)
-        conns = [store.connection(), store.connection()]
-        audit = AuditLog(DuckDBAuditStore(conns[0]), key, clock)
-        alerts = AlertManager(conns[1], cfg.alerts, clock)
-        svc = UplinkService(cfg, store, clock, key=key, alerts=alerts, audit=audit)
-        incidents, ledger = IncidentBook(store, clock), ActionLedger(store, clock)
+        cube = open_offline_cube(cfg, clock)
+        store, audit, alerts, svc, incidents, ledger = (cube.store, cube.audit, cube.alerts, cube.svc,
+                                                        cube.incidents, cube.ledger)
         try:
             # 1. the last contact: a policy module that expires while the Cube is offline
             module = sign_module({"version": 1, "issued_at": START - 3600, "expires_at": START + module_days * 86400,
@@ -229,11 +261,7 @@ def run_offline_bench(*, days: float = 7.0, rps: float = 200.0, budget_mb: float
             result["disk_within_budget"] = disk_peak <= budget_mb
             result["telemetry"] = counts
         finally:
-            svc.close()
-            alerts.close()
-            for c in conns:
-                c.close()
-            store.close()
+            cube.close()
             proxy.close()
     if own_dir:
         shutil.rmtree(root, ignore_errors=True)
