@@ -10,17 +10,15 @@ Plan keeps waiting with its reason.
 
 from __future__ import annotations
 
-import json
 import time
 from datetime import UTC, datetime
 
-import duckdb
 import pytest
 
 from samantha.core.signing import KeyPair, trust_public_key
 from samantha.harness.hub_process import spawn_nats_hub
 from samantha.harness.nats_process import Fleet
-from tests.sre.kit import twin_and_daemon, wait_for
+from tests.sre.kit import stopped_audit, twin_and_daemon, wait_for
 from tests.uplink.kit import publish_module
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
@@ -69,12 +67,7 @@ def test_a_plan_waits_for_its_maintenance_window_then_starts_its_rollout(tmp_pat
                                                  for r in v3["waiting"]), v3
         assert d.stop() == 0, d.tail()
 
-    con = duckdb.connect(str(tmp_path / "state" / "telemetry.duckdb"), read_only=True)
-    try:
-        audit = [(k, json.loads(p)) for k, p in con.execute(
-            "SELECT kind, payload FROM audit WHERE kind LIKE 'plan_%' ORDER BY seq").fetchall()]
-    finally:
-        con.close()
+    audit = stopped_audit(tmp_path / "state" / "telemetry.duckdb", "kind LIKE 'plan_%'")
     v2 = [(k, p["said"]) for k, p in audit if p["plan"] == "roll-v2"]
     assert v2[0] == ("plan_waiting", ["window"]) and v2[-1] == ("plan_started", []), v2
     assert ("plan_started", []) not in [(k, p["said"]) for k, p in audit if p["plan"] == "roll-v3"]

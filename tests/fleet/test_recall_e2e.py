@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import time
 
-import duckdb
 import httpx
 import pytest
 
@@ -22,7 +21,7 @@ from samantha.api.client import auth_headers
 from samantha.core.signing import KeyPair, trust_public_key
 from samantha.harness.hub_process import spawn_nats_hub
 from samantha.harness.nats_process import Fleet
-from tests.sre.kit import load_and_flip, twin_and_daemon, wait_for
+from tests.sre.kit import load_and_flip, stopped_audit, twin_and_daemon, wait_for
 from tests.uplink.kit import cli
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
@@ -106,11 +105,6 @@ def test_a_recall_of_the_active_bundle_flips_the_cube_to_last_known_good_and_the
         assert d.proc is not None and d.proc.poll() is None
         assert d.stop() == 0, d.tail()
 
-    con = duckdb.connect(str(tmp_path / "state" / "telemetry.duckdb"), read_only=True)
-    try:
-        audit = [(k, json.loads(p)) for k, p in con.execute(
-            "SELECT kind, payload FROM audit WHERE kind LIKE 'recall_%' ORDER BY seq").fetchall()]
-    finally:
-        con.close()
+    audit = stopped_audit(tmp_path / "state" / "telemetry.duckdb", "kind LIKE 'recall_%'")
     assert [(k, p["bundle_id"]) for k, p in audit] == [("recall_refused", v2), ("recall_applied", v2)], audit
     assert audit[0][1]["reason"].startswith("signature: unknown signing key"), audit[0]

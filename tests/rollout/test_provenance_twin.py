@@ -21,6 +21,7 @@ from samantha.twin.toy_bundle import build_bundle, toy_components
 from samantha.uplink.policy_module import sign_module
 from tests.rollout.kit import rollout_env, short_policy
 from tests.rollout.test_rollout_twin import wait_for
+from tests.sre.kit import audit_records
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 BUILDER = "https://ci.fleet.example/builder/v1"
@@ -86,7 +87,7 @@ def test_policy_module_supply_rules_refuse_by_rule_and_admit_with_attestation_di
         r = env.post("/v1/rollout/abort", json={"reason": "the test has seen the load"})
         assert r.status_code == 200, r.text
         db = env.stopped_db()
-    audit = [(k, json.loads(p)) for k, p in db.execute("SELECT kind, payload FROM audit ORDER BY seq").fetchall()]
+    audit = audit_records(db)
     refused = {Path(p["bundle"]).name: p for k, p in audit if k == "bundle_refused"}
     assert {b: p["rule"] for b, p in refused.items()} == {
         "plain": "provenance-required", "wrong-subject": "subject-digest", "denied": "denied-component",

@@ -8,7 +8,6 @@ safe mode too, until fresh metadata arrives. Every refusal is audited and alerte
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
 from datetime import timedelta
@@ -22,6 +21,7 @@ from samantha.hub.tuf_repo import TufRepository
 from samantha.twin.toy_bundle import build_bundle
 from tests.rollout.kit import Env, rollout_env, short_policy
 from tests.rollout.test_rollout_twin import wait_for
+from tests.sre.kit import audit_records
 
 SHIPPED_PLAYBOOKS = Path(__file__).parents[2] / "playbooks"
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(400)]
@@ -129,7 +129,7 @@ def test_tuf_rollout_rollback_rotation_freeze_and_safe_mode(tmp_path: Path) -> N
         assert not env.twin.cube.state().safe_mode
 
         db = env.stopped_db()
-        audit = [(k, json.loads(p)) for k, p in db.execute("SELECT kind, payload FROM audit ORDER BY seq").fetchall()]
+        audit = audit_records(db)
         rules = [p["rule"] for k, p in audit if k == "bundle_refused"]
         assert rules == ["tuf-required", "tuf-verified", "tuf-fresh"], rules
         kinds = [k for k, _ in audit]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -68,3 +69,20 @@ def load_and_flip(twin: Twin, name: str, tag: str, **profile: Any) -> None:
 
 def flips(daemon: DaemonProcess) -> list[dict[str, Any]]:
     return daemon.client.actions(kind="flip")
+
+
+def audit_records(con: Any, where: str = "") -> list[tuple[str, dict[str, Any]]]:
+    """(kind, payload) of the decision log in a DuckDB connection, in order; `where`: an SQL condition."""
+    sql = f"SELECT kind, payload FROM audit {f'WHERE {where} ' if where else ''}ORDER BY seq"
+    return [(k, json.loads(p)) for k, p in con.execute(sql).fetchall()]
+
+
+def stopped_audit(db_path: Path, where: str = "") -> list[tuple[str, dict[str, Any]]]:
+    """`audit_records` from a stopped daemon's DuckDB file (read-only)."""
+    import duckdb
+
+    con = duckdb.connect(str(db_path), read_only=True)
+    try:
+        return audit_records(con, where)
+    finally:
+        con.close()

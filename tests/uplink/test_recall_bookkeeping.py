@@ -7,12 +7,12 @@ the `on_recall` seam, answering blocked until a last-known-good bundle "arrives"
 
 from __future__ import annotations
 
-import json
 import secrets
 
 from samantha.core.clock import SimClock
 from samantha.uplink.local import local_service
 from samantha.uplink.recall import RECALL_KIND, sign_recall
+from tests.sre.kit import audit_records
 from tests.uplink.kit import cube_config, hub_key
 
 BUNDLE = "ef" * 32
@@ -63,8 +63,7 @@ def test_blocked_then_applied_once_refusals_said_once(tmp_path):
         svc.outbox.collect(clock.time())
         with svc.outbox.lock:
             rows = svc.conn.execute("SELECT kind, records FROM outbox WHERE kind = 'recalls'").fetchall()
-            audit = [(k, json.loads(p)) for k, p in svc.conn.execute(
-                "SELECT kind, payload FROM audit WHERE kind LIKE 'recall_%' ORDER BY seq").fetchall()]
+            audit = audit_records(svc.conn, "kind LIKE 'recall_%'")
         assert sum(r[1] for r in rows) == 4, rows  # blocked, refused (forged), refused (malformed), applied
         assert [(k, p["status"]) for k, p in audit] == [("recall_blocked", "blocked"), ("recall_refused", "refused"),
                                                         ("recall_refused", "refused"), ("recall_applied", "applied")]

@@ -14,13 +14,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import httpx
 import pytest
 
 from samantha.api.client import auth_headers
 from samantha.core.signing import KeyPair
-from tests.sre.kit import wait_for
+from tests.sre.kit import stopped_audit, wait_for
 from tests.uplink.kit import cli, hub_twin_daemon, publish_module
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
@@ -115,12 +114,7 @@ def test_a_decision_relayed_by_the_hub_resumes_or_closes_an_escalated_experiment
         assert httpx.get(f"{d.url}/v1/audit/verify", headers=h, timeout=10).status_code == 200
         assert d.proc is not None and d.proc.poll() is None  # refusals never took the daemon down
 
-    con = duckdb.connect(str(tmp_path / "state" / "telemetry.duckdb"), read_only=True)
-    try:
-        audit = [(k, json.loads(p)) for k, p in con.execute(
-            "SELECT kind, payload FROM audit WHERE kind IN ('operator_doc', 'approval_decided') ORDER BY seq").fetchall()]
-    finally:
-        con.close()
+    audit = stopped_audit(tmp_path / "state" / "telemetry.duckdb", "kind IN ('operator_doc', 'approval_decided')")
     docs = [p for k, p in audit if k == "operator_doc" and p["kind"] == "samantha/approval-decision"]
     assert [(p["operator"], p["ok"], p["via"]) for p in docs] == [
         ("mallory", False, "relayed by hub"), ("ana", True, "relayed by hub"), ("ana", False, "relayed by hub"),
