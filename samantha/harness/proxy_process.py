@@ -7,8 +7,11 @@ import selectors
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections import deque
 from collections.abc import Mapping
+from typing import IO
 
 
 class SpawnError(RuntimeError):
@@ -16,7 +19,12 @@ class SpawnError(RuntimeError):
 
 
 class ChildProcess:
-    """A `python -m MODULE` child that prints `<prefix><value>` once ready; stop() always reaps it."""
+    """A `python -m MODULE` child that prints `<prefix><value>` once ready; stop() always reaps it.
+
+    Once ready, its stdout and stderr are drained into a bounded tail (`tail()`): an undrained pipe fills at
+    64 KiB and then blocks the child on its next log line, which froze a chatty hub writer under load."""
+
+    TAIL_LINES = 400
 
     def __init__(self, module: str, args: list[str], ready_prefix: str, *,
                  env: Mapping[str, str] | None = None, timeout: float = 15.0) -> None:
@@ -24,6 +32,22 @@ class ChildProcess:
                                      stderr=subprocess.PIPE, env=dict(env if env is not None else os.environ),
                                      text=True)
         self.value = self._wait_ready(ready_prefix, timeout)
+        self._tail: deque[str] = deque(maxlen=self.TAIL_LINES)
+        self._drains = [threading.Thread(target=self._drain, args=(s,), daemon=True, name=f"drain-{module}")
+                        for s in (self.proc.stdout, self.proc.stderr) if s is not None]
+        for t in self._drains:
+            t.start()
+
+    def _drain(self, stream: IO[str]) -> None:
+        try:
+            for line in stream:
+                self._tail.append(line.rstrip("\n"))
+        except (ValueError, OSError):  # closed by stop() while a grandchild still held the pipe
+            pass
+
+    def tail(self, n: int = 50) -> str:
+        """The child's last `n` output lines (stdout and stderr interleaved as read)."""
+        return "\n".join(list(self._tail)[-n:])
 
     def _wait_ready(self, prefix: str, timeout: float) -> str:
         assert self.proc.stdout is not None
@@ -33,8 +57,11 @@ class ChildProcess:
             ready = self._ready_line(sel, prefix, deadline)
         if ready is not None:
             return ready
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        err = _read_ready(self.proc.stderr)
         self.stop()
-        err = self.proc.stderr.read() if self.proc.stderr else ""
         raise SpawnError(f"{' '.join(self.proc.args)} did not become ready (rc={self.proc.returncode}): {err[-2000:]}")
 
     def _ready_line(self, sel: selectors.BaseSelector, prefix: str, deadline: float) -> str | None:
@@ -57,6 +84,8 @@ class ChildProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        for t in getattr(self, "_drains", []):
+            t.join(timeout=1.0)
         for stream in (self.proc.stdout, self.proc.stderr):
             if stream is not None:
                 stream.close()
@@ -67,6 +96,17 @@ class ChildProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _read_ready(stream: IO[str] | None) -> str:
+    """What a dead child left in its pipe, without blocking on a grandchild that still holds it open."""
+    if stream is None:
+        return ""
+    os.set_blocking(stream.fileno(), False)
+    try:
+        return os.read(stream.fileno(), 1 << 20).decode(errors="replace")
+    except (BlockingIOError, OSError):
+        return ""
 
 
 def spawn_proxy(port: int = 0, host: str = "127.0.0.1", **kw: object) -> ChildProcess:
