@@ -58,6 +58,8 @@ class TufCache:
 
     def __init__(self, cache_dir: str | Path, pinned_root: str | Path, clock: Clock = REAL_CLOCK):
         self.dir, self.pinned_root, self.clock = Path(cache_dir), Path(pinned_root), clock
+        self._parsed: dict[str, tuple[tuple[str, int, int, int], dict | None]] = {}  # role -> (file stat key, summary)
+        self.parses = 0  # metadata files parsed by status(): what the cache saves
 
     # -- persisted intake state -------------------------------------------------------------
     def _state(self) -> dict:
@@ -92,25 +94,41 @@ class TufCache:
     def status(self) -> dict:
         """What this cache trusts: each role's version and expiry (as verified when stored), the time floor and
         the hold. A role not yet trusted is null (before the first check only the pinned root is known)."""
-        from tuf.api.metadata import Metadata
-
         ref = max(self.clock.time(), float(self._state().get("time_floor", 0.0)))
         roles: dict[str, dict | None] = {}
         for role in ("root", "timestamp", "snapshot", "targets"):
             p = self.dir / f"{role}.json"
             if role == "root" and not p.exists():
                 p = self.pinned_root
-            try:
-                md = Metadata.from_bytes(p.read_bytes())
-            except (OSError, ValueError, KeyError, TypeError):
-                roles[role] = None
-                continue
-            exp = md.signed.expires.timestamp()
-            roles[role] = {"version": md.signed.version, "expires_at": exp, "expired": ref >= exp,
-                           **({"targets": sorted(md.signed.targets)} if role == "targets" else {})}
+            r = self._role(role, p)
+            roles[role] = None if r is None else {**r, "expired": ref >= r["expires_at"]}
         hold = self.hold()
         return {"cache_dir": str(self.dir), "pinned_root": str(self.pinned_root), "reference_time": ref,
                 "roles": roles, "hold": hold.model_dump() if hold else None}
+
+    def _role(self, role: str, p: Path) -> dict | None:
+        """A role's version, expiry (and targets), parsed again only when the file's (mtime_ns, size, inode) changed:
+        the uplink reads the status every tick and the metadata changes only at an intake."""
+        from tuf.api.metadata import Metadata
+
+        try:
+            st = p.stat()
+        except OSError:
+            self._parsed.pop(role, None)
+            return None
+        key = (str(p), st.st_mtime_ns, st.st_size, st.st_ino)  # inode: a rename within one mtime tick
+        hit = self._parsed.get(role)
+        if hit is not None and hit[0] == key:
+            return hit[1]
+        self.parses += 1
+        try:
+            md = Metadata.from_bytes(p.read_bytes())
+            r: dict | None = {"version": md.signed.version, "expires_at": md.signed.expires.timestamp(),
+                              **({"targets": sorted(md.signed.targets)} if role == "targets" else {})}
+        except (OSError, ValueError, KeyError, TypeError):
+            r = None
+        self._parsed[role] = (key, r)
+        return r
 
     # -- the check ----------------------------------------------------------------------------
     def check(self, bundle_dir: str | Path, name: str, version: str) -> TufFacts:
