@@ -7,6 +7,8 @@ a fetcher that reads files instead of URLs, starting from its own trusted cache 
 root, and the newest timestamp/snapshot/targets it has accepted, which is what refuses a
 rollback). The target is `<name>-<version>/model.sig`: the signature file whose statement covers
 every other file, so TUF pins the exact signed bundle and model-signing then checks the files.
+`check_target` runs the same workflow over a metadata set a fleet transport carried beside another target (the
+policy module: `uplink/service.py`), against the same trusted state.
 
 Time: expiry is judged at max(the wall clock, the highest wall time this cache has seen). A clock
 that falls back (dead RTC, bad NTP) cannot revive expired metadata; one that runs ahead makes
