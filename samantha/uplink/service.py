@@ -131,6 +131,7 @@ class UplinkService:
         self.last_tick: dict[str, Any] = {}
         self.last_offer: dict[str, Any] | None = None
         self._refused: dict[str, Offer] = {}
+        self._tuf_verified: str | None = None  # the (module, TUF metadata) pair last verified and in force
         self._recall_said: dict[str, str] = {}  # doc sha or bundle id -> the refusal or block last recorded
 
     def close(self) -> None:
@@ -257,10 +258,15 @@ class UplinkService:
                 sha = None
             if sha is not None and self._refused.get(sha) is not None and source == "hub":
                 return self._refused[sha]  # the hub still serves a module refused before: said once, not per tick
-            refusal, tuf = self._module_tuf(doc, metadata) if tufd else (None, None)
+            # the pair verified at the last pull (the hub serves the module in force again): the same bytes need no
+            # second TUF run per round; the trusted metadata's own expiry is the `tuf-stale` hold's job
+            again = tufd and sha is not None and sha == self._tuf_verified
+            refusal, tuf = self._module_tuf(doc, metadata) if tufd and not again else (None, None)
             offer = refusal or self.policy.offer(doc, now)
             if offer.refused and sha is not None:
                 self._refused = {sha: offer}
+            if tufd and refusal is None and tuf is not None and not offer.refused:
+                self._tuf_verified = sha
             via = {"tuf": tuf.model_dump(exclude_none=True)} if tuf is not None else {}
             if offer.status == "applied":
                 self._audit("policy_applied", {"version": offer.version, "source": source,

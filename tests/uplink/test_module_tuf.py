@@ -105,9 +105,15 @@ def test_no_metadata_malformed_metadata_and_a_rollback_are_refused(fleet, tmp_pa
         old = repo.metadata_set()
         repo.refresh_timestamp()
         assert svc.offer_module(v1, "hub", repo.metadata_set()).status == "applied"
+        runs: list[str] = []
+        check = svc.tuf.check_target
+        svc.tuf.check_target = lambda md, target, data: runs.append(target) or check(md, target, data)
+        # the hub serves the same module and metadata every round: verified once, not per round
+        assert svc.offer_module(v1, "hub", repo.metadata_set()).status == "unchanged" and runs == []
         # the metadata the Cube trusted before, replayed with the module in force: a rollback
         r = svc.offer_module(v1, "hub", old)
         assert (r.code, r.field) == ("tuf_rollback", "tuf.timestamp"), r
+        assert runs == [TARGET]
         assert svc.policy.current().module.version == 1
 
 
