@@ -219,3 +219,36 @@ def test_over_nats_publish_and_promote_list_the_module_and_a_raw_copy_is_refused
             out = svc.force_sync(max_seconds=10)["policy"]
             assert (out["code"], out["field"]) == ("tuf_tampered", "tuf.target"), out
             assert svc.policy.current().module.channels == ["staging", "fleet"]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_the_daemon_applies_a_listed_module_and_keeps_running_on_a_refused_one(tmp_path: Path) -> None:
+    """`samantha run` with a pinned root, beside the twin and a real HTTP hub: its uplink shares the intake's cache."""
+    from samantha.api.client import auth_headers
+    from tests.sre.kit import wait_for
+    from tests.uplink.kit import hub_twin_daemon, publish_module
+
+    repo = TufRepository(tmp_path / "fleet-tuf")
+    repo.init()
+    tuf = {"tuf_root": str(repo.root_path)}
+    with hub_twin_daemon(tmp_path, "cube-tuf", twin=tuf) as (hub_url, hub_key_path, operator, twin, d):
+        def st():
+            return httpx.get(f"{d.url}/v1/uplink/status", timeout=10, headers=auth_headers(d.config)).json()
+
+        publish_module(tmp_path, hub_url, hub_key_path, 1, "1h", operator, "--tuf-repo", str(repo.dir))
+        wait_for(lambda: st()["policy"].get("version") == 1, 30, "module v1 applied")
+        now = time.time()
+        rogue = sign_module({"version": 2, "issued_at": now, "expires_at": now + 3600}, KeyPair.load(hub_key_path))
+        httpx.put(f"{hub_url}/v1/policy", json=rogue, timeout=10).raise_for_status()
+        s = wait_for(lambda: (x := st())["last_offer"] and x["last_offer"].get("code") == "tuf_tampered" and x, 30,
+                     "the unlisted module refused")
+        assert s["last_offer"]["field"] == "tuf.target" and s["policy"]["version"] == 1
+        assert any(a["name"] == "samantha_policy_module_refused" for a in s["alerts"])
+        assert s["safe_mode"]["safe"] is False
+        publish_module(tmp_path, hub_url, hub_key_path, 3, "1h", operator, "--tuf-repo", str(repo.dir), "--force")
+        s = wait_for(lambda: (x := st())["policy"].get("version") == 3 and x, 30, "module v3 applied")
+        assert not any(a["name"] == "samantha_policy_module_refused" for a in s["alerts"])
+        assert d.proc.poll() is None
+    trusted = json.loads((tmp_path / "state" / "tuf" / "targets.json").read_text())
+    assert TARGET in trusted["signed"]["targets"]  # the daemon's one TUF cache (twin.tuf_cache under data_dir)
