@@ -167,6 +167,20 @@ def test_through_the_http_hub_with_hub_publish_tuf_repo(tmp_path: Path) -> None:
             assert r.returncode == 0, r.stderr + r.stdout
             assert svc.force_sync()["policy"]["status"] == "applied"
             assert svc.policy.current().module.version == 3
+            # a fresh timestamp published on the hub (the freeze window restarts): the Cube trusts it at the next pull
+            before = repo.load("timestamp").signed.version
+            r = cli(["tuf", "timestamp", "--repo", str(repo_dir), "--hub", hub.value])
+            assert r.returncode == 0 and "published on" in r.stdout, r.stderr + r.stdout
+            served = json.loads(httpx.get(f"{hub.value}/v1/policy/tuf", timeout=10).json()["files"]["timestamp.json"])
+            assert served["signed"]["version"] == before + 1
+            assert svc.force_sync()["policy"]["status"] == "unchanged"
+            assert svc.tuf.status()["roles"]["timestamp"]["version"] == before + 1
+        # bad input: --tuf-repo that holds no repository, refused (2) before anything is published
+        body.write_text(yaml.safe_dump({"version": 4}))
+        r = cli(["hub", "publish", str(body), "--key", str(key_path), "--hub", hub.value, "--tuf-repo",
+                 str(tmp_path / "nowhere")])
+        assert r.returncode == 2 and "--tuf-repo" in r.stdout + r.stderr, r.stderr + r.stdout
+        assert httpx.get(f"{hub.value}/v1/policy", timeout=10).json()["version"] == 3
         # the hub checks the shape of what it carries, naming the field
         bad = httpx.put(f"{hub.value}/v1/policy/tuf", json={"files": []}, timeout=10)
         assert bad.status_code == 400 and bad.json()["error"]["field"] == "files", bad.text
