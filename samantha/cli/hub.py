@@ -18,11 +18,44 @@ from samantha.cli.common import JsonOption, bad_input, console, failure, print_j
 app = typer.Typer(no_args_is_help=True, help="The hub: fleet Reported State in Parquet, signed policy, decisions.")
 
 HubOption = typer.Option("nats://127.0.0.1:4222", "--hub", help="hub: nats://host:port[,...] or http://...")
-ChannelOption = typer.Option("fleet", "--channel", help="release channel (NATS hub)")
+ChannelOption = typer.Option("fleet", "--channel", help="release channel (NATS hub; with --tuf-repo on either hub, "
+                             "the target policy/<channel>.json the Cubes' uplink.channel looks up)")
+TufRepoOption = typer.Option(None, "--tuf-repo", help="the fleet TUF repository: list the module as the channel's "
+                             "target and publish the metadata beside it (Cubes with a pinned root require it)")
 
 
 def _nats(hub: str) -> bool:
     return hub.startswith(("nats://", "tls://"))
+
+
+def push_tuf(hub: str, metadata: dict[str, Any]) -> Any:
+    """The fleet TUF repository's metadata set, published beside the policy module (the hub only carries it)."""
+    if _nats(hub):
+        from samantha.hub import nats_ops
+
+        return _nats_call(nats_ops.publish_tuf, hub, metadata)
+    return _call("PUT", f"{hub.rstrip('/')}/v1/policy/tuf", json=metadata)
+
+
+def _tuf_repo(repo: Path | None) -> Any:
+    if repo is None:
+        return None
+    from samantha.hub.tuf_repo import TufRepository
+
+    try:
+        return TufRepository.existing(repo)
+    except ValueError as e:
+        bad_input(f"--tuf-repo: {e}")
+
+
+def _list_module(repo: Any, hub: str, channel: str, doc: dict[str, Any]) -> dict[str, Any]:
+    """The module as its channel's TUF target (its canonical JSON), then the re-signed metadata on the hub."""
+    from samantha.core.signing import canonical_json
+    from samantha.uplink.policy_module import tuf_target
+
+    repo.add_target(tuf_target(channel), canonical_json(doc))
+    push_tuf(hub, repo.metadata_set())
+    return {"target": tuf_target(channel), "targets_version": repo.load("targets").signed.version}
 
 
 def _nats_call(fn: Any, *args: Any) -> Any:
@@ -91,8 +124,9 @@ def publish(path: Path = typer.Argument(..., help="policy module body, YAML or J
             valid_for: str = typer.Option("7d", help="expires_at = now + this, when the file has none"),
             force: bool = typer.Option(False, help="publish even if the hub holds a newer version"),
             out: Path | None = typer.Option(None, help="also write the signed module here"),
-            as_json: bool = JsonOption) -> None:
-    """Validate, sign (ed25519) and publish a policy module. Cubes verify it before applying."""
+            tuf_repo: Path | None = TufRepoOption, as_json: bool = JsonOption) -> None:
+    """Validate, sign (ed25519) and publish a policy module (with --tuf-repo, as a TUF target too). Cubes verify
+    it before applying."""
     from pydantic import ValidationError
 
     from samantha.core.validated_yaml import DocumentError, parse_yaml, problems_from_validation
@@ -122,6 +156,7 @@ def publish(path: Path = typer.Argument(..., help="policy module body, YAML or J
     except ValidationError as e:  # every problem, with its line and field
         bad_input(str(DocumentError(problems_from_validation(e, str(path), marks))))
     doc = sign_module(body, _key(key))
+    repo = _tuf_repo(tuf_repo)
     if _nats(hub):
         from samantha.hub import nats_ops
 
@@ -134,7 +169,10 @@ def publish(path: Path = typer.Argument(..., help="policy module body, YAML or J
         out.write_text(json.dumps(doc, indent=1, sort_keys=True))
     res = (_nats_call(nats_ops.publish_policy, hub, channel, doc) if _nats(hub)
            else _call("PUT", f"{hub.rstrip('/')}/v1/policy", json=doc))
-    print_json(res) if as_json else console.print(f"published policy module v{res['version']} ({res['sha256'][:12]})")
+    if repo is not None:  # after the module: a Cube that reads the new metadata first finds the module it lists
+        res["tuf"] = _list_module(repo, hub, channel, doc)
+    print_json(res) if as_json else console.print(f"published policy module v{res['version']} ({res['sha256'][:12]})"
+                                                  + (f" as TUF target {res['tuf']['target']}" if repo else ""))
 
 
 @app.command()
@@ -142,7 +180,7 @@ def promote(source: str = typer.Option(..., "--from", help="the release channel 
             target: str = typer.Option(..., "--to", help="the release channel it is released to next"),
             key: Path = KeyOption, hub: str = HubOption, force: bool = typer.Option(
                 False, help="publish even if the target channel holds the same or a newer version"),
-            as_json: bool = JsonOption) -> None:
+            tuf_repo: Path | None = TufRepoOption, as_json: bool = JsonOption) -> None:
     """Promote the module in force on one release channel to the next (NATS hub): verified, re-signed at the
     root with the target added to its signed `channels`, published there. Cubes on the target apply it."""
     from samantha.hub import nats_ops
@@ -153,6 +191,7 @@ def promote(source: str = typer.Option(..., "--from", help="the release channel 
     from samantha.core.fleet import token
 
     signer = _key(key)
+    repo = _tuf_repo(tuf_repo)
     try:
         token(target, "--to")
     except ValueError as e:
@@ -172,6 +211,8 @@ def promote(source: str = typer.Option(..., "--from", help="the release channel 
         bad_input(f"--to: channel {target!r} holds version {current['version']} (>= v{promoted['version']}); "
                   "publish a higher version on the source first (or --force)")
     res = {**_nats_call(nats_ops.publish_policy, hub, target, promoted), "channels": promoted["channels"]}
+    if repo is not None:
+        res["tuf"] = _list_module(repo, hub, target, promoted)
     print_json(res) if as_json else console.print(
         f"promoted policy module v{res['version']} {source} -> {target} ({res['sha256'][:12]}); "
         f"released to {', '.join(res['channels'])}")

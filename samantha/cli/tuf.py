@@ -91,7 +91,7 @@ def publish_cmd(bundle: Path = typer.Argument(..., help="a signed bundle directo
                 timestamp_ttl_s: float | None = typer.Option(None, "--timestamp-ttl-s", min=1,
                                                              help="timestamp expiry (default 7 days)")) -> None:
     """List the bundle's model.sig as a target, re-sign targets/snapshot/timestamp, carry the metadata in tuf/."""
-    r = _open(repo)
+    r = open_repo(repo)
     try:
         m = read_manifest(bundle)
         sig = (bundle / SIGNATURE).read_bytes()
@@ -108,14 +108,21 @@ def publish_cmd(bundle: Path = typer.Argument(..., help="a signed bundle directo
 
 @app.command("timestamp")
 def timestamp_cmd(repo: Path = RepoOption, carry: list[Path] = typer.Option([], "--carry", help="bundle to carry "
-                  "the fresh metadata into; repeatable")) -> None:
-    """A fresh timestamp (the freeze window restarts); carry it into the given bundles."""
-    r = _open(repo)
+                  "the fresh metadata into; repeatable"),
+                  hub: str | None = typer.Option(None, "--hub", help="also publish the metadata beside the policy "
+                                                 "module on this hub (nats://... or http://...)")) -> None:
+    """A fresh timestamp (the freeze window restarts); carry it into the given bundles and publish it on the hub."""
+    from samantha.cli.hub import push_tuf
+
+    r = open_repo(repo)
     r.refresh_timestamp()
     for b in carry:
         r.carry(b)
+    if hub:
+        push_tuf(hub, r.metadata_set())
     console.print(f"timestamp v{r.load('timestamp').signed.version}" + (f", carried into {len(carry)} bundle(s)"
-                                                                       if carry else ""))
+                                                                       if carry else "")
+                  + (f", published on {hub}" if hub else ""))
 
 
 @app.command("rotate")
@@ -125,13 +132,13 @@ def rotate_cmd(role: str = typer.Argument(..., help="root | targets | snapshot |
     themselves when the next bundle carries the metadata."""
     if role not in ROLES:
         bad_input(f"role: {role!r} is not one of {', '.join(ROLES)}")
-    r = _open(repo)
+    r = open_repo(repo)
     r.rotate(role)
     console.print(f"{role} key rotated; root is now v{r.load('root').signed.version}")
 
 
-def _open(repo: Path) -> TufRepository:
-    r = TufRepository(repo)
-    if not (r.meta_dir / "root.json").is_file():
-        bad_input(f"--repo: {repo} holds no TUF repository (samantha tuf init --repo {repo})")
-    return r
+def open_repo(repo: Path) -> TufRepository:
+    try:
+        return TufRepository.existing(repo)
+    except ValueError as e:
+        bad_input(f"--repo: {e}")

@@ -4,6 +4,8 @@
     samantha.down.<cube>.decision          signed operator documents for one Cube (stream DOWN)
     samantha.policy.<channel>              the signed policy modules of a release channel (stream POLICY:
                                            last value per subject, a short history)
+    samantha.policy._tuf                   the fleet TUF repository's metadata set (not a channel: `_` is no token
+                                           start), which lists each channel's module as a target
     samantha.parked.<cube>.<kind>          batches the writer refused, with the reason (stream PARKED)
     samantha.recall.<bundle id>            the root's signed Recall of one bundle (stream RECALL: last value per
                                            bundle, no age limit, so a Cube offline for months still gets it)
@@ -19,6 +21,7 @@ STREAM_PARKED = "SAMANTHA_PARKED"
 STREAM_POLICY = "SAMANTHA_POLICY"
 STREAM_RECALL = "SAMANTHA_RECALL"
 RECALL_SUBJECTS = "samantha.recall.>"
+TUF_SUBJECT = "samantha.policy._tuf"  # in the POLICY stream; no channel can be named `_tuf`
 DOMAIN = "hub"  # the root cluster's JetStream domain (clients behind a regional leaf reach it by name)
 WRITER_DURABLE = "parquet-writer"
 

@@ -238,7 +238,7 @@ def build_parts(config: SamanthaConfig, clock: Clock = REAL_CLOCK, *,
 
         uplink = UplinkService(cfg, store, clock, key=key, outbox=outbox, alerts=alerts, audit=audit, cube=cube,
                                bundle_expires_at=active_bundle_expiry, on_decision=relayed,
-                               supply_hold=catalog.supply_hold,
+                               supply_hold=catalog.supply_hold, tuf=catalog.tuf,
                                on_recall=lambda b, n, r: apply_recall(nodes, b, n, r).as_dict())
         closes(uplink.close)
         late["uplink"] = uplink

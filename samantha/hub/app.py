@@ -4,6 +4,8 @@
     GET  /v1/cubes/{cube}/watermark?epoch=E   every seq <= watermark is stored
     GET  /v1/policy                           the signed policy module (404: none published)
     PUT  /v1/policy                           publish a signed module (the hub relays; Cubes verify)
+    GET  /v1/policy/tuf                       the fleet TUF metadata set listing the module (404: none)
+    PUT  /v1/policy/tuf                       publish it ({"files": {name: text}}; Cubes verify it)
     POST /v1/cubes/{cube}/decisions           relay a signed approval decision to a Cube
     GET  /v1/cubes/{cube}/decisions?after=N   decisions for a Cube, in order
     GET  /v1/fleet/stats                      records, distinct records and duplicates per kind
@@ -83,6 +85,19 @@ def make_app(storage: HubStorage) -> FastAPI:
         except ValueError as e:
             return _error(400, "invalid", f"not JSON: {e}", "body")
         return await run_in_threadpool(storage.publish, doc)
+
+    @app.get("/v1/policy/tuf")
+    def policy_tuf() -> Any:
+        doc = storage.tuf()
+        return doc if doc is not None else _error(404, "no_tuf", "no TUF metadata published")
+
+    @app.put("/v1/policy/tuf")
+    async def publish_tuf(request: Request) -> Any:
+        try:
+            doc = json.loads(await request.body())
+        except ValueError as e:
+            return _error(400, "invalid", f"not JSON: {e}", "body")
+        return await run_in_threadpool(storage.publish_tuf, doc)
 
     @app.post("/v1/cubes/{cube}/decisions")
     async def add_decision(cube: str, request: Request) -> Any:

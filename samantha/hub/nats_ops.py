@@ -62,6 +62,16 @@ def publish_policy(url: str, channel: str, doc: dict[str, Any], timeout: float =
     return asyncio.run(_with_js(url, put, timeout))
 
 
+def publish_tuf(url: str, metadata: dict[str, Any], timeout: float = 10.0) -> dict[str, Any]:
+    """The fleet TUF repository's metadata set on `samantha.policy._tuf` (Cubes with a pinned root read the last)."""
+    data = json.dumps(metadata, sort_keys=True).encode()
+
+    async def put(js: Any) -> Any:
+        ack = await js.publish(fleet.TUF_SUBJECT, data, headers={"Nats-Msg-Id": f"tuf-{sha256_hex(data)[:16]}"})
+        return {"sha256": sha256_hex(data), "files": sorted(metadata.get("files", {})), "stream_seq": ack.seq}
+    return asyncio.run(_with_js(url, put, timeout))
+
+
 def relay_doc(url: str, cube: str, doc: dict[str, Any], timeout: float = 10.0) -> dict[str, Any]:
     subject = fleet.decision_subject(cube)  # a bad cube id is bad input, before any connection
 

@@ -196,6 +196,31 @@ class HubStorage:
             atomic_write(self.policy_path, data)
         return {"version": v, "sha256": sha256_hex(data)}
 
+    @property
+    def tuf_path(self) -> Path:
+        return self.root / "policy" / "tuf.json"
+
+    def tuf(self) -> dict[str, Any] | None:
+        try:
+            return json.loads(self.tuf_path.read_text())
+        except FileNotFoundError:
+            return None
+
+    def publish_tuf(self, doc: Any) -> dict[str, Any]:
+        """Store the fleet TUF repository's metadata set (`{"files": {name: text}}`), served beside the module.
+        The hub checks only its shape; each Cube verifies the metadata with its pinned root."""
+        from samantha.cube.tuf_meta import parse_metadata_set  # the Cube's reader; not needed by other routes
+
+        try:
+            parse_metadata_set(doc)
+        except ValueError as e:
+            field, _, reason = str(e).partition(": ")
+            raise HubInputError(field, reason) from None
+        data = json.dumps(doc, sort_keys=True).encode()
+        with self._lock:
+            atomic_write(self.tuf_path, data)
+        return {"sha256": sha256_hex(data), "files": sorted(doc["files"])}
+
     # ---------------- approval decisions ----------------
 
     def add_decision(self, cube: str, doc: Any, now: float) -> int:

@@ -5,7 +5,8 @@ Layout of a repository directory:
   keys/<role>.pem          the role's private key (ECDSA P-256, PKCS#8 PEM; keep offline for root)
   metadata/N.root.json     every root version (a Cube walks the chain N+1, N+2, ... to rotate)
   metadata/{root,timestamp,snapshot,targets}.json
-`carry(bundle_dir)` copies the metadata into the bundle's `tuf/`, which travels with it.
+`carry(bundle_dir)` copies the metadata into the bundle's `tuf/`, which travels with it; `metadata_set()` is the
+same files as one document, which the hub serves beside the policy module.
 """
 
 from __future__ import annotations
@@ -43,6 +44,14 @@ class TufRepository:
     def __init__(self, directory: str | Path):
         self.dir = Path(directory)
         self.meta_dir, self.keys_dir = self.dir / "metadata", self.dir / "keys"
+
+    @classmethod
+    def existing(cls, directory: str | Path) -> TufRepository:
+        """A repository `init` made, or a ValueError saying how to make one."""
+        r = cls(directory)
+        if not (r.meta_dir / "root.json").is_file():
+            raise ValueError(f"{directory} holds no TUF repository (samantha tuf init --repo {directory})")
+        return r
 
     # -- keys ---------------------------------------------------------------------------------
     def _signer(self, role: str) -> CryptoSigner:
@@ -138,16 +147,24 @@ class TufRepository:
             else:
                 self.refresh_timestamp()
 
+    def _carried(self) -> list[Path]:
+        # every file but root.json: the Cube walks N.root.json from its own trusted root
+        return [p for p in sorted(self.meta_dir.glob("*.json")) if p.name != "root.json"]
+
     def carry(self, bundle_dir: str | Path) -> Path:
         """Copy the metadata into `<bundle>/tuf/` (what a Cube verifies offline)."""
         dest = Path(bundle_dir) / "tuf"
         if dest.exists():
             shutil.rmtree(dest)
         dest.mkdir(parents=True)
-        for p in sorted(self.meta_dir.glob("*.json")):
-            if p.name != "root.json":  # the Cube walks N.root.json from its own trusted root
-                shutil.copy2(p, dest / p.name)
+        for p in self._carried():
+            shutil.copy2(p, dest / p.name)
         return dest
+
+    def metadata_set(self) -> dict[str, dict[str, str]]:
+        """The same files as one JSON document, `{"files": {name: text}}`: what the hub serves beside the policy
+        module (HTTP `GET /v1/policy/tuf`, NATS `samantha.policy._tuf`); the transport only carries it."""
+        return {"files": {p.name: p.read_text() for p in self._carried()}}
 
     @property
     def root_path(self) -> Path:

@@ -17,7 +17,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from samantha.core.supply import IntakeFacts, ProvenanceFacts, SbomComponent, SupplyPolicy
+from samantha.core.supply import IntakeFacts, ProvenanceFacts, SbomComponent, SupplyPolicy, TufFacts
 
 RULES: dict[str, str] = {
     "tuf-required": "a Cube with a pinned TUF root takes only bundles that carry TUF metadata (tuf/)",
@@ -32,6 +32,8 @@ RULES: dict[str, str] = {
     "denied-component": "the SBOM must list no component on the policy module's deny list",
     "tuf-stale": "metadata the Cube trusts that has expired holds the Cube as frozen metadata does, until fresh "
                  "metadata verifies",
+    "module-tuf": "on a Cube with a pinned TUF root, a policy module from the hub is applied only when fresh, "
+                  "verified metadata lists it with its length and hashes; else the module in force keeps governing",
 }
 
 HoldChange = Literal["keep", "set", "clear"]
@@ -139,3 +141,17 @@ def stale_trust(expires_at: Mapping[str, float | None], now: float) -> str | Non
     fresh metadata), or None. `expires_at`: each trusted role's expiry (None: not trusted yet)."""
     gone = sorted(r for r, e in expires_at.items() if e is not None and now >= e)
     return f"tuf-stale: the Cube's trusted TUF metadata expired ({', '.join(gone)})" if gone else None
+
+
+def judge_module(tuf_required: bool, tuf: TufFacts | None) -> IntakeDecision:
+    """Rule `module-tuf`: may a policy module the hub served go on to the policy store's own checks (signature,
+    version, expiry)? A refusal never holds the supply: the module in force keeps governing, and its own expiry
+    (safe mode) and `tuf-stale` cover a Cube that stops hearing fresh metadata. `kind` is `tuf_<outcome>`."""
+    if not tuf_required:
+        return IntakeDecision(allowed=True)
+    if tuf is None or tuf.outcome == "absent":
+        return _refuse("module-tuf", "tuf_absent", "tuf timestamp: the hub served no TUF metadata with the policy "
+                       "module; publish it with the fleet's TUF repository (samantha hub publish --tuf-repo)")
+    if tuf.outcome != "ok":
+        return _refuse("module-tuf", f"tuf_{tuf.outcome}", f"tuf {tuf.role}: {tuf.reason}")
+    return IntakeDecision(allowed=True)

@@ -6,7 +6,8 @@ lost message is resent under the same batch id, and the hub's writer drops a bat
 
     up:   samantha.up.<region>.<cube>.<kind>, header Nats-Msg-Id = batch id (the stream's dedup window),
           Samantha-Sha256 etc.; up to `window` publishes in flight, each acked on its own PubAck
-    down: last message on samantha.policy.<channel>; samantha.down.<cube>.decision after a cursor;
+    down: last message on samantha.policy.<channel> (and samantha.policy._tuf, the fleet's TUF metadata, on a Cube
+          with a pinned root); samantha.down.<cube>.decision after a cursor;
           every Recall on samantha.recall.> (one per bundle: a Cube applies each once, so each round reads all)
 
 All network work runs on one background thread with its own event loop. `kick()` starts a round and
@@ -35,6 +36,7 @@ from samantha.uplink.uploader import SyncResult
 log = logging.getLogger(__name__)
 
 DocFn = Callable[[Any], Any]  # a decoded document from the hub -> the service's verdict
+PolicyFn = Callable[[Any, Any], Any]  # (the module, the fleet's TUF metadata set or None) -> the verdict
 
 
 async def _quiet(e: Exception) -> None:
@@ -43,8 +45,8 @@ async def _quiet(e: Exception) -> None:
 
 class NatsLink:
     def __init__(self, outbox: Outbox, servers: list[str], cube_id: str, clock: Clock, *, region: str,
-                 channel: str, on_policy: DocFn, on_operator_doc: DocFn, on_recall: DocFn | None = None,
-                 timeout_s: float = 5.0,
+                 channel: str, on_policy: PolicyFn, on_operator_doc: DocFn, on_recall: DocFn | None = None,
+                 timeout_s: float = 5.0, tuf: bool = False,
                  window: int = 32, domain: str | None = fleet.DOMAIN) -> None:
         self.outbox, self.clock, self.servers = outbox, clock, servers
         self.cube_id = fleet.token(cube_id, "uplink.cube_id")
@@ -52,6 +54,7 @@ class NatsLink:
         self.channel = fleet.token(channel, "uplink.channel")
         self.on_policy, self.on_operator_doc, self.on_recall = on_policy, on_operator_doc, on_recall
         self.timeout_s, self.window, self.domain = timeout_s, window, domain
+        self.tuf = tuf  # the Cube pins a TUF root: read the metadata set beside the module
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, name="uplink-nats", daemon=True)
         self._thread.start()
@@ -166,7 +169,15 @@ class NatsLink:
             doc = json.loads(msg.data)
         except ValueError:
             doc = None  # refused by the policy store with its reason, like any malformed module
-        offer = await asyncio.to_thread(self.on_policy, doc)
+        metadata = None
+        if self.tuf:
+            try:
+                metadata = json.loads((await js.get_last_msg(fleet.STREAM_POLICY, fleet.TUF_SUBJECT)).data)
+            except NotFoundError:
+                metadata = None  # none published: the service refuses the module (module-tuf)
+            except ValueError:
+                metadata = {}  # not JSON: refused, naming the field
+        offer = await asyncio.to_thread(self.on_policy, doc, metadata)
         return {**offer.as_dict(), "channel": self.channel}
 
     async def _pull_decisions(self, js: Any, limit: int = 100) -> dict[str, Any]:

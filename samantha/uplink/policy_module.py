@@ -174,6 +174,13 @@ def doc_sha(doc: dict[str, Any]) -> str:
     return sha256_hex(canonical_json(doc))
 
 
+def tuf_target(channel: str) -> str:
+    """The TUF target the module released on `channel` is listed as (one per channel: only the module the fleet
+    publishes now passes, not an older one still signed). Its bytes are the signed document's canonical JSON,
+    on the hub (`samantha hub publish --tuf-repo`) and on the Cube."""
+    return f"policy/{channel}.json"
+
+
 def verified(doc: Any, trusted: dict[str, PublicKey]) -> tuple[Offer, Installed | None]:
     """Signature and schema only: what every installed or offered module must pass."""
     if not isinstance(doc, dict):

@@ -9,7 +9,8 @@ Each `tick(now)`:
 Nothing in a tick needs the network to succeed: offline, steps 1, 3 and 4 still run.
 
 Merge rules (DESIGN.md principle 4): a module from the hub replaces local policy only
-through `PolicyStore.offer` (signed, newer, unexpired); reported state only goes up;
+through `PolicyStore.offer` (signed, newer, unexpired), and on a Cube with a pinned TUF root only as a target
+the fleet's TUF metadata lists (kernel rule `module-tuf`, checked first); reported state only goes up;
 approval decisions and overrides are verified against the module's operator keys.
 """
 
@@ -27,15 +28,18 @@ import httpx
 from samantha.core.clock import Clock
 from samantha.core.config import SamanthaConfig
 from samantha.core.fsutil import atomic_write
-from samantha.core.signing import KeyPair, PublicKey, load_public_keys
+from samantha.core.signing import KeyPair, PublicKey, canonical_json, load_public_keys, sha256_hex
+from samantha.core.supply import TufFacts
+from samantha.cube.tuf_meta import TufCache, parse_metadata_set, tuf_cache
 from samantha.gates.engine import GateEngine
 from samantha.gates.spec import StalenessGate
+from samantha.kernel.supply import judge_module
 from samantha.telemetry.store import SampleBatch, TelemetryStore
 from samantha.uplink.dora_facts import queue_dora_facts
 from samantha.uplink.nats_link import NatsLink
 from samantha.uplink.operator_docs import DECISION_KIND, OVERRIDE_KIND, Checked, check_operator_doc
 from samantha.uplink.outbox import Outbox
-from samantha.uplink.policy_module import Offer, PolicyStore, doc_sha
+from samantha.uplink.policy_module import Offer, PolicyStore, doc_sha, tuf_target
 from samantha.uplink.recall import check_recall
 from samantha.uplink.safe_mode import SafeModeState, next_state, with_override
 from samantha.uplink.uploader import ProgressFn, Uploader
@@ -85,7 +89,7 @@ class UplinkService:
                  bundle_expires_at: Callable[[], float | None] | None = None,
                  supply_hold: Callable[[], str | None] | None = None,
                  on_decision: DecisionHandler | None = None, on_recall: RecallHandler | None = None,
-                 http: httpx.Client | None = None, outbox: Outbox | None = None) -> None:
+                 http: httpx.Client | None = None, outbox: Outbox | None = None, tuf: TufCache | None = None) -> None:
         u = config.uplink
         self.config, self.cfg, self.store, self.clock = config, u, store, clock
         self.alerts, self.audit, self.cube = alerts, audit, cube
@@ -106,11 +110,15 @@ class UplinkService:
         if self.outbox.get_state("uplink:first_start") is None:
             self.outbox.set_state(**{"uplink:first_start": clock.time()})
         self.policy = PolicyStore(self.dir, load_public_keys(config.resolve(u.hub_keys)), channel=u.channel)
+        # a pinned TUF root (`twin.tuf_root`): a module from the hub must also be a TUF target (the daemon passes
+        # its intake's cache: one trusted state for bundles and modules)
+        self.tuf = tuf if tuf is not None else tuf_cache(config, clock)
         self._http = http or httpx.Client(timeout=httpx.Timeout(u.timeout_s, connect=min(3.0, u.timeout_s)))
         # nats://host:port[,nats://...]: the hub on JetStream (docs/hub.md); http(s)://: the HTTP hub
         self.link = (NatsLink(self.outbox, [x.strip() for x in u.hub_url.split(",")], self.cube_id, clock,
                               region=u.region, channel=u.channel, timeout_s=u.timeout_s,
-                              on_policy=lambda doc: self.offer_module(doc, source="hub"),
+                              on_policy=lambda doc, md: self.offer_module(doc, source="hub", metadata=md),
+                              tuf=self.tuf is not None,
                               on_operator_doc=lambda doc: self.submit_operator_doc(doc, source="hub"),
                               on_recall=lambda doc: self.submit_recall(doc, source="hub"))
                      if u.hub_url and u.hub_url.startswith(("nats://", "tls://")) else None)
@@ -123,6 +131,7 @@ class UplinkService:
         self.last_tick: dict[str, Any] = {}
         self.last_offer: dict[str, Any] | None = None
         self._refused: dict[str, Offer] = {}
+        self._tuf_verified: str | None = None  # the (module, TUF metadata) pair last verified and in force
         self._recall_said: dict[str, str] = {}  # doc sha or bundle id -> the refusal or block last recorded
 
     def close(self) -> None:
@@ -202,31 +211,75 @@ class UplinkService:
             doc = r.json()
         except ValueError:
             doc = None
-        return self.offer_module(doc, source="hub").as_dict()
+        metadata = None
+        if self.tuf is not None:  # the fleet's TUF metadata listing the module (404: none published)
+            t = self._http.get(self._hub("/v1/policy/tuf"))
+            if t.status_code not in (200, 404):
+                raise httpx.HTTPError(f"policy tuf metadata: HTTP {t.status_code}")
+            try:
+                metadata = t.json() if t.status_code == 200 else None
+            except ValueError:
+                metadata = {}  # not JSON: refused, naming the field
+        return self.offer_module(doc, source="hub", metadata=metadata).as_dict()
 
-    def offer_module(self, doc: Any, source: str) -> Offer:
-        """The only way policy changes: verified, newer, unexpired, applied atomically; else refused + alert."""
+    def _module_tuf(self, doc: Any, metadata: Any) -> tuple[Offer | None, TufFacts | None]:
+        """The kernel's `module-tuf` rule over the TUF client's verdict on the module: the fleet repository lists
+        it (target `policy/<channel>.json`, its canonical JSON), under fresh metadata. A refusal, or None."""
+        assert self.tuf is not None
+        target = tuf_target(self.cfg.channel)
+        version = doc.get("version") if isinstance(doc, dict) and isinstance(doc.get("version"), int) else None
+        try:
+            data = canonical_json(doc)
+        except (TypeError, ValueError):
+            return None, None  # not a JSON document: the policy store refuses it as invalid
+        facts: TufFacts | None = None
+        if metadata is not None:
+            try:
+                facts = self.tuf.check_target(parse_metadata_set(metadata), target, data)
+            except ValueError as e:
+                facts = TufFacts(outcome="malformed", role="metadata", reason=str(e), target=target)
+        d = judge_module(True, facts)
+        if d.allowed:
+            return None, facts
+        return Offer("refused", f"{d.reason} (supply rule {d.rule})", d.kind, version,
+                     f"tuf.{facts.role if facts is not None and facts.role else 'timestamp'}"), facts
+
+    def offer_module(self, doc: Any, source: str, metadata: Any = None) -> Offer:
+        """The only way policy changes: verified, newer, unexpired, applied atomically; else refused + alert.
+        From the hub on a Cube with a pinned TUF root, `metadata` (the fleet's TUF metadata set) must list it first."""
         with self._lock:
             now = self.clock.time()
-            sha = doc_sha(doc) if isinstance(doc, dict) else None
+            tufd = self.tuf is not None and source == "hub"
+            try:
+                sha = doc_sha(doc) if isinstance(doc, dict) else None
+                if sha is not None and tufd:  # fresh metadata for the same module is judged again
+                    sha += ":" + ("none" if metadata is None else sha256_hex(canonical_json(metadata)))
+            except (TypeError, ValueError):
+                sha = None
             if sha is not None and self._refused.get(sha) is not None and source == "hub":
                 return self._refused[sha]  # the hub still serves a module refused before: said once, not per tick
-            offer = self.policy.offer(doc, now)
+            # the pair verified at the last pull (the hub serves the module in force again): the same bytes need no
+            # second TUF run per round; the trusted metadata's own expiry is the `tuf-stale` hold's job
+            again = tufd and sha is not None and sha == self._tuf_verified
+            refusal, tuf = self._module_tuf(doc, metadata) if tufd and not again else (None, None)
+            offer = refusal or self.policy.offer(doc, now)
             if offer.refused and sha is not None:
                 self._refused = {sha: offer}
+            if tufd and refusal is None and tuf is not None and not offer.refused:
+                self._tuf_verified = sha
+            via = {"tuf": tuf.model_dump(exclude_none=True)} if tuf is not None else {}
             if offer.status == "applied":
                 self._audit("policy_applied", {"version": offer.version, "source": source,
-                                               "sha256": self.policy.current().sha256})  # type: ignore[union-attr]
-                if self.alerts is not None:
-                    for a in self.alerts.active():
-                        if a.key.startswith("uplink:policy_refused"):
-                            self.alerts.resolve(a.key)
+                                               "sha256": self.policy.current().sha256, **via})  # type: ignore[union-attr]
+                self._resolve_refusals()
                 for d in self.policy.current().module.approval_decisions:  # type: ignore[union-attr]
                     self.submit_operator_doc(d, source="policy_module")
                 self.evaluate_safe_mode(now)
+            elif offer.status == "unchanged" and tuf is not None:
+                self._resolve_refusals()  # the module in force is listed again under fresh metadata
             elif offer.refused:
                 log.warning("policy module from %s refused: %s", source, offer.reason)
-                self._audit("policy_refused", {"source": source, **offer.as_dict()})
+                self._audit("policy_refused", {"source": source, **offer.as_dict(), **via})
                 if self.alerts is not None:
                     self.alerts.fire("samantha_policy_module_refused", "warning",
                                      f"policy module v{offer.version} from {source} refused: {offer.reason}",
@@ -234,6 +287,12 @@ class UplinkService:
                                      key=f"uplink:policy_refused:{offer.code}:{offer.version}")
             self.last_offer = {"at": now, "source": source, **offer.as_dict()}  # after its effects: status is consistent
             return offer
+
+    def _resolve_refusals(self) -> None:
+        if self.alerts is not None:
+            for a in self.alerts.active():
+                if a.key.startswith("uplink:policy_refused"):
+                    self.alerts.resolve(a.key)
 
     # ---------------- inbound: operator documents ----------------
 

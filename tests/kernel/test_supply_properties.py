@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from samantha.core.supply import IntakeFacts, SignatureFacts, SupplyHold, TufFacts
-from samantha.kernel.supply import RULES, judge_intake, stale_trust
+from samantha.kernel.supply import RULES, judge_intake, judge_module, stale_trust
 
 TUF = ["ok", "absent", "rollback", "frozen", "expired", "below_threshold", "not_listed", "tampered", "malformed"]
 SIG = ["ok", "malformed", "unknown_key", "bad_signature", "tampered", "expired"]
@@ -65,3 +65,21 @@ def test_trusted_metadata_past_expiry_holds_the_supply(expires, now) -> None:
     assert (reason is not None) == bool(gone)
     if reason:
         assert reason.startswith("tuf-stale") and all(r in reason for r in gone)
+
+
+module_tuf = st.one_of(st.none(), st.builds(TufFacts, outcome=st.sampled_from(TUF), role=st.sampled_from(
+    ["root", "timestamp", "snapshot", "targets", "target"]), reason=st.text(max_size=20)))
+
+
+@given(st.booleans(), module_tuf)
+def test_a_policy_module_passes_tuf_only_when_listed_under_fresh_metadata(required: bool, tuf) -> None:
+    d = judge_module(required, tuf)
+    assert d.hold == "keep"  # a refused module never holds the supply: the one in force keeps governing
+    if not required:
+        assert d.allowed  # no pinned root: behaviour unchanged (signature, version, expiry only)
+        return
+    assert d.allowed == (tuf is not None and tuf.outcome == "ok")
+    if not d.allowed:
+        assert d.rule == "module-tuf" and d.rule in RULES and d.kind.startswith("tuf_")
+        outcome = "absent" if tuf is None else tuf.outcome
+        assert d.kind == f"tuf_{outcome}" and d.reason.startswith("tuf ")

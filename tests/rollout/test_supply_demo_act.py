@@ -16,3 +16,5 @@ def test_the_supply_act_shows_rollback_and_freeze_refused_and_the_hold_lifted(co
     assert "rollback (tuf-verified)" in out and "frozen (tuf-fresh)" in out
     assert "HELD" in out and "supply hold: lifted" in out
     assert "supply_hold_set" in out and "supply_hold_cleared" in out and ctx.facts["tuf_intake"]
+    assert "policy module v1 from the hub: applied" in out and "refused tuf_tampered tuf.target" in out
+    assert ctx.facts["tuf_modules"]

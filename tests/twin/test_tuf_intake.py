@@ -152,3 +152,27 @@ def test_any_flipped_byte_in_carried_metadata_is_refused_or_harmless(fleet, data
         except ValueError:
             same = False
         assert same, f"{p.name} byte {i} ^ {flip:#x} still verified"
+
+
+def test_supply_hold_parses_metadata_only_when_a_file_changes(fleet) -> None:
+    """The uplink asks for the hold every tick: unchanged metadata files are not parsed again; a changed one is."""
+    from samantha.rollout.bundle_check import BundleCatalog
+
+    repo, bundle, cache, tmp = fleet
+    v2 = bundle("m", "2")
+    assert cache.check(v2, "m", "2").outcome == "ok"
+    catalog = BundleCatalog(tmp / "bundles", tmp / "publisher.pem.pub", tuf=cache)
+    assert catalog.supply_hold() is None
+    first = cache.parses
+    assert first == 4  # root, timestamp, snapshot, targets
+    for _ in range(5):
+        assert catalog.supply_hold() is None
+    assert cache.parses == first  # five ticks, nothing re-read
+    # the trusted timestamp is replaced by one that has already expired (what the next intake would store)
+    ts = cache.dir / "timestamp.json"
+    repo.refresh_timestamp(expires=datetime.now(UTC) - timedelta(seconds=1))
+    shutil.copy(repo.meta_dir / "timestamp.json", ts)
+    assert "tuf-stale" in (catalog.supply_hold() or "") and "timestamp" in catalog.supply_hold()
+    assert cache.parses == first + 1  # only the changed file was parsed again
+    assert cache.status()["roles"]["timestamp"]["expired"] is True
+    assert cache.parses == first + 1

@@ -149,5 +149,5 @@ def error_kind(error: str) -> str:
     return m.group(1) if m else error[:40]
 
 
-def _refuse(doc: Any) -> Any:
+def _refuse(doc: Any, metadata: Any = None) -> Any:
     raise RuntimeError("the fleet bench publishes no policy module or decision")
