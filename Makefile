@@ -61,7 +61,7 @@ demo: $(STAMP) triton
 test: $(STAMP) triton
 	$(BIN)/ruff check samantha tests benchmarks
 	$(BIN)/lint-imports
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --durations=25
 
 bench: $(STAMP)
 	$(BIN)/samantha telemetry bench --json
