@@ -32,6 +32,13 @@ def _error(status: int, code: str, reason: str, field: str | None = None) -> JSO
     return JSONResponse({"error": {"code": code, "reason": reason, "field": field}}, status_code=status)
 
 
+async def _json_body(request: Request) -> Any:
+    try:
+        return json.loads(await request.body())
+    except ValueError as e:
+        raise HubInputError("body", f"not JSON: {e}") from e
+
+
 def make_app(storage: HubStorage) -> FastAPI:
     app = FastAPI(title="samantha-hub", docs_url=None, redoc_url=None)
 
@@ -80,10 +87,7 @@ def make_app(storage: HubStorage) -> FastAPI:
 
     @app.put("/v1/policy")
     async def publish(request: Request) -> Any:
-        try:
-            doc = json.loads(await request.body())
-        except ValueError as e:
-            return _error(400, "invalid", f"not JSON: {e}", "body")
+        doc = await _json_body(request)
         return await run_in_threadpool(storage.publish, doc)
 
     @app.get("/v1/policy/tuf")
@@ -93,18 +97,12 @@ def make_app(storage: HubStorage) -> FastAPI:
 
     @app.put("/v1/policy/tuf")
     async def publish_tuf(request: Request) -> Any:
-        try:
-            doc = json.loads(await request.body())
-        except ValueError as e:
-            return _error(400, "invalid", f"not JSON: {e}", "body")
+        doc = await _json_body(request)
         return await run_in_threadpool(storage.publish_tuf, doc)
 
     @app.post("/v1/cubes/{cube}/decisions")
     async def add_decision(cube: str, request: Request) -> Any:
-        try:
-            doc = json.loads(await request.body())
-        except ValueError as e:
-            return _error(400, "invalid", f"not JSON: {e}", "body")
+        doc = await _json_body(request)
         return {"seq": await run_in_threadpool(storage.add_decision, cube, doc, time.time())}
 
     @app.get("/v1/cubes/{cube}/decisions")

@@ -40,6 +40,13 @@ class HubInputError(ValueError):
         self.field, self.reason, self.status = field, reason, status
 
 
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+
+
 def day_of(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d")
 
@@ -176,10 +183,7 @@ class HubStorage:
         return self.root / "policy" / "current.json"
 
     def policy(self) -> dict[str, Any] | None:
-        try:
-            return json.loads(self.policy_path.read_text())
-        except FileNotFoundError:
-            return None
+        return _read_json(self.policy_path)
 
     def publish(self, doc: Any) -> dict[str, Any]:
         """Store a signed module as the current one. The hub relays; each Cube verifies."""
@@ -201,10 +205,7 @@ class HubStorage:
         return self.root / "policy" / "tuf.json"
 
     def tuf(self) -> dict[str, Any] | None:
-        try:
-            return json.loads(self.tuf_path.read_text())
-        except FileNotFoundError:
-            return None
+        return _read_json(self.tuf_path)
 
     def publish_tuf(self, doc: Any) -> dict[str, Any]:
         """Store the fleet TUF repository's metadata set (`{"files": {name: text}}`), served beside the module.
