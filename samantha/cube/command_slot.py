@@ -8,16 +8,23 @@ up. The server therefore runs exactly what was signed, never a bundle directory 
 since. Any failure raises SlotLoadError naming the field or the server's last log lines, and the
 process is stopped; the control API then leaves the slot empty, and the active slot is never touched.
 Health is the configured health URL, and a process that has exited is unhealthy whatever answers.
+A server left running by a runtime that died without stopping it (SIGKILL, OOM) is found by its pid
+file (pid and start time, so a reused pid is never signalled) and stopped before the slot starts again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
+import os
+import signal
 import subprocess
 import time
 from pathlib import Path
 
 import httpx
+import psutil
 
 from samantha.core.config import CubeCommandConfig
 from samantha.core.process_group import stop_group
@@ -64,6 +71,10 @@ class CommandSlot:
     def log_path(self) -> Path:
         return self.dir / "server.log"
 
+    @property
+    def pid_path(self) -> Path:
+        return self.dir / "server.pid"
+
     def _url(self, template: str) -> str:
         return template.format(host=self.host, port=self.port, slot=self.name)
 
@@ -89,6 +100,7 @@ class CommandSlot:
         except OSError as e:
             raise SlotLoadError("start_failed", f"cannot start {argv[0]!r}: {e.strerror or e}",
                                 field="cube.command.argv") from None
+        self._record_pid(self.proc.pid)
         await self._wait_ready()
         await self._warm_up()
         return Loaded(path=self.spec.warmup_path or "", contract=None,
@@ -153,9 +165,32 @@ class CommandSlot:
             return "(no log)"
         return " | ".join(lines)[-600:] or "(empty log)"
 
+    def _record_pid(self, pid: int) -> None:
+        with contextlib.suppress(psutil.Error, OSError):
+            self.pid_path.write_text(json.dumps({"pid": pid, "create_time": psutil.Process(pid).create_time()}))
+
+    def _stop_leftover(self) -> None:
+        """Stop the server a previous runtime started and never stopped (it holds the slot's port)."""
+        try:
+            doc = json.loads(self.pid_path.read_text())
+            p = psutil.Process(int(doc["pid"]))
+            if abs(p.create_time() - float(doc["create_time"])) > 0.01:
+                return  # the pid was reused by another process: never signal it
+        except (OSError, ValueError, KeyError, TypeError, psutil.Error):
+            return
+        for sig, wait_s in ((signal.SIGTERM, self.stop_grace_s), (signal.SIGKILL, 10.0)):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(p.pid, sig)  # it leads its own group (start_new_session): its children go too
+            if not psutil.wait_procs([p], timeout=wait_s)[1]:
+                return
+
     async def _stop(self) -> None:
         proc, self.proc = self.proc, None
-        await asyncio.to_thread(stop_group, proc, self.stop_grace_s)
+        if proc is not None:
+            await asyncio.to_thread(stop_group, proc, self.stop_grace_s)
+        else:
+            await asyncio.to_thread(self._stop_leftover)
+        self.pid_path.unlink(missing_ok=True)
 
     async def close(self) -> None:
         await self._stop()

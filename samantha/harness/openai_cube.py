@@ -148,6 +148,23 @@ class OpenAICube:
         stop_group(self.proc, 30)
         return self.proc.returncode if self.proc is not None else None
 
+    def kill(self) -> None:
+        """SIGKILL the runtime alone (a crash): the slot servers, in their own groups, are left running."""
+        for c in (self.data, self.ctl):
+            if c is not None:
+                c.close()
+        self.data = self.ctl = None
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def server_pid(self, name: str) -> int | None:
+        """The pid the runtime recorded for a slot's server (its pid file), None when it has none."""
+        try:
+            return int(json.loads((self.root / "cube" / "slots" / name.lower() / "server.pid").read_text())["pid"])
+        except (OSError, ValueError, KeyError):
+            return None
+
     def __enter__(self) -> OpenAICube:
         return self.start()
 

@@ -3,12 +3,17 @@ llama.cpp servers it starts itself from the shipped SmolLM2 model, all over loop
 verified, copied and served by a server started for it in the standby, flipped to active, requests are routed (whole
 and streamed) and their telemetry lands in a real DuckDB store through `samantha telemetry serve`; bad bundles are
 refused with the field named while the active slot keeps serving; a runtime restart starts both slots again from
-its state file, and stopping the runtime stops the servers it started."""
+its state file, stopping the runtime stops the servers it started, and after a crash of the runtime the next one
+stops the servers the dead one left behind before starting its own."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 
+import psutil
 import pytest
 
 from samantha.cube.bundle import write_bundle
@@ -94,11 +99,32 @@ def test_cube_serve_openai_command_adapter_loads_flips_routes_and_records(tmp_pa
 
         # a restart starts both slots again from the state file: v2 active on A, v1 as the rollback on B
         cube.start()
+        orphans: list[psutil.Process] = []
         try:
             st = cube.state()
             by = {s["name"]: s for s in st["slots"]}
             assert st["active"] == "A" and by["A"]["bundle_id"] == v2_id and by["B"]["bundle_id"] == v1_id
             assert by["A"]["healthy"] and by["B"]["healthy"]
+            r = cube.data.post("/v1/chat/completions", json=CHAT)
+            assert r.status_code == 200 and r.headers["x-cube-slot"] == "A"
+            cube.flush()
+            # a crash (SIGKILL) leaves the slot servers running, holding their ports; the next runtime finds them by
+            # their pid files, stops them, and starts both slots again
+            orphans = [psutil.Process(cube.server_pid(n)) for n in ("A", "B")]
+            cube.kill()
+            assert cube.slot_answers("A") and cube.slot_answers("B") and all(p.is_running() for p in orphans)
+        except BaseException:
+            cube.stop()
+            for p in orphans:  # left by the kill: no runtime will stop them now
+                with contextlib.suppress(psutil.Error, OSError):
+                    os.killpg(p.pid, signal.SIGKILL)
+            raise
+        cube.start()
+        try:
+            assert not any(p.is_running() for p in orphans)
+            by = {s["name"]: s for s in cube.state()["slots"]}
+            assert by["A"]["bundle_id"] == v2_id and by["B"]["bundle_id"] == v1_id and by["A"]["healthy"], by
+            assert cube.server_pid("A") not in (p.pid for p in orphans)
             r = cube.data.post("/v1/chat/completions", json=CHAT)
             assert r.status_code == 200 and r.headers["x-cube-slot"] == "A"
             cube.flush()
@@ -110,7 +136,7 @@ def test_cube_serve_openai_command_adapter_loads_flips_routes_and_records(tmp_pa
         ttft = store.read_arrow("SELECT s.labels::VARCHAR AS labels FROM samples v JOIN series s "
                                 "ON v.series_id = s.id WHERE s.metric = 'llm_ttft_ms'").to_pylist()
     live = [(r["bundle"], r["slot"], r["ok"]) for r in rows if not r["shadow"]]
-    assert live == [(v1_id, "active", True)] * 6 + [(v2_id, "active", True)] * 2, live
+    assert live == [(v1_id, "active", True)] * 6 + [(v2_id, "active", True)] * 3, live
     shadow = [r for r in rows if r["shadow"]]
     assert len(shadow) == 3 and all(r["bundle"] == v2_id and r["slot"] == "standby" and r["ok"] for r in shadow), rows
     assert len(ttft) >= len(rows)  # time to first token for every answer, shadow ones included
