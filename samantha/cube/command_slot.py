@@ -103,8 +103,8 @@ class CommandSlot:
         self._record_pid(self.proc.pid)
         await self._wait_ready()
         await self._warm_up()
-        return Loaded(path=self.spec.warmup_path or "", contract=None,
-                      detail=f"pid {self.proc.pid} on port {self.port}")
+        # no inference path or output contract: the router forwards the caller's path, the protocol reads the answer
+        return Loaded(path="", contract=None, detail=f"pid {self.proc.pid} on port {self.port}")
 
     async def _wait_ready(self) -> None:
         url, deadline, last = self._url(self.spec.ready_url), time.monotonic() + self.ready_timeout_s, "no answer"
