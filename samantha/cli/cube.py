@@ -1,4 +1,5 @@
-"""`samantha cube ...`: the Cube runtime in front of real model servers (Triton over KServe V2)."""
+"""`samantha cube ...`: the Cube runtime in front of real model servers (Triton over KServe V2, OpenAI-compatible
+servers started per bundle)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ app = typer.Typer(no_args_is_help=True, help="The Cube runtime in front of real 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def serve(ctx: typer.Context) -> None:
-    """Serve the router and control API over two Triton slots (options: `python -m samantha.twin.cube_runtime -h`)."""
+    """Serve the router and control API over two slots, from the `cube:` section of samantha.yaml (`-c FILE`);
+    options override its fields (`samantha cube serve -h`). Bad config exits 2 naming the field."""
     from samantha.twin.cube_runtime import main
 
     main(list(ctx.args))

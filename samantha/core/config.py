@@ -7,9 +7,12 @@ safety limit must not silently fall back to the default.
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import string
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
@@ -170,6 +173,204 @@ class TwinConfig(Section):
         "with no rollout in flight, this share of live requests is mirrored to the standby as a probe, so an "
         "active slot that slows down can be compared with the slot a flip would serve from"))
     leak_cap_mb: float = Field(256, gt=0, description="a leaking bundle stops growing here (protects the host)")
+
+
+COMMAND_PLACEHOLDERS = ("model_path", "bundle_dir", "port", "host", "slot")  # what a `command` template may name
+
+
+def _placeholders(template: str) -> set[str]:
+    """The `{name}` fields of a template; ValueError for a malformed one (an unclosed brace)."""
+    return {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
+
+
+def _check_template(template: str, allowed: tuple[str, ...]) -> str:
+    try:
+        names = _placeholders(template)
+    except ValueError as e:
+        raise ValueError(f"{template!r}: {e} (write a literal brace as {{{{ or }}}})") from None
+    unknown = sorted(n for n in names if n not in allowed)
+    if unknown:
+        raise ValueError(f"{template!r}: unknown placeholder {{{unknown[0]}}} (known: "
+                         f"{', '.join('{' + a + '}' for a in allowed)})")
+    return template
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class CubeSlotConfig(Section):
+    """One slot of a real Cube. `triton-repository` needs url + repository; `command` needs port."""
+
+    url: str | None = Field(None, description="triton-repository: the slot server's HTTP base URL (loads, health)")
+    repository: str | None = Field(None, description="triton-repository: the slot's model repository directory")
+    port: int | None = Field(None, ge=1, le=65535, description="command: the loopback port the started server "
+                             "listens on (the {port} placeholder)")
+    data_url: str | None = Field(None, description="the data path's base URL, e.g. a fault proxy in front of the "
+                                 "slot; default: the slot's own URL")
+
+    @field_validator("url", "data_url")
+    @classmethod
+    def _http_url(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        u = urlsplit(v)
+        if u.scheme not in ("http", "https") or not u.hostname:
+            raise ValueError(f"{v!r} must be an http(s)://host:port URL")
+        return v
+
+
+class CubeSlotsConfig(Section):
+    a: CubeSlotConfig = CubeSlotConfig()
+    b: CubeSlotConfig = CubeSlotConfig()
+
+
+class CubeCommandConfig(Section):
+    """The `command` slot adapter: each slot is a server process the runtime starts itself (argv, never a shell)."""
+
+    argv: list[str] = Field(default_factory=list, description=(
+        "the slot server's command line, one argument per item; placeholders {model_path} (the bundle's model "
+        "file, as verified and copied into the slot's directory), {bundle_dir}, {port}, {host}, {slot}"))
+    model_file: str | None = Field(None, description="the bundle file {model_path} names; default: the "
+                                   "bundle's only file besides bundle.json")
+    ready_url: str = Field("http://{host}:{port}/v1/models", description=(
+        "answers 200 once the started server can serve (placeholders {host}, {port}, {slot})"))
+    health_url: str = Field("http://{host}:{port}/v1/models", description="the slot's health probe (200: healthy)")
+    warmup_path: str | None = Field(None, description="POSTed after ready, warmup_requests times (answers not "
+                                    "judged: that is the canary's job), e.g. /v1/completions")
+    warmup_body: dict[str, Any] = Field(default_factory=dict, description="the warm-up request's JSON body")
+    warmup_requests: int = Field(1, ge=0, le=100)
+    work_dir: str = Field("cube/slots", description="per slot: the verified model copy and the server's log; "
+                          "relative paths live under data_dir")
+    max_model_mb: float = Field(16384, gt=0, description="largest bundle file the runtime verifies (it reads "
+                                "each file once, hashing it against the signature, before the server sees it)")
+
+    @field_validator("argv")
+    @classmethod
+    def _argv(cls, v: list[str]) -> list[str]:
+        for i, a in enumerate(v):
+            try:
+                _check_template(a, COMMAND_PLACEHOLDERS)
+            except ValueError as e:
+                raise ValueError(f"argument {i}: {e}") from None
+        return v
+
+    @field_validator("ready_url", "health_url")
+    @classmethod
+    def _url_template(cls, v: str) -> str:
+        _check_template(v, ("host", "port", "slot"))
+        if urlsplit(v).scheme not in ("http", "https"):
+            raise ValueError(f"{v!r} must be an http(s) URL")
+        return v
+
+    @field_validator("warmup_path")
+    @classmethod
+    def _path(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith("/"):
+            raise ValueError(f"{v!r} must be a path starting with /")
+        return v
+
+    @field_validator("model_file")
+    @classmethod
+    def _plain(cls, v: str | None) -> str | None:
+        if v is not None and (not v or v.startswith("/") or ".." in Path(v).parts):
+            raise ValueError(f"{v!r} must be a file name inside the bundle")
+        return v
+
+
+class CubeTimeouts(Section):
+    request_s: float = Field(5.0, gt=0, description="router -> slot inference timeout (an LLM slot needs more)")
+    ready_s: float = Field(60.0, gt=0, description="a load (Triton) or a started server (command) must be ready "
+                           "within this")
+    stop_grace_s: float = Field(10.0, gt=0, description="command: SIGTERM, then SIGKILL after this")
+    health_interval_s: float = Field(0.5, gt=0)
+
+
+class CubeConfig(Section):
+    """`samantha cube serve`: the cube runtime in front of real model servers (docs/real-cube.md).
+
+    Section shape only here; what an adapter needs (slot URLs or ports) is checked by `problems()` once the
+    command line has had its say, so options can complete a partial section."""
+
+    protocol: Literal["open-inference", "openai"] = Field("open-inference", description=(
+        "the data path: KServe V2 (Triton, OVMS, MLServer) or the OpenAI API (llama.cpp server, vLLM, Ollama)"))
+    adapter: Literal["triton-repository", "command"] = Field("triton-repository", description=(
+        "how a bundle is loaded into a slot: Triton's repository API, or a server process started per bundle"))
+    host: str = Field("127.0.0.1", description="the router and control API bind here (loopback only)")
+    port: int = Field(8000, ge=0, le=65535, description="inference traffic; 0: any free port")
+    control_port: int = Field(8001, ge=0, le=65535, description="the CubeRuntime control API; 0: any free port")
+    slots: CubeSlotsConfig = CubeSlotsConfig()
+    command: CubeCommandConfig = CubeCommandConfig()
+    timeouts: CubeTimeouts = CubeTimeouts()
+    state_file: str | None = Field("cube/runtime.json", description=(
+        "quarantine, weights, request ids and each slot's bundle survive a restart here; relative paths live "
+        "under data_dir; null: not persisted"))
+    bundles_dir: str = Field("bundles", description="relative bundle paths of loads resolve here (under data_dir)")
+    trusted_keys: str = Field("keys/trusted", description="PEM public keys of trusted bundle publishers (a "
+                              "directory of *.pem/*.pub, or one file); relative paths live under data_dir")
+    ingest_url: str | None = Field(None, description="where the router pushes its per-request telemetry, e.g. "
+                                   "http://127.0.0.1:8470/v1/ingest/requests; null: nowhere")
+    ingest_token_file: str | None = Field(None, description="the router's writer credential; relative paths live "
+                                          "under data_dir")
+    telemetry_batch_ms: float = Field(50, gt=0, le=100)
+    telemetry_buffer_max: int = Field(100_000, gt=0)
+    data_client: Literal["pool", "httpx"] | None = Field(None, description=(
+        "how inference is forwarded: the keep-alive pool (fastest) or httpx (relays streamed answers); "
+        "default: pool for open-inference, httpx for openai"))
+
+    @field_validator("host")
+    @classmethod
+    def _loopback(cls, v: str) -> str:
+        if not _is_loopback(v):
+            raise ValueError(f"{v!r} is not a loopback address: the runtime's ports are local (put a TLS proxy "
+                             "in front to expose them)")
+        return v
+
+    @property
+    def forwarding(self) -> Literal["pool", "httpx"]:
+        return self.data_client or ("httpx" if self.protocol == "openai" else "pool")
+
+    def problems(self) -> list[tuple[str, str]]:
+        """(field, reason) for what the chosen adapter and protocol need and do not have."""
+        out: list[tuple[str, str]] = []
+        for name in ("a", "b"):
+            s: CubeSlotConfig = getattr(self.slots, name)
+            where = f"cube.slots.{name}"
+            if self.adapter == "triton-repository":
+                for f in ("url", "repository"):
+                    if getattr(s, f) is None:
+                        out.append((f"{where}.{f}", "required by adapter triton-repository"))
+                if s.port is not None:
+                    out.append((f"{where}.port", "only for adapter command (Triton's port is in its url)"))
+            else:
+                if s.port is None:
+                    out.append((f"{where}.port", "required by adapter command (the port its server listens on)"))
+                for f in ("url", "repository"):
+                    if getattr(s, f) is not None:
+                        out.append((f"{where}.{f}", "only for adapter triton-repository"))
+        if self.adapter == "command":
+            if not self.command.argv:
+                out.append(("cube.command.argv", "required by adapter command: the slot server's command line"))
+            elif not any({"model_path", "bundle_dir"} & _placeholders(a) for a in self.command.argv):
+                out.append(("cube.command.argv", "names neither {model_path} nor {bundle_dir}: the server would "
+                            "not run the loaded bundle"))
+            if self.slots.a.port is not None and self.slots.a.port == self.slots.b.port:
+                out.append(("cube.slots.b.port", f"{self.slots.b.port} is slot a's port too"))
+        taken = {self.port, self.control_port} - {0}
+        if self.port != 0 and self.port == self.control_port:
+            out.append(("cube.control_port", f"{self.control_port} is the inference port too"))
+        for name in ("a", "b"):
+            p = getattr(self.slots, name).port
+            if p is not None and p in taken:
+                out.append((f"cube.slots.{name}.port", f"{p} is one of the runtime's own ports"))
+        if self.protocol == "openai" and self.forwarding == "pool":
+            out.append(("cube.data_client", "pool cannot relay streamed answers: use httpx with protocol openai"))
+        return out
 
 
 class PolicyConfig(Section):
@@ -349,6 +550,7 @@ class SamanthaConfig(Section):
     scrape: ScrapeConfig = ScrapeConfig()
     proxy: ProxyConfig = ProxyConfig()
     twin: TwinConfig = TwinConfig()
+    cube: CubeConfig = CubeConfig()
     policy: PolicyConfig = PolicyConfig()
     sre: SreConfig = SreConfig()
     alerts: AlertsConfig = AlertsConfig()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -287,14 +288,14 @@ def _read_meta(d: Path) -> Manifest:
 
 
 # -- verify -----------------------------------------------------------------------------------
-def _read_files(d: Path, signed: dict[str, str]) -> dict[str, bytes]:
+def _read_files(d: Path, signed: dict[str, str], max_file_bytes: int) -> dict[str, bytes]:
     """Read every file once and hold the bytes to the signed digests: what is loaded is what was checked."""
     files: dict[str, bytes] = {}
     for name, digest in sorted(signed.items()):
         p = d / name
         try:
-            if p.stat().st_size > MAX_FILE_BYTES:
-                raise BundleError("tampered", f"{name} is larger than {MAX_FILE_BYTES} bytes")
+            if p.stat().st_size > max_file_bytes:
+                raise BundleError("tampered", f"{name} is larger than {max_file_bytes} bytes")
             data = p.read_bytes()
         except OSError as e:
             raise BundleError("tampered", f"listed file {name} cannot be read: {e.strerror or e}") from None
@@ -309,11 +310,13 @@ def _read_files(d: Path, signed: dict[str, str]) -> dict[str, bytes]:
     return files
 
 
-def verify_bundle(directory: str | Path, trusted: dict[str, TrustedKey], *, clock: Clock = REAL_CLOCK) -> VerifiedBundle:
+def verify_bundle(directory: str | Path, trusted: dict[str, TrustedKey], *, clock: Clock = REAL_CLOCK,
+                  max_file_bytes: int = MAX_FILE_BYTES) -> VerifiedBundle:
     """Every check a Cube makes before loading; raises BundleError naming the first failure.
 
     Order: signature present and by a trusted key (model-signing verifier), files intact
-    against the signed manifest, metadata well-formed, not expired.
+    against the signed manifest, metadata well-formed, not expired. `max_file_bytes` bounds
+    what is read into memory per file (a language model's weights need more than the default).
     """
     from model_signing._signing import sign_ec_key, sign_sigstore_pb
 
@@ -344,9 +347,25 @@ def verify_bundle(directory: str | Path, trusted: dict[str, TrustedKey], *, cloc
         raise BundleError("malformed", "the signed manifest must use sha256 for every file")
     if META not in digests:
         raise BundleError("tampered", f"{META} is not covered by the signature")
-    files = _read_files(d, digests)
+    files = _read_files(d, digests, max_file_bytes)
     meta = _parse_meta(files.pop(META))._with(_subject_digest(signed), key.key_id)
     now = datetime.fromtimestamp(clock.time(), UTC)
     if now >= meta.expires_at:
         raise BundleError("expired", f"{meta.label} expired at {meta.expires_at.isoformat()}")
     return VerifiedBundle(path=d.resolve(), manifest=meta, key_id=key.key_id, files=files)
+
+
+def place_files(vb: VerifiedBundle, target: Path) -> Path:
+    """Write the verified bytes (never the disk's, which may have changed since) as `target/`, replacing what was
+    there in one rename: a server started on `target` runs exactly what was signed."""
+    target = Path(target)
+    staging = target.with_name(f".{target.name}.staging")
+    shutil.rmtree(staging, ignore_errors=True)
+    for fname, data in vb.files.items():
+        p = staging / fname
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(data)
+    staging.mkdir(parents=True, exist_ok=True)  # a bundle of bundle.json alone still places a directory
+    shutil.rmtree(target, ignore_errors=True)
+    staging.rename(target)
+    return target

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from datetime import timedelta
 from importlib import resources
 from pathlib import Path
@@ -22,6 +21,7 @@ from samantha.cube.bundle import (
     SigningKey,
     TrustedKey,
     VerifiedBundle,
+    place_files,
     sign_bundle,
     verify_bundle,
     write_bundle,
@@ -92,13 +92,5 @@ def verify_triton_bundle(directory: str | Path, trusted: dict[str, TrustedKey], 
 def place(vb: VerifiedBundle, repository: Path) -> str:
     """Write the verified bytes as `<repository>/<model>/` (replacing what was there); returns the model name."""
     model, _ = check_repository_entry(vb)
-    target = Path(repository) / model
-    staging = Path(repository) / f".{model}.staging"
-    shutil.rmtree(staging, ignore_errors=True)
-    for fname, data in vb.files.items():
-        p = staging / fname
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_bytes(data)
-    shutil.rmtree(target, ignore_errors=True)
-    staging.rename(target)
+    place_files(vb, Path(repository) / model)
     return model

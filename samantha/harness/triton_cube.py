@@ -47,6 +47,7 @@ class TritonCube:
         a, b = self.slots["A"], self.slots["B"]
         log = (self.root / "runtime.log").open("ab")
         self.proc = subprocess.Popen([sys.executable, "-m", "samantha.twin.cube_runtime",
+                                      "--port", "0", "--control-port", "0",
                                       "--slot-a-url", a.url, "--slot-a-repo", str(a.repository),
                                       "--slot-b-url", b.url, "--slot-b-repo", str(b.repository),
                                       "--trusted", str(self.root / "trusted"), "--bundles-dir", str(self.root),

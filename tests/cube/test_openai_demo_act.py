@@ -24,3 +24,5 @@ def test_openai_act_shows_timing_and_a_a_divergence(tmp_path) -> None:
     assert "skipped" not in text, text
     assert "whole    answer: time to first token" in text and "chunks relayed as generated" in text
     assert ctx.facts["real OpenAI Cube: A/A shadow divergence"] == [0.0, 0.0]
+    assert "(openai, command)" in text and "refused (start_failed)" in text, text
+    assert "real OpenAI Cube: cube serve load + flip (command adapter)" in ctx.facts

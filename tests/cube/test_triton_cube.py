@@ -34,7 +34,7 @@ def cube(tmp_path_factory):
     key = SigningKey.generate(root / "k.pem")
     trust_key(key, root / "trusted")
     port_file = root / "runtime.port"
-    proc = subprocess.Popen([sys.executable, "-m", "samantha.twin.cube_runtime",
+    proc = subprocess.Popen([sys.executable, "-m", "samantha.twin.cube_runtime", "--port", "0", "--control-port", "0",
                              "--slot-a-url", a.url, "--slot-a-repo", str(a.repository),
                              "--slot-b-url", b.url, "--slot-b-repo", str(b.repository),
                              "--trusted", str(root / "trusted"), "--state-file", str(root / "runtime.json"),

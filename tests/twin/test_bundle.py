@@ -223,3 +223,21 @@ def test_any_flipped_byte_in_a_file_or_the_signature_is_refused(tmp_path_factory
     with pytest.raises(BundleError) as e:
         verify_bundle(d, trusted(key))
     assert e.value.kind in ("tampered", "bad_signature", "malformed"), str(e.value)
+
+
+def test_file_size_bound_is_the_callers_and_placed_files_are_the_verified_bytes(tmp_path: Path, key: SigningKey) -> None:
+    """A language model's weights exceed the default bound: the caller (cube.command.max_model_mb) raises it; what is
+    placed for a server is what was hashed, whatever the disk holds by then."""
+    from samantha.cube.bundle import place_files, write_bundle
+
+    write_bundle(tmp_path / "b", {"model.gguf": b"w" * 2048}, name="llm", version="1", key=key)
+    with pytest.raises(BundleError, match="model.gguf is larger than 1024 bytes") as ei:
+        verify_bundle(tmp_path / "b", trusted(key), max_file_bytes=1024)
+    assert ei.value.kind == "tampered"
+    vb = verify_bundle(tmp_path / "b", trusted(key), max_file_bytes=4096)
+    (tmp_path / "b" / "model.gguf").write_bytes(b"swapped after the check")
+    (tmp_path / "slot" / "bundle").mkdir(parents=True)
+    (tmp_path / "slot" / "bundle" / "stale.gguf").write_bytes(b"the previous bundle")
+    placed = place_files(vb, tmp_path / "slot" / "bundle")
+    assert sorted(p.name for p in placed.iterdir()) == ["model.gguf"]  # replaced whole, nothing stale left
+    assert (placed / "model.gguf").read_bytes() == b"w" * 2048

@@ -1,11 +1,13 @@
 """Act: an OpenAI-compatible Cube. One llama.cpp server (the shipped SmolLM2) behind the cube router as both slots,
 shadow on: a whole and a streamed chat completion pass through, each timed (time to first token, tokens per
-second), and the shadow answers are compared as text against the incumbent's own A/A variation. Skips where the
-server cannot start."""
+second), and the shadow answers are compared as text against the incumbent's own A/A variation. Then the same
+data path under `samantha cube serve -c samantha.yaml` (the command adapter): a signed bundle of the model verified,
+its server started in the standby, flipped to active and answering. Skips where the server cannot start."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import httpx
@@ -14,6 +16,7 @@ from samantha.core.ports import free_port
 from samantha.cube.open_inference import HttpxUpstream
 from samantha.cube.openai_compat import TPS_METRIC, TTFT_METRIC, OpenAIProtocol
 from samantha.harness.llama_server import LlamaServer, LlamaUnavailable
+from samantha.harness.openai_cube import OpenAICube
 from samantha.twin.http import HttpServer
 from samantha.twin.router import Link, Router, RouteTable
 from samantha.twin.telemetry_push import TelemetryPusher
@@ -73,3 +76,26 @@ def run(ctx) -> None:
     if got["whole"].status_code != 200 or got["chunks"] < 2 or shadow != [0.0, 0.0]:
         raise RuntimeError("the OpenAI-compatible Cube did not behave as expected")
     ctx.facts["real OpenAI Cube: A/A shadow divergence"] = shadow
+    _cube_serve(ctx)
+
+
+def _cube_serve(ctx) -> None:
+    """`samantha cube serve` with protocol openai and the command adapter: load into the standby, flip, serve."""
+    con = ctx.console
+    with OpenAICube(ctx.workdir / "openai-cube-serve") as cube:
+        t0 = time.monotonic()
+        load = cube.op("load", bundle=cube.bundle("smollm2-1", "1"))
+        flip = cube.op("flip")
+        took = time.monotonic() - t0
+        r = cube.data.post("/v1/chat/completions", json=CHAT)
+        junk = cube.op("load", bundle=cube.bundle("junk", "2", b"GGUF not a model")).json().get("error", {})
+        if load.status_code != 200 or flip.status_code != 200 or r.status_code != 200 or \
+                r.headers.get("x-cube-slot") != "B" or junk.get("code") != "start_failed":
+            raise RuntimeError(f"cube serve (command adapter) did not behave as expected: {load.text[:200]} "
+                               f"{flip.text[:200]} {r.text[:200]} {junk}")
+    con.print(f"  `samantha cube serve -c samantha.yaml` (openai, command): smollm2@1 verified, copied, its "
+              f"llama.cpp server started in slot B, warmed up and flipped to active in {took:.1f} s; "
+              f"answer through the router from slot {r.headers['x-cube-slot']}")
+    con.print(f"  a signed bundle its server cannot run: refused ({junk['code']}), the standby left empty, the "
+              "active untouched")
+    ctx.facts["real OpenAI Cube: cube serve load + flip (command adapter)"] = f"{took:.1f} s"
