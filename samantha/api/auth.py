@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import math
 import os
@@ -33,7 +32,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from samantha.api import metrics
 from samantha.api.writers import WRITER_TABLES, WriterAuth, writer_table
 from samantha.core.clock import REAL_CLOCK, Clock
-from samantha.core.config import ApiConfig, SamanthaConfig
+from samantha.core.config import ApiConfig, SamanthaConfig, is_loopback
 from samantha.core.operators import OperatorsFile, Role, load_operators
 from samantha.kernel.ratelimit import SlidingWindowLimiter
 from samantha.telemetry.schema import ANONYMOUS_WRITER
@@ -427,15 +426,6 @@ def install(app: Any, service: AuthService) -> None:
 # ---- binding ----
 class BindRefused(Exception):
     pass
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def check_binding(config: SamanthaConfig) -> dict[str, Any]:

@@ -195,7 +195,8 @@ def _check_template(template: str, allowed: tuple[str, ...]) -> str:
     return template
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """The one test of 'this address stays on the machine' (config checks, the API's bind refusal)."""
     if host == "localhost":
         return True
     try:
@@ -326,7 +327,7 @@ class CubeConfig(Section):
     @field_validator("host")
     @classmethod
     def _loopback(cls, v: str) -> str:
-        if not _is_loopback(v):
+        if not is_loopback(v):
             raise ValueError(f"{v!r} is not a loopback address: the runtime's ports are local (put a TLS proxy "
                              "in front to expose them)")
         return v

@@ -148,16 +148,6 @@ class CommandSlot:
             return False, f"health probe failed: {type(e).__name__}: {e}"
         return (True, None) if r.status_code == 200 else (False, f"health probe answered {r.status_code}")
 
-    async def restore(self, path: Path | None) -> tuple[VerifiedBundle, Loaded] | None:
-        """After a runtime restart, start again what this slot last served (None when nothing usable)."""
-        if path is None:
-            return None
-        try:
-            vb = self.verify(path)
-            return vb, await self.load(vb)
-        except (BundleError, SlotLoadError):
-            return None
-
     def tail(self) -> str:
         try:
             lines = self.log_path.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:]

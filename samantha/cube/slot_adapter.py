@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from samantha.cube.bundle import VerifiedBundle
+from samantha.cube.bundle import BundleError, VerifiedBundle
 
 
 class SlotLoadError(Exception):
@@ -38,6 +38,14 @@ class SlotAdapter(Protocol):
 
     async def health(self) -> tuple[bool, str | None]: ...
 
-    async def restore(self, path: Path | None) -> tuple[VerifiedBundle, Loaded] | None: ...
-
     async def close(self) -> None: ...
+
+
+async def restore_slot(adapter: SlotAdapter, path: Path) -> tuple[VerifiedBundle, Loaded] | None:
+    """After a runtime restart, verify and load again what the slot last served (None when nothing usable:
+    the slot starts empty rather than serve what no longer verifies)."""
+    try:
+        vb = adapter.verify(path)
+        return vb, await adapter.load(vb)
+    except (BundleError, SlotLoadError):
+        return None

@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from samantha.cube.bundle import BundleError, TrustedKey, VerifiedBundle, load_trusted_keys
+from samantha.cube.bundle import TrustedKey, VerifiedBundle, load_trusted_keys
 from samantha.cube.open_inference import OpenInferenceError, TensorSpec, read_metadata
 from samantha.cube.slot_adapter import Loaded, SlotLoadError
 from samantha.cube.triton_bundle import place, verify_triton_bundle
@@ -110,16 +110,6 @@ class TritonRepositorySlot:
             return (True, None) if m.status_code == 200 else (False, f"model {self.model} not ready ({m.status_code})")
         except httpx.HTTPError as e:
             return False, f"Triton at {self.url} does not answer: {type(e).__name__}: {e}"
-
-    async def restore(self, path: Path | None) -> tuple[VerifiedBundle, Loaded] | None:
-        """After a runtime restart, load again what this slot last served (None when nothing usable)."""
-        if path is None:
-            return None
-        try:
-            vb = self.verify(path)
-            return vb, await self.load(vb)
-        except (BundleError, SlotLoadError):
-            return None
 
     async def close(self) -> None:
         await self.http.aclose()

@@ -7,15 +7,18 @@ One place for what every server harness does: the Triton slot, the llama.cpp slo
 from __future__ import annotations
 
 import contextlib
+import json
 import subprocess
 import time
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import httpx
 
 from samantha.core.process_group import stop_group
 
-__all__ = ["stop_group", "wait_healthy"]
+__all__ = ["stop_group", "wait_healthy", "wait_port_file"]
 
 
 def wait_healthy(proc: subprocess.Popen, url: str, timeout_s: float, *, fail: Callable[[str], Exception],
@@ -31,3 +34,13 @@ def wait_healthy(proc: subprocess.Popen, url: str, timeout_s: float, *, fail: Ca
         time.sleep(0.1)
     stop_group(proc)
     raise fail(f"{what} not up within {timeout_s:.0f}s: {tail()}")
+
+
+def wait_port_file(proc: subprocess.Popen, path: Path, timeout_s: float) -> dict[str, Any] | None:
+    """The ports a child wrote to `path` once it bound them; None if it exited or time ran out first."""
+    deadline = time.monotonic() + timeout_s
+    while not path.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            return None
+        time.sleep(0.05)
+    return json.loads(path.read_text())

@@ -19,6 +19,7 @@ import yaml
 from samantha.core.ports import free_port
 from samantha.core.process_group import stop_group
 from samantha.cube.bundle import SigningKey, trust_key, write_bundle
+from samantha.harness.child_process import wait_port_file
 from samantha.harness.llama_server import LlamaUnavailable, llama_server_argv
 from samantha.llm.model_file import default_model_path
 
@@ -72,13 +73,10 @@ class OpenAICube:
                                           "--port-file", str(port_file), *self.cli],
                                          stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                          start_new_session=True)
-        deadline = time.monotonic() + timeout_s
-        while not port_file.exists():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"the cube runtime did not start: {self.tail()}")
-            time.sleep(0.05)
-        ports = json.loads(port_file.read_text())
+        ports = wait_port_file(self.proc, port_file, timeout_s)
+        if ports is None:
+            self.stop()
+            raise RuntimeError(f"the cube runtime did not start: {self.tail()}")
         self.data = httpx.Client(base_url=f"http://127.0.0.1:{ports['router_port']}", timeout=120)
         self.ctl = httpx.Client(base_url=f"http://127.0.0.1:{ports['control_port']}", timeout=180)
         return self

@@ -3,10 +3,8 @@ cube runtime process (`python -m samantha.twin.cube_runtime`), with a publisher 
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
-import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +14,7 @@ import httpx
 
 from samantha.cube.bundle import SigningKey, trust_key
 from samantha.cube.triton_bundle import build_triton_bundle
+from samantha.harness.child_process import wait_port_file
 from samantha.harness.triton_process import TritonServer, TritonUnavailable
 
 V2_REQUEST = {"inputs": [{"name": "x", "shape": [8], "datatype": "FP32",
@@ -55,13 +54,10 @@ class TritonCube:
                                       "--data-client", self.data_client],
                                      stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         log.close()
-        deadline = time.monotonic() + timeout_s
-        while not port_file.exists():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise TritonUnavailable(f"the cube runtime did not start (see {self.root / 'runtime.log'})")
-            time.sleep(0.05)
-        ports = json.loads(port_file.read_text())
+        ports = wait_port_file(self.proc, port_file, timeout_s)
+        if ports is None:
+            self.stop()
+            raise TritonUnavailable(f"the cube runtime did not start (see {self.root / 'runtime.log'})")
         self.data_url = f"http://127.0.0.1:{ports['router_port']}"
         self.control_url = f"http://127.0.0.1:{ports['control_port']}"
         return self

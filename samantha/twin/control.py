@@ -36,7 +36,7 @@ from samantha.cube.protocol import (
     Weights,
     WeightsRequest,
 )
-from samantha.cube.slot_adapter import SlotLoadError
+from samantha.cube.slot_adapter import SlotLoadError, restore_slot
 from samantha.twin.http import Request, Response, Upstream, error_response, json_response
 from samantha.twin.router import Link, Router, RouteTable
 from samantha.twin.toy_bundle import verify_toy_bundle
@@ -160,7 +160,7 @@ class CubeControl:
             return
         paths = json.loads(self.state_file.read_text()).get("bundle_paths") or {}
         for name, s in self.slots.items():
-            got = await s.adapter.restore(Path(paths[name])) if s.adapter and paths.get(name) else None
+            got = await restore_slot(s.adapter, Path(paths[name])) if s.adapter and paths.get(name) else None
             if got is not None:
                 vb, loaded = got
                 self._set_bundle(s, {"bundle_id": vb.bundle_id, "label": vb.manifest.label,
