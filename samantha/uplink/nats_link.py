@@ -221,9 +221,9 @@ class NatsLink:
             for b in pending:
                 body = await asyncio.to_thread(self.outbox.offer, b["seq"])  # frozen before it goes on the wire
                 offered.add(b["seq"])
-                headers = {"Nats-Msg-Id": b["batch_id"], fleet.H_BATCH: b["batch_id"], fleet.H_SEQ: str(b["seq"]), fleet.H_KIND: b["kind"],
-                           fleet.H_FIRST_TS: repr(b["first_ts"]), fleet.H_RECORDS: str(b["records"]),
-                           fleet.H_SHA256: sha256_hex(body), fleet.H_CUBE: self.cube_id}
+                headers = fleet.batch_headers(batch_id=b["batch_id"], seq=b["seq"], kind=b["kind"],
+                                              first_ts=b["first_ts"], records=b["records"], sha256=sha256_hex(body),
+                                              cube=self.cube_id)
                 subject = fleet.up_subject(self.region, self.cube_id, b["kind"])
                 sends.append((b, body, js.publish(subject, body, headers=headers, timeout=self.timeout_s)))
             acks = await asyncio.gather(*(s[2] for s in sends), return_exceptions=True)
