@@ -10,42 +10,19 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from samantha.core import fleet
-from samantha.core.clock import RealClock
 from samantha.harness.hub_process import spawn_nats_hub
 from samantha.harness.nats_process import single
 from samantha.hub.streams import ensure_streams
-from samantha.uplink.nats_link import NatsLink
-from samantha.uplink.outbox import Outbox
+from tests.fleet.kit import add_finding, findings_link
 from tests.uplink.kit import cli, hub_view
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
-
-SPAN = 3600.0
-T0 = 1_800_000_000.0
-
-
-def _refuse(_doc: object) -> object:
-    raise AssertionError("nothing is published downward in this test")
-
-
-def _cube(tmp: Path, url: str, cube: str, n: int, first: int = 0) -> tuple[NatsLink, Outbox, duckdb.DuckDBPyConnection]:
-    """An outbox with `n` findings batches (one per hour window, ~4 KB of incompressible padding each)."""
-    conn = duckdb.connect(str(tmp / f"{cube}.duckdb"))
-    ob = Outbox(conn, RealClock(), budget_bytes=1 << 30, batch_span_s=SPAN)
-    for i in range(first, first + n):
-        ob.append_records("findings", [{"ts": T0 + i * SPAN, "id": f"f{i}", "pad": os.urandom(3000).hex()}])
-    link = NatsLink(ob, [url], cube, RealClock(), region="eu", channel="fleet", on_policy=_refuse,
-                    on_operator_doc=_refuse, timeout_s=3.0)
-    return link, ob, conn
-
 
 async def _js(url: str, fn):  # noqa: ANN001 - one call on a short-lived connection
     import nats
@@ -78,7 +55,7 @@ def test_a_full_up_stream_refuses_the_cube_keeps_its_batches_and_they_land_once_
     bound_mb = 0.02  # ~20 KB: a handful of the Cube's 12 batches
     with single(tmp_path / "nats") as srv:
         asyncio.run(_js(srv.url, lambda js: ensure_streams(js, up_max_bytes=int(bound_mb * 1024**2))))
-        link, ob, conn = _cube(tmp_path, srv.url, "cube-f", 12)
+        link, ob, conn = findings_link(tmp_path, srv.url, "cube-f", 12)
         try:
             first = link.run(10.0)["sync"]
             assert not first["ok"] and "batch " in first["error"], first  # refused: the stream is full
@@ -123,7 +100,7 @@ def test_a_limits_retention_up_stream_is_sealed_drained_and_replaced_by_a_work_q
 
     with single(tmp_path / "nats") as srv:
         asyncio.run(_js(srv.url, _legacy_stream))
-        link, ob, conn = _cube(tmp_path, srv.url, "cube-m", 3)
+        link, ob, conn = findings_link(tmp_path, srv.url, "cube-m", 3, pad=0)
         try:
             s = link.run(10.0)["sync"]
             assert s["ok"] and s["sent"] == 3 and s["remaining"] == 0, s  # PubAcked: gone from the outbox
@@ -137,7 +114,7 @@ def test_a_limits_retention_up_stream_is_sealed_drained_and_replaced_by_a_work_q
                 assert sorted(_findings(hub_root)) == [f"findings:f{i}" for i in range(3)]  # drained before ready
 
                 for i in range(3, 5):  # the Cube's next batches go to the work queue
-                    ob.append_records("findings", [{"ts": T0 + i * SPAN, "id": f"f{i}"}])
+                    add_finding(ob, i)
                 s = link.run(10.0)["sync"]
                 assert s["ok"] and s["sent"] == 2, s
                 _until(lambda: len(_findings(hub_root)) >= 5, 30, "new batches not written")
