@@ -63,6 +63,7 @@ class NatsLink:
         self._suspect = False
         self._round: Future[dict[str, Any]] | None = None
         self._closed = False
+        self._task: asyncio.Task[Any] | None = None  # the round running on the loop, if any
         self.last: dict[str, Any] = {}
 
     # ---------------- the daemon's side: never blocks ----------------
@@ -111,11 +112,10 @@ class NatsLink:
         self._closed = True
 
         async def _shutdown() -> None:
-            me = asyncio.current_task()
-            rounds = [t for t in asyncio.all_tasks() if t is not me]
-            for t in rounds:  # the round first: it must not publish on a connection being closed
-                t.cancel()
-            await asyncio.gather(*rounds, return_exceptions=True)
+            me, task = asyncio.current_task(), self._task
+            if task is not None and not task.done():  # the round first: no publish on a connection being closed
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
             if self._nc is not None and not self._nc.is_closed:
                 with contextlib.suppress(Exception):  # closing a dead link
                     await asyncio.wait_for(self._nc.close(), self.timeout_s)
@@ -149,6 +149,7 @@ class NatsLink:
         return self._nc
 
     async def _exchange(self, max_seconds: float) -> dict[str, Any]:
+        self._task = asyncio.current_task()
         t0 = time.monotonic()
         out: dict[str, Any] = {}
         res = SyncResult(ok=False)
