@@ -33,8 +33,9 @@ class ChildProcess:
             ready = self._ready_line(sel, prefix, deadline)
         if ready is not None:
             return ready
+        self._end()
+        err = self.proc.stderr.read() if self.proc.stderr else ""  # read before stop() closes it
         self.stop()
-        err = self.proc.stderr.read() if self.proc.stderr else ""
         raise SpawnError(f"{' '.join(self.proc.args)} did not become ready (rc={self.proc.returncode}): {err[-2000:]}")
 
     def _ready_line(self, sel: selectors.BaseSelector, prefix: str, deadline: float) -> str | None:
@@ -49,7 +50,7 @@ class ChildProcess:
                 return line[len(prefix):].strip()
         return None
 
-    def stop(self, timeout: float = 5.0) -> int:
+    def _end(self, timeout: float = 5.0) -> None:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -57,6 +58,9 @@ class ChildProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+    def stop(self, timeout: float = 5.0) -> int:
+        self._end(timeout)
         for stream in (self.proc.stdout, self.proc.stderr):
             if stream is not None:
                 stream.close()

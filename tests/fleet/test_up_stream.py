@@ -129,3 +129,11 @@ def test_a_limits_retention_up_stream_is_sealed_drained_and_replaced_by_a_work_q
 def test_hub_serve_refuses_an_unbounded_up_stream():
     r = cli(["hub", "serve", "--up-max-mb", "0"])
     assert r.returncode == 2 and "--up-max-mb" in r.stderr, r.stderr + r.stdout
+
+
+def test_a_bound_the_servers_cannot_reserve_is_a_clear_error(tmp_path):
+    from samantha.harness.proxy_process import SpawnError
+
+    with single(tmp_path / "nats") as srv, pytest.raises(SpawnError) as e:  # the server has 2 GB of file storage
+        spawn_nats_hub(tmp_path / "hub", [srv.url], up_max_mb=4096, timeout=30)
+    assert "rc=1" in str(e.value) and "--up-max-mb 4096" in str(e.value) and "max_file_store" in str(e.value), e.value
