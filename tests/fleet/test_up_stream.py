@@ -137,3 +137,47 @@ def test_a_bound_the_servers_cannot_reserve_is_a_clear_error(tmp_path):
     with single(tmp_path / "nats") as srv, pytest.raises(SpawnError) as e:  # the server has 2 GB of file storage
         spawn_nats_hub(tmp_path / "hub", [srv.url], up_max_mb=4096, timeout=30)
     assert "rc=1" in str(e.value) and "--up-max-mb 4096" in str(e.value) and "max_file_store" in str(e.value), e.value
+
+
+def test_a_migration_that_does_not_drain_stays_sealed_the_cube_keeps_its_batch_and_the_next_start_finishes(tmp_path):
+    from nats.js.api import RetentionPolicy
+
+    from samantha.hub.storage import HubStorage
+    from samantha.hub.up_migration import UpMigrationError, migrate_up_stream
+
+    with single(tmp_path / "nats") as srv:
+        asyncio.run(_js(srv.url, _legacy_stream))
+        link, ob, conn = findings_link(tmp_path, srv.url, "cube-d", 2, pad=0)
+        try:
+            assert link.run(10.0)["sync"]["sent"] == 2
+            hub_root = tmp_path / "hub"
+
+            async def no_writer() -> None:  # no writer: it cannot drain within the bound
+                import nats
+
+                nc = await nats.connect(srv.url)
+                storage = HubStorage(hub_root)
+                try:
+                    await migrate_up_stream(nc.jetstream(domain=fleet.DOMAIN), nc, storage, writers=0, timeout_s=0.5)
+                finally:
+                    storage.close()
+                    await nc.close()
+
+            with pytest.raises(UpMigrationError, match="2 batches still unwritten .* stays sealed"):
+                asyncio.run(no_writer())
+            info = _up_info(srv.url)
+            assert info.config.sealed and info.config.retention == RetentionPolicy.LIMITS and info.state.messages == 2
+
+            add_finding(ob, 2)
+            s = link.run(5.0)["sync"]  # sealed: refused, and the batch stays in the outbox
+            assert not s["ok"] and "sealed" in s["error"] and s["remaining"] == 1, s
+
+            with spawn_nats_hub(hub_root, [srv.url]):  # the next start drains on and replaces it
+                assert _up_info(srv.url).config.retention == RetentionPolicy.WORK_QUEUE
+                s = link.run(10.0)["sync"]
+                assert s["ok"] and s["remaining"] == 0, s
+                _until(lambda: len(_findings(hub_root)) >= 3, 30, "not all written")
+                assert sorted(_findings(hub_root)) == [f"findings:f{i}" for i in range(3)]
+        finally:
+            link.close()
+            conn.close()
