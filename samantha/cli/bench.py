@@ -123,6 +123,8 @@ def fleet(as_json: bool = JsonOption,
           scale_window_s: float = typer.Option(30.0, min=1, max=600, help="measuring window per writer count"),
           ack_wait_s: float = typer.Option(0, min=0, max=600, help="consumer ack_wait (0: the hub's default); "
                                            "a SIGKILLed writer's batches come back after it"),
+          up_max_mb: float = typer.Option(1024.0, min=1.0, max=10**6, help="SAMANTHA_UP's bound in MiB "
+                                          "(`hub serve --up-max-mb`)"),
           no_faults: bool = typer.Option(False, "--no-faults", help="skip the fault catch-up"),
           no_daemon: bool = typer.Option(False, "--no-daemon", help="skip the daemon footprint (NATS vs HTTP uplink)"),
           timeout_s: float = typer.Option(900.0, min=10, max=7200, help="bound on each catch-up"),
@@ -151,7 +153,7 @@ def fleet(as_json: bool = JsonOption,
 
     kw = dict(cubes=cubes, days=days, writer_counts=counts, catchup_writers=catchup_writers, faults=not no_faults,
               daemon=not no_daemon, fault_link_kbps=link_kbps, link_cut_s=link_cut_s, scale_window_s=scale_window_s,
-              ack_wait=ack_wait_s or ACK_WAIT_S, timeout_s=timeout_s, log=log)
+              ack_wait=ack_wait_s or ACK_WAIT_S, timeout_s=timeout_s, up_max_mb=up_max_mb, log=log)
     if as_json:
         result = run_fleet_bench(**kw)
     else:
@@ -161,5 +163,5 @@ def fleet(as_json: bool = JsonOption,
             task = bar.add_task("one Cube's outbox (cloned per Cube)", total=None)
             result = run_fleet_bench(**kw, progress=lambda done, total: bar.update(task, completed=done, total=total))
     emit_result(result, as_json)
-    if any("lost" in m or "duplicates" in m or m == "stream_capacity" for m in result["targets"]["misses"]):
+    if any("lost" in m or "duplicates" in m for m in result["targets"]["misses"]):
         raise typer.Exit(1)  # data lost or doubled; a throughput miss is a figure to report, not a failure

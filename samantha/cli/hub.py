@@ -103,6 +103,8 @@ def serve(root: Path = typer.Option(Path("hub"), help="storage root (Parquet, in
           nats: list[str] | None = typer.Option(None, "--nats", help="join this NATS cluster instead of "
                                                 "starting one (repeat per server)"),
           replicas: int = typer.Option(1, min=1, max=5, help="stream replicas (3 on a root cluster)"),
+          up_max_mb: float = typer.Option(1024.0, min=1.0, help="SAMANTHA_UP's bound in MiB: what the Cubes may "
+                                          "push while the writers lag (a work queue; docs/hub.md)"),
           http: bool = typer.Option(False, "--http", help="the legacy HTTP hub instead (see docs/hub.md)")) -> None:
     """Run the hub in the foreground: a local nats-server (from the pip package) and the Parquet writer."""
     import asyncio
@@ -112,10 +114,15 @@ def serve(root: Path = typer.Option(Path("hub"), help="storage root (Parquet, in
 
         asyncio.run(serve_http(str(root), host, 8490 if port is None else port))
         return
+    from samantha.hub.nats_hub import MB, HubConfigError
     from samantha.hub.nats_hub import serve as serve_nats
+    from samantha.hub.up_migration import UpMigrationError
 
-    asyncio.run(serve_nats(str(root), nats or None, writers=writers, replicas=replicas,
-                           port=4222 if port is None else port))
+    try:
+        asyncio.run(serve_nats(str(root), nats or None, writers=writers, replicas=replicas,
+                               port=4222 if port is None else port, up_max_bytes=int(up_max_mb * MB)))
+    except (HubConfigError, UpMigrationError) as e:
+        failure(str(e))
 
 
 @app.command()

@@ -33,6 +33,13 @@ H_RECORDS, H_SHA256, H_CUBE, H_REASON = "Samantha-Records", "Samantha-Sha256", "
 H_BATCH = "Samantha-Batch-Id"  # the writer's dedup key (equal to Nats-Msg-Id, which only holds 2 minutes)
 
 
+def batch_headers(*, batch_id: str, seq: int, kind: str, first_ts: float, records: int, sha256: str,
+                  cube: str) -> dict[str, str]:
+    """The headers of one outbox batch on samantha.up (what the writer's `_parse` reads back)."""
+    return {"Nats-Msg-Id": batch_id, H_BATCH: batch_id, H_SEQ: str(seq), H_KIND: kind, H_FIRST_TS: repr(first_ts),
+            H_RECORDS: str(records), H_SHA256: sha256, H_CUBE: cube}
+
+
 def token(value: str, field: str) -> str:
     """A subject token, or a ValueError naming the field (a dot would change the subject's shape)."""
     if not TOKEN_RE.match(value or ""):

@@ -15,7 +15,7 @@ def spawn_hub(root: str | Path, port: int = 0, **kw: object) -> ChildProcess:
 
 def spawn_nats_hub(root: str | Path, servers: list[str] | None = None, *, writers: int = 1, replicas: int = 1,
                    name: str = "w", stats_file: str | Path | None = None, ack_wait: float | None = None,
-                   **kw: object) -> ChildProcess:
+                   up_max_mb: float | None = None, **kw: object) -> ChildProcess:
     """The hub on NATS (`samantha hub serve`): embedded nats-server + writers, or writers joining `servers`.
     `.value` is a NATS URL."""
     from samantha.hub.nats_hub import READY_PREFIX
@@ -25,6 +25,8 @@ def spawn_nats_hub(root: str | Path, servers: list[str] | None = None, *, writer
         args += ["--stats-file", str(stats_file)]
     if ack_wait is not None:
         args += ["--ack-wait", repr(float(ack_wait))]
+    if up_max_mb is not None:
+        args += ["--up-max-mb", repr(float(up_max_mb))]
     if servers:
         args += ["--nats", *servers]
     kw.setdefault("timeout", 60.0)

@@ -24,14 +24,15 @@ class Fleet:
     """A root cluster (JetStream, replicated) and regional leaf nodes (no JetStream: they relay)."""
 
     def __init__(self, root: Path, nodes: int = 3, regions: tuple[str, ...] = ("eu",),
-                 leaf_via: Callable[[int], int] | None = None) -> None:
-        """`leaf_via`: a root node's leafnode port -> the port the leaves dial instead (a fault proxy)."""
+                 leaf_via: Callable[[int], int] | None = None, max_file: str = "2GB") -> None:
+        """`leaf_via`: a root node's leafnode port -> the port the leaves dial instead (a fault proxy);
+        `max_file`: each root node's JetStream file storage (SAMANTHA_UP's bound is reserved from it)."""
         self.root = Path(root)
         cports = [free_port() for _ in range(nodes)]
         lports = [free_port() for _ in range(nodes)]
         self.nodes = [NatsServer(ServerSpec(name=f"root-{i + 1}", root=self.root, cluster="root" if nodes > 1 else None,
                                             cluster_port=cports[i], routes=[p for p in cports if p != cports[i]],
-                                            leaf_listen_port=lports[i]))
+                                            leaf_listen_port=lports[i], max_file=max_file))
                       for i in range(nodes)]
         self.leaves = {r: NatsServer(ServerSpec(name=f"leaf-{r}", root=self.root, jetstream=False,
                                                 leaf_remotes=[leaf_via(p) for p in lports] if leaf_via else lports))

@@ -1,5 +1,9 @@
-"""A small hub for the twin and for tests: a separate runtime that Cubes reach only over HTTP.
+"""The hub: NATS JetStream (the streams, the Parquet writers on their durable consumer, the operator acts) and
+the legacy HTTP hub, a separate runtime that Cubes reach only over the network.
 
-It stores Reported State as Parquet partitioned by cube and day, publishes signed policy
-modules, and relays signed approval decisions. See docs/hub.md.
+It stores Reported State as Parquet partitioned by kind, cube and day, publishes signed policy modules and
+Recalls, and relays signed approval decisions. See docs/hub.md.
 """
+
+__all__ = ["app", "broker", "nats_hub", "nats_ops", "recall_status", "storage", "streams", "tuf_repo",
+           "up_migration", "writer"]

@@ -91,3 +91,13 @@ def publish_recall(url: str, doc: dict[str, Any], timeout: float = 10.0) -> dict
         ack = await js.publish(subject, data, headers={"Nats-Msg-Id": f"recall-{doc.get('nonce', '')}"})
         return {"bundle_id": doc["bundle_id"], "subject": subject, "stream_seq": ack.seq, "nonce": doc["nonce"]}
     return asyncio.run(_with_js(url, put, timeout))
+
+
+def up_stream_state(url: str, timeout: float = 10.0) -> dict[str, Any]:
+    """SAMANTHA_UP as the server holds it: a work queue keeps only what the writers have not written yet."""
+    async def get(js: Any) -> dict[str, Any]:
+        info = await js.stream_info(fleet.STREAM_UP)
+        return {"retention": str(getattr(info.config.retention, "value", info.config.retention)),
+                "max_bytes": int(info.config.max_bytes or 0), "received": int(info.state.last_seq),
+                "unwritten": int(info.state.messages), "bytes": int(info.state.bytes)}
+    return asyncio.run(_with_js(url, get, timeout))

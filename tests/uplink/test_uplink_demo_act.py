@@ -16,6 +16,7 @@ def test_the_demo_act_shows_drop_growth_safe_mode_and_catch_up(config, tmp_path)
     assert "the link drops" in out and "the link returns" in out and "catch-up" in out
     assert "SAFE MODE since +8 h" in out and "normal mode" in out
     assert ctx.facts["uplink_duplicates_at_hub"] == 0
+    assert "SAMANTHA_UP (workqueue, bound 1024 MiB)" in out and ctx.facts["uplink_up_stream_unwritten"] == 0
     assert ctx.facts["uplink_catchup_x_realtime"] >= 100
     # the 3 rollouts run offline reached the hub: 2 bundles promoted in 12 h, 1 of 3 regressed, snapped back in 0.6 s
     assert "fleet DORA at the hub" in out

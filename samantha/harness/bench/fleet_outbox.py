@@ -137,9 +137,7 @@ class SimCube:
                 "remaining": self.outbox.stats()["pending_batches"], "at": time.monotonic()}
 
     def close(self) -> None:
-        self.link.close()
-        if not self.link.loop.is_running():
-            self.link.loop.close()  # its selector and self-pipe: 200 Cubes leak 600 fds otherwise
+        self.link.close()  # also closes its loop (200 Cubes would leak 600 fds otherwise)
         self.conn.close()
 
 

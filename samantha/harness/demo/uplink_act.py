@@ -142,6 +142,10 @@ def run(ctx) -> None:
                       f"through {flap.cuts} link cuts and {attempts} attempts; at the hub: "
                       + ", ".join(f"{k} {v['records']}" for k, v in fleet["kinds"].items())
                       + f"; duplicates {fleet['duplicates']}")
+            up = nats_ops.up_stream_state(hub.value)  # a work queue: what the writer wrote has left the stream
+            ctx.facts["uplink_up_stream_unwritten"] = up["unwritten"]
+            con.print(f"SAMANTHA_UP ({up['retention']}, bound {up['max_bytes'] / 1024**2:.0f} MiB): {up['received']} "
+                      f"batches came in, {up['unwritten']} left unwritten")
             _fleet_dora(con, data / "hub", START, clock.time(), ctx.facts)
             ana = KeyPair.generate()
             fresh = sign_module({"version": 2, "issued_at": clock.time() - 60, "expires_at": clock.time() + 7 * 86400,
