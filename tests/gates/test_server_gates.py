@@ -111,3 +111,10 @@ def test_spec_and_builtins():
     reg = GateRegistry.with_builtins()
     assert judges_canary(reg.get("triton-canary-failure-ratio")) and not judges_canary(
         reg.get("triton-active-failure-ratio"))
+
+
+def test_triage_reads_a_server_verdict_as_errors_or_latency():
+    from samantha.loop.llm_triage import _verdict_kind
+
+    assert _verdict_kind({"gate": "triton-active-failure-ratio", "values": {"signal": "failure_ratio"}}) == "error_rate"
+    assert _verdict_kind({"gate": "triton-canary-queue-time", "values": {"signal": "queue_us"}}) == "latency"
