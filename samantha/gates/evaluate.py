@@ -438,28 +438,49 @@ def resource(g: ResourceGate, mf: MetricFrame, ctx: EvalContext) -> Verdict:
                         canary_cpu_ms=c_ms, incumbent_cpu_ms=i_ms)
 
 
-def server(g: ServerGate, mf: MetricFrame, ctx: EvalContext) -> Verdict:
-    now, start = ctx.now, ctx.now - g.window
-    if g.slot == "active":
+def _server_counts(g: ServerGate, mf: MetricFrame, ctx: EvalContext, role: str) -> tuple[float, float, int, float]:
+    """(numerator, denominator, denominator series, window start) of one slot role's counter increases."""
+    start = ctx.now - g.window
+    if role == "active":
         start = ctx.active_start(start)
     num_m, den_m = SERVER_SIGNALS[g.signal]
 
     def increase(metrics: tuple[str, ...]) -> tuple[float, int]:
-        parts = [p for m in metrics for p in _slot_parts(mf, m, g.slot, ctx.canary_bundle, start, now, g.labels)]
+        parts = [p for m in metrics for p in _slot_parts(mf, m, role, ctx.canary_bundle, start, ctx.now, g.labels)]
         return sum(st.counter_increase(v) for _, v in parts), len(parts)
 
     (num, _), (den, nseries) = increase(num_m), increase(den_m)
-    samples = {"requests" if g.signal == "failure_ratio" else "successes": int(den), "series": nseries}
+    return num, den, nseries, start
+
+
+def server(g: ServerGate, mf: MetricFrame, ctx: EvalContext) -> Verdict:
+    now = ctx.now
+    num, den, nseries, start = _server_counts(g, mf, ctx, g.slot)
+    what = "requests" if g.signal == "failure_ratio" else "successes"
+    samples = {what: int(den), "series": nseries}
     if nseries == 0:
-        return Verdict.make(g, "inconclusive", f"no {den_m[0]} series for the {g.slot} slot (scrape.targets[].slot "
-                            "names the slot a target serves)", now, (start, now), samples)
+        return Verdict.make(g, "inconclusive", f"no {SERVER_SIGNALS[g.signal][1][0]} series for the {g.slot} slot "
+                            "(scrape.targets[].slot names the slot a target serves)", now, (start, now), samples)
     need = min_samples(g)
     if den < need:
-        return Verdict.make(g, "inconclusive", f"{den:.0f} {'requests' if g.signal == 'failure_ratio' else 'successes'}"
-                            f" in the window < {need}", now, (start, now), samples, min_samples=need)
+        return Verdict.make(g, "inconclusive", f"{den:.0f} {what} in the window < {need}", now, (start, now), samples,
+                            min_samples=need)
     value = num / den
-    bad = value > g.limit
     unit = "" if g.signal == "failure_ratio" else " us per successful request"
+    extra: dict[str, float] = {}
+    bad = value > g.limit
     reason = f"{g.slot} {g.signal} {value:.6g}{unit} {'>' if bad else '<='} {g.limit:g} ({num:.0f}/{den:.0f})"
+    if g.max_ratio is not None:  # a regression against the incumbent's own server, beyond the floor `limit`
+        inum, iden, _, _ = _server_counts(g, mf, ctx, "active")
+        samples["incumbent_" + what] = int(iden)
+        if iden < need:
+            return Verdict.make(g, "inconclusive", f"incumbent: {iden:.0f} {what} in the window < {need}", now,
+                                (start, now), samples, min_samples=need, observed=value)
+        base = inum / iden
+        ratio = value / base if base > 0 else (math.inf if value > 0 else 1.0)
+        extra = {"incumbent": base, "ratio": ratio, "max_ratio": g.max_ratio}
+        bad = bad and ratio > g.max_ratio
+        reason += (f"; x{ratio:.3g} the incumbent's {base:.6g} ({'>' if ratio > g.max_ratio else '<='} "
+                   f"x{g.max_ratio:g})")
     return Verdict.make(g, "fail" if bad else "pass", reason, now, (start, now), samples, observed=value,
-                        bound=g.limit, numerator=num, denominator=den, signal=g.signal)
+                        bound=g.limit, numerator=num, denominator=den, signal=g.signal, **extra)

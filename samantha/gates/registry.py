@@ -139,8 +139,9 @@ def builtin_gates() -> list[GateBase]:
                    description="mean queue time per successful request on the active slot's Triton above 50 ms"),
         ServerGate(name="triton-canary-failure-ratio", signal="failure_ratio", slot="standby", limit=0.05,
                    description="share of the canary's Triton requests that failed (its own counters)"),
-        ServerGate(name="triton-canary-queue-time", signal="queue_us", slot="standby", limit=20_000,
-                   description="mean queue time per successful request on the canary's Triton above 20 ms"),
+        ServerGate(name="triton-canary-queue-time", signal="queue_us", slot="standby", limit=1_000, max_ratio=2.0,
+                   description="the canary's Triton queues each successful request over 1 ms and twice as long "
+                               "as the incumbent's"),
         StalenessGate(name="bundle-expiry", signal="bundle_expiry", min_remaining=3600),
         StalenessGate(name="policy-age", signal="policy_age", max_age=30 * 86400),
         StalenessGate(name="last-sync", signal="last_sync", max_age=7 * 86400),

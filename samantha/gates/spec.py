@@ -278,7 +278,8 @@ class ServerGate(GateBase):
     Each counter's increase over the window (resets, a restart or a model reload, handled), summed over the
     slot's series (models, versions, failure reasons; `labels` narrows them, e.g. to one model), then a ratio:
     failure_ratio: failed / all requests; queue_us, compute_us: queue / compute time per successful request, us.
-    Fails when the ratio exceeds `limit`; fewer requests than min_samples in the window is inconclusive.
+    Fails when the ratio exceeds `limit` (and, with max_ratio, the incumbent's times max_ratio); fewer requests
+    than min_samples in the window is inconclusive.
     The slot is the role at scrape time; an active-slot window starts no earlier than the last flip.
     """
 
@@ -288,6 +289,15 @@ class ServerGate(GateBase):
     slot: SlotRole = Field("active", description="the slot role whose server is judged")
     labels: dict[str, str] = Field(default_factory=dict, description="label filter, e.g. {model: sensor}")
     window: Duration = Field(60.0, gt=0, description="at least two scrape intervals: an increase needs 2 samples")
+    max_ratio: float | None = Field(None, gt=1, description=(
+        "slot standby: fail only when the canary's value is also above the incumbent's (the active slot's "
+        "server, same window) times this: a regression, with `limit` as the floor that matters"))
+
+    @model_validator(mode="after")
+    def _ratio_on_standby(self) -> ServerGate:
+        if self.max_ratio is not None and self.slot != "standby":
+            raise ValueError("max_ratio compares the standby (canary) with the active slot: set slot: standby")
+        return self
 
     def metrics(self) -> tuple[str, ...]:
         num, den = SERVER_SIGNALS[self.signal]

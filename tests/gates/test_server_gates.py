@@ -118,3 +118,23 @@ def test_triage_reads_a_server_verdict_as_errors_or_latency():
 
     assert _verdict_kind({"gate": "triton-active-failure-ratio", "values": {"signal": "failure_ratio"}}) == "error_rate"
     assert _verdict_kind({"gate": "triton-canary-queue-time", "values": {"signal": "queue_us"}}) == "latency"
+
+
+def test_canary_queue_regression_against_the_incumbents_server():
+    ts = [10.0, 20.0]
+    gate = GateRegistry.with_builtins().get("triton-canary-queue-time")  # over 1 ms and twice the incumbent's
+
+    def frame(canary_us: float, incumbent_us: float, incumbent_n: float = 100) -> MetricFrame:
+        return _frame([(TRITON_SUCCESS, B, ts, [0, 100]), (TRITON_QUEUE_US, B, ts, [0, 100 * canary_us]),
+                       (TRITON_SUCCESS, A, ts, [0, incumbent_n]),
+                       (TRITON_QUEUE_US, A, ts, [0, incumbent_n * incumbent_us])])
+
+    ctx = EvalContext(now=30.0, canary_bundle="b2")
+    v = server(gate, frame(5_000, 1_000), ctx)
+    assert v.status == "fail" and v.values["ratio"] == 5.0 and "x5 the incumbent's 1000" in v.reason
+    assert server(gate, frame(5_000, 4_000), ctx).status == "pass"  # slower than 1 ms, but so is the incumbent
+    assert server(gate, frame(900, 100), ctx).status == "pass"  # 9x, but under the 1 ms that matters
+    thin = server(gate, frame(5_000, 1_000, incumbent_n=5), ctx)
+    assert thin.status == "inconclusive" and thin.reason.startswith("incumbent: 5 successes")
+    with pytest.raises(ValueError, match="max_ratio compares the standby"):
+        ServerGate(name="x", signal="queue_us", limit=1, max_ratio=2)
