@@ -138,3 +138,29 @@ def test_canary_queue_regression_against_the_incumbents_server():
     assert thin.status == "inconclusive" and thin.reason.startswith("incumbent: 5 successes")
     with pytest.raises(ValueError, match="max_ratio compares the standby"):
         ServerGate(name="x", signal="queue_us", limit=1, max_ratio=2)
+
+
+def test_a_series_created_since_the_last_pass_is_seen_at_once(config):
+    """After a flip the new active's samples carry a new role label, so new series: the engine's carried series
+    list is read again as soon as the store created one, not only every 10 s of data time (a real DuckDB file)."""
+    from samantha.core.clock import SimClock
+    from samantha.gates.engine import GateEngine
+    from samantha.telemetry import TelemetryStore
+
+    clock = SimClock(1_800_000_000.0)
+    with TelemetryStore.open(config, clock) as store:
+        engine = GateEngine(store, clock)
+        t0 = clock.time()
+        old = {**A, "role": "standby"}
+        store.ingest_samples([{"metric": m, "labels": {**old, **extra}, "ts": t0 + t, "value": 10.0 * t}
+                              for t in (1.0, 2.0) for m, extra in ((TRITON_SUCCESS, {}),
+                                                                   (TRITON_FAILURE, {"reason": "BACKEND"}))])
+        store.flush()
+        first = engine.evaluate([FAIL], t0 + 2.5)[0]
+        assert first.status == "inconclusive" and "no nv_inference_request_success_total series" in first.reason
+        store.ingest_samples([{"metric": m, "labels": {**A, **extra}, "ts": t0 + t, "value": v * t}
+                              for t in (3.0, 4.0) for m, extra, v in ((TRITON_SUCCESS, {}, 10.0),
+                                                                       (TRITON_FAILURE, {"reason": "BACKEND"}, 20.0))])
+        store.flush()
+        v = engine.evaluate([FAIL], t0 + 4.5)[0]  # 2 s of data time later
+        assert v.status == "fail" and v.values["denominator"] == 30, v.reason
