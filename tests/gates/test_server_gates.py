@@ -164,3 +164,16 @@ def test_a_series_created_since_the_last_pass_is_seen_at_once(config):
         store.flush()
         v = engine.evaluate([FAIL], t0 + 4.5)[0]  # 2 s of data time later
         assert v.status == "fail" and v.values["denominator"] == 30, v.reason
+
+
+def test_the_pending_request_gauge_through_a_threshold_gate():
+    from samantha.gates.evaluate import threshold
+    from samantha.gates.spec import ThresholdGate
+
+    mf = _frame([("nv_inference_pending_request_count", A, [10.0, 20.0], [3, 9]),
+                 ("nv_inference_pending_request_count", B, [10.0, 20.0], [0, 0])])
+    g = GATE_ADAPTER.validate_python({"kind": "threshold", "name": "backlog", "metric": "nv_inference_pending_request_count",
+                                      "aggregate": "max", "op": "<=", "value": 8, "labels": {"role": "active"}})
+    assert isinstance(g, ThresholdGate)
+    v = threshold(g, None, mf, EvalContext(now=30.0))
+    assert v.status == "fail" and v.values["observed"] == 9.0
