@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
+from samantha.core.cube_state import SlotName
 from samantha.core.validated_yaml import load_model_file
 from samantha.core.writer_tokens import WRITER_NAME_PATTERN
 
@@ -116,6 +117,9 @@ class ScrapeTarget(Section):
     name: str
     url: str
     labels: dict[str, str] = Field(default_factory=dict)
+    slot: SlotName | None = Field(None, description=(
+        "the Cube slot this target's server serves (a Triton's --metrics-port): its samples get slot, and the "
+        "slot's role and bundle at scrape time, so server gates judge the active or the standby"))
 
 
 class ScrapeConfig(Section):

@@ -4,9 +4,9 @@ order, into one frozen `Parts`; `Parts.close()` closes them in reverse order.
 Order: store (and the tables), Cube key, audit log, alerts, playbooks, Cube client, action ledger,
 incidents, LLM (when triage uses it) and triager, gate engine, rollout controller, steady-state
 nodes and graph (then the graph's `resume()`: a cycle a crash interrupted finishes before anything
-new), host collector, outbox, chaos service with its approval queue (its ledger recovered:
-whatever a crash left injected is reverted before the API serves), uplink, operator surfaces,
-API routers.
+new), host collector, Prometheus scraper (`scrape.targets`), outbox, chaos service with its approval
+queue (its ledger recovered: whatever a crash left injected is reverted before the API serves), uplink,
+operator surfaces, API routers.
 
 Nothing is wired by assignment afterwards. Each part gets its collaborators in its constructor,
 which the order above makes possible:
@@ -64,6 +64,7 @@ from samantha.rollout.controller import RolloutController
 from samantha.rollout.plans import PlanRunner
 from samantha.rollout.wiring import build_controller, bundle_catalog
 from samantha.telemetry.host import HostCollector
+from samantha.telemetry.scrape import PrometheusScraper
 from samantha.telemetry.store import TelemetryStore
 from samantha.uplink.alerts import AlertManager
 from samantha.uplink.outbox import Outbox
@@ -102,6 +103,7 @@ class Parts:
     graph: SteadyStateGraph
     recovery: dict[str, Any]  # what the graph's `resume()` did at start-up
     collector: HostCollector | None
+    scraper: PrometheusScraper | None  # `scrape.targets` (a Triton slot's metrics port among them)
     outbox: Outbox
     chaos: ChaosService | None  # chaos mode (`chaos.enabled`)
     approvals: ConsoleApprovals | None  # chaos mode's queue as the web console's approval pages
@@ -205,6 +207,17 @@ def build_parts(config: SamanthaConfig, clock: Clock = REAL_CLOCK, *,
             collector = HostCollector(store, clock=clock, interval_s=cfg.host_collector.interval_s,
                                       disk_path=cfg.data_dir).start()
             closes(collector.stop)
+        scraper = None
+        if cfg.scrape.targets:
+            def slot_roles() -> dict[str, dict[str, str]]:
+                """Each slot's role and bundle as the loop's last cycle saw the Cube (labels of scraped samples)."""
+                return {s["name"]: {"role": s["role"], "bundle": s.get("bundle_id")}
+                        for s in (graph.last.get("cube") or {}).get("slots") or [] if s.get("name")}
+
+            scraper = PrometheusScraper(store, cfg.scrape.targets, clock=clock, timeout_s=cfg.scrape.timeout_s,
+                                        interval_s=cfg.scrape.interval_s, slot_roles=slot_roles)
+            scraper.start()
+            closes(scraper.stop)
         outbox = make_outbox(cfg, conn(), clock)
         chaos, approvals, relayed = None, None, None
         if cfg.chaos.enabled:
@@ -250,7 +263,7 @@ def build_parts(config: SamanthaConfig, clock: Clock = REAL_CLOCK, *,
                      incident_alerts=incident_alerts, playbooks=playbooks, runner=runner, cube=cube, ledger=ledger,
                      incidents=incidents, known_good=known_good, llm=llm, triager=triager, engine=engine, rollout=rollout,
                      rollout_policy=rollout.policy, plans=plans, nodes=nodes, graph=graph, recovery=recovery,
-                     collector=collector, outbox=outbox, chaos=chaos, approvals=approvals, uplink=uplink,
+                     collector=collector, scraper=scraper, outbox=outbox, chaos=chaos, approvals=approvals, uplink=uplink,
                      surfaces=surfaces, routers=routers, closing=stack.pop_all())
     raise AssertionError("unreachable")  # the with block returns or raises
 

@@ -23,6 +23,7 @@ from samantha.gates.spec import (
     JudgeGate,
     ResourceGate,
     SequentialGate,
+    ServerGate,
     StalenessGate,
     ThresholdGate,
 )
@@ -131,4 +132,6 @@ def evaluate_one(g: GateBase, rf: RequestFrame | None, mf: MetricFrame, ctx: Eva
         return ev.staleness(g, mf, ctx)
     if isinstance(g, ResourceGate):
         return ev.resource(g, mf, ctx)
+    if isinstance(g, ServerGate):
+        return ev.server(g, mf, ctx)
     raise TypeError(f"unknown gate type {type(g).__name__}")

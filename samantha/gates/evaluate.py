@@ -10,6 +10,7 @@ import numpy as np
 from samantha.gates import sequential as seq
 from samantha.gates import statistics as st
 from samantha.gates.spec import (
+    SERVER_SIGNALS,
     SLOT_CPU_METRIC,
     SLOT_INFERENCES_METRIC,
     SLOT_MEMORY_METRIC,
@@ -18,6 +19,7 @@ from samantha.gates.spec import (
     JudgeGate,
     ResourceGate,
     SequentialGate,
+    ServerGate,
     StalenessGate,
     ThresholdGate,
     min_samples,
@@ -384,9 +386,9 @@ def staleness(g: StalenessGate, mf: MetricFrame, ctx: EvalContext) -> Verdict:
 
 
 def _slot_parts(mf: MetricFrame, metric: str, role: str, bundle: str | None, start: float,
-                end: float) -> list[tuple[np.ndarray, np.ndarray]]:
+                end: float, extra: dict[str, str] | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
     """Per series, one slot's samples of `metric` in the window (the canary's narrowed to its bundle when known)."""
-    labels = {"role": role, **({"bundle": bundle} if bundle and role == "standby" else {})}
+    labels = {**(extra or {}), "role": role, **({"bundle": bundle} if bundle and role == "standby" else {})}
     return [mf.window([sid], start, end) for sid in mf.matching(metric, labels)]
 
 
@@ -398,14 +400,6 @@ def _slot_series(mf: MetricFrame, metric: str, role: str, bundle: str | None, st
     ts, val = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
     o = np.argsort(ts, kind="stable")
     return ts[o], val[o]
-
-
-def _counter_delta(ts: np.ndarray, val: np.ndarray) -> float:
-    """Increase of a counter over its samples; a reset (a process restart) restarts the count."""
-    if val.size < 2:
-        return 0.0
-    d = np.diff(val)
-    return float(np.sum(np.where(d >= 0, d, val[1:])))
 
 
 def resource(g: ResourceGate, mf: MetricFrame, ctx: EvalContext) -> Verdict:
@@ -429,9 +423,8 @@ def resource(g: ResourceGate, mf: MetricFrame, ctx: EvalContext) -> Verdict:
                             canary_rss_mb=float(cv[-1] / 2**20), max_slope_mb_per_s=g.max_slope_mb_per_s)
     per: dict[str, tuple[float, float]] = {}
     for who, role in (("canary", "standby"), ("incumbent", "active")):
-        cpu = sum(_counter_delta(*p) for p in _slot_parts(mf, SLOT_CPU_METRIC, role, ctx.canary_bundle, start, now))
-        n = sum(_counter_delta(*p) for p in _slot_parts(mf, SLOT_INFERENCES_METRIC, role, ctx.canary_bundle,
-                                                          start, now))
+        cpu, n = (sum(st.counter_increase(p[1]) for p in _slot_parts(mf, m, role, ctx.canary_bundle, start, now))
+                  for m in (SLOT_CPU_METRIC, SLOT_INFERENCES_METRIC))
         per[who] = (cpu, n)
     samples = {k: int(v[1]) for k, v in per.items()}
     if min(samples.values()) < g.min_inferences:
@@ -443,3 +436,51 @@ def resource(g: ResourceGate, mf: MetricFrame, ctx: EvalContext) -> Verdict:
               f"({'beyond' if bad else 'within'} +{g.max_increase_ms:g} ms and x{g.max_ratio:g})")
     return Verdict.make(g, "fail" if bad else "pass", reason, now, (start, now), samples,
                         canary_cpu_ms=c_ms, incumbent_cpu_ms=i_ms)
+
+
+def _server_counts(g: ServerGate, mf: MetricFrame, ctx: EvalContext, role: str) -> tuple[float, float, int, float]:
+    """(numerator, denominator, denominator series, window start) of one slot role's counter increases."""
+    start = ctx.now - g.window
+    if role == "active":
+        start = ctx.active_start(start)
+    num_m, den_m = SERVER_SIGNALS[g.signal]
+
+    def increase(metrics: tuple[str, ...]) -> tuple[float, int]:
+        parts = [p for m in metrics for p in _slot_parts(mf, m, role, ctx.canary_bundle, start, ctx.now, g.labels)]
+        return sum(st.counter_increase(v) for _, v in parts), len(parts)
+
+    (num, _), (den, nseries) = increase(num_m), increase(den_m)
+    return num, den, nseries, start
+
+
+def server(g: ServerGate, mf: MetricFrame, ctx: EvalContext) -> Verdict:
+    now = ctx.now
+    num, den, nseries, start = _server_counts(g, mf, ctx, g.slot)
+    what = "requests" if g.signal == "failure_ratio" else "successes"
+    samples = {what: int(den), "series": nseries}
+    if nseries == 0:
+        return Verdict.make(g, "inconclusive", f"no {SERVER_SIGNALS[g.signal][1][0]} series for the {g.slot} slot "
+                            "(scrape.targets[].slot names the slot a target serves)", now, (start, now), samples)
+    need = min_samples(g)
+    if den < need:
+        return Verdict.make(g, "inconclusive", f"{den:.0f} {what} in the window < {need}", now, (start, now), samples,
+                            min_samples=need)
+    value = num / den
+    unit = "" if g.signal == "failure_ratio" else " us per successful request"
+    extra: dict[str, float] = {}
+    bad = value > g.limit
+    reason = f"{g.slot} {g.signal} {value:.6g}{unit} {'>' if bad else '<='} {g.limit:g} ({num:.0f}/{den:.0f})"
+    if g.max_ratio is not None:  # a regression against the incumbent's own server, beyond the floor `limit`
+        inum, iden, _, _ = _server_counts(g, mf, ctx, "active")
+        samples["incumbent_" + what] = int(iden)
+        if iden < need:
+            return Verdict.make(g, "inconclusive", f"incumbent: {iden:.0f} {what} in the window < {need}", now,
+                                (start, now), samples, min_samples=need, observed=value)
+        base = inum / iden
+        ratio = value / base if base > 0 else (math.inf if value > 0 else 1.0)
+        extra = {"incumbent": base, "ratio": ratio, "max_ratio": g.max_ratio}
+        bad = bad and ratio > g.max_ratio
+        reason += (f"; x{ratio:.3g} the incumbent's {base:.6g} ({'>' if ratio > g.max_ratio else '<='} "
+                   f"x{g.max_ratio:g})")
+    return Verdict.make(g, "fail" if bad else "pass", reason, now, (start, now), samples, observed=value,
+                        bound=g.limit, numerator=num, denominator=den, signal=g.signal, **extra)

@@ -17,12 +17,14 @@ from samantha.gates.spec import (
     SLOT_INFERENCES_METRIC,
     SLOT_MEMORY_METRIC,
     STALENESS_METRICS,
+    TRITON_METRICS,
     CompareGate,
     Gate,
     GateBase,
     JudgeGate,
     ResourceGate,
     SequentialGate,
+    ServerGate,
     StalenessGate,
     ThresholdGate,
 )
@@ -45,7 +47,8 @@ SHADOW_ODDS_P99 = 1.55
 # to a rate 1.8x the null's (p50: 50% -> 90%). At 200 rps a +100 ms fault crosses log(1/alpha) in ~24 requests.
 ACTIVE_LATENCY_MARGIN_MS = 20.0
 ACTIVE_LATENCY_RATIO = 1.8
-KNOWN_METRICS = frozenset((*REQUEST_METRICS, *STALENESS_METRICS.values(), *HOST_METRICS, *TWIN_METRICS))
+KNOWN_METRICS = frozenset((*REQUEST_METRICS, *STALENESS_METRICS.values(), *HOST_METRICS, *TWIN_METRICS,
+                           *TRITON_METRICS))
 
 
 class Provenance(BaseModel):
@@ -128,6 +131,17 @@ def builtin_gates() -> list[GateBase]:
                        margin_ms=ACTIVE_LATENCY_MARGIN_MS, alpha=1e-6, window=30, baseline=300, min_samples=20,
                        description="the standby's probe mirrors are slow too, against the active's own past: "
                                    "a host-level slowdown, a flip would not help"),
+        # Triton's own counters (scrape.targets[].slot): a fifth of the active's requests failing over a minute
+        # is far above a healthy server's; the queue bounds are for a single-instance model on a small Cube
+        ServerGate(name="triton-active-failure-ratio", signal="failure_ratio", slot="active", limit=0.2,
+                   description="share of the active slot's Triton requests that failed (its own counters)"),
+        ServerGate(name="triton-active-queue-time", signal="queue_us", slot="active", limit=50_000,
+                   description="mean queue time per successful request on the active slot's Triton above 50 ms"),
+        ServerGate(name="triton-canary-failure-ratio", signal="failure_ratio", slot="standby", limit=0.05,
+                   description="share of the canary's Triton requests that failed (its own counters)"),
+        ServerGate(name="triton-canary-queue-time", signal="queue_us", slot="standby", limit=1_000, max_ratio=2.0,
+                   description="the canary's Triton queues each successful request over 1 ms and twice as long "
+                               "as the incumbent's"),
         StalenessGate(name="bundle-expiry", signal="bundle_expiry", min_remaining=3600),
         StalenessGate(name="policy-age", signal="policy_age", max_age=30 * 86400),
         StalenessGate(name="last-sync", signal="last_sync", max_age=7 * 86400),

@@ -20,7 +20,7 @@ from samantha.gates.actions import AbortRollout, Action, Alert, Quarantine
 from samantha.gates.engine import GateEngine
 from samantha.gates.evaluate import EvalContext, canary, incumbent
 from samantha.gates.registry import GATE_ADAPTER, GateRegistry
-from samantha.gates.spec import Duration, Gate, GateBase, ResourceGate, SequentialGate
+from samantha.gates.spec import Duration, Gate, GateBase, ResourceGate, SequentialGate, ServerGate
 from samantha.gates.verdict import Status, Verdict
 from samantha.gates.windows import RequestFrame
 
@@ -167,10 +167,11 @@ def judge_step(engine: GateEngine, policy: RolloutPolicy, step: int | Literal["s
     # Any gate may fail the step; only the gates fed by this rollout's main evidence must pass:
     # with shadow scoring the live-canary gates are advisory (a 1% canary sees few requests),
     # without it the shadow-channel gates have nothing to judge. Resource gates only ever fail a step: a
-    # small canary may serve too little for a CPU figure, and the soak is what waits for slow leaks.
+    # small canary may serve too little for a CPU figure, and the soak is what waits for slow leaks. So do the
+    # model server's own counters (server gates): a scrape interval may hold too few canary requests.
     shadowing = policy.shadow.enabled
     blocking = {g.name for g in gates
-                if not isinstance(g, ResourceGate)
+                if not isinstance(g, ResourceGate | ServerGate)
                 and not (isinstance(g, SequentialGate) and ((g.channel == "live" and shadowing)
                                                             or (g.channel == "shadow" and not shadowing)))}
     pending = [v for v in verdicts if v.status == "inconclusive" and v.gate in blocking]

@@ -254,6 +254,59 @@ class ResourceGate(GateBase):
         return 8
 
 
+# Triton's own counters, scraped per slot (`scrape.targets[].slot`); prometheus_client's parser stores counters
+# under their OpenMetrics names, so Triton's `nv_inference_request_success` is `nv_inference_request_success_total`.
+TRITON_SUCCESS = "nv_inference_request_success_total"
+TRITON_FAILURE = "nv_inference_request_failure_total"  # one series per failure reason (BACKEND, REJECTED, ...)
+TRITON_QUEUE_US = "nv_inference_queue_duration_us_total"
+TRITON_COMPUTE_US = "nv_inference_compute_infer_duration_us_total"
+TRITON_METRICS = (TRITON_SUCCESS, TRITON_FAILURE, TRITON_QUEUE_US, TRITON_COMPUTE_US, "nv_inference_count_total",
+                  "nv_inference_exec_count_total", "nv_inference_request_duration_us_total",
+                  "nv_inference_pending_request_count")
+# signal -> (numerator counters, denominator counters); each is the sum of the counters' increases
+SERVER_SIGNALS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "failure_ratio": ((TRITON_FAILURE,), (TRITON_SUCCESS, TRITON_FAILURE)),
+    # Triton adds queue and compute durations for successful requests only: per successful request
+    "queue_us": ((TRITON_QUEUE_US,), (TRITON_SUCCESS,)),
+    "compute_us": ((TRITON_COMPUTE_US,), (TRITON_SUCCESS,)),
+}
+
+
+class ServerGate(GateBase):
+    """A slot's model server judged by its own counters (Triton's nv_inference_*, scraped per slot).
+
+    Each counter's increase over the window (resets, a restart or a model reload, handled), summed over the
+    slot's series (models, versions, failure reasons; `labels` narrows them, e.g. to one model), then a ratio:
+    failure_ratio: failed / all requests; queue_us, compute_us: queue / compute time per successful request, us.
+    Fails when the ratio exceeds `limit` (and, with max_ratio, the incumbent's times max_ratio); fewer requests
+    than min_samples in the window is inconclusive.
+    The slot is the role at scrape time; an active-slot window starts no earlier than the last flip.
+    """
+
+    kind: Literal["server"] = "server"
+    signal: Literal["failure_ratio", "queue_us", "compute_us"]
+    limit: float = Field(gt=0, description="fails when the signal is above this (a ratio, or microseconds)")
+    slot: SlotRole = Field("active", description="the slot role whose server is judged")
+    labels: dict[str, str] = Field(default_factory=dict, description="label filter, e.g. {model: sensor}")
+    window: Duration = Field(60.0, gt=0, description="at least two scrape intervals: an increase needs 2 samples")
+    max_ratio: float | None = Field(None, gt=1, description=(
+        "slot standby: fail only when the canary's value is also above the incumbent's (the active slot's "
+        "server, same window) times this: a regression, with `limit` as the floor that matters"))
+
+    @model_validator(mode="after")
+    def _ratio_on_standby(self) -> ServerGate:
+        if self.max_ratio is not None and self.slot != "standby":
+            raise ValueError("max_ratio compares the standby (canary) with the active slot: set slot: standby")
+        return self
+
+    def metrics(self) -> tuple[str, ...]:
+        num, den = SERVER_SIGNALS[self.signal]
+        return tuple(dict.fromkeys((*num, *den)))
+
+    def default_min_samples(self) -> int:
+        return 20
+
+
 STALENESS_METRICS = {
     "last_sync": "samantha_last_sync_timestamp_seconds",
     "policy_age": "samantha_policy_issued_timestamp_seconds",
@@ -297,9 +350,9 @@ class StalenessGate(GateBase):
         return 1
 
 
-Gate = Annotated[ThresholdGate | CompareGate | JudgeGate | SequentialGate | DriftGate | StalenessGate | ResourceGate,
-                 Field(discriminator="kind")]
-GATE_KINDS = ("threshold", "compare", "judge", "sequential", "drift", "staleness", "resource")
+Gate = Annotated[ThresholdGate | CompareGate | JudgeGate | SequentialGate | DriftGate | StalenessGate | ResourceGate
+                 | ServerGate, Field(discriminator="kind")]
+GATE_KINDS = ("threshold", "compare", "judge", "sequential", "drift", "staleness", "resource", "server")
 
 
 def min_samples(gate: GateBase) -> int:

@@ -40,6 +40,18 @@ def aggregate(values: np.ndarray, how: str, window_s: float) -> float:
     return float(np.quantile(values, q))
 
 
+def counter_increase(values: np.ndarray) -> float:
+    """Increase of a counter over its samples (in time order), Prometheus `increase()` without extrapolation.
+
+    A drop is a reset (the server restarted, or reloaded the model, and counts again from 0): the count
+    restarts and the value after the drop is all new. A reset followed by more counting than before
+    within one scrape interval looks like plain growth, as it does to Prometheus."""
+    if values.size < 2:
+        return 0.0
+    d = np.diff(values)
+    return float(np.sum(np.where(d >= 0, d, values[1:])))
+
+
 def compare(op: str, observed: float, bound: float) -> bool:
     return {"<": observed < bound, "<=": observed <= bound, ">": observed > bound, ">=": observed >= bound}[op]
 

@@ -217,6 +217,7 @@ class MetricCarry:
 
     names: tuple[str, ...] = ()
     series_at: float | None = None  # series metadata is re-read after `series_refresh_s` of data time
+    series_high: int | None = None  # ... or at once when the store created a series since (a flip's new role label)
     series_refresh_s: float = 10.0
     missing_refresh_s: float = 1.0
     series: dict[int, tuple[str, dict[str, str]]] = field(default_factory=dict)
@@ -260,7 +261,10 @@ class MetricFrame:
         # within a second, not only at the periodic refresh
         refresh = carry.series_refresh_s if all(n in carry.by_metric for n in names) else min(
             carry.series_refresh_s, carry.missing_refresh_s)
-        if carry.names != names or carry.series_at is None or not 0 <= end - carry.series_at < refresh:
+        registry = getattr(reader, "series", None)  # the store's series registry, when the reader has one
+        high = getattr(registry, "high_water", None)
+        if (carry.names != names or carry.series_at is None or not 0 <= end - carry.series_at < refresh
+                or (high is not None and high != carry.series_high)):
             commit_new_series = getattr(reader, "commit_new_series", None)
             if commit_new_series is not None:  # a series first written since the last commit is in DuckDB too
                 commit_new_series()
@@ -272,7 +276,7 @@ class MetricFrame:
                 lab = json.loads(labels) if isinstance(labels, str) else dict(labels or {})
                 carry.series[int(sid)] = (metric, {str(k): str(v) for k, v in lab.items()})
                 carry.by_metric.setdefault(metric, []).append(int(sid))
-            carry.names, carry.series_at = names, end
+            carry.names, carry.series_at, carry.series_high = names, end, high
         frame.series, by_metric = carry.series, carry.by_metric
         win_ids = tuple(s for m in sorted(windowed) for s in by_metric.get(m, []))
         if win_ids:

@@ -23,7 +23,8 @@ from samantha.reporting.incident_summary import subject
 
 log = logging.getLogger(__name__)
 
-_KINDS = {"errors": "error_rate", "error": "error_rate", "latency": "latency", "divergence": "divergence"}
+_KINDS = {"errors": "error_rate", "error": "error_rate", "failure": "error_rate", "latency": "latency",
+          "queue_us": "latency", "compute_us": "latency", "divergence": "divergence"}
 
 
 def _verdict_kind(v: dict[str, Any]) -> str:

@@ -90,6 +90,11 @@ class SeriesRegistry:
             self._pending.append(NewSeries(sid, metric, OVERFLOW_KEY, json.dumps(OVERFLOW_LABELS)))
         return sid
 
+    @property
+    def high_water(self) -> int:
+        """Grows whenever a series is created: a reader that saw the same value knows no series is new."""
+        return self._next_id
+
     def has_pending(self) -> bool:
         return bool(self._pending)
 

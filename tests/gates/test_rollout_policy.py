@@ -64,3 +64,25 @@ def test_judge_step_shadow_phase(rollout):
     assert [a.action for a in bad.actions] == ["abort_rollout", "quarantine", "alert"]
     failing = [v for v in bad.verdicts if v.status == "fail"]
     assert failing and failing[0].values["crossed_at"] - (T0 + 300) <= 1.0
+
+
+def test_server_gates_in_a_rollout_only_fail_a_step(rollout):
+    """The canary's Triton counters: none scraped, the gate is inconclusive and the step still passes; failures
+    counted by the canary's Triton fail it (samples as the scraper labels them: slot, role, bundle)."""
+    from samantha.gates.rollout_policy import DEFAULT_GATES
+    from samantha.gates.spec import TRITON_FAILURE, TRITON_SUCCESS
+
+    engine = GateEngine(rollout)
+    p = RolloutPolicy(gates=[*DEFAULT_GATES, "triton-canary-failure-ratio"])
+    ok = judge_step(engine, p, "shadow", T0 + 240, rollout_start=T0 + 200, step_start=T0 + 200, canary_bundle="good")
+    server = next(v for v in ok.verdicts if v.gate == "triton-canary-failure-ratio")
+    assert server.status == "inconclusive" and ok.status == "pass", ok.reason
+    labels = {"slot": "B", "role": "standby", "bundle": "bad", "model": "sensor", "version": "1"}
+    rollout.ingest_samples([{"metric": m, "labels": {**labels, **extra}, "ts": T0 + 300 + t, "value": v * t}
+                            for t in (1.0, 2.0) for m, extra, v in ((TRITON_SUCCESS, {}, 100.0),
+                                                                    (TRITON_FAILURE, {"reason": "BACKEND"}, 20.0))])
+    rollout.flush()
+    bad = judge_step(engine, p, "shadow", T0 + 303, rollout_start=T0 + 300, step_start=T0 + 300, canary_bundle="bad")
+    server = next(v for v in bad.verdicts if v.gate == "triton-canary-failure-ratio")
+    assert server.status == "fail" and server.values["observed"] == pytest.approx(20 / 120)
+    assert bad.status == "fail" and "triton-canary-failure-ratio" in bad.reason

@@ -39,6 +39,7 @@ def test_every_kind_parses_from_a_dict():
         {"kind": "drift", "name": "d", "metric": "input_feature_mean", "window": "1m", "baseline_offset": "5m"},
         {"kind": "staleness", "name": "x", "signal": "bundle_expiry", "min_remaining": "1h"},
         {"kind": "resource", "name": "r", "signal": "memory_growth", "window": "30s", "min_span": "10s"},
+        {"kind": "server", "name": "v", "signal": "failure_ratio", "limit": 0.1, "labels": {"model": "sensor"}},
     ]
     gates = [GATE_ADAPTER.validate_python(d) for d in docs]
     assert [g.kind for g in gates] == list(GATE_KINDS)

@@ -68,6 +68,8 @@ class TritonPythonModel:
         answers = []
         for req in requests:
             if random.random() < float(k.get("error_rate", 0.0)):
+                if len(requests) == 1:  # raised, as a failing backend does: Triton counts it (reason BACKEND);
+                    raise pb_utils.TritonModelException("injected inference failure")  # an error answer is a success
                 answers.append(pb_utils.InferenceResponse(error=pb_utils.TritonError("injected inference failure")))
                 continue
             x = pb_utils.get_input_tensor_by_name(req, "x").as_numpy().reshape(-1)[:N_FEATURES]
