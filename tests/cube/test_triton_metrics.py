@@ -5,8 +5,6 @@ the kernel, and a bad exposition beside a good one: the bad lines named, the goo
 
 from __future__ import annotations
 
-import http.server
-import threading
 import time
 
 import httpx
@@ -31,6 +29,7 @@ from samantha.telemetry import TelemetryStore
 from samantha.telemetry import queries as q
 from samantha.telemetry.scrape import PrometheusScraper
 from tests.gates.test_playbooks import ROOT
+from tests.loopback_text import serve_text
 
 pytestmark = pytest.mark.slow
 X = {"inputs": [{"name": "x", "shape": [8], "datatype": "FP32", "data": [0.5, -0.2, 0.1, 0.9, 0.0, 0.3, -0.7, 0.4]}]}
@@ -170,34 +169,20 @@ def test_a_bad_exposition_beside_real_triton_is_named_and_the_loop_keeps_scrapin
     lines[k] = lines[k].replace("}", "", 1)  # an unclosed label set
     broken = "\n".join(lines) + "\n"
 
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 (http.server API)
-            body = broken.encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "text/plain; version=0.0.4")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    targets = [ScrapeTarget(name="broken", url=f"http://127.0.0.1:{srv.server_address[1]}/metrics", slot="B"),
-               ScrapeTarget(name="triton-a", url=f"http://127.0.0.1:{server.metrics_port}/metrics", slot="A")]
-    scraper = PrometheusScraper(store, targets, interval_s=0.2, slot_roles=lambda: {**ROLES, "B": {"role": "standby"}})
-    try:
-        scraper.start()
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and not ("broken" in scraper.last and "triton-a" in scraper.last):
-            time.sleep(0.05)
-        _infer(server, 7)
-        time.sleep(1.0)  # a few more passes
-    finally:
-        scraper.stop()
-        srv.shutdown()
-        srv.server_close()
+    with serve_text(broken) as broken_url:
+        targets = [ScrapeTarget(name="broken", url=broken_url, slot="B"),
+                   ScrapeTarget(name="triton-a", url=f"http://127.0.0.1:{server.metrics_port}/metrics", slot="A")]
+        scraper = PrometheusScraper(store, targets, interval_s=0.2,
+                                    slot_roles=lambda: {**ROLES, "B": {"role": "standby"}})
+        try:
+            scraper.start()
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline and not ("broken" in scraper.last and "triton-a" in scraper.last):
+                time.sleep(0.05)
+            _infer(server, 7)
+            time.sleep(1.0)  # a few more passes
+        finally:
+            scraper.stop()
     bad = scraper.last["broken"]
     assert bad["up"] == 1 and bad["error"] is None
     assert [r["line"] for r in bad["rejected"]] == [k + 1]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import http.server
-import threading
 import time
 from collections.abc import Iterator
 
@@ -16,6 +14,7 @@ from samantha.telemetry import TelemetryStore
 from samantha.telemetry import queries as q
 from samantha.telemetry.host import HostCollector
 from samantha.telemetry.scrape import PrometheusScraper, parse_exposition
+from tests.loopback_text import serve_text
 
 BROKEN = """# HELP good_total fine
 # TYPE good_total counter
@@ -45,27 +44,8 @@ def prom_endpoint() -> Iterator[tuple[str, CollectorRegistry]]:
 
 @pytest.fixture
 def broken_endpoint() -> Iterator[str]:
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 (http.server API)
-            body = BROKEN.encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "text/plain; version=0.0.4")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    t = threading.Thread(target=srv.serve_forever, daemon=True)
-    t.start()
-    try:
-        yield f"http://127.0.0.1:{srv.server_address[1]}/metrics"
-    finally:
-        srv.shutdown()
-        srv.server_close()
-        t.join(5)
+    with serve_text(BROKEN) as url:
+        yield url
 
 
 def test_scrape_prometheus_client_endpoint(store: TelemetryStore, prom_endpoint) -> None:
