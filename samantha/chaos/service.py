@@ -585,7 +585,7 @@ def leftovers(config: SamanthaConfig) -> dict[str, Any]:
     with contextlib.suppress(OSError, ValueError, KeyError):
         st = json.loads(Path(ep.twin_state).read_text())
         out["stopped"] = [n for n, pid in st["children"].items() if is_stopped(pid)]
-    out["stressors"] = [p.pid for p in stressors()]
+    out["stressors"] = [p.pid for p in stressors(ledger=str(config.resolve(config.chaos.db).absolute()))]
     bd = config.resolve(config.chaos.ballast_dir)
     out["ballast"] = [str(f) for f in bd.glob("*")] if bd.exists() else []
     with contextlib.suppress(httpx.HTTPError, ValueError, KeyError):

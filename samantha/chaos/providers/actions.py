@@ -106,7 +106,7 @@ def inject_stressor(f: Any, target: str, c: dict[str, Any], led: Ledger) -> dict
     pids = []
     for what, amount in f.stressor_jobs():  # own session: a crash of the runner must not take them along unrecorded
         p = subprocess.Popen([sys.executable, "-m", "samantha.chaos.providers.stressor", what, "--amount", str(amount),
-                              "--duration", str(f.duration_s), "--tag", tag,
+                              "--duration", str(f.duration_s), "--tag", tag, "--ledger", c["samantha_ledger"],
                               "--reserve-mb", str(c.get("memory_reserve_mb", 256))],
                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                              start_new_session=True)

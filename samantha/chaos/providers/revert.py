@@ -52,15 +52,25 @@ def _sigcont(d: dict[str, Any]) -> str:
     return f"SIGCONT sent to pid {d['pid']}"
 
 
-def stressors(tag: str | None = None) -> list[psutil.Process]:
-    """Live stressor processes (all, or those of one ledger entry), found by command line."""
+def _arg(cmd: list[str], flag: str) -> str | None:
+    with contextlib.suppress(ValueError, IndexError):
+        return cmd[cmd.index(flag) + 1]
+    return None
+
+
+def stressors(tag: str | None = None, ledger: str | None = None) -> list[psutil.Process]:
+    """Live stressor processes, found by command line: all, those of one ledger entry (`tag`), or those one
+    Cube's ledger recorded (`ledger`; another Cube's or another run's on the same host are not this one's)."""
     out = []
     for p in psutil.process_iter(["cmdline"]):
-        cmd = " ".join(p.info.get("cmdline") or [])
-        if STRESSOR_MODULE in cmd and (tag is None or f"--tag {tag}" in cmd):
-            with contextlib.suppress(psutil.Error):
-                if p.status() != psutil.STATUS_ZOMBIE:
-                    out.append(p)
+        cmd = p.info.get("cmdline") or []
+        if not any(c == STRESSOR_MODULE for c in cmd):
+            continue
+        if (tag is not None and _arg(cmd, "--tag") != tag) or (ledger is not None and _arg(cmd, "--ledger") != ledger):
+            continue
+        with contextlib.suppress(psutil.Error):
+            if p.status() != psutil.STATUS_ZOMBIE:
+                out.append(p)
     return out
 
 

@@ -42,6 +42,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--amount", type=float, required=True, help="cpu: duty cycle of one core (0..1]; memory: MB")
     ap.add_argument("--duration", type=float, required=True)
     ap.add_argument("--tag", required=True)
+    ap.add_argument("--ledger", default="", help="the chaos ledger that recorded this stressor (who owns it)")
     ap.add_argument("--reserve-mb", type=float, default=256)
     a = ap.parse_args(argv)
     until = time.monotonic() + min(a.duration, 600.0)
