@@ -78,9 +78,12 @@ class LatencyBins:
     from it, the rows of the window's partial edge bins from `ts` / `latency` directly."""
 
     def __init__(self, ts: np.ndarray, latency: np.ndarray, valid_from: float, b0: int, kmin: int,
-                 cum: np.ndarray) -> None:
+                 cum: np.ndarray, lookback: float = 0.0) -> None:
         self.ts, self.latency, self.valid_from = ts, latency, valid_from
         self.b0, self.kmin, self.cum = b0, kmin, cum
+        # the longest window asked of this group so far: bins older than that are not kept (the carried
+        # frame spans the widest window of any gate, often 20 minutes; quantile windows are seconds to minutes)
+        self.lookback = lookback
 
     @classmethod
     def build(cls, ts: np.ndarray, latency: np.ndarray, valid_from: float) -> LatencyBins | None:
@@ -104,7 +107,7 @@ class LatencyBins:
             grown[:, _KEYS + kmin - new_min:_KEYS + kmin - new_min + width] = cum[:, _KEYS:]
             col[real] += kmin - new_min
             cum, kmin = grown, new_min
-        out = LatencyBins(self.ts, self.latency, self.valid_from, self.b0, kmin, cum)
+        out = LatencyBins(self.ts, self.latency, self.valid_from, self.b0, kmin, cum, self.lookback)
         if ts.size == 0:
             return out
         b = _bin_of(ts) - (self.b0 + keep)
@@ -117,15 +120,25 @@ class LatencyBins:
 
     def extended(self, ts: np.ndarray, latency: np.ndarray, keep_from: float, cut: float) -> LatencyBins | None:
         """The group's rows once the frame kept (keep_from, cut] and appended rows > cut: bins that end at
-        or before `cut` keep their counts, later bins are recounted, bins before `keep_from` are dropped."""
-        drop = max(0, min(math.floor(keep_from / BIN_S) - 1 - self.b0, self.cum.shape[0] - 1))
-        if ts.size and int(_bin_of(ts[:1])[0]) < self.b0 + drop:  # rows before the first counted bin: count anew
-            return LatencyBins.build(ts, latency, keep_from)
-        base = LatencyBins(ts, latency, keep_from, self.b0 + drop, self.kmin, self.cum[drop:])
+        or before `cut` keep their counts, later bins are recounted. Bins before `keep_from`, or before the
+        longest window asked so far (counted back from `cut`), are dropped; rows > cut (bins >= floor(cut))
+        always land in a kept bin."""
+        older = ts.size and ts[0] <= self.b0 * BIN_S  # kept rows before the first counted bin
+        if math.floor(cut / BIN_S) < self.b0 or (older and self.lookback and cut - self.lookback < self.b0 * BIN_S):
+            # new rows before the first bin, or a window reached back past it: count every row anew
+            out = LatencyBins.build(ts, latency, keep_from)
+            if out is not None:
+                out.lookback = self.lookback
+            return out
+        first = max(keep_from, cut - self.lookback - BIN_S) if self.lookback else keep_from
+        drop = max(0, min(math.floor(first / BIN_S) - 1, math.floor(cut / BIN_S)) - self.b0)
+        drop = min(drop, self.cum.shape[0] - 1)
+        base = LatencyBins(ts, latency, keep_from, self.b0 + drop, self.kmin, self.cum[drop:], self.lookback)
         return base._appended(math.floor(cut / BIN_S) - base.b0)  # bins < floor(cut) end at or before cut
 
     def histogram(self, start: float, end: float) -> np.ndarray:
         """Bucket counts of the rows with start < ts <= end."""
+        self.lookback = max(self.lookback, end - start)
         ba = max(math.ceil(max(start, self.valid_from) / BIN_S), self.b0)  # first bin wholly after start
         bb = min(math.floor(end / BIN_S), self.b0 + self.cum.shape[0] - 1)  # bins < bb end at or before end
         if ba >= bb:

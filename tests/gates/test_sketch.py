@@ -76,6 +76,34 @@ def test_extending_equals_building_afresh(old, new, keep_from, back, ahead, q):
         assert grown.quantile(start, end, q) == fresh.quantile(start, end, q)
 
 
+@settings(max_examples=100, deadline=None)
+@given(samples, st.lists(st.tuples(st.floats(0.1, 20), st.floats(0.5, 120), st.floats(0.5, 120)), min_size=1,
+                         max_size=12), st.floats(20, 200), quantiles)
+def test_pass_after_pass_like_a_live_engine(rows, passes, span, q):
+    """Frames sliding forward pass by pass (span kept, the last 5 s re-read), windows of changing lengths
+    asked each pass (old bins dropped past the longest, rebuilt when a longer one comes): every window's
+    count and quantile equal a fresh build's, and the quantile stays within the bound of numpy's."""
+    ts, lat = _sorted(rows)
+    end = 0.0
+    lb = LatencyBins.build(ts[ts <= end], lat[ts <= end], -span)
+    for step, w1, w2 in passes:
+        prev, end = end, end + step
+        keep_from, cut = end - span, min(prev, prev - 5.0 if prev > 5 else prev)
+        keep_from = min(keep_from, cut)
+        m = (ts > keep_from) & (ts <= end)
+        ft, fl = ts[m], lat[m]
+        lb = lb.extended(ft, fl, keep_from, cut)
+        fresh = LatencyBins.build(ft, fl, keep_from)
+        for w in (w1, w2):
+            start = max(end - w, keep_from)
+            inside = (ft > start) & (ft <= end)
+            assert int(lb.histogram(start, end).sum()) == int(inside.sum())
+            got = lb.quantile(start, end, q)
+            assert got == fresh.quantile(start, end, q)
+            if inside.any():
+                _within_bound(got, fl[inside], q)
+
+
 def test_a_value_the_sketch_cannot_bucket_falls_back_to_exact():
     ts = np.arange(1.0, 201.0)
     lat = np.full(ts.size, 10.0)
