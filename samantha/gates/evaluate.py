@@ -91,7 +91,7 @@ def _request_aggregate(rf: RequestFrame | None, key: tuple[bool | None, str, boo
     """A request metric's aggregate over `rows` (group `key` in `window`), and whether it is approximate.
 
     Latency quantiles come from the group's carried sketch (`sketch.LatencyBins`): within
-    RELATIVE_ACCURACY of an order statistic next to the exact quantile. Counts, rates and means are
+    RELATIVE_ACCURACY of the exact (numpy, linear) quantile. Counts, rates and means are
     computed exactly from the rows; a window the sketch cannot hold falls back to the exact quantile."""
     q = quantile_of(how)
     if rf is not None and metric == "latency_ms" and q is not None:

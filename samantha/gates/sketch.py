@@ -9,10 +9,9 @@ approximate.
 
 Accuracy (DDSketch, Masson et al. 2019): a positive value x falls in bucket k = ceil(log_gamma x),
 gamma = (1 + a) / (1 - a), whose representative value is within relative accuracy `a` of every
-value in it. The sketch's q-quantile is the bucket of the order statistic at rank floor(q * (n - 1))
-(the rule of `ddsketch.DDSketch.get_quantile_value`), so for `RELATIVE_ACCURACY` = a it lies in
-[lower * (1 - a), higher * (1 + a)], where lower/higher are numpy's `method="lower"`/`"higher"`
-quantiles and numpy's default (linear) quantile lies between them.
+value in it. The two order statistics around rank q * (n - 1) are read as their buckets' values and
+interpolated as numpy does, so for `RELATIVE_ACCURACY` = a the result is within a of numpy's
+(linear) quantile: exact * (1 - a) <= sketch <= exact * (1 + a).
 
 The mapping (gamma, bucket values) is `ddsketch.LogarithmicMapping`; the bucket counts are numpy
 arrays because a pure-Python sketch per bin, merged over a 300-bin window on every pass, costs more
@@ -55,14 +54,27 @@ def _columns(values: np.ndarray, kmin: int) -> tuple[np.ndarray, np.ndarray, int
 
 
 def quantile(hist: np.ndarray, kmin: int, q: float) -> float | None:
-    """The q-quantile of a histogram in this module's column layout, by DDSketch's rank rule.
+    """The q-quantile of a histogram in this module's column layout; None when the histogram is empty or
+    holds a value the sketch cannot bucket.
 
-    None when the histogram is empty or holds a value the sketch cannot bucket."""
+    numpy's linear rule over bucket values: the order statistics at ranks floor(q (n - 1)) and the next
+    one are each read as their bucket's value (what `DDSketch.get_quantile_value` returns for the first),
+    then interpolated. Each is within RELATIVE_ACCURACY of the true order statistic, so their mix is
+    within it of numpy's quantile; DDSketch's own rule (the lower one alone) is biased low on small
+    samples (a 3 s window of a few dozen probes), which moved a median compare by milliseconds."""
     n = int(hist.sum())
     if n == 0 or hist[_BAD] > 0:
         return None
     rank = q * (n - 1)
-    i = int(np.searchsorted(np.cumsum(hist[_ZERO:]), rank, "right"))  # first cumulative count > rank
+    f = math.floor(rank)
+    lo, frac = order_statistic(hist, kmin, f), rank - f
+    return lo if frac <= 0 or f + 1 >= n else lo + frac * (order_statistic(hist, kmin, f + 1) - lo)
+
+
+def order_statistic(hist: np.ndarray, kmin: int, r: int) -> float:
+    """The bucket value of the order statistic at rank r (0-based): the first bucket whose cumulative count
+    exceeds r, DDSketch's `key_at_rank` rule."""
+    i = int(np.searchsorted(np.cumsum(hist[_ZERO:]), r, "right"))
     return 0.0 if i == 0 else float(MAPPING.value(kmin + i - 1))
 
 
