@@ -9,7 +9,7 @@ import numpy as np
 
 from samantha.gates import sequential as seq
 from samantha.gates import statistics as st
-from samantha.gates.sketch import RELATIVE_ACCURACY
+from samantha.gates.sketch import RELATIVE_ACCURACY, SKETCH_MIN_ROWS
 from samantha.gates.spec import (
     SLOT_CPU_METRIC,
     SLOT_INFERENCES_METRIC,
@@ -90,11 +90,12 @@ def _request_aggregate(rf: RequestFrame | None, key: tuple[bool | None, str, boo
                        how: str, window: tuple[float, float], window_s: float) -> tuple[float, bool]:
     """A request metric's aggregate over `rows` (group `key` in `window`), and whether it is approximate.
 
-    Latency quantiles come from the group's carried sketch (`sketch.LatencyBins`): within
-    RELATIVE_ACCURACY of the exact (numpy, linear) quantile. Counts, rates and means are
+    Latency quantiles of SKETCH_MIN_ROWS rows or more come from the group's carried sketch
+    (`sketch.LatencyBins`): within RELATIVE_ACCURACY of the exact (numpy, linear) quantile; smaller
+    windows, where a sort is as cheap, get the exact quantile. Counts, rates and means are
     computed exactly from the rows; a window the sketch cannot hold falls back to the exact quantile."""
     q = quantile_of(how)
-    if rf is not None and metric == "latency_ms" and q is not None:
+    if rf is not None and metric == "latency_ms" and q is not None and rows.n >= SKETCH_MIN_ROWS:
         lb = rf.latency_bins(*key)
         v = lb.quantile(*window, q) if lb is not None else None
         if v is not None:

@@ -32,6 +32,9 @@ MAPPING = LogarithmicMapping(RELATIVE_ACCURACY)
 _LN_GAMMA = math.log(MAPPING.gamma)
 # histogram columns: 0 = values the sketch cannot hold, 1 = zeros (below min_possible), 2.. = keys kmin..
 _BAD, _ZERO, _KEYS = 0, 1, 2
+# below this many rows numpy's exact quantile is as cheap as the sketch's fixed cost (the two edge bins'
+# keys, a cumulative sum over the keys): measured crossover 5-10k rows; small windows stay exact
+SKETCH_MIN_ROWS = 5000
 # a window spanning more bins x keys than this (hours of bins) is not sketched: its quantile stays exact,
 # and the daemon's memory stays bounded (4 bytes a cell: 8 MB per request group at most)
 MAX_CELLS = 2_000_000

@@ -15,7 +15,14 @@ from hypothesis import strategies as st
 
 from samantha.core.clock import SimClock
 from samantha.gates.engine import GateEngine
-from samantha.gates.sketch import MAPPING, MAX_CELLS, RELATIVE_ACCURACY, LatencyBins, order_statistic
+from samantha.gates.sketch import (
+    MAPPING,
+    MAX_CELLS,
+    RELATIVE_ACCURACY,
+    SKETCH_MIN_ROWS,
+    LatencyBins,
+    order_statistic,
+)
 from samantha.gates.spec import CompareGate, ThresholdGate
 from tests.gates.recorded import add_traffic, open_store
 
@@ -149,7 +156,9 @@ def test_quantile_gates_over_a_real_store_live_and_after_a_restart(store):
              ThresholdGate(name="p95-all", metric="latency_ms", aggregate="p95", value=1e9, window=300,
                            include_shadow=True),
              ThresholdGate(name="mean", metric="latency_ms", aggregate="mean", value=1e9, window=60, slot="active"),
-             CompareGate(name="cmp", metric="latency_ms", aggregate="p99", max_ratio=1.1, window=120)]
+             CompareGate(name="cmp", metric="latency_ms", aggregate="p99", max_ratio=1.1, window=120),
+             ThresholdGate(name="p99-short", metric="latency_ms", aggregate="p99", value=1e9, window=10,
+                           slot="active")]
     live = GateEngine(store)
     for k in range(25):
         now = T0 + 330 + k * 2.7
@@ -168,3 +177,7 @@ def test_quantile_gates_over_a_real_store_live_and_after_a_restart(store):
         _within_bound(got["cmp"].values["canary"], _rows(store, "standby", now - 120, now), 0.99)
         _within_bound(got["cmp"].values["incumbent"], _rows(store, "active", now - 120, now), 0.99)
         assert got["cmp"].status == "fail"  # a 1.3x slower canary, sketched or not
+        short = _rows(store, "active", now - 10, now)  # ~1500 rows < SKETCH_MIN_ROWS: a sort is as cheap, exact
+        assert short.size < SKETCH_MIN_ROWS <= got["p99"].samples["n"]
+        assert got["p99-short"].values["observed"] == float(np.quantile(short, 0.99))
+        assert "quantile_relative_accuracy" not in got["p99-short"].values
