@@ -9,6 +9,7 @@ import numpy as np
 
 from samantha.gates import sequential as seq
 from samantha.gates import statistics as st
+from samantha.gates.sketch import RELATIVE_ACCURACY, SKETCH_MIN_ROWS
 from samantha.gates.spec import (
     SERVER_SIGNALS,
     SLOT_CPU_METRIC,
@@ -23,6 +24,7 @@ from samantha.gates.spec import (
     StalenessGate,
     ThresholdGate,
     min_samples,
+    quantile_of,
 )
 from samantha.gates.verdict import Verdict
 from samantha.gates.windows import MetricFrame, RequestFrame, Rows
@@ -54,13 +56,26 @@ class EvalContext:
         return c
 
 
+def group(standby: bool | None, *, include_shadow: bool = False, channel: str | None = None,
+          bundle: str | None = None) -> tuple[bool | None, str, bool]:
+    """The frame's request group (see `RequestFrame.rows`) a selection reads."""
+    return standby, channel or ("all" if include_shadow else "live"), bool(bundle) and bool(standby)
+
+
 def select(rf: RequestFrame | None, start: float, end: float, *, standby: bool | None,
            include_shadow: bool = False, channel: str | None = None, bundle: str | None = None) -> Rows:
     if rf is None:
         e = np.empty(0)
         return Rows(e, e.astype(bool), e, e)
-    channel = channel or ("all" if include_shadow else "live")
-    return rf.rows(standby, channel, bool(bundle) and bool(standby)).span(start, end)
+    return rf.rows(*group(standby, include_shadow=include_shadow, channel=channel, bundle=bundle)).span(start, end)
+
+
+def canary_group(ctx: EvalContext, include_shadow: bool = True,
+                 channel: str | None = None) -> tuple[bool | None, str, bool]:
+    return group(True, include_shadow=include_shadow, channel=channel, bundle=ctx.canary_bundle)
+
+
+INCUMBENT = group(False)
 
 
 def canary(rf: RequestFrame | None, start: float, end: float, ctx: EvalContext, include_shadow: bool = True,
@@ -71,6 +86,23 @@ def canary(rf: RequestFrame | None, start: float, end: float, ctx: EvalContext, 
 
 def incumbent(rf: RequestFrame | None, start: float, end: float) -> Rows:
     return select(rf, start, end, standby=False, include_shadow=False)
+
+
+def _request_aggregate(rf: RequestFrame | None, key: tuple[bool | None, str, bool], rows: Rows, metric: str,
+                       how: str, window: tuple[float, float], window_s: float) -> tuple[float, bool]:
+    """A request metric's aggregate over `rows` (group `key` in `window`), and whether it is approximate.
+
+    Latency quantiles of SKETCH_MIN_ROWS rows or more come from the group's carried sketch
+    (`sketch.LatencyBins`): within RELATIVE_ACCURACY of the exact (numpy, linear) quantile; smaller
+    windows, where a sort is as cheap, get the exact quantile. Counts, rates and means are
+    computed exactly from the rows; a window the sketch cannot hold falls back to the exact quantile."""
+    q = quantile_of(how)
+    if rf is not None and metric == "latency_ms" and q is not None and rows.n >= SKETCH_MIN_ROWS:
+        lb = rf.latency_bins(*key)
+        v = lb.quantile(*window, q) if lb is not None else None
+        if v is not None:
+            return v, True
+    return st.aggregate(_request_values(rows, metric), how, window_s), False
 
 
 def _request_values(rows: Rows, metric: str) -> np.ndarray:
@@ -89,6 +121,7 @@ def threshold(g: ThresholdGate, rf: RequestFrame | None, mf: MetricFrame, ctx: E
         standby = None if g.slot is None else g.slot == "standby"
         if standby is False:
             start = ctx.active_start(start)
+        key = group(standby, include_shadow=g.include_shadow)
         rows = select(rf, start, now, standby=standby, include_shadow=g.include_shadow)
         values = _request_values(rows, g.metric)
         how = "rate" if g.metric == "rps" else ("mean" if g.metric == "error_rate" else g.aggregate)
@@ -103,27 +136,33 @@ def threshold(g: ThresholdGate, rf: RequestFrame | None, mf: MetricFrame, ctx: E
     if n < need:
         return Verdict.make(g, "inconclusive", f"{n} samples < {need}", now, (start, now), {"n": n},
                             min_samples=need)
-    observed = st.aggregate(values, how, g.window)
+    approx = False
+    if g.needs_requests():
+        observed, approx = _request_aggregate(rf, key, rows, g.metric, how, (start, now), g.window)
+    else:
+        observed = st.aggregate(values, how, g.window)
     ok = st.compare(g.op, observed, g.value)
     reason = f"{g.metric} {how} = {observed:.6g} {'' if ok else 'not '}{g.op} {g.value:g}"
     return Verdict.make(g, "pass" if ok else "fail", reason, now, (start, now), {"n": n},
-                        observed=observed, bound=g.value, aggregate=how)
+                        observed=observed, bound=g.value, aggregate=how, **_accuracy(approx))
 
 
 def compare(g: CompareGate, rf: RequestFrame | None, ctx: EvalContext) -> Verdict:
     now, start = ctx.now, ctx.now - g.window
     if g.subject == "active":  # the serving slot against the standby's probe mirrors: would a flip serve better?
+        ck, ik = INCUMBENT, group(True, channel="shadow")
         c, i = incumbent(rf, start, now), select(rf, start, now, standby=True, channel="shadow")
         samples = {"active": c.n, "standby_probes": i.n}
     else:
+        ck, ik = canary_group(ctx, g.include_shadow), INCUMBENT
         c, i = canary(rf, start, now, ctx, g.include_shadow), incumbent(rf, start, now)
         samples = {"canary": c.n, "incumbent": i.n}
     need = min_samples(g)
     if min(c.n, i.n) < need:
         return Verdict.make(g, "inconclusive", f"samples {c.n}/{i.n} < {need}", now, (start, now), samples)
     how = "mean" if g.metric == "error_rate" else g.aggregate
-    cv = st.aggregate(_request_values(c, g.metric), how, g.window)
-    iv = st.aggregate(_request_values(i, g.metric), how, g.window)
+    cv, c_approx = _request_aggregate(rf, ck, c, g.metric, how, (start, now), g.window)
+    iv, i_approx = _request_aggregate(rf, ik, i, g.metric, how, (start, now), g.window)
     diff = cv - iv
     ratio = cv / iv if iv > 0 else (math.nan if cv == 0 else math.inf)
     bad = []
@@ -134,7 +173,12 @@ def compare(g: CompareGate, rf: RequestFrame | None, ctx: EvalContext) -> Verdic
     who = ("active", "standby probes") if g.subject == "active" else ("canary", "incumbent")
     reason = "; ".join(bad) or f"{g.metric} {how} {who[0]} {cv:.6g} vs {who[1]} {iv:.6g} within bounds"
     return Verdict.make(g, "fail" if bad else "pass", reason, now, (start, now), samples,
-                        canary=cv, incumbent=iv, increase=diff, ratio=ratio)
+                        canary=cv, incumbent=iv, increase=diff, ratio=ratio, **_accuracy(c_approx or i_approx))
+
+
+def _accuracy(approx: bool) -> dict[str, float]:
+    """A verdict resting on a sketched quantile says how close that quantile is (see `sketch`)."""
+    return {"quantile_relative_accuracy": RELATIVE_ACCURACY} if approx else {}
 
 
 def judge(g: JudgeGate, rf: RequestFrame | None, ctx: EvalContext) -> Verdict:

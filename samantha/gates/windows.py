@@ -14,6 +14,7 @@ from typing import Any, Protocol
 import numpy as np
 import pyarrow as pa
 
+from samantha.gates.sketch import LatencyBins
 from samantha.telemetry.schema import JUDGED_SQL
 
 
@@ -149,6 +150,7 @@ class RequestFrame:
     _groups: dict[tuple[bool | None, str, bool], Rows] = field(default_factory=dict, repr=False)
     _cols: _Columns | None = field(default=None, repr=False)
     _gcols: dict[tuple[bool | None, str, bool], _Columns] = field(default_factory=dict, repr=False)
+    _lbins: dict[tuple[bool | None, str, bool], LatencyBins | None] = field(default_factory=dict, repr=False)
 
     _FIELDS = ("ts", "standby", "shadow", "ok", "latency_ms", "divergence", "in_bundle", "in_active")
 
@@ -179,7 +181,19 @@ class RequestFrame:
             gc.splice(ga, gb, newer.rows(*key).as_dict())
             out._gcols[key] = gc
             out._groups[key] = Rows(**gc.view())
+        for key, lb in self._lbins.items():  # sketches count the new rows only (None: not sketchable, stays so)
+            g = out._groups[key]
+            out._lbins[key] = None if lb is None else lb.extended(g.ts, g.latency_ms, keep_from, cut)
         return out
+
+    def latency_bins(self, standby: bool | None, channel: str, bundle_only: bool = False) -> LatencyBins | None:
+        """The latency sketch of one group (see `rows`), built on first use and carried to extended frames;
+        None when the group spans too long to sketch."""
+        key = (standby, channel, bundle_only)
+        if key not in self._lbins:
+            g = self.rows(*key)
+            self._lbins[key] = LatencyBins.build(g.ts, g.latency_ms, self.start)
+        return self._lbins[key]
 
     def rows(self, standby: bool | None, channel: str, bundle_only: bool = False) -> Rows:
         """One slot's rows (or all) of a channel (all | live | shadow), masked once per pass, shared by gates."""

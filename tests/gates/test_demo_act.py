@@ -25,3 +25,4 @@ def test_gates_act(tmp_path):
     assert "no gate failed" in text
     caught = float(ctx.facts["gates: bad canary caught after"].split()[0])
     assert 0 < caught <= 1.0
+    assert "from the latency sketch" in ctx.facts["gates: sketched p99"] and "(bound +/-1%)" in ctx.facts["gates: sketched p99"]
