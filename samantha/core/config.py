@@ -158,6 +158,9 @@ class TwinConfig(Section):
     run_dir: str = Field("twin", description="pidfile, logs, state; relative paths live under data_dir")
     bundles_dir: str = Field("bundles", description="bundle store; relative paths live under data_dir")
     signing_key: str = Field("keys/publisher.key", description="key that signs bundles built on the fly")
+    max_bundle_file_mb: float = Field(64, gt=0, description=(
+        "largest bundle file the daemon's rollout intake verifies (it hashes each file against the signature); an "
+        "LLM Cube's GGUF bundles need it raised to the model's size"))
     trusted_keys: str = Field("keys/trusted", description="directory of PEM public keys (*.pem, *.pub) of trusted bundle publishers, or one PEM file")
     tuf_root: str | None = Field(None, description=(
         "the fleet TUF repository's root.json pinned at provisioning (docs/supply-chain.md); relative paths live "

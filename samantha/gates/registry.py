@@ -47,6 +47,9 @@ SHADOW_ODDS_P99 = 1.55
 # to a rate 1.8x the null's (p50: 50% -> 90%). At 200 rps a +100 ms fault crosses log(1/alpha) in ~24 requests.
 ACTIVE_LATENCY_MARGIN_MS = 20.0
 ACTIVE_LATENCY_RATIO = 1.8
+# Text-divergence gate: a shadow answer diverges when a quarter of its words differ beyond the A/A floor.
+TEXT_DIVERGENCE_TOLERANCE = 0.25
+TEXT_DIVERGENCE_MAX_RATE = 0.1
 KNOWN_METRICS = frozenset((*REQUEST_METRICS, *STALENESS_METRICS.values(), *HOST_METRICS, *TWIN_METRICS,
                            *TRITON_METRICS))
 
@@ -98,6 +101,14 @@ def builtin_gates() -> list[GateBase]:
                                    "path's own overhead"),
         SequentialGate(name="canary-divergence", signal="divergence", tolerance=0.01, max_rate=0.002,
                        description="canary outputs differ from the incumbent's (shadow-scored)"),
+        # text answers (protocol openai): the divergence is a word edit distance above the incumbent's own A/A
+        # floor (cube/openai_compat.py), so a sampled model's natural variation reads as about 0 and exceeds it on
+        # ~1 prompt in 20 by construction; a quarter of the words changed on more than 1 prompt in 10 is a
+        # different model. An LLM Cube answers a few requests a second: 30 compared answers may pass.
+        SequentialGate(name="canary-text-divergence", signal="divergence", channel="shadow",
+                       tolerance=TEXT_DIVERGENCE_TOLERANCE, max_rate=TEXT_DIVERGENCE_MAX_RATE, min_samples=30,
+                       description="the canary's text answers differ from the incumbent's beyond the incumbent's "
+                                   "own variability (A/A), on more prompts than a sampled twin would"),
         ResourceGate(name="canary-memory-growth", signal="memory_growth",
                      description="the canary's process memory grows faster than 1 MB/s beyond the incumbent's"),
         ResourceGate(name="canary-cpu-per-inference", signal="cpu_per_inference",

@@ -32,6 +32,7 @@ MODEL_FILE = "model.gguf"
 class OpenAICube:
     root: Path
     ingest_url: str | None = None
+    ingest_token_file: str | None = None  # the router's writer credential at a daemon's ingest (its file)
     n_ctx: int = 256
     ready_s: float = 90.0
     cli: list[str] = field(default_factory=lambda: ["--timeout", "120"])  # options laid over the file's section
@@ -52,7 +53,7 @@ class OpenAICube:
             "protocol": "openai", "adapter": "command", "port": free_port(), "control_port": free_port(),
             "slots": {"a": {"port": self.slot_ports["A"]}, "b": {"port": self.slot_ports["B"]}},
             "trusted_keys": "trusted", "bundles_dir": "bundles", "state_file": "cube/runtime.json",
-            "ingest_url": self.ingest_url, "telemetry_batch_ms": 20,
+            "ingest_url": self.ingest_url, "ingest_token_file": self.ingest_token_file, "telemetry_batch_ms": 20,
             "command": {"argv": llama_server_argv("{model_path}", "{port}", n_ctx=self.n_ctx), "model_file": MODEL_FILE,
                         "warmup_path": "/v1/completions", "warmup_body": {"prompt": "Hello", "max_tokens": 1},
                         "max_model_mb": 512},

@@ -20,6 +20,7 @@ from samantha.core.clock import REAL_CLOCK, Clock
 from samantha.core.supply import IntakeFacts, SignatureFacts, SupplyHold, SupplyPolicy, TufFacts
 from samantha.cube.attestations import read_provenance
 from samantha.cube.bundle import (
+    MAX_FILE_BYTES,
     TUF_DIR,
     BundleError,
     VerifiedBundle,
@@ -65,8 +66,9 @@ class BundleCatalog:
 
     def __init__(self, bundles_dir: str | Path, trusted_keys: str | Path, clock: Clock = REAL_CLOCK, *,
                  tuf: TufCache | None = None, on_event: IntakeEvent | None = None,
-                 supply: Callable[[], SupplyPolicy | None] = lambda: None):
+                 supply: Callable[[], SupplyPolicy | None] = lambda: None, max_file_bytes: int = MAX_FILE_BYTES):
         self.bundles_dir, self.trusted_keys, self.clock = Path(bundles_dir), Path(trusted_keys), clock
+        self.max_file_bytes = max_file_bytes
         self.tuf, self.on_event, self.supply = tuf, on_event, supply
 
     def resolve(self, ref: str) -> Path:
@@ -106,7 +108,8 @@ class BundleCatalog:
         tuf = self._tuf_facts(path)
         vb: VerifiedBundle | None = None
         try:
-            vb = verify_bundle(path, load_trusted_keys(self.trusted_keys), clock=self.clock)
+            vb = verify_bundle(path, load_trusted_keys(self.trusted_keys), clock=self.clock,
+                               max_file_bytes=self.max_file_bytes)
             sig = SignatureFacts(outcome="ok", bundle_id=vb.bundle_id)
         except BundleError as e:
             kind = e.kind if e.kind in ("malformed", "unknown_key", "bad_signature", "tampered", "expired") \

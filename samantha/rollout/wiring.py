@@ -50,7 +50,8 @@ def bundle_catalog(config: SamanthaConfig, clock: Clock = REAL_CLOCK, *, on_even
     `supply`: the policy module's supply section in force (SBOM/provenance a bundle must carry)."""
     return BundleCatalog(config.resolve(config.twin.bundles_dir).absolute(),
                          config.resolve(config.twin.trusted_keys).absolute(), clock,
-                         tuf=tuf_cache(config, clock), on_event=on_event, supply=supply)
+                         tuf=tuf_cache(config, clock), on_event=on_event, supply=supply,
+                         max_file_bytes=int(config.twin.max_bundle_file_mb * 1024 * 1024))
 
 
 def _ledger_actions(store: TelemetryStore, clock: Clock) -> RolloutActions:

@@ -173,3 +173,24 @@ def test_trusted_metadata_that_expires_holds_the_supply_until_fresh_metadata(sit
     repo.carry(v2)
     catalog.verify(str(v2))
     assert catalog.supply_hold() is None
+
+
+def test_the_intake_bounds_each_file_by_the_configured_size(tmp_path: Path) -> None:
+    """`twin.max_bundle_file_mb` reaches the daemon's intake: a file above it is refused as tampered (never
+    hashed), and the same bundle passes once the bound is raised (an LLM Cube's GGUF bundles)."""
+    from samantha.core.config import SamanthaConfig
+    from samantha.cube.bundle import trust_key, write_bundle
+    from samantha.rollout.wiring import bundle_catalog
+
+    key = SigningKey.generate(tmp_path / "publisher.pem")
+    trust_key(key, tmp_path / "trusted")
+    write_bundle(tmp_path / "bundles" / "big", {"model.gguf": b"\0" * (2 * 1024 * 1024)}, name="llm", version="1",
+                 key=key)
+
+    def catalog(mb: float) -> BundleCatalog:
+        return bundle_catalog(SamanthaConfig.model_validate({"data_dir": str(tmp_path), "twin": {
+            "bundles_dir": "bundles", "trusted_keys": "trusted", "max_bundle_file_mb": mb}}))
+
+    e = refused(catalog(1), "big")
+    assert e.kind == "tampered" and "model.gguf is larger than 1048576 bytes" in e.reason, e
+    assert catalog(3).verify("big").label.startswith("llm")
