@@ -25,12 +25,26 @@ def judge(as_json: bool = JsonOption,
 def mitigate(as_json: bool = JsonOption,
              quick: bool = typer.Option(False, "--quick", help="each scenario once, 2 fault-free minutes"),
              repeats: int = typer.Option(3, min=1, max=50, help="runs of each fault scenario"),
-             fault_free_minutes: float = typer.Option(30.0, min=0, help="minutes of fault-free traffic to judge")) -> None:
+             fault_free_minutes: float = typer.Option(30.0, min=0, help="minutes of fault-free traffic to judge"),
+             cube: str = typer.Option("twin", "--cube", help="twin (toy slots) or triton (real tritonservers; "
+                                      "scenarios it cannot apply are listed as skipped)")) -> None:
     """Hard-fault time to mitigate, soft-fault time to detect, false actions: real scenario runs."""
     from samantha.cli.common import err_console
     from samantha.harness.bench.mitigate import run_mitigate_bench
+    from samantha.twin.scenario import CUBES
 
-    result = run_mitigate_bench(repeats=repeats, quick=quick, fault_free_minutes=fault_free_minutes,
+    if cube not in CUBES:
+        err_console.print(f"--cube {cube!r}: one of {', '.join(CUBES)}")
+        raise typer.Exit(2)
+    if cube == "triton":
+        from samantha.harness.triton_process import TritonUnavailable, find_triton
+
+        try:
+            find_triton()
+        except TritonUnavailable as e:
+            err_console.print(f"--cube triton: Triton cannot run here: {e}")
+            raise typer.Exit(1) from None
+    result = run_mitigate_bench(repeats=repeats, quick=quick, fault_free_minutes=fault_free_minutes, cube=cube,
                                 log=lambda m: err_console.print(m, highlight=False))
     emit_result(result, as_json)
 

@@ -78,7 +78,9 @@ def scenario_run(file: Path, config: Path | None = ConfigOption, as_json: bool =
                  speed: float = typer.Option(1.0, min=0.1, max=20, help="run the timeline this many times faster"),
                  samantha: bool = typer.Option(True, "--samantha/--no-samantha",
                                                help="run Samantha beside the fresh twin and measure it"),
-                 llm: bool = typer.Option(False, "--llm/--no-llm", help="the fresh daemon triages with the local LLM")
+                 llm: bool = typer.Option(False, "--llm/--no-llm", help="the fresh daemon triages with the local LLM"),
+                 cube: str = typer.Option("twin", "--cube", help="twin (toy slots) or triton (a fresh Cube of real "
+                                          "tritonservers; for the scenarios it can apply)")
                  ) -> None:
     """Run a scenario; print one JSON object (faults with onset, detection and mitigation, actions, traffic)."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -86,18 +88,32 @@ def scenario_run(file: Path, config: Path | None = ConfigOption, as_json: bool =
     from samantha.cli.common import bad_input, err_console
     from samantha.core.validated_yaml import DocumentError
     from samantha.harness.scenario_run import run_scenario
-    from samantha.twin.scenario import load_scenario
+    from samantha.twin.scenario import CUBES, cube_blockers, load_scenario
 
+    if cube not in CUBES:
+        bad_input(f"--cube {cube!r}: one of {', '.join(CUBES)}")
     try:
         sc = load_scenario(file)
     except DocumentError as e:
         bad_input(f"bad scenario:\n{e}")
+    if cube != "twin":
+        if attach or not samantha:
+            bad_input(f"--cube {cube}: a fresh Cube with Samantha beside it only (no --attach, no --no-samantha)")
+        blockers = cube_blockers(sc, cube)
+        if blockers:
+            bad_input(f"{file}: cannot run on --cube {cube}:\n" + "\n".join(f"  {f}: {r}" for f, r in blockers))
+        from samantha.harness.triton_process import TritonUnavailable, find_triton
+
+        try:
+            find_triton()
+        except TritonUnavailable as e:
+            failure(f"--cube {cube}: Triton cannot run here: {e}")
     with Progress(TextColumn(f"scenario {sc.name}"), BarColumn(), TextColumn("{task.completed:.0f}/{task.total:.0f} s"),
                   TimeElapsedColumn(), console=err_console, transient=True) as bar:
         task = bar.add_task("run", total=sc.duration_s)
         try:
             out = run_scenario(sc, speed=speed, attach=get_config(config) if attach else None, samantha=samantha, llm=llm,
-                               progress=lambda t, _msg: bar.update(task, completed=min(t, sc.duration_s)))
+                               cube=cube, progress=lambda t, _msg: bar.update(task, completed=min(t, sc.duration_s)))
         except RuntimeError as e:
             failure(str(e))
     emit_result(out, as_json)

@@ -134,8 +134,9 @@ def traffic_from_store(store_cfg: SamanthaConfig) -> dict[str, Any]:
 
 
 def _with_samantha(scenario: Scenario, tmp: Path, speed: float, progress: Callable[[float, str], None] | None,
-                   policy: Any = None, llm: bool = False) -> tuple[Driven, dict[str, Any]]:
-    """A fresh twin with a fresh `samantha run` daemon beside it (shipped playbooks, defaults).
+                   policy: Any = None, llm: bool = False, cube: str = "twin") -> tuple[Driven, dict[str, Any]]:
+    """A fresh Cube (`cube`: the twin, or real Triton servers) with a fresh `samantha run` daemon beside it
+    (shipped playbooks, defaults).
 
     After the timeline the daemon's footprint (RSS, USS, CPU share over the timeline) is taken, the
     daemon is stopped, and the run is measured from its DuckDB file, read-only."""
@@ -152,31 +153,58 @@ def _with_samantha(scenario: Scenario, tmp: Path, speed: float, progress: Callab
         (tmp / "rollout-policy.yaml").write_text(yaml.safe_dump(policy.model_dump(mode="json")))
         update["sre"] = cfg.sre.model_copy(update={"rollout_policy": str(tmp / "rollout-policy.yaml")})
     cfg = cfg.model_copy(update=update)
-    st = lifecycle.up(cfg)  # first: the daemon finds the Cube through the twin's state file
-    try:
-        with DaemonProcess(cfg, write_config(cfg, tmp / "samantha.yaml"), log=tmp / "daemon.log") as daemon:
-            daemon.start().wait_ready(90, verdicts=True)
-            daemon.cpu_mark()
-            d = drive(scenario, st, speed=speed, progress=progress,
-                      start_rollout=rollout_starter(daemon.url, daemon.client.headers()))
-            foot = daemon.footprint()
-            code = daemon.stop()  # the one writer goes (SIGTERM, waited): its file is ours to read
-            measured = measure_stopped(cfg.store_path, d.runner.faults, d.runner.t0_wall, scenario.duration_s,
-                                       d.end_wall)
-            measured["daemon"] = {**foot, "rps": scenario.traffic.rps, "pid": daemon.pid, "exit_code": code}
-    finally:
-        lifecycle.down(cfg)
+    # the Cube first: the daemon finds it (the twin's state file, or sre.cube_url in the config _cube returns)
+    with (_cube(cube, cfg, tmp) as (st, cfg),
+          DaemonProcess(cfg, write_config(cfg, tmp / "samantha.yaml"), log=tmp / "daemon.log") as daemon):
+        daemon.start().wait_ready(90, verdicts=True)
+        daemon.cpu_mark()
+        d = drive(scenario, st, speed=speed, progress=progress,
+                  start_rollout=rollout_starter(daemon.url, daemon.client.headers()))
+        foot = daemon.footprint()
+        code = daemon.stop()  # the one writer goes (SIGTERM, waited): its file is ours to read
+        measured = measure_stopped(cfg.store_path, d.runner.faults, d.runner.t0_wall, scenario.duration_s,
+                                   d.end_wall)
+        measured["daemon"] = {**foot, "rps": scenario.traffic.rps, "pid": daemon.pid, "exit_code": code}
     return d, measured
+
+
+@contextlib.contextmanager
+def _cube(cube: str, cfg: SamanthaConfig, tmp: Path) -> Iterator[tuple[dict[str, Any], SamanthaConfig]]:
+    """The Cube a fresh daemon governs: the twin (found through its state file), or a real Triton Cube whose
+    router pushes to the same ingest with the same writer credential (the daemon reaches it by `sre.cube_url`).
+    Yields the twin-shaped state the Runner drives and the daemon's config."""
+    if cube == "twin":
+        st = lifecycle.up(cfg)
+        try:
+            yield st, cfg
+        finally:
+            lifecycle.down(cfg)
+        return
+    from samantha.core.writer_tokens import ensure_token_file
+    from samantha.harness.triton_cube import TritonCube
+
+    token = cfg.resolve(cfg.twin.ingest_token_file or "writers/router.token")
+    ensure_token_file(token)
+    tc = TritonCube(tmp / "cube", ingest_url=cfg.twin.ingest_url or "", ingest_token_file=str(token))
+    try:
+        tc.start()
+        st = tc.for_scenarios()
+        # the daemon's bundle intake reads the Cube's bundle store and trusts its publisher, as the twin's does
+        twin = cfg.twin.model_copy(update={"bundles_dir": str(tc.root), "trusted_keys": str(tc.root / "trusted")})
+        yield st, cfg.model_copy(update={"sre": cfg.sre.model_copy(update={"cube_url": tc.control_url}), "twin": twin})
+    finally:
+        tc.stop()
 
 
 def run_scenario(scenario: Scenario, *, speed: float = 1.0, attach: SamanthaConfig | None = None,
                  progress: Callable[[float, str], None] | None = None, samantha: bool = True,
-                 policy: Any = None, llm: bool = False) -> dict[str, Any]:
+                 policy: Any = None, llm: bool = False, cube: str = "twin") -> dict[str, Any]:
     """`samantha=True` (default): a fresh `samantha run` daemon runs beside the fresh twin and the report
     carries detection, mitigation and actions; False: the twin alone (onsets only). `attach`: the
     running twin and daemon of that config (measured through its export; nothing is stopped or torn
     down). `llm`: the fresh daemon triages incidents with the local LLM (off the fast path); off, the
-    rules triage."""
+    rules triage. `cube="triton"`: the fresh Cube is two real tritonservers behind the Cube runtime (with
+    `samantha=True` only; `cube_blockers` says which scenarios apply)."""
     started = time.time()
     by_role = None
     measured: dict[str, Any] | None = None
@@ -196,7 +224,7 @@ def run_scenario(scenario: Scenario, *, speed: float = 1.0, attach: SamanthaConf
         measured = measure_live(url, headers, d.runner.faults, d.runner.t0_wall, scenario.duration_s, d.end_wall)
     elif samantha:
         with tempfile.TemporaryDirectory(prefix=f"scenario-{scenario.name}-") as tmp:
-            d, measured = _with_samantha(scenario, Path(tmp), speed, progress, policy, llm)
+            d, measured = _with_samantha(scenario, Path(tmp), speed, progress, policy, llm, cube)
     else:
         with tempfile.TemporaryDirectory(prefix=f"scenario-{scenario.name}-") as tmp:
             with telemetry_server(Path(tmp) / "store") as (url, store_cfg):
@@ -208,7 +236,7 @@ def run_scenario(scenario: Scenario, *, speed: float = 1.0, attach: SamanthaConf
                     lifecycle.down(cfg)
             by_role = traffic_from_store(store_cfg)  # the server has stopped: the store is ours to read
     out: dict[str, Any] = {"name": scenario.name, "duration_s": scenario.duration_s, "speed": speed,
-                           "wall_s": round(time.time() - started, 2), "self_contained": attach is None,
+                           "wall_s": round(time.time() - started, 2), "self_contained": attach is None, "cube": cube,
                            **twin_report(scenario, d)}
     if measured is not None:
         by_role = measured["by_role"]

@@ -30,6 +30,10 @@ class TritonCube:
     control_url: str = ""
     key: SigningKey | None = None
     data_client: str = "pool"
+    ingest_url: str = ""  # the router's request telemetry goes here (a daemon's ingest), as the twin's does
+    ingest_token_file: str = ""
+    loadgen: subprocess.Popen | None = None
+    loadgen_port: int = 0
 
     def start(self, timeout_s: float = 60.0) -> TritonCube:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -51,7 +55,8 @@ class TritonCube:
                                       "--slot-b-url", b.url, "--slot-b-repo", str(b.repository),
                                       "--trusted", str(self.root / "trusted"), "--bundles-dir", str(self.root),
                                       "--state-file", str(self.root / "runtime.json"), "--port-file", str(port_file),
-                                      "--data-client", self.data_client],
+                                      "--data-client", self.data_client, "--ingest-url", self.ingest_url,
+                                      "--ingest-token-file", self.ingest_token_file],
                                      stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         log.close()
         ports = wait_port_file(self.proc, port_file, timeout_s)
@@ -61,6 +66,32 @@ class TritonCube:
         self.data_url = f"http://127.0.0.1:{ports['router_port']}"
         self.control_url = f"http://127.0.0.1:{ports['control_port']}"
         return self
+
+    def for_scenarios(self, timeout_s: float = 60.0) -> dict[str, Any]:
+        """The incumbent (v1, seed 0) on both slots (active and a healthy standby, as the twin starts) and the
+        twin's load generator sending V2 requests at 0 rps (a scenario sets its rate); returns the twin-shaped
+        state a scenario Runner drives."""
+        incumbent = self.bundle("incumbent", "1")
+        for op, body in (("load", {"bundle": incumbent}), ("flip", {}), ("load", {"bundle": incumbent})):
+            r = self.op(op, **body)
+            if r.status_code != 200:
+                raise TritonUnavailable(f"the incumbent bundle did not go live ({op}): {r.text[:300]}")
+        port_file = self.root / "loadgen.port"
+        port_file.unlink(missing_ok=True)
+        log = (self.root / "loadgen.log").open("ab")
+        self.loadgen = subprocess.Popen([sys.executable, "-m", "samantha.twin.loadgen", "--target",
+                                         self.data_url.removeprefix("http://"), "--port", "0", "--rps", "0",
+                                         "--v2-model", "sensor", "--port-file", str(port_file)],
+                                        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        log.close()
+        ports = wait_port_file(self.loadgen, port_file, timeout_s)
+        if ports is None:
+            raise TritonUnavailable(f"the load generator did not start (see {self.root / 'loadgen.log'})")
+        self.loadgen_port = int(ports["loadgen_port"])
+        control_port = int(self.control_url.rsplit(":", 1)[1])
+        return {"host": "127.0.0.1", "ports": {"control_port": control_port, "loadgen_port": self.loadgen_port},
+                "signing_key": str(self.root / "publisher.pem"), "bundles_dir": str(self.root),
+                "bundle_format": "triton"}
 
     def bundle(self, name: str, version: str, **kw: Any) -> str:
         build_triton_bundle(self.root / name, name="sensor", version=version, key=self.key, **kw)
@@ -79,12 +110,13 @@ class TritonCube:
         return self.slots[self.state()["active"]]
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+        for p in (self.loadgen, self.proc):
+            if p is not None and p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(10)
+                except subprocess.TimeoutExpired:
+                    p.kill()
         for s in self.slots.values():
             s.stop()
 

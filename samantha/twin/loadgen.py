@@ -52,8 +52,11 @@ class Window:
 
 class LoadGen:
     def __init__(self, host: str, port: int, *, rps: float, shift: float = 0.0, seed: int = 0,
-                 max_inflight: int = 2000, timeout_s: float = 5.0):
+                 max_inflight: int = 2000, timeout_s: float = 5.0, v2_model: str | None = None):
         self.target = Upstream(host, port, max_idle=max_inflight)
+        # the twin's router takes {"x": [...]} on /infer; a real open-inference Cube (Triton) takes KServe V2
+        self.v2_model = v2_model
+        self.path = f"/v2/models/{v2_model}/infer" if v2_model else "/infer"
         self.rps, self.timeout_s, self.max_inflight = rps, timeout_s, max_inflight
         self.rng = np.random.default_rng(seed)
         self.set_shift(shift)
@@ -66,7 +69,12 @@ class LoadGen:
     def set_shift(self, shift: float) -> None:
         self.shift = shift
         x, _ = synthetic_inputs(self.rng, POOL, shift)
-        self.bodies = [orjson.dumps({"x": row.tolist()}) for row in x]
+        self.bodies = [orjson.dumps(self._body(row.tolist())) for row in x]
+
+    def _body(self, row: list[float]) -> dict[str, Any]:
+        if self.v2_model is None:
+            return {"x": row}
+        return {"inputs": [{"name": "x", "shape": [len(row)], "datatype": "FP32", "data": row}]}
 
     def _window(self) -> Window:
         now = time.monotonic() - self.t0
@@ -80,7 +88,7 @@ class LoadGen:
         self.inflight += 1
         t = time.perf_counter()
         try:
-            status, _ = await self.target.request("POST", "/infer", body, timeout=self.timeout_s)
+            status, _ = await self.target.request("POST", self.path, body, timeout=self.timeout_s)
             key = str(status)
         except UpstreamError as e:
             status, key = 0, "timeout" if "timed out" in str(e) else "connection"
@@ -149,7 +157,8 @@ class LoadGen:
 
 async def serve(args: argparse.Namespace) -> None:
     host, _, port = args.target.rpartition(":")
-    gen = LoadGen(host or "127.0.0.1", int(port), rps=args.rps, shift=args.shift, seed=args.seed)
+    gen = LoadGen(host or "127.0.0.1", int(port), rps=args.rps, shift=args.shift, seed=args.seed,
+                  v2_model=args.v2_model)
     server = HttpServer(gen.handle)
     port = await server.start(args.host, args.port)
     write_port_file(args.port_file, {"loadgen_port": port})
@@ -173,6 +182,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--shift", type=float, default=0.0)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--port-file", help="write the bound port here (JSON)")
+    ap.add_argument("--v2-model", help="send KServe V2 requests to this model (a real open-inference Cube)")
     args = ap.parse_args(argv)
     install_uvloop()
     asyncio.run(serve(args))

@@ -37,6 +37,7 @@ from samantha.cube.client import CubeClient
 from samantha.cube.fault_profile import FaultProfile
 from samantha.cube.protocol import CubeError, CubeState
 from samantha.cube.proxy_client import ProxyClient
+from samantha.cube.triton_bundle import build_triton_bundle
 from samantha.twin import lifecycle
 from samantha.twin.toy_bundle import build_bundle
 
@@ -153,6 +154,23 @@ def load_scenario(path: str | Path) -> Scenario:
     return sc
 
 
+CUBES = ("twin", "triton")
+# what a real Triton Cube (samantha/harness/triton_cube.py) cannot apply, and why
+TRITON_BLOCKED = {
+    "fault": "no fault proxy stands in front of the Triton slots in this harness (toxics need one)",
+    "remove_fault": "no fault proxy stands in front of the Triton slots in this harness (toxics need one)",
+    "degrade": "a Triton model's knobs are fixed by its bundle (faults.json at load); a running slot cannot be degraded",
+}
+
+
+def cube_blockers(sc: Scenario, cube: str) -> list[tuple[str, str]]:
+    """(field, reason) of every event `cube` cannot apply; empty when the scenario runs there as on the twin."""
+    if cube == "twin":
+        return []
+    return [(f"events[{i}].{e.action}", TRITON_BLOCKED[e.action]) for i, e in enumerate(sc.events)
+            if e.action in TRITON_BLOCKED]
+
+
 # -- applying a timeline to a twin -------------------------------------------
 
 StartRollout = Callable[[str, str], None]
@@ -203,7 +221,10 @@ class Runner:
             d = ev.deploy
             key = SigningKey.load(self.st["signing_key"])
             path = Path(self.st["bundles_dir"]) / f"{self.sc.name}-{d.bundle}-{self.n}"
-            m = build_bundle(path, name="sensor-mlp", version=d.bundle, seed=d.seed, profile=d.profile, key=key)
+            if self.st.get("bundle_format") == "triton":  # a real Triton Cube: a repository entry, same knobs
+                m = build_triton_bundle(path, name="sensor", version=d.bundle, seed=d.seed, profile=d.profile, key=key)
+            else:
+                m = build_bundle(path, name="sensor-mlp", version=d.bundle, seed=d.seed, profile=d.profile, key=key)
             if d.rollout:
                 if self.start_rollout is None:
                     raise RuntimeError("deploy with rollout: true needs Samantha beside the twin")
