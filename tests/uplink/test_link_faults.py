@@ -43,7 +43,7 @@ def test_flapping_link_with_500s_and_resets_loses_and_duplicates_nothing(tmp_pat
         proxy.add_toxic("hub", "http_error", {"status_code": 500}, toxicity=0.2, name="e500")
         proxy.add_toxic("hub", "reset_peer", {"timeout": 0}, toxicity=0.1, name="rst")
         failures, done = 0, False
-        with local_service(cfg) as svc, Flapper(proxy, "hub", seed=11) as flap:
+        with local_service(cfg) as svc, Flapper(proxy, "hub", seed=11, first_cut_s=0.0) as flap:
             deadline = time.monotonic() + 90
             while time.monotonic() < deadline:
                 out = svc.force_sync(max_seconds=10)["sync"]

@@ -104,18 +104,21 @@ def open_offline_cube(cfg: SamanthaConfig, clock: SimClock, **uplink: Any) -> Of
 
 
 class Flapper:
-    """Cuts and restores the proxied link at random, until stopped."""
+    """Cuts and restores the proxied link at random, until stopped; `first_cut_s` fixes when the first cut comes
+    (0: the link is cut as the uploads start, so a fast upload cannot finish before any cut)."""
 
-    def __init__(self, proxy: Any, name: str, seed: int = 3) -> None:
-        self.proxy, self.name = proxy, name
+    def __init__(self, proxy: Any, name: str, seed: int = 3, first_cut_s: float | None = None) -> None:
+        self.proxy, self.name, self.first_cut_s = proxy, name, first_cut_s
         self.rng = random.Random(seed)
         self.stop_ev = threading.Event()
         self.cuts = 0
         self.thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
+        first = self.first_cut_s
         while not self.stop_ev.is_set():
-            if self.stop_ev.wait(self.rng.uniform(0.3, 0.8)):
+            wait, first = (first if first is not None else self.rng.uniform(0.3, 0.8)), None
+            if self.stop_ev.wait(wait):
                 break
             self.proxy.disable(self.name)
             self.cuts += 1
