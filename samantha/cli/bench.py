@@ -29,21 +29,12 @@ def mitigate(as_json: bool = JsonOption,
              cube: str = typer.Option("twin", "--cube", help="twin (toy slots) or triton (real tritonservers; "
                                       "scenarios it cannot apply are listed as skipped)")) -> None:
     """Hard-fault time to mitigate, soft-fault time to detect, false actions: real scenario runs."""
-    from samantha.cli.common import err_console
+    from samantha.cli.common import check_cube, err_console, require_triton
     from samantha.harness.bench.mitigate import run_mitigate_bench
-    from samantha.twin.scenario import CUBES
 
-    if cube not in CUBES:
-        err_console.print(f"--cube {cube!r}: one of {', '.join(CUBES)}")
-        raise typer.Exit(2)
+    check_cube(cube)
     if cube == "triton":
-        from samantha.harness.triton_process import TritonUnavailable, find_triton
-
-        try:
-            find_triton()
-        except TritonUnavailable as e:
-            err_console.print(f"--cube triton: Triton cannot run here: {e}")
-            raise typer.Exit(1) from None
+        require_triton(cube)
     result = run_mitigate_bench(repeats=repeats, quick=quick, fault_free_minutes=fault_free_minutes, cube=cube,
                                 log=lambda m: err_console.print(m, highlight=False))
     emit_result(result, as_json)

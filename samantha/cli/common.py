@@ -33,6 +33,24 @@ def failure(message: str) -> NoReturn:
     raise typer.Exit(EXIT_FAILURE)
 
 
+def check_cube(cube: str) -> None:
+    """`--cube` names a Cube a scenario or bench can run on (exit 2 otherwise)."""
+    from samantha.twin.scenario import CUBES
+
+    if cube not in CUBES:
+        bad_input(f"--cube {cube!r}: one of {', '.join(CUBES)}")
+
+
+def require_triton(cube: str) -> None:
+    """A `--cube` of real Triton servers needs tritonserver here (exit 1 with the reason otherwise)."""
+    from samantha.harness.triton_process import TritonUnavailable, find_triton
+
+    try:
+        find_triton()
+    except TritonUnavailable as e:
+        failure(f"--cube {cube}: Triton cannot run here: {e}")
+
+
 def get_config(path: Path | None) -> SamanthaConfig:
     try:
         return load_config(path)

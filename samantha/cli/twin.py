@@ -9,11 +9,13 @@ import typer
 from samantha.cli.common import (
     ConfigOption,
     JsonOption,
+    check_cube,
     console,
     emit_result,
     failure,
     get_config,
     print_json,
+    require_triton,
 )
 
 app = typer.Typer(no_args_is_help=True, help="The reference Cube (twin): slots, router, proxies, load generator.")
@@ -88,10 +90,9 @@ def scenario_run(file: Path, config: Path | None = ConfigOption, as_json: bool =
     from samantha.cli.common import bad_input, err_console
     from samantha.core.validated_yaml import DocumentError
     from samantha.harness.scenario_run import run_scenario
-    from samantha.twin.scenario import CUBES, cube_blockers, load_scenario
+    from samantha.twin.scenario import cube_blockers, load_scenario
 
-    if cube not in CUBES:
-        bad_input(f"--cube {cube!r}: one of {', '.join(CUBES)}")
+    check_cube(cube)
     try:
         sc = load_scenario(file)
     except DocumentError as e:
@@ -102,12 +103,7 @@ def scenario_run(file: Path, config: Path | None = ConfigOption, as_json: bool =
         blockers = cube_blockers(sc, cube)
         if blockers:
             bad_input(f"{file}: cannot run on --cube {cube}:\n" + "\n".join(f"  {f}: {r}" for f, r in blockers))
-        from samantha.harness.triton_process import TritonUnavailable, find_triton
-
-        try:
-            find_triton()
-        except TritonUnavailable as e:
-            failure(f"--cube {cube}: Triton cannot run here: {e}")
+        require_triton(cube)
     with Progress(TextColumn(f"scenario {sc.name}"), BarColumn(), TextColumn("{task.completed:.0f}/{task.total:.0f} s"),
                   TimeElapsedColumn(), console=err_console, transient=True) as bar:
         task = bar.add_task("run", total=sc.duration_s)

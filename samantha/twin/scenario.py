@@ -156,9 +156,10 @@ def load_scenario(path: str | Path) -> Scenario:
 
 CUBES = ("twin", "triton")
 # what a real Triton Cube (samantha/harness/triton_cube.py) cannot apply, and why
+_NO_PROXY = "no fault proxy stands in front of the Triton slots in this harness (toxics need one)"
 TRITON_BLOCKED = {
-    "fault": "no fault proxy stands in front of the Triton slots in this harness (toxics need one)",
-    "remove_fault": "no fault proxy stands in front of the Triton slots in this harness (toxics need one)",
+    "fault": _NO_PROXY,
+    "remove_fault": _NO_PROXY,
     "degrade": "a Triton model's knobs are fixed by its bundle (faults.json at load); a running slot cannot be degraded",
 }
 
